@@ -1,0 +1,31 @@
+"""Stage 01: the monolith. One Flask app serves the pages and the JSON API from one database."""
+
+from typing import Any
+
+from flask import Flask
+
+from workshop import config, web
+from workshop import db as databases
+from workshop.web.health import health_blueprint
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the monolith: pages, API and auth blueprints over one MongoDB database."""
+    app = web.create_flask(__name__, "01-monolith", test_config)
+    app.config.setdefault("DATABASE_NAME", "reddit")
+    # On embedded defaults the store starts empty, so a stage loads the sample to be useful.
+    app.config.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")
+
+    from monolith import api, auth, pages, store
+    from workshop import ingest
+
+    store.init_app(app)
+    if app.config["SEED_SAMPLE"]:
+        with app.app_context():
+            if store.count_posts() == 0:
+                store.upsert_posts(ingest.sample().posts)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health_blueprint({"mongodb": lambda: databases.ping(store.get_db())}))
+    return app

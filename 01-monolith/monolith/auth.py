@@ -1,0 +1,80 @@
+"""Who is who: registration, login and logout pages, and the API's users and tokens."""
+
+from typing import Any
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
+
+from monolith import store
+from workshop import tokens
+from workshop.contract import ApiError, json_object, string_field
+from workshop.domain import users
+
+bp = Blueprint("auth", __name__)
+
+
+def create_account(username: Any, password: Any) -> None:
+    """Create an account, or raise ApiError (400 invalid or weak, 409 taken)."""
+    problem = users.username_problem(username) or users.password_problem(password, username)
+    if problem:
+        raise ApiError(400, "invalid_credentials", problem)
+    if not store.create_user(username, users.hash_password(password)):
+        raise ApiError(409, "username_taken", f"the username {username!r} is taken")
+
+
+def authenticate(username: str, password: str) -> bool:
+    """Tell whether a username and password match a stored user."""
+    user = store.get_user(username)
+    return user is not None and users.verify_password(user["password_hash"], password)
+
+
+@bp.post("/api/users")
+def api_register() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    create_account(username, password)
+    return jsonify({"username": username}), 201
+
+
+@bp.post("/api/tokens")
+def api_token() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    if not authenticate(username, password):
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    return jsonify({"token": tokens.issue(username)})
+
+
+@bp.route("/register", methods=("GET", "POST"))
+def register() -> Any:
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        try:
+            create_account(username, request.form.get("password", ""))
+        except ApiError as error:
+            flash(error.message, "error")
+            return render_template("register.html"), error.status
+        flash("Account created: you can log in now.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("register.html")
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login() -> Any:
+    next_page = request.values.get("next", "")
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        if authenticate(username, request.form.get("password", "")):
+            session.clear()
+            session["user"] = username
+            # Only local paths: an open redirect would let a link send users elsewhere.
+            safe_next = next_page if next_page.startswith("/") and "//" not in next_page else ""
+            return redirect(safe_next or url_for("pages.index"))
+        flash("Wrong username or password.", "error")
+        return render_template("login.html", next=next_page), 401
+    return render_template("login.html", next=next_page)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.index"))

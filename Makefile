@@ -1,0 +1,42 @@
+# The workshop's everyday commands. `make run` and `make test` do their own set-up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAGE ?= 01-monolith
+PORT ?= 8000
+
+.PHONY: help setup system-deps run test lint format diff clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/workshop: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/workshop  ## create .venv and install the project with its test tools
+
+system-deps:  ## install the Debian packages the browser test needs (chromium)
+	scripts/install-system-deps.sh
+
+run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [PORT=8000]
+	$(BIN)/workshop up $(STAGE) --port $(PORT)
+
+test: setup system-deps  ## run every test: unit, acceptance (each stage), fuzz, browser
+	$(BIN)/pytest
+
+lint: setup  ## check style with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## reformat with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+diff:  ## show what changes between two stages: make diff FROM=01-monolith TO=02-rest-api
+	diff -ru $(FROM) $(TO) || true
+
+clean:  ## remove the virtualenv and local state
+	rm -rf $(VENV) .workshop .pytest_cache

@@ -1,0 +1,109 @@
+"""Bad input on every JSON call answers 4xx in the error shape and changes nothing."""
+
+import pytest
+
+from tests.acceptance.stage import assert_error
+
+OVERSIZED = b'{"tag": "' + b"x" * (128 * 1024) + b'"}'
+
+
+def json_calls(post_id, tag):
+    """Every call that takes a JSON body: (method, path, needs a token)."""
+    return [
+        ("POST", "/api/users", False),
+        ("POST", "/api/tokens", False),
+        ("POST", f"/api/posts/{post_id}/tags", True),
+        ("PUT", "/api/me/preferences", True),
+    ]
+
+
+@pytest.fixture
+def calls(client):
+    post_id = client.get("/api/search", params={"q": "pandas"}).json()["items"][0]["id"]
+    return json_calls(post_id, "tag")
+
+
+@pytest.fixture
+def snapshot(client, user):
+    """What bad input must not change: a post's tags, the user's preferences, the tag list."""
+    _, _, token = user
+    post_id = client.get("/api/search", params={"q": "pandas"}).json()["items"][0]["id"]
+
+    def take():
+        return (
+            client.get(f"/api/posts/{post_id}").json()["tags"],
+            client.get("/api/me/preferences", token=token).json(),
+            client.get("/api/tags").json(),
+        )
+
+    return take
+
+
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        (b"[1, 2, 3]", 400),
+        (b'"a string"', 400),
+        (b"null", 400),
+        (b"42", 400),
+        (OVERSIZED, 413),
+    ],
+    ids=["malformed", "empty", "array", "string", "null", "number", "oversized"],
+)
+def test_malformed_bodies_answer_4xx_and_change_nothing(
+    client, user, calls, snapshot, body, status
+):
+    _, _, token = user
+    before = snapshot()
+    for method, path, needs_token in calls:
+        answer = client.request(
+            method, path, token=token if needs_token else None, data=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert_error(answer, status)
+    assert snapshot() == before
+
+
+def test_a_body_that_is_not_json_answers_415(client, user, calls):
+    _, _, token = user
+    for method, path, needs_token in calls:
+        answer = client.request(
+            method, path, token=token if needs_token else None, data="tag=x",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert_error(answer, 415)
+
+
+def test_an_oversized_ingest_upload_answers_413(client, user):
+    _, _, token = user
+    body = b"x" * (33 * 1024 * 1024)
+    answer = client.post(
+        "/api/ingest", token=token, data=body, headers={"Content-Type": "application/x-ndjson"}
+    )
+    assert_error(answer, 413)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/search?q[$ne]=x",
+        "/api/search?q=x&$where=1",
+        "/api/search?q[$regex]=.*",
+        "/api/recommendations?limit[$gt]=0",
+        "/api/tags?tag[$ne]=x",
+    ],
+)
+def test_operators_in_query_strings_answer_400(client, path):
+    assert_error(client.get(path), 400)
+
+
+def test_a_method_override_header_is_not_honoured(client, user):
+    _, _, token = user
+    post_id = client.get("/api/search", params={"q": "pandas"}).json()["items"][0]["id"]
+    answer = client.get(
+        f"/api/posts/{post_id}", token=token, headers={"X-HTTP-Method-Override": "DELETE"}
+    )
+    assert answer.status_code == 200
+    assert client.get(f"/api/posts/{post_id}").status_code == 200

@@ -1,0 +1,89 @@
+"""Fuzz the front door from docs/openapi.yaml: no 5xx, and every answer as documented.
+
+schemathesis reads the document and sends each operation requests built from it, valid ones
+and deliberately invalid ones (wrong types, out-of-range numbers, missing fields, other
+content types), then follows the document's links (ingest -> job, search -> post). Every
+answer is checked: never a server error, only documented status codes, bodies in the
+documented schemas. The run is bounded (examples per operation, a fixed seed, no shrinking,
+a time limit), so it takes the same path every time.
+
+This module is also the run's schemathesis hooks file (SCHEMATHESIS_HOOKS, below): keep its
+imports to what schemathesis's process has, with no project imports.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import schemathesis
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI = ROOT / "docs" / "openapi.yaml"
+MAX_EXAMPLES = 25
+SEED = 2013
+# The whole run, from start to report; a stage that needs longer is itself a finding.
+RUN_TIMEOUT = 85.0
+# Generous: a reddit ingest may wait on the network before its job fails.
+REQUEST_TIMEOUT = 20.0
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
+
+# Uploaded JSON lines are text on the wire: send them as schemathesis sends text/plain.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+
+
+def _output(stream: str | bytes | None) -> str:
+    if isinstance(stream, bytes):
+        return stream.decode("utf-8", errors="replace")
+    return stream or ""
+
+
+@pytest.mark.fuzz
+def test_front_door_conforms_to_openapi(stage, client, tmp_path: Path) -> None:
+    _, _, token = client.new_user("fuzz")
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        str(OPENAPI),
+        "--url",
+        stage.url,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        ",".join(CHECKS),
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--no-shrink",
+        "--workers",
+        "1",
+        "--request-timeout",
+        str(REQUEST_TIMEOUT),
+        "--generation-database",
+        "none",
+        "--no-color",
+    ]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": __file__}
+    started = time.monotonic()
+    try:
+        run = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(
+            f"the fuzz run took over {RUN_TIMEOUT:.0f} s:\n"
+            f"{_output(error.stdout)}{_output(error.stderr)}\n{stage.log_tail()}"
+        )
+    took = time.monotonic() - started
+    report = f"{run.stdout}{run.stderr}"
+    assert run.returncode == 0, (
+        f"schemathesis found problems in {took:.0f} s (exit {run.returncode}):\n{report}"
+    )

@@ -1,0 +1,139 @@
+"""Ingest: the sample, an uploaded file, or a live fetch, as a job to follow."""
+
+import json
+import uuid
+
+import pytest
+
+from tests.acceptance.stage import assert_error, eventually
+
+JOB_WITHIN = 60.0
+
+
+def finished(client, job_id):
+    return eventually(
+        lambda: client.get(f"/api/jobs/{job_id}").json(),
+        lambda job: job["state"] in ("done", "failed"),
+        within=JOB_WITHIN,
+    )
+
+
+def start(client, token, **kwargs):
+    answer = client.post("/api/ingest", token=token, **kwargs)
+    assert answer.status_code == 202, answer.text
+    return answer.json()["job_id"]
+
+
+def new_record(word):
+    post_id = uuid.uuid4().hex[:10]
+    return post_id, {
+        "id": post_id, "title": f"Ingested {word} post about asyncio", "subreddit": "python",
+        "author": "tester", "created_utc": 1.37e9, "score": 42, "ups": 44, "downs": 2,
+        "num_comments": 3, "is_self": "True", "selftext": f"{word} body", "edited": "False",
+    }  # fmt: skip
+
+
+def searchable(client, word, post_id):
+    return eventually(
+        lambda: client.get("/api/search", params={"q": word}).json()["items"],
+        lambda items: [p["id"] for p in items] == [post_id],
+    )
+
+
+def test_reingesting_the_sample_changes_nothing(client, user):
+    _, _, token = user
+    before = client.get("/api/search", params={"q": "python", "per_page": 100}).json()
+    job = finished(client, start(client, token, json={"source": "sample"}))
+    assert job["state"] == "done", job
+    assert job["ingested"] >= 1000
+    after = client.get("/api/search", params={"q": "python", "per_page": 100}).json()
+    assert after["total"] == before["total"]
+    assert [p["id"] for p in after["items"]] == [p["id"] for p in before["items"]]
+
+
+def test_upload_mongoexport_lines_with_a_bad_row(client, user):
+    _, _, token = user
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, record = new_record(word)
+    lines = [
+        json.dumps({"_id": {"$oid": "5a0b1c2d3e4f506172839405"}, **record}),
+        "{this is not json",
+        json.dumps({"_id": {"$oid": "5a0b1c2d3e4f506172839406"}, "title": "no id"}),
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    job_id = start(client, token, data=body, headers={"Content-Type": "application/x-ndjson"})
+    job = finished(client, job_id)
+    assert job["state"] == "done" and job["ingested"] == 1 and job["rejected"] == 2
+    found = searchable(client, word, post_id)
+    assert found[0]["is_self"] is True and found[0]["created_utc"] == 1370000000
+    assert found[0]["tags"] == []
+
+
+def test_upload_a_reddit_listing(client, user):
+    _, _, token = user
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, record = new_record(word)
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
+    job = finished(client, start(client, token, json=listing))
+    assert job["state"] == "done" and job["ingested"] == 1
+    searchable(client, word, post_id)
+
+
+def test_reimporting_a_post_keeps_its_tags(client, user):
+    _, _, token = user
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, record = new_record(word)
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
+    finished(client, start(client, token, json=listing))
+    searchable(client, word, post_id)
+    client.post(f"/api/posts/{post_id}/tags", token=token, json={"tag": "kept"})
+    eventually(lambda: client.get(f"/api/posts/{post_id}").json()["tags"], lambda tags: tags)
+    record["score"] = 99
+    finished(client, start(client, token, json=listing))
+    post = eventually(
+        lambda: client.get(f"/api/posts/{post_id}").json(), lambda p: p["score"] == 99
+    )
+    assert post["score"] == 99 and post["tags"] == [{"tag": "kept", "count": 1}]
+
+
+def test_a_live_fetch_that_cannot_reach_reddit_fails_as_a_job(client, user):
+    _, _, token = user
+    job_id = start(client, token, json={"source": "reddit", "subreddit": "python", "limit": 5})
+    job = finished(client, job_id)
+    assert job["state"] == "failed" and job["error"]
+
+
+def test_ingest_needs_a_token(client):
+    assert_error(client.post("/api/ingest", json={"source": "sample"}), 401)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"json": {"source": "disk", "path": "/etc/passwd"}},
+        {"json": {"source": "file"}},
+        {"json": {"source": "sample", "path": "/etc/passwd"}},
+        {"json": {"source": "reddit", "subreddit": "../../etc"}},
+        {"json": {"source": "reddit", "subreddit": "python", "limit": 0}},
+        {"json": {"source": "reddit", "subreddit": "python", "limit": "10"}},
+        {"json": {"source": {"$ne": None}}},
+        {"json": "sample"},
+        {"json": {"kind": "Listing"}},
+        {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+    ],
+)
+def test_bad_ingest_requests_answer_400(client, user, kwargs):
+    _, _, token = user
+    assert_error(client.post("/api/ingest", token=token, **kwargs), 400)
+
+
+def test_an_unknown_body_type_answers_415(client, user):
+    _, _, token = user
+    answer = client.post(
+        "/api/ingest", token=token, data=b"a,b", headers={"Content-Type": "text/csv"}
+    )
+    assert_error(answer, 415)
+
+
+def test_an_unknown_job_answers_404(client):
+    assert_error(client.get("/api/jobs/no-such-job"), 404)

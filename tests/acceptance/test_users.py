@@ -1,0 +1,81 @@
+"""Accounts and tokens."""
+
+import uuid
+
+import pytest
+
+from tests.acceptance.stage import assert_error, eventually
+
+
+def fresh_name():
+    return f"u_{uuid.uuid4().hex[:12]}"
+
+
+def test_register_then_get_a_token(client):
+    username = fresh_name()
+    created = client.post("/api/users", json={"username": username, "password": "correct horse"})
+    assert created.status_code == 201
+    assert created.json()["username"] == username
+    assert "password" not in created.text and "hash" not in created.text
+    answer = eventually(
+        lambda: client.post(
+            "/api/tokens", json={"username": username, "password": "correct horse"}
+        ),
+        lambda a: a.status_code == 200,
+    )
+    assert answer.status_code == 200 and answer.json()["token"]
+    preferences = client.get("/api/me/preferences", token=answer.json()["token"])
+    assert preferences.status_code == 200
+
+
+def test_a_taken_username_answers_409(client, user):
+    username, _, _ = user
+    assert_error(
+        client.post("/api/users", json={"username": username, "password": "another pw 1"}), 409
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "ab", "password": "long enough 1"},
+        {"username": "has space", "password": "long enough 1"},
+        {"username": "x" * 33, "password": "long enough 1"},
+        {"username": "ok_name", "password": "short"},
+        {"username": "ok_name", "password": "password"},
+        {"username": "ok_name", "password": 12345678},
+        {"username": {"$ne": None}, "password": "long enough 1"},
+        {"username": "ok_name"},
+        {"username": "ok_name", "password": "long enough 1", "admin": True},
+    ],
+)
+def test_invalid_or_weak_registrations_answer_400_and_create_nothing(client, body):
+    assert_error(client.post("/api/users", json=body), 400)
+    if isinstance(body.get("username"), str) and "password" in body:
+        login = client.post(
+            "/api/tokens", json={"username": body["username"], "password": body["password"]}
+        )
+        assert login.status_code in (400, 401)
+
+
+def test_wrong_password_answers_401(client, user):
+    username, _, _ = user
+    assert_error(
+        client.post("/api/tokens", json={"username": username, "password": "wrong wrong"}), 401
+    )
+    assert_error(
+        client.post("/api/tokens", json={"username": fresh_name(), "password": "whatever1"}), 401
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": {"$ne": None}, "password": {"$ne": None}},
+        {"username": {"$gt": ""}, "password": "x"},
+        {"username": "admin", "password": {"$regex": ".*"}},
+        {"username": ["admin"], "password": "x"},
+    ],
+)
+def test_operator_injection_on_login_answers_400(client, body):
+    assert_error(client.post("/api/tokens", json=body), 400)

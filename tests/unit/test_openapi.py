@@ -1,0 +1,171 @@
+"""docs/openapi.yaml is a valid OpenAPI document and names exactly the routes each app serves."""
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parents[2]
+OPENAPI = ROOT / "docs" / "openapi.yaml"
+HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
+# Flask answers these by itself for every route; the contract does not list them.
+IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
+
+
+def _monolith() -> Flask:
+    from monolith import create_app
+
+    return create_app({"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-openapi"})
+
+
+# Adding a stage is one entry here: (its name, a function building its front door's app).
+FRONT_DOORS: list[tuple[str, Callable[[], Flask]]] = [
+    ("01-monolith", _monolith),
+]
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+
+
+def _validation_errors(document: dict[str, Any]) -> list[str]:
+    """Validate against the OpenAPI meta-schema with whichever validator is installed."""
+    try:
+        from openapi_spec_validator import validate
+    except ImportError:
+        pass
+    else:
+        validate(document)
+        return []
+    try:
+        # schemathesis (a dev dependency) ships the official OpenAPI 3.0/3.1 meta-schemas.
+        from schemathesis.specs.openapi import definitions
+    except ImportError:
+        pytest.skip("no OpenAPI validator installed (openapi_spec_validator or schemathesis)")
+    version = str(document.get("openapi", ""))
+    validator = (
+        definitions.OPENAPI_31_VALIDATOR
+        if version.startswith("3.1")
+        else definitions.OPENAPI_30_VALIDATOR
+    )
+    return [str(error) for error in validator.iter_errors(document)]
+
+
+def test_document_is_valid_openapi(document: dict[str, Any]) -> None:
+    assert str(document["openapi"]).startswith(("3.0.", "3.1."))
+    assert _validation_errors(document) == []
+
+
+def _resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"only local references are used: {ref}"
+    node: Any = document
+    for part in ref[2:].split("/"):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+def test_every_reference_resolves(document: dict[str, Any]) -> None:
+    for ref in _references(document):
+        _resolve(document, ref)
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def _declared_path_parameters(document: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    parameters = [
+        _resolve(document, p["$ref"]) if "$ref" in p else p for p in operation.get("parameters", [])
+    ]
+    return {p["name"] for p in parameters if p["in"] == "path"}
+
+
+def test_operations_are_complete(document: dict[str, Any]) -> None:
+    """Each operation: an id, its path parameters declared, JSON errors in the one shape."""
+    operation_ids = [operation["operationId"] for _, _, operation in _operations(document)]
+    assert len(operation_ids) == len(set(operation_ids))
+    error_ref = "#/components/schemas/Error"
+    for path, method, operation in _operations(document):
+        where = f"{method.upper()} {path}"
+        assert _declared_path_parameters(document, operation) == set(
+            re.findall(r"{(\w+)}", path)
+        ), where
+        for status, response in operation["responses"].items():
+            if "$ref" in response:
+                response = _resolve(document, response["$ref"])
+            if str(status).startswith("4"):
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": error_ref}, f"{where} {status}"
+
+
+def test_request_bodies_refuse_unknown_fields(document: dict[str, Any]) -> None:
+    """A JSON body the API reads lists its fields: the API refuses any other with 400."""
+    # An uploaded listing is a file's content, with whatever fields reddit wrote.
+    uploads = {"#/components/schemas/RedditListing"}
+    for path, method, operation in _operations(document):
+        if "requestBody" not in operation:
+            continue
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        for alternative in schema.get("oneOf", [schema]):
+            if alternative.get("$ref") in uploads or alternative.get("type") == "array":
+                continue
+            if "$ref" in alternative:
+                alternative = _resolve(document, alternative["$ref"])
+            assert alternative["type"] == "object", f"{method.upper()} {path}"
+            assert alternative["additionalProperties"] is False, f"{method.upper()} {path}"
+            assert alternative["required"], f"{method.upper()} {path}"
+
+
+def test_topics_are_the_vocabulary(document: dict[str, Any]) -> None:
+    from workshop.domain.topics import TOPICS
+
+    assert document["components"]["schemas"]["Topic"]["enum"] == list(TOPICS)
+
+
+def test_post_schema_has_every_public_field(document: dict[str, Any]) -> None:
+    from workshop.domain.posts import POST_FIELDS
+
+    post = document["components"]["schemas"]["Post"]
+    assert list(post["properties"]) == list(POST_FIELDS)
+    assert set(post["required"]) == set(POST_FIELDS)
+
+
+def _app_operations(app: Flask) -> set[tuple[str, str]]:
+    """Return (path, method) of the app's JSON routes, in OpenAPI's path syntax."""
+    operations = set()
+    for rule in app.url_map.iter_rules():
+        if not (rule.rule.startswith("/api/") or rule.rule in ("/healthz", "/readyz")):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in set(rule.methods or ()) - IMPLICIT_METHODS:
+            operations.add((path, method.lower()))
+    return operations
+
+
+@pytest.mark.parametrize("build_app", [pytest.param(build, id=name) for name, build in FRONT_DOORS])
+def test_document_names_exactly_the_app_routes(
+    document: dict[str, Any], build_app: Callable[[], Flask]
+) -> None:
+    documented = {(path, method) for path, method, _ in _operations(document)}
+    served = _app_operations(build_app())
+    assert sorted(served - documented) == [], "served but not in docs/openapi.yaml"
+    assert sorted(documented - served) == [], "in docs/openapi.yaml but not served"

@@ -1,0 +1,183 @@
+"""The `workshop` command: run stages and manage the data they serve."""
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import requests
+from tqdm import tqdm
+
+from workshop import stages
+from workshop.config import DEFAULT_PORT, ROOT
+from workshop.runner import PortInUse, StageRunner
+
+UPLOAD_CHUNK = 256 * 1024
+JOB_TIMEOUT_SECONDS = 600
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Run the workshop's stages and manage their data."""
+
+
+@main.command("stages")
+def list_stages() -> None:
+    """List the stages, in workshop order."""
+    for stage in stages.all_stages():
+        names = ", ".join(p.name for p in stage.processes())
+        click.echo(f"{stage.name:<14} {stage.summary}  [{names}]")
+
+
+@main.command()
+@click.argument("stage_name", metavar="STAGE")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Front door port.")
+@click.option("--no-sample", is_flag=True, help="Start with an empty store.")
+def up(stage_name: str, port: int, no_sample: bool) -> None:
+    """Start every process of STAGE in the foreground; Ctrl-C stops them all."""
+    try:
+        stage = stages.get_stage(stage_name)
+    except KeyError:
+        known = ", ".join(s.name for s in stages.all_stages())
+        raise click.ClickException(f"no stage {stage_name!r} (stages: {known})") from None
+    env = {"WORKSHOP_SEED_SAMPLE": "0" if no_sample else "1"}
+    runner = StageRunner(stage, port, env)
+
+    def announce() -> None:
+        click.secho(f"\n{stage.name} is up: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n",
+                    fg="green", bold=True)  # fmt: skip
+
+    try:
+        status = runner.run_foreground(on_ready=announce)
+    except PortInUse as error:
+        raise click.ClickException(str(error)) from None
+    sys.exit(status)
+
+
+@main.group()
+def data() -> None:
+    """Create, fetch and import post data."""
+
+
+@data.command("sample")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=ROOT / "data" / "sample.ndjson", show_default=True)  # fmt: skip
+@click.option("--count", default=3000, show_default=True, help="How many posts.")
+def data_sample(out: Path, count: int) -> None:
+    """(Re)create the sample dataset as mongoexport JSON lines."""
+    from workshop.data.sample import write_sample
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = write_sample(out, count=count)
+    click.echo(f"wrote {written} posts to {out}")
+
+
+@data.command("fetch")
+@click.option("--subreddit", required=True, help="Subreddit name, e.g. python.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the posts (default data/<subreddit>.ndjson).")  # fmt: skip
+def data_fetch(subreddit: str, limit: int, out: Path | None) -> None:
+    """Fetch posts live from reddit's public JSON endpoints into a file to import."""
+    import json
+
+    from workshop.data import reddit
+
+    out = out or ROOT / "data" / f"{subreddit}.ndjson"
+    with tqdm(total=limit, unit="post", desc=f"r/{subreddit}") as bar:
+        try:
+            report = reddit.fetch_subreddit(subreddit, limit, progress=bar.update)
+        except (reddit.FetchError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as file:
+        for post in report.posts:
+            file.write(json.dumps(post) + "\n")
+    click.echo(f"wrote {len(report.posts)} posts to {out} ({len(report.rejected)} rejected)")
+    click.echo(f"import them with: workshop data import {out}")
+
+
+@data.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True,
+              help="The running stage's front door.")  # fmt: skip
+@click.option("--username", envvar="WORKSHOP_USERNAME", help="[env WORKSHOP_USERNAME]")
+@click.option("--password", envvar="WORKSHOP_PASSWORD", help="[env WORKSHOP_PASSWORD]")
+@click.option("--token", envvar="WORKSHOP_TOKEN", help="An API token instead [env WORKSHOP_TOKEN]")
+def data_import(path: Path, url: str, username: str, password: str, token: str) -> None:
+    """Send a file (mongoexport lines or a reddit listing) to a running stage's ingest API."""
+    from workshop.data.importers import ImportFormatError, read_file
+
+    try:
+        body, content_type = read_file(path)
+    except (ImportFormatError, OSError) as error:
+        raise click.ClickException(f"{path}: {error}") from None
+    api = url.rstrip("/")
+    try:
+        token = token or _login(api, username, password)
+        job_id = _upload(api, token, body, content_type)
+        job = _wait_for_job(api, job_id)
+    except requests.RequestException as error:
+        raise click.ClickException(f"cannot reach {api}: {error.__class__.__name__}") from None
+    if job["state"] != "done":
+        raise click.ClickException(f"import failed: {job.get('error', job['state'])}")
+    click.echo(f"imported {job['ingested']} posts ({job.get('rejected', 0)} rejected rows)")
+
+
+def _login(api: str, username: str | None, password: str | None) -> str:
+    if not (username and password):
+        raise click.ClickException(
+            "give --username and --password (or WORKSHOP_TOKEN): ingest needs an account"
+        )
+    answer = requests.post(
+        f"{api}/api/tokens", json={"username": username, "password": password}, timeout=10
+    )
+    if answer.status_code != 200:
+        raise click.ClickException(f"login failed: {_error_message(answer)}")
+    return answer.json()["token"]
+
+
+def _upload(api: str, token: str, body: bytes, content_type: str) -> str:
+    def chunks(bar: tqdm) -> Iterator[bytes]:
+        for start in range(0, len(body), UPLOAD_CHUNK):
+            chunk = body[start : start + UPLOAD_CHUNK]
+            bar.update(len(chunk))
+            yield chunk
+
+    with tqdm(total=len(body), unit="B", unit_scale=True, desc="upload") as bar:
+        answer = requests.post(
+            f"{api}/api/ingest",
+            data=chunks(bar),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type,
+                     "Content-Length": str(len(body))},
+            timeout=(5, JOB_TIMEOUT_SECONDS),
+        )  # fmt: skip
+    if answer.status_code != 202:
+        raise click.ClickException(f"ingest refused: {_error_message(answer)}")
+    return answer.json()["job_id"]
+
+
+def _wait_for_job(api: str, job_id: str) -> dict:
+    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+    with tqdm(unit="post", desc="ingest") as bar:
+        while time.monotonic() < deadline:
+            job = requests.get(f"{api}/api/jobs/{job_id}", timeout=10).json()
+            bar.n = job.get("ingested", 0)
+            bar.refresh()
+            if job["state"] in ("done", "failed"):
+                return job
+            time.sleep(0.5)
+    raise click.ClickException(f"job {job_id} did not finish in {JOB_TIMEOUT_SECONDS} s")
+
+
+def _error_message(answer: requests.Response) -> str:
+    try:
+        return answer.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {answer.status_code}"
+
+
+if __name__ == "__main__":
+    main(prog_name=os.path.basename(sys.argv[0]))

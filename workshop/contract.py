@@ -1,0 +1,151 @@
+"""The public contract's request rules, shared by every stage's front door.
+
+Reading and checking what a client sends happens here once, so that every stage answers
+bad input with the same 4xx error and the same shape: {"error": {"code", "message"}}.
+"""
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from flask import Request
+
+from workshop import config
+from workshop.domain import recommend
+from workshop.domain.tags import is_valid_tag
+from workshop.domain.text import query_terms
+from workshop.domain.topics import unknown_topics
+from workshop.domain.users import MAX_PREFERRED_TOPICS
+
+MAX_QUERY_LENGTH = 200
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 20
+
+
+class ApiError(Exception):
+    """An error the client can act on, answered as JSON with its HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """Return the contract's error body."""
+        return error_body(self.code, self.message)
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """Return {"error": {"code", "message"}}."""
+    return {"error": {"code": code, "message": message}}
+
+
+def bad_request(message: str, code: str = "bad_request") -> ApiError:
+    """Return a 400 error."""
+    return ApiError(400, code, message)
+
+
+def not_found(what: str) -> ApiError:
+    """Return a 404 error for a missing resource."""
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def json_object(
+    request: Request,
+    allowed: Collection[str],
+    required: Collection[str] = (),
+    max_bytes: int = config.MAX_JSON_BYTES,
+) -> dict[str, Any]:
+    """Return the request's JSON object, refusing anything else with 400 (or 413).
+
+    Unknown fields are refused too: a client that sends {"username": {"$ne": null}} or an
+    extra field learns at once instead of being half-understood.
+    """
+    request.max_content_length = max_bytes  # larger bodies raise 413 before being read
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send a JSON body (application/json)")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise bad_request("the body is not valid JSON", "malformed_json")
+    if not isinstance(data, dict):
+        raise bad_request("the body must be a JSON object", "malformed_json")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise bad_request(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
+    missing = sorted(set(required) - set(data))
+    if missing:
+        raise bad_request(f"missing field(s): {', '.join(missing)}", "missing_field")
+    return data
+
+
+def string_field(data: Mapping[str, Any], name: str) -> str:
+    """Return a field that must be a string (operators such as {"$gt": ""} are refused)."""
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string", "invalid_field")
+    return value
+
+
+def _int_arg(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer", "invalid_parameter") from None
+    if not low <= value <= high:
+        raise bad_request(f"{name} must be between {low} and {high}", "invalid_parameter")
+    return value
+
+
+def only_params(args: Mapping[str, str], allowed: Collection[str]) -> None:
+    """Refuse query parameters the call does not take (q[$ne]=x among them)."""
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise bad_request(f"unknown parameter(s): {', '.join(unknown)}", "invalid_parameter")
+
+
+def search_params(args: Mapping[str, str]) -> tuple[str, list[str], int, int]:
+    """Return (query, terms, page, per_page) of a search, or raise 400."""
+    only_params(args, ("q", "page", "per_page"))
+    query = args.get("q", "").strip()
+    if not query:
+        raise bad_request("q must not be empty", "invalid_parameter")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise bad_request(f"q must be at most {MAX_QUERY_LENGTH} characters", "invalid_parameter")
+    page = _int_arg(args, "page", 1, 1, 1_000_000)
+    per_page = _int_arg(args, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    return query, query_terms(query), page, per_page
+
+
+def limit_param(args: Mapping[str, str]) -> int:
+    """Return the recommendations limit, or raise 400."""
+    only_params(args, ("limit",))
+    return _int_arg(args, "limit", recommend.DEFAULT_LIMIT, 1, recommend.MAX_LIMIT)
+
+
+def search_answer(
+    query: str, page: int, per_page: int, total: int, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Return the search answer's shape."""
+    return {"query": query, "page": page, "per_page": per_page, "total": total, "items": items}
+
+
+def checked_tag(tag: Any) -> str:
+    """Return a valid tag slug, or raise 400."""
+    if not is_valid_tag(tag):
+        raise ApiError(400, "invalid_tag", "a tag is 1-32 of a-z, 0-9 and '-', not starting '-'")
+    return tag
+
+
+def checked_topics(topics: Any) -> list[str]:
+    """Return a list of known topics without repeats, or raise 400."""
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise bad_request("topics must be a list of strings", "invalid_field")
+    if len(topics) > MAX_PREFERRED_TOPICS:
+        raise bad_request(f"at most {MAX_PREFERRED_TOPICS} topics", "invalid_field")
+    unknown = unknown_topics(topics)
+    if unknown:
+        raise bad_request(f"unknown topic(s): {', '.join(unknown)}", "unknown_topic")
+    return list(dict.fromkeys(topics))

@@ -1,0 +1,163 @@
+"""The Post: its public shape, and how a raw reddit record becomes one."""
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from workshop.domain.text import document_terms
+from workshop.domain.topics import assign_topics
+
+# The public shape of a post, in the order the API writes it.
+POST_FIELDS = (
+    "id", "title", "url", "permalink", "author", "subreddit", "created_utc", "score", "ups",
+    "downs", "num_comments", "is_self", "selftext", "domain", "topics", "tags",
+)  # fmt: skip
+
+# Reddit ids are base-36; "t3_" marks a post in a fullname ("t3_1abc").
+POST_ID_PATTERN = re.compile(r"[a-z0-9]{1,16}")
+MAX_TITLE = 300
+MAX_SELFTEXT = 40_000
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+class InvalidPost(ValueError):
+    """A raw record that cannot become a Post; the message says why."""
+
+
+def is_valid_post_id(value: Any) -> bool:
+    """Tell whether a value looks like a reddit post id."""
+    return isinstance(value, str) and POST_ID_PATTERN.fullmatch(value) is not None
+
+
+def _unwrap(value: Any) -> Any:
+    """Undo MongoDB extended JSON wrappers that mongoexport writes ({"$numberLong": "3"})."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if key in ("$numberInt", "$numberLong", "$numberDouble", "$numberDecimal"):
+            return inner
+        if key == "$oid":
+            return inner
+    return value
+
+
+def _as_int(value: Any, field: str, default: int | None = None) -> int:
+    value = _unwrap(value)
+    if value is None or value == "":
+        if default is None:
+            raise InvalidPost(f"{field} is missing")
+        return default
+    if isinstance(value, bool):
+        raise InvalidPost(f"{field} must be a number")
+    try:
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidPost(f"{field} must be a number") from error
+
+
+def _as_bool(value: Any, field: str) -> bool:
+    value = _unwrap(value)
+    if isinstance(value, bool):
+        return value
+    if value in (None, ""):
+        return False
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"  # real exports write booleans as "True"/"False"
+    if isinstance(value, int | float):
+        return bool(value)
+    raise InvalidPost(f"{field} must be a boolean")
+
+
+def _as_text(value: Any, field: str, limit: int, required: bool = False) -> str:
+    value = _unwrap(value)
+    if value is None:
+        if required:
+            raise InvalidPost(f"{field} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidPost(f"{field} must be text")
+    if required and not value.strip():
+        raise InvalidPost(f"{field} is empty")
+    return value[:limit]
+
+
+def _created_utc(value: Any) -> int:
+    if isinstance(value, Mapping) and "$date" in value:
+        # Extended JSON dates are ISO text or milliseconds since the epoch.
+        inner = _unwrap(value["$date"])
+        if isinstance(inner, str) and not _NUMBER.fullmatch(inner):
+            return _iso_seconds(inner)
+        return _as_int(inner, "created_utc") // 1000
+    value = _unwrap(value)
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        return _iso_seconds(value)
+    return _as_int(value, "created_utc")
+
+
+def _iso_seconds(value: str) -> int:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise InvalidPost("created_utc must be a timestamp") from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # reddit times are UTC, whatever the machine's zone
+    return int(moment.timestamp())
+
+
+def normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a reddit post record (API or mongoexport) into a Post; raise InvalidPost if not.
+
+    Tags are not part of a record: they start empty and belong to users. Topics are
+    assigned here, from the title and text.
+    """
+    if not isinstance(raw, Mapping):
+        raise InvalidPost("a post must be a JSON object")
+    post_id = _unwrap(raw.get("id"))
+    if post_id is None and isinstance(raw.get("name"), str):
+        post_id = raw["name"].removeprefix("t3_")
+    if not is_valid_post_id(post_id):
+        raise InvalidPost("id must be a reddit post id (base-36)")
+    title = _as_text(raw.get("title"), "title", MAX_TITLE, required=True)
+    selftext = _as_text(raw.get("selftext"), "selftext", MAX_SELFTEXT)
+    ups = _as_int(raw.get("ups"), "ups", default=0)
+    downs = _as_int(raw.get("downs"), "downs", default=0)
+    subreddit = _as_text(raw.get("subreddit"), "subreddit", 64, required=True)
+    permalink = _as_text(raw.get("permalink"), "permalink", 512) or (
+        f"/r/{subreddit}/comments/{post_id}/"
+    )
+    url = _as_text(raw.get("url"), "url", 2048) or f"https://www.reddit.com{permalink}"
+    is_self = _as_bool(raw.get("is_self"), "is_self")
+    domain = _as_text(raw.get("domain"), "domain", 255) or (
+        f"self.{subreddit}" if is_self else urlsplit(url).hostname or ""
+    )
+    post = {
+        "id": post_id,
+        "title": title,
+        "url": url,
+        "permalink": permalink,
+        "author": _as_text(raw.get("author"), "author", 64) or "[deleted]",
+        "subreddit": subreddit,
+        "created_utc": _created_utc(raw.get("created_utc")),
+        "score": _as_int(raw.get("score"), "score", default=ups - downs),
+        "ups": ups,
+        "downs": downs,
+        "num_comments": _as_int(raw.get("num_comments"), "num_comments", default=0),
+        "is_self": is_self,
+        "selftext": selftext,
+        "domain": domain,
+        "topics": [],
+        "tags": [],
+    }
+    post["topics"] = assign_topics(search_terms(post))
+    return post
+
+
+def search_terms(post: Mapping[str, Any]) -> list[str]:
+    """Return the terms a post is found by (its title and text)."""
+    return document_terms(post["title"], post.get("selftext", ""))
+
+
+def public(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Return just the public fields of a stored post, in contract order."""
+    return {field: document.get(field) for field in POST_FIELDS}

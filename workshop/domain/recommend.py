@@ -1,0 +1,48 @@
+"""Recommendations: popular posts, with the ones matching a user's topics first.
+
+The formula, as the original workshop ranked posts: net votes plus weighted comments,
+
+    rank = (ups - downs) + COMMENT_WEIGHT * num_comments
+
+over candidates whose score is at least SCORE_THRESHOLD. Ties go to the smaller id.
+For a logged-in user, posts whose topics or tags meet the user's preferred topics come
+first (ranked by the same formula among themselves), then everything else.
+"""
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
+
+SCORE_THRESHOLD = 10
+COMMENT_WEIGHT = 2
+DEFAULT_LIMIT = 12
+MAX_LIMIT = 50
+
+
+def popularity(post: Mapping[str, Any]) -> int:
+    """Return a post's rank by the formula above (higher is better)."""
+    return int(post["ups"]) - int(post["downs"]) + COMMENT_WEIGHT * int(post["num_comments"])
+
+
+def is_candidate(post: Mapping[str, Any]) -> bool:
+    """Tell whether a post is popular enough to recommend at all."""
+    return int(post["score"]) >= SCORE_THRESHOLD
+
+
+def matches_preferences(post: Mapping[str, Any], topics: Collection[str]) -> bool:
+    """Tell whether a post's topics or tags meet any of the preferred topics."""
+    if not topics:
+        return False
+    post_labels = set(post.get("topics", ()))
+    post_labels.update(tag["tag"] for tag in post.get("tags", ()))
+    return not post_labels.isdisjoint(topics)
+
+
+def recommend(
+    posts: Iterable[Mapping[str, Any]], topics: Collection[str] = (), limit: int = DEFAULT_LIMIT
+) -> list[Any]:
+    """Return up to `limit` recommended posts, best first."""
+    candidates = [post for post in posts if is_candidate(post)]
+    candidates.sort(
+        key=lambda post: (not matches_preferences(post, topics), -popularity(post), post["id"])
+    )
+    return candidates[:limit]

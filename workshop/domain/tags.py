@@ -1,0 +1,22 @@
+"""Tags: short slugs users give to posts, counted per post."""
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def is_valid_tag(tag: Any) -> bool:
+    """Tell whether a value is a tag slug: `[a-z0-9][a-z0-9-]{0,31}`."""
+    return isinstance(tag, str) and TAG_PATTERN.fullmatch(tag) is not None
+
+
+def count_tags(tags: Iterable[str]) -> list[dict[str, Any]]:
+    """Count tag occurrences, most used first, ties by tag name."""
+    counts = Counter(tags)
+    return [
+        {"tag": tag, "count": count}
+        for tag, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]

@@ -1,0 +1,43 @@
+"""Users: who may register, with which password, and how passwords are kept."""
+
+import re
+from typing import Any
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+MAX_PREFERRED_TOPICS = 16
+# A few passwords every list of leaked passwords starts with.
+COMMON_PASSWORDS = frozenset(
+    {"password", "password1", "12345678", "123456789", "qwertyui", "iloveyou", "letmein1"}
+)
+
+
+def username_problem(username: Any) -> str | None:
+    """Say what is wrong with a username, or None if it is acceptable."""
+    if not isinstance(username, str) or not USERNAME_PATTERN.fullmatch(username):
+        return "username must be 3-32 letters, digits, '_' or '-'"
+    return None
+
+
+def password_problem(password: Any, username: str = "") -> str | None:
+    """Say why a password is too weak or invalid, or None if it is acceptable."""
+    if not isinstance(password, str):
+        return "password must be a string"
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        return f"password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters"
+    if password.lower() in COMMON_PASSWORDS or password.lower() == username.lower():
+        return "password is too easy to guess"
+    return None
+
+
+def hash_password(password: str) -> str:
+    """Return a salted hash of a password; the password itself is never stored."""
+    return generate_password_hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Tell whether a password matches its stored hash."""
+    return check_password_hash(password_hash, password)

@@ -1,0 +1,95 @@
+"""Ingest requests: what a client may ask the ingest call to load, and loading it.
+
+Three sources: the bundled sample, a live reddit fetch, or a file's content uploaded as
+the body. The server never opens a path a client names.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request
+
+from workshop import config
+from workshop.contract import ApiError, bad_request
+from workshop.data import importers, reddit
+from workshop.data import sample as sample_data
+
+COMMAND_FIELDS = {"source", "subreddit", "limit"}
+MAX_FETCH_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """A checked ingest request: a source, and what that source needs."""
+
+    source: str  # "sample", "reddit" or "upload"
+    subreddit: str = ""
+    limit: int = 100
+    body: bytes = b""
+    content_type: str = ""
+
+    def describe(self) -> str:
+        """Return a short description for the job record."""
+        if self.source == "reddit":
+            return f"reddit r/{self.subreddit} (limit {self.limit})"
+        if self.source == "upload":
+            return f"upload ({self.content_type}, {len(self.body)} bytes)"
+        return "sample dataset"
+
+
+def parse_request(request: Request) -> IngestRequest:
+    """Check an ingest call's body and return what it asks for, or raise a 4xx."""
+    request.max_content_length = config.MAX_INGEST_BYTES
+    content_type = (request.mimetype or "").lower()
+    body = request.get_data(cache=True)
+    if content_type in importers.NDJSON_TYPES:
+        return IngestRequest("upload", body=body, content_type="application/x-ndjson")
+    if content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send application/json (a command or a reddit listing) or application/x-ndjson",
+        )
+    data = request.get_json(silent=True)
+    if isinstance(data, dict) and "source" in data:
+        return _command(data)
+    if importers.is_listing_document(data):
+        return IngestRequest("upload", body=body, content_type="application/json")
+    raise bad_request(
+        'send a command ({"source": ...}) or a reddit listing ({"kind": "Listing", ...})',
+        "invalid_body",
+    )
+
+
+def _command(data: dict[str, Any]) -> IngestRequest:
+    unknown = sorted(set(data) - COMMAND_FIELDS)
+    if unknown:
+        raise bad_request(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
+    source = data["source"]
+    if source == "sample":
+        if len(data) > 1:
+            raise bad_request("the sample source takes no other field", "unknown_field")
+        return IngestRequest("sample")
+    if source != "reddit":
+        raise bad_request("source must be 'sample' or 'reddit'", "invalid_field")
+    subreddit, limit = data.get("subreddit"), data.get("limit", 100)
+    if not isinstance(subreddit, str) or not reddit.SUBREDDIT_NAME.fullmatch(subreddit):
+        raise bad_request("subreddit must be a subreddit name", "invalid_field")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_FETCH_LIMIT:
+        raise bad_request(f"limit must be an integer from 1 to {MAX_FETCH_LIMIT}", "invalid_field")
+    return IngestRequest("reddit", subreddit=subreddit, limit=limit)
+
+
+def collect(job: IngestRequest) -> importers.ImportReport:
+    """Load the posts an ingest request names (this is the slow part: run it as a job)."""
+    if job.source == "sample":
+        return sample()
+    if job.source == "reddit":
+        base_url = config.env("REDDIT_URL", reddit.DEFAULT_BASE_URL)
+        return reddit.fetch_subreddit(job.subreddit, job.limit, base_url=base_url)
+    return importers.parse_upload(job.body, job.content_type)
+
+
+def sample() -> importers.ImportReport:
+    """Return the sample dataset, normalised and ready to store."""
+    return importers.parse_records(sample_data.sample_posts())

@@ -1,0 +1,148 @@
+"""Run a stage's processes in the foreground, like honcho: prefixed output, clean stop.
+
+Every process gets the same environment (so they share the development secret) plus its
+own PORT. If one process dies, the others are stopped: a half-running stage only confuses.
+"""
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from workshop import config
+from workshop.stages import Stage, expand
+
+STOP_GRACE_SECONDS = 10
+READY_TIMEOUT_SECONDS = 60
+
+
+def stage_environment(
+    stage: Stage, port: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Return the environment every process of a stage starts with."""
+    env = dict(os.environ)
+    # Commands in a Procfile (gunicorn, ...) come from the same environment as `workshop`.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env.update(
+        SECRET_KEY=config.secret_key(),
+        PYTHONUNBUFFERED="1",
+        WORKSHOP_STAGE=stage.name,
+    )
+    for name, process_port in stage.ports(port).items():
+        env[f"{name.upper()}_PORT"] = str(process_port)
+    env.update(extra or {})
+    return env
+
+
+class PortInUse(RuntimeError):
+    """A port the stage needs is taken (often: the same stage already running)."""
+
+
+def port_is_free(port: int) -> bool:
+    """Tell whether nothing listens on a loopback port."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class StageRunner:
+    """Start, watch and stop the processes of one stage."""
+
+    def __init__(self, stage: Stage, port: int, extra_env: dict[str, str] | None = None) -> None:
+        self.stage = stage
+        self.port = port
+        self.env = stage_environment(stage, port, extra_env)
+        self.children: dict[str, subprocess.Popen] = {}
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        """Start every process of the stage (refusing ports another program holds)."""
+        busy = [port for port in self.stage.ports(self.port).values() if not port_is_free(port)]
+        if busy:
+            raise PortInUse(f"port {busy[0]} is in use: stop what holds it or pick --port")
+        width = max(len(p.name) for p in self.stage.processes())
+        for name, process_port in self.stage.ports(self.port).items():
+            command = next(p.command for p in self.stage.processes() if p.name == name)
+            env = {**self.env, "PORT": str(process_port)}
+            child = subprocess.Popen(
+                shlex.split(expand(command, env)),
+                cwd=config.ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # we stop children ourselves, in order
+            )
+            self.children[name] = child
+            threading.Thread(
+                target=self._relay, args=(name.ljust(width), child), daemon=True
+            ).start()
+
+    def _relay(self, label: str, child: subprocess.Popen) -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            sys.stdout.write(f"{label} | {line}")
+            sys.stdout.flush()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+        """Wait until the front door's /readyz answers 200, or a process exits."""
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        while time.monotonic() < deadline and self.failed() is None:
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def failed(self) -> str | None:
+        """Return the name of a process that has exited, if any."""
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        """Stop every process: SIGTERM, then SIGKILL after a grace period."""
+        self._stopping.set()
+        for child in self.children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+    def run_foreground(self, on_ready: Callable[[], None] | None = None) -> int:
+        """Run until Ctrl-C/SIGTERM or until a process dies; return the exit status."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
+        self.start()
+        try:
+            if self.wait_ready() and on_ready:
+                on_ready()
+            while not self._stopping.is_set() and self.failed() is None:
+                self._stopping.wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        dead = None if self._stopping.is_set() else self.failed()
+        self.stop()
+        if dead:
+            print(f"workshop: process {dead!r} exited; stopped the stage", file=sys.stderr)
+            return 1
+        return 0

@@ -1,0 +1,75 @@
+"""The stages of the workshop and the processes each one runs, read from its Procfile.
+
+A stage folder's Procfile lists its processes once; `workshop up` and honcho both run
+it. Ports follow honcho's rule, so both runners agree: process i gets PORT = base + 100*i,
+and the first process is the stage's front door.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from workshop.config import ROOT
+
+PORT_STEP = 100
+
+
+@dataclass(frozen=True)
+class Process:
+    """One line of a Procfile: a name and its command (with $VARIABLES unexpanded)."""
+
+    name: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage folder: its name, one-line lesson, and processes."""
+
+    name: str
+    summary: str
+    path: Path
+
+    @property
+    def procfile(self) -> Path:
+        return self.path / "Procfile"
+
+    def processes(self) -> list[Process]:
+        """Return the processes of the stage's Procfile, front door first."""
+        processes = []
+        for line in self.procfile.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, _, command = line.partition(":")
+            processes.append(Process(name.strip(), command.strip()))
+        return processes
+
+    def ports(self, base: int) -> dict[str, int]:
+        """Return each process's port when the front door listens on `base`."""
+        return {p.name: base + PORT_STEP * i for i, p in enumerate(self.processes())}
+
+
+# Adding a stage to the workshop is one line here (and its folder).
+STAGES: dict[str, str] = {
+    "01-monolith": "one Flask app, Jinja pages + JSON API, one MongoDB database",
+}
+
+
+def all_stages() -> list[Stage]:
+    """Return every stage, in workshop order."""
+    return [Stage(name, summary, ROOT / name) for name, summary in STAGES.items()]
+
+
+def get_stage(name: str) -> Stage:
+    """Return a stage by its folder name (or its number: "1", "01"), or raise KeyError."""
+    for stage in all_stages():
+        number = stage.name.split("-", 1)[0]
+        if name in (stage.name, number, number.lstrip("0")):
+            return stage
+    raise KeyError(name)
+
+
+def expand(command: str, env: dict[str, str]) -> str:
+    """Expand $NAME and ${NAME} from env, as the shell would in a Procfile."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m.group(1) or m.group(2), ""), command)

@@ -1,0 +1,150 @@
+"""What every stage's front door shares: templates, sessions, CSRF, errors as the contract says.
+
+A stage's app calls `init_app(app, stage_name)` from its factory; the stage itself only
+decides where data comes from.
+"""
+
+import functools
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, g, jsonify, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from workshop import config, tokens
+from workshop.contract import ApiError, error_body
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = str(HERE / "templates")
+STATIC = str(HERE / "static")
+
+
+def create_flask(import_name: str, stage_name: str, test_config: dict | None = None) -> Flask:
+    """Return a Flask app with the shared pages' templates and static files wired in."""
+    app = Flask(import_name, template_folder=TEMPLATES, static_folder=STATIC)
+    app.config.from_mapping(
+        SECRET_KEY=config.secret_key(),
+        STAGE_NAME=stage_name,
+        MAX_CONTENT_LENGTH=config.MAX_INGEST_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.json.sort_keys = False  # posts keep the contract's field order
+    if test_config:
+        app.config.update(test_config)
+    init_app(app)
+    return app
+
+
+def init_app(app: Flask) -> None:
+    """Register the user lookup, CSRF check, template helpers and error handlers."""
+    app.before_request(_load_user)
+    app.before_request(_check_csrf)
+    app.jinja_env.filters["datetime"] = _format_timestamp
+    app.jinja_env.globals.update(csrf_token=csrf_token)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"current_user": g.get("user"), "stage_name": app.config["STAGE_NAME"]}
+
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+
+
+def is_api_request() -> bool:
+    """Tell whether the request is for the JSON API (errors answer as JSON there)."""
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
+
+
+def _load_user() -> None:
+    """Find who is calling: a bearer token for the API, the session cookie for pages."""
+    if is_api_request():
+        token = tokens.bearer(request.headers.get("Authorization"))
+        g.user = tokens.verify(token) if token else None
+    else:
+        g.user = session.get("user")
+
+
+def csrf_token() -> str:
+    """Return this session's CSRF token, for every form that posts."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def _check_csrf() -> None:
+    """Refuse a page form post that does not carry this session's CSRF token."""
+    if request.method != "POST" or is_api_request():
+        return
+    sent = request.form.get("csrf_token", "")
+    expected = session.get("csrf", "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(400, "The form expired; please try again.")
+
+
+def login_page_required(view: Callable) -> Callable:
+    """Send a visitor who is not logged in to the login page, then back."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            return redirect(url_for("auth.login", next=request.path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def api_auth_required(view: Callable) -> Callable:
+    """Answer 401 to an API call without a valid bearer token."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            raise ApiError(401, "unauthorized", "send a valid 'Authorization: Bearer <token>'")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _format_timestamp(value: Any) -> str:
+    try:
+        return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%d")
+    except (TypeError, ValueError, OverflowError):
+        return ""
+
+
+def _api_error(error: ApiError) -> Any:
+    return jsonify(error.body()), error.status
+
+
+def _http_error(error: HTTPException) -> Any:
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    if is_api_request():
+        message = error.description if status != 404 else "no such resource"
+        if status == 413:
+            message = "the body is larger than this call accepts"
+            _drain_body()
+        return jsonify(error_body(code, message)), status
+    return render_template("error.html", status=status, message=error.description), status
+
+
+# Read at most this much of a refused body; a client sending more just gets disconnected.
+MAX_DRAIN_BYTES = 2 * config.MAX_INGEST_BYTES
+
+
+def _drain_body() -> None:
+    """Read and drop a refused body, so the client gets its 413 instead of a reset."""
+    stream = request.environ.get("wsgi.input")
+    length = request.content_length or 0
+    if stream is None or not 0 < length <= MAX_DRAIN_BYTES:
+        return
+    while length > 0:
+        chunk = stream.read(min(length, 64 * 1024))
+        if not chunk:
+            break
+        length -= len(chunk)

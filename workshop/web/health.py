@@ -1,0 +1,27 @@
+"""Liveness and readiness, the same two calls on every process of every stage."""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+# A check returns {"ok": bool, ...details}; readiness is every check being ok.
+Check = Callable[[], Mapping[str, Any]]
+
+
+def health_blueprint(checks: Mapping[str, Check]) -> Blueprint:
+    """Return a blueprint serving /healthz (alive) and /readyz (dependencies reachable)."""
+    blueprint = Blueprint("health", __name__)
+
+    @blueprint.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+    @blueprint.get("/readyz")
+    def readyz() -> Any:
+        states = {name: dict(check()) for name, check in checks.items()}
+        ready = all(state.get("ok") for state in states.values())
+        body = {"status": "ready" if ready else "degraded", "dependencies": states}
+        return jsonify(body), 200 if ready else 503
+
+    return blueprint
