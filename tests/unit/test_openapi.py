@@ -17,7 +17,7 @@ IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 
 
 def _monolith() -> Flask:
-    from monolith import create_app
+    from front import create_app
 
     return create_app({"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-openapi"})
 

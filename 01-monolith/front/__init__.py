@@ -1,4 +1,4 @@
-"""Stage 01: the monolith. One Flask app serves the pages and the JSON API from one database."""
+"""Stage 01: the monolith. One Flask app (the front door) serves the pages and the JSON API from one database."""
 
 from typing import Any
 
@@ -16,7 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # On embedded defaults the store starts empty, so a stage loads the sample to be useful.
     app.config.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")
 
-    from monolith import api, auth, pages, store
+    from front import api, auth, pages, store
     from workshop import ingest
 
     store.init_app(app)

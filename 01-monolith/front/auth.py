@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 
-from monolith import store
+from front import store
 from workshop import tokens
 from workshop.contract import ApiError, json_object, string_field
 from workshop.domain import users

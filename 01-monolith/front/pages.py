@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from monolith import store
+from front import store
 from workshop import contract
 from workshop.contract import ApiError
 from workshop.domain.posts import is_valid_post_id

@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from monolith import store
+from front import store
 from workshop import contract, ingest
 from workshop.contract import json_object, not_found
 from workshop.domain.posts import is_valid_post_id
