@@ -1,7 +1,8 @@
 """All of the monolith's data access: the only module that touches MongoDB.
 
 One database holds everything (posts, taggings, users, jobs): simple, and exactly the
-coupling the next stages take apart.
+coupling the next stages take apart. The post queries themselves are shared with later
+stages (workshop.queries); what is the monolith's own is that they all meet here.
 """
 
 import uuid
@@ -9,20 +10,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import pymongo
 from flask import Flask, current_app, g
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from workshop import db as databases
-from workshop.domain import posts as post_model
-from workshop.domain import recommend as recommender
-from workshop.domain import search as searching
-from workshop.domain.tags import count_tags
-
-DUPLICATE_KEY = 11000
-# Just what ranking needs, so a query copies little per candidate.
-_RANKING_FIELDS = {"score": 1, "ups": 1, "downs": 1, "num_comments": 1, "topics": 1, "tags": 1}
+from workshop import queries
 
 
 def get_db() -> Database:
@@ -35,22 +28,8 @@ def get_db() -> Database:
 def init_app(app: Flask) -> None:
     """Create the indexes every query below relies on."""
     with app.app_context():
-        create_indexes(get_db())
-
-
-def create_indexes(database: Database) -> None:
-    """Create indexes: terms (multikey, for search), score, tags, and the taggings key."""
-    database.posts.create_index("terms")
-    database.posts.create_index([("score", pymongo.DESCENDING)])
-    database.posts.create_index("tags.tag")
-    database.taggings.create_index(
-        [("post_id", 1), ("tag", 1), ("user", 1)], unique=True, name="one_tag_per_user"
-    )
-    database.taggings.create_index("user")
-
-
-def _public(document: dict[str, Any]) -> dict[str, Any]:
-    return post_model.public({**document, "id": document["_id"]})
+        queries.create_post_indexes(get_db().posts)
+        queries.create_tagging_indexes(get_db().taggings)
 
 
 # --- posts -------------------------------------------------------------------------------
@@ -58,28 +37,7 @@ def _public(document: dict[str, Any]) -> dict[str, Any]:
 
 def upsert_posts(posts: Iterable[dict[str, Any]]) -> int:
     """Store posts keyed by reddit id; tags stay as users left them. Return how many."""
-    documents = {post["id"]: _document(post) for post in posts}
-    existing = {
-        d["_id"] for d in get_db().posts.find({"_id": {"$in": list(documents)}}, {"_id": 1})
-    }
-    for post_id in existing:
-        fields = {k: v for k, v in documents[post_id].items() if k not in ("_id", "tags")}
-        get_db().posts.update_one({"_id": post_id}, {"$set": fields})
-    new = [doc for post_id, doc in documents.items() if post_id not in existing]
-    if new:
-        # ordered=False: a post inserted meanwhile by another import is a duplicate, not an error
-        try:
-            get_db().posts.insert_many(new, ordered=False)
-        except BulkWriteError as error:
-            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
-    return len(documents)
-
-
-def _document(post: dict[str, Any]) -> dict[str, Any]:
-    """Return the stored form of a post: keyed by id, with its search terms."""
-    fields = {k: v for k, v in post.items() if k != "id"}
-    return {"_id": post["id"], **fields, "terms": post_model.search_terms(post)}
+    return queries.upsert_posts(get_db().posts, posts)
 
 
 def count_posts() -> int:
@@ -89,30 +47,17 @@ def count_posts() -> int:
 
 def get_post(post_id: str) -> dict[str, Any] | None:
     """Return one post, or None."""
-    document = get_db().posts.find_one({"_id": post_id})
-    return _public(document) if document else None
-
-
-def _posts_by_ids(ids: list[str]) -> list[dict[str, Any]]:
-    """Return full posts for ids, in the order of the ids."""
-    found = {d["_id"]: d for d in get_db().posts.find({"_id": {"$in": ids}})}
-    return [_public(found[i]) for i in ids if i in found]
+    return queries.get_post(get_db().posts, post_id)
 
 
 def search(terms: list[str], page: int, per_page: int) -> tuple[int, list[dict[str, Any]]]:
     """Return (total, one page of posts) matching any of the terms, best first."""
-    candidates = get_db().posts.find({"terms": {"$in": terms}}, {"score": 1, "terms": 1})
-    ranked = searching.rank(({**c, "id": c["_id"]} for c in candidates), terms)
-    return len(ranked), _posts_by_ids(ranked[searching.page_slice(page, per_page)])
+    return queries.search(get_db().posts, terms, page, per_page)
 
 
 def recommendations(topics: list[str], limit: int) -> list[dict[str, Any]]:
     """Return recommended posts, the user's topics first when given."""
-    candidates = get_db().posts.find(
-        {"score": {"$gte": recommender.SCORE_THRESHOLD}}, _RANKING_FIELDS
-    )
-    best = recommender.recommend(({**c, "id": c["_id"]} for c in candidates), topics, limit)
-    return _posts_by_ids([post["id"] for post in best])
+    return queries.recommendations(get_db().posts, topics, limit)
 
 
 # --- tags --------------------------------------------------------------------------------
@@ -134,9 +79,8 @@ def remove_tag(post_id: str, tag: str, user: str) -> None:
 
 
 def _recount_tags(post_id: str) -> None:
-    """Store a post's tag counts, recounted from the taggings (right even if two race)."""
-    tags = [t["tag"] for t in get_db().taggings.find({"post_id": post_id}, {"tag": 1})]
-    get_db().posts.update_one({"_id": post_id}, {"$set": {"tags": count_tags(tags)}})
+    tags = queries.tags_of_post(get_db().taggings, post_id)
+    get_db().posts.update_one({"_id": post_id}, {"$set": {"tags": tags}})
 
 
 def user_tags(post_id: str, user: str) -> list[str]:
@@ -147,24 +91,12 @@ def user_tags(post_id: str, user: str) -> list[str]:
 
 def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first."""
-    pipeline: list[dict[str, Any]] = [
-        {"$group": {"_id": {"tag": "$tag", "post": "$post_id"}}},
-        {"$group": {"_id": "$_id.tag", "count": {"$sum": 1}}},
-        {"$sort": {"count": -1, "_id": 1}},
-    ]
-    if limit:
-        pipeline.append({"$limit": limit})
-    return [{"tag": r["_id"], "count": r["count"]} for r in get_db().taggings.aggregate(pipeline)]
+    return queries.tag_counts(get_db().taggings, limit)
 
 
 def posts_with_tag(tag: str) -> list[dict[str, Any]]:
-    """Return the posts carrying a tag, most popular first, ties by id."""
-    documents = (
-        get_db()
-        .posts.find({"tags.tag": tag})
-        .sort([("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)])
-    )
-    return [_public(d) for d in documents]
+    """Return the posts carrying a tag, most popular first."""
+    return queries.posts_with_tag(get_db().posts, tag)
 
 
 # --- users -------------------------------------------------------------------------------

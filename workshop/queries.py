@@ -1,0 +1,121 @@
+"""MongoDB queries over post data, written once for every stage's store.
+
+Each function takes the collection it reads, so a stage decides which database owns it:
+the monolith's one database, the REST API's, or a service's own. Ranking itself is the
+domain's (workshop.domain); these functions only fetch what ranking needs.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+import pymongo
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
+
+from workshop.domain import posts as post_model
+from workshop.domain import recommend as recommender
+from workshop.domain import search as searching
+from workshop.domain.tags import count_tags
+
+DUPLICATE_KEY = 11000
+# Just what ranking needs, so a query copies little per candidate.
+RANKING_FIELDS = {"score": 1, "ups": 1, "downs": 1, "num_comments": 1, "topics": 1, "tags": 1}
+
+
+def create_post_indexes(posts: Collection) -> None:
+    """Index what the queries below filter and sort on (terms is multikey, for search)."""
+    posts.create_index("terms")
+    posts.create_index([("score", pymongo.DESCENDING)])
+    posts.create_index("tags.tag")
+
+
+def create_tagging_indexes(taggings: Collection) -> None:
+    """One tagging per (post, tag, user): tagging twice changes nothing."""
+    taggings.create_index(
+        [("post_id", 1), ("tag", 1), ("user", 1)], unique=True, name="one_tag_per_user"
+    )
+    taggings.create_index("user")
+
+
+def public_post(document: dict[str, Any]) -> dict[str, Any]:
+    """Return the public Post of a stored document (keyed by _id, with internal fields)."""
+    return post_model.public({**document, "id": document["_id"]})
+
+
+def stored_post(post: dict[str, Any]) -> dict[str, Any]:
+    """Return the stored form of a Post: keyed by id, with its search terms."""
+    fields = {k: v for k, v in post.items() if k != "id"}
+    return {"_id": post["id"], **fields, "terms": post_model.search_terms(post)}
+
+
+def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> int:
+    """Store posts keyed by reddit id; their tags stay as users left them. Return how many."""
+    documents = {post["id"]: stored_post(post) for post in new_posts}
+    existing = {d["_id"] for d in posts.find({"_id": {"$in": list(documents)}}, {"_id": 1})}
+    for post_id in existing:
+        fields = {k: v for k, v in documents[post_id].items() if k not in ("_id", "tags")}
+        posts.update_one({"_id": post_id}, {"$set": fields})
+    fresh = [doc for post_id, doc in documents.items() if post_id not in existing]
+    if fresh:
+        try:
+            # ordered=False: a post another import inserted meanwhile is skipped, not fatal
+            posts.insert_many(fresh, ordered=False)
+        except BulkWriteError as error:
+            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+    return len(documents)
+
+
+def get_post(posts: Collection, post_id: str) -> dict[str, Any] | None:
+    """Return one post, or None."""
+    document = posts.find_one({"_id": post_id}, {"terms": 0})
+    return public_post(document) if document else None
+
+
+def posts_by_ids(posts: Collection, ids: list[str]) -> list[dict[str, Any]]:
+    """Return full posts for ids, in the order of the ids."""
+    found = {d["_id"]: d for d in posts.find({"_id": {"$in": ids}}, {"terms": 0})}
+    return [public_post(found[i]) for i in ids if i in found]
+
+
+def search(
+    posts: Collection, terms: list[str], page: int, per_page: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Return (total, one page of posts) matching any of the terms, best first."""
+    if not terms:
+        return 0, []
+    candidates = posts.find({"terms": {"$in": terms}}, {"score": 1, "terms": 1})
+    ranked = searching.rank(({**c, "id": c["_id"]} for c in candidates), terms)
+    return len(ranked), posts_by_ids(posts, ranked[searching.page_slice(page, per_page)])
+
+
+def recommendations(posts: Collection, topics: list[str], limit: int) -> list[dict[str, Any]]:
+    """Return recommended posts, the preferred topics first when given."""
+    candidates = posts.find({"score": {"$gte": recommender.SCORE_THRESHOLD}}, RANKING_FIELDS)
+    best = recommender.recommend(({**c, "id": c["_id"]} for c in candidates), topics, limit)
+    return posts_by_ids(posts, [post["id"] for post in best])
+
+
+def posts_with_tag(posts: Collection, tag: str) -> list[dict[str, Any]]:
+    """Return the posts carrying a tag, most popular first, ties by id."""
+    documents = posts.find({"tags.tag": tag}, {"terms": 0}).sort(
+        [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
+    )
+    return [public_post(d) for d in documents]
+
+
+def tags_of_post(taggings: Collection, post_id: str) -> list[dict[str, Any]]:
+    """Count a post's tags from its taggings (right even when two writers race)."""
+    return count_tags(t["tag"] for t in taggings.find({"post_id": post_id}, {"tag": 1}))
+
+
+def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first."""
+    pipeline: list[dict[str, Any]] = [
+        {"$group": {"_id": {"tag": "$tag", "post": "$post_id"}}},
+        {"$group": {"_id": "$_id.tag", "count": {"$sum": 1}}},
+        {"$sort": {"count": -1, "_id": 1}},
+    ]
+    if limit:
+        pipeline.append({"$limit": limit})
+    return [{"tag": r["_id"], "count": r["count"]} for r in taggings.aggregate(pipeline)]
