@@ -1,4 +1,4 @@
-"""Stage 01: the monolith. One Flask app (the front door) serves the pages and the JSON API from one database."""
+"""Stage 01: the monolith. One Flask app serves the pages and the JSON API from one database."""
 
 from typing import Any
 

@@ -253,3 +253,11 @@ def test_report_built_from_posts_dedupes_them() -> None:
     first, again = {"id": "aaa1", "score": 1}, {"id": "aaa1", "score": 2}
     report = ImportReport(posts=[first, again])
     assert report.posts == [again]
+
+
+def test_a_script_url_is_replaced_by_the_reddit_thread():
+    from workshop.domain.posts import normalise
+
+    post = normalise({"id": "abc1", "title": "t", "subreddit": "python", "created_utc": 1,
+                      "url": "javascript:alert(1)"})  # fmt: skip
+    assert post["url"] == "https://www.reddit.com/r/python/comments/abc1/"

@@ -126,7 +126,10 @@ def normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
     permalink = _as_text(raw.get("permalink"), "permalink", 512) or (
         f"/r/{subreddit}/comments/{post_id}/"
     )
-    url = _as_text(raw.get("url"), "url", 2048) or f"https://www.reddit.com{permalink}"
+    url = _as_text(raw.get("url"), "url", 2048)
+    if urlsplit(url).scheme not in ("http", "https"):
+        # Only web links: a "javascript:" url would become a script on the post page.
+        url = f"https://www.reddit.com{permalink}"
     is_self = _as_bool(raw.get("is_self"), "is_self")
     domain = _as_text(raw.get("domain"), "domain", 255) or (
         f"self.{subreddit}" if is_self else urlsplit(url).hostname or ""

@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from workshop import config, tokens
@@ -44,6 +55,7 @@ def init_app(app: Flask) -> None:
     """Register the user lookup, CSRF check, template helpers and error handlers."""
     app.before_request(_load_user)
     app.before_request(_check_csrf)
+    app.after_request(_security_headers)
     app.jinja_env.filters["datetime"] = _format_timestamp
     app.jinja_env.globals.update(csrf_token=csrf_token)
 
@@ -108,6 +120,16 @@ def api_auth_required(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def _security_headers(response: Response) -> Response:
+    """Let pages load only their own files: no inline script, no framing, no sniffing."""
+    response.headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def _format_timestamp(value: Any) -> str:
