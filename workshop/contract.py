@@ -12,12 +12,14 @@ from flask import Request
 from workshop import config
 from workshop.domain import recommend
 from workshop.domain.tags import is_valid_tag
-from workshop.domain.text import query_terms
+from workshop.domain.text import MAX_QUERY_TERMS, query_terms
 from workshop.domain.topics import unknown_topics
 from workshop.domain.users import MAX_PREFERRED_TOPICS
 
 MAX_QUERY_LENGTH = 200
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000
+MAX_TERMS = MAX_QUERY_TERMS
 DEFAULT_PER_PAGE = 20
 
 
@@ -114,9 +116,14 @@ def search_params(args: Mapping[str, str]) -> tuple[str, list[str], int, int]:
         raise bad_request("q must not be empty", "invalid_parameter")
     if len(query) > MAX_QUERY_LENGTH:
         raise bad_request(f"q must be at most {MAX_QUERY_LENGTH} characters", "invalid_parameter")
-    page = _int_arg(args, "page", 1, 1, 1_000_000)
+    return (query, query_terms(query), *page_params(args))
+
+
+def page_params(args: Mapping[str, str]) -> tuple[int, int]:
+    """Return (page, per_page), or raise 400."""
+    page = _int_arg(args, "page", 1, 1, MAX_PAGE)
     per_page = _int_arg(args, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
-    return query, query_terms(query), page, per_page
+    return page, per_page
 
 
 def limit_param(args: Mapping[str, str]) -> int:

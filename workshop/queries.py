@@ -5,7 +5,9 @@ the monolith's one database, the REST API's, or a service's own. Ranking itself 
 domain's (workshop.domain); these functions only fetch what ranking needs.
 """
 
+import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
@@ -49,13 +51,17 @@ def stored_post(post: dict[str, Any]) -> dict[str, Any]:
 
 
 def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> int:
-    """Store posts keyed by reddit id; their tags stay as users left them. Return how many."""
+    """Store posts keyed by reddit id; their tags stay as users left them. Return how many.
+
+    Only new or changed posts are written, so importing the same file again is cheap.
+    """
     documents = {post["id"]: stored_post(post) for post in new_posts}
-    existing = {d["_id"] for d in posts.find({"_id": {"$in": list(documents)}}, {"_id": 1})}
-    for post_id in existing:
+    stored = {d["_id"]: d for d in posts.find({"_id": {"$in": list(documents)}})}
+    for post_id, old in stored.items():
         fields = {k: v for k, v in documents[post_id].items() if k not in ("_id", "tags")}
-        posts.update_one({"_id": post_id}, {"$set": fields})
-    fresh = [doc for post_id, doc in documents.items() if post_id not in existing]
+        if any(old.get(k) != v for k, v in fields.items()):
+            posts.update_one({"_id": post_id}, {"$set": fields})
+    fresh = [doc for post_id, doc in documents.items() if post_id not in stored]
     if fresh:
         try:
             # ordered=False: a post another import inserted meanwhile is skipped, not fatal
@@ -119,3 +125,32 @@ def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:
     if limit:
         pipeline.append({"$limit": limit})
     return [{"tag": r["_id"], "count": r["count"]} for r in taggings.aggregate(pipeline)]
+
+
+def create_job(jobs: Collection, description: str) -> str:
+    """Record a new ingest job as running and return its id."""
+    job_id = uuid.uuid4().hex
+    jobs.insert_one(
+        {"_id": job_id, "state": "running", "ingested": 0, "rejected": 0,
+         "source": description, "created_at": datetime.now(UTC)}
+    )  # fmt: skip
+    return job_id
+
+
+def finish_job(
+    jobs: Collection, job_id: str, ingested: int, rejected: int, error: str | None = None
+) -> None:
+    """Record how a job ended: done, or failed with a reason."""
+    fields: dict[str, Any] = {"ingested": ingested, "rejected": rejected}
+    fields.update(state="failed" if error else "done", finished_at=datetime.now(UTC))
+    if error:
+        fields["error"] = error
+    jobs.update_one({"_id": job_id}, {"$set": fields})
+
+
+def public_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Return a job's public state: {"id", "state", "ingested", "rejected", "source", "error"?}."""
+    answer = {"id": job["_id"], **{k: job[k] for k in ("state", "ingested", "rejected", "source")}}
+    if job.get("error"):
+        answer["error"] = job["error"]
+    return answer

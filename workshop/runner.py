@@ -1,7 +1,7 @@
 """Run a stage's processes in the foreground, like honcho: prefixed output, clean stop.
 
-Every process gets the same environment (so they share the development secret) plus its
-own PORT. If one process dies, the others are stopped: a half-running stage only confuses.
+Every process gets the same environment (so they share the development secret and know
+each other's addresses) plus its own PORT.
 """
 
 import os
@@ -35,8 +35,9 @@ def stage_environment(
         PYTHONUNBUFFERED="1",
         WORKSHOP_STAGE=stage.name,
     )
+    # Each process learns where the others listen: RESTAPI_URL, SEARCH_URL, ...
     for name, process_port in stage.ports(port).items():
-        env[f"{name.upper()}_PORT"] = str(process_port)
+        env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{process_port}"
     env.update(extra or {})
     return env
 
@@ -71,23 +72,24 @@ class StageRunner:
         busy = [port for port in self.stage.ports(self.port).values() if not port_is_free(port)]
         if busy:
             raise PortInUse(f"port {busy[0]} is in use: stop what holds it or pick --port")
-        width = max(len(p.name) for p in self.stage.processes())
         for name, process_port in self.stage.ports(self.port).items():
-            command = next(p.command for p in self.stage.processes() if p.name == name)
-            env = {**self.env, "PORT": str(process_port)}
-            child = subprocess.Popen(
-                shlex.split(expand(command, env)),
-                cwd=config.ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,  # we stop children ourselves, in order
-            )
-            self.children[name] = child
-            threading.Thread(
-                target=self._relay, args=(name.ljust(width), child), daemon=True
-            ).start()
+            self._spawn(name, process_port)
+
+    def _spawn(self, name: str, port: int) -> None:
+        command = next(p.command for p in self.stage.processes() if p.name == name)
+        env = {**self.env, "PORT": str(port)}
+        child = subprocess.Popen(
+            shlex.split(expand(command, env)),
+            cwd=config.ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # we stop children ourselves, in order
+        )
+        self.children[name] = child
+        width = max(len(p.name) for p in self.stage.processes())
+        threading.Thread(target=self._relay, args=(name.ljust(width), child), daemon=True).start()
 
     def _relay(self, label: str, child: subprocess.Popen) -> None:
         assert child.stdout is not None
@@ -129,20 +131,47 @@ class StageRunner:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
 
+    def stop_process(self, name: str) -> None:
+        """Stop one process (a demo of a service going down)."""
+        child = self.children[name]
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+            child.wait(timeout=STOP_GRACE_SECONDS)
+
+    def restart_process(self, name: str) -> None:
+        """Start one stopped process again, on its own port."""
+        self.stop_process(name)
+        self._spawn(name, self.stage.ports(self.port)[name])
+
     def run_foreground(self, on_ready: Callable[[], None] | None = None) -> int:
-        """Run until Ctrl-C/SIGTERM or until a process dies; return the exit status."""
+        """Run until Ctrl-C/SIGTERM; return the exit status.
+
+        A process that dies before the stage is ready stops the stage (something is wrong
+        with the set-up). Once it is ready, a process that dies is reported and the rest
+        keep running, so you can watch the others degrade without it.
+        """
         signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         self.start()
+        reported: set[str] = set()
         try:
-            if self.wait_ready() and on_ready:
+            if not self.wait_ready():
+                dead = self.failed()
+                self.stop()
+                print(
+                    f"workshop: {self.stage.name} did not start ({dead or 'timeout'})",
+                    file=sys.stderr,
+                )
+                return 1
+            if on_ready:
                 on_ready()
-            while not self._stopping.is_set() and self.failed() is None:
+            while not self._stopping.is_set():
+                for name, child in self.children.items():
+                    if child.poll() is not None and name not in reported:
+                        reported.add(name)
+                        print(f"workshop: process {name!r} exited ({child.returncode}); "
+                              "the rest keep running", file=sys.stderr)  # fmt: skip
                 self._stopping.wait(0.5)
         except KeyboardInterrupt:
             pass
-        dead = None if self._stopping.is_set() else self.failed()
         self.stop()
-        if dead:
-            print(f"workshop: process {dead!r} exited; stopped the stage", file=sys.stderr)
-            return 1
         return 0

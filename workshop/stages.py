@@ -53,6 +53,7 @@ class Stage:
 # Adding a stage to the workshop is one line here (and its folder).
 STAGES: dict[str, str] = {
     "01-monolith": "one Flask app, Jinja pages + JSON API, one MongoDB database",
+    "02-rest-api": "the data behind an Eve REST API; the web front calls it over HTTP",
 }
 
 

@@ -5,9 +5,7 @@ coupling the next stages take apart. The post queries themselves are shared with
 stages (workshop.queries); what is the monolith's own is that they all meet here.
 """
 
-import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -105,9 +103,7 @@ def posts_with_tag(tag: str) -> list[dict[str, Any]]:
 def create_user(username: str, password_hash: str) -> bool:
     """Store a new user; return False if the name is taken."""
     try:
-        get_db().users.insert_one(
-            {"_id": username, "password_hash": password_hash, "topics": [], "created_at": _now()}
-        )
+        get_db().users.insert_one({"_id": username, "password_hash": password_hash, "topics": []})
     except DuplicateKeyError:
         return False
     return True
@@ -136,33 +132,15 @@ def get_topics(username: str | None) -> list[str]:
 
 def create_job(description: str) -> str:
     """Record a new ingest job as running and return its id."""
-    job_id = uuid.uuid4().hex
-    get_db().jobs.insert_one(
-        {"_id": job_id, "state": "running", "ingested": 0, "rejected": 0,
-         "source": description, "created_at": _now()}
-    )  # fmt: skip
-    return job_id
+    return queries.create_job(get_db().jobs, description)
 
 
 def finish_job(job_id: str, ingested: int, rejected: int, error: str | None = None) -> None:
     """Record how a job ended."""
-    fields: dict[str, Any] = {"ingested": ingested, "rejected": rejected, "finished_at": _now()}
-    fields["state"] = "failed" if error else "done"
-    if error:
-        fields["error"] = error
-    get_db().jobs.update_one({"_id": job_id}, {"$set": fields})
+    queries.finish_job(get_db().jobs, job_id, ingested, rejected, error)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
     """Return a job's public state, or None."""
     job = get_db().jobs.find_one({"_id": job_id})
-    if job is None:
-        return None
-    answer = {k: job[k] for k in ("state", "ingested", "rejected", "source")}
-    if "error" in job:
-        answer["error"] = job["error"]
-    return {"id": job["_id"], **answer}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+    return queries.public_job(job) if job else None

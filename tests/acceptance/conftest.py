@@ -7,6 +7,7 @@ from tests.acceptance.stage import Client, RunningStage
 # Adding a stage to the suite is one line here.
 STAGES = [
     "01-monolith",
+    "02-rest-api",
 ]
 
 

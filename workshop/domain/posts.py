@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from workshop.domain.text import document_terms
-from workshop.domain.topics import assign_topics
+from workshop.domain.topics import TOPICS, assign_topics
 
 # The public shape of a post, in the order the API writes it.
 POST_FIELDS = (
@@ -20,6 +20,33 @@ POST_ID_PATTERN = re.compile(r"[a-z0-9]{1,16}")
 MAX_TITLE = 300
 MAX_SELFTEXT = 40_000
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+# The Post as a Cerberus schema (what Eve validates with), keyed by _id as it is stored.
+POST_SCHEMA: dict[str, dict[str, Any]] = {
+    "_id": {"type": "string", "regex": POST_ID_PATTERN.pattern},
+    "title": {"type": "string", "maxlength": MAX_TITLE, "required": True},
+    "url": {"type": "string"},
+    "permalink": {"type": "string"},
+    "author": {"type": "string"},
+    "subreddit": {"type": "string", "required": True},
+    "created_utc": {"type": "integer"},
+    "score": {"type": "integer"},
+    "ups": {"type": "integer"},
+    "downs": {"type": "integer"},
+    "num_comments": {"type": "integer"},
+    "is_self": {"type": "boolean"},
+    "selftext": {"type": "string", "maxlength": MAX_SELFTEXT},
+    "domain": {"type": "string"},
+    "topics": {"type": "list", "schema": {"type": "string", "allowed": list(TOPICS)}},
+    "tags": {
+        "type": "list",
+        "schema": {
+            "type": "dict",
+            "schema": {"tag": {"type": "string"}, "count": {"type": "integer"}},
+        },
+    },
+}
 
 
 class InvalidPost(ValueError):

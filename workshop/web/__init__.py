@@ -73,12 +73,16 @@ def is_api_request() -> bool:
 
 
 def _load_user() -> None:
-    """Find who is calling: a bearer token for the API, the session cookie for pages."""
+    """Find who is calling: a bearer token for the API, the session cookie for pages.
+
+    g.token is what a front passes on when it calls other services as this user.
+    """
     if is_api_request():
         token = tokens.bearer(request.headers.get("Authorization"))
         g.user = tokens.verify(token) if token else None
+        g.token = token if g.user else None
     else:
-        g.user = session.get("user")
+        g.user, g.token = session.get("user"), session.get("token")
 
 
 def csrf_token() -> str:

@@ -1,0 +1,80 @@
+"""Who is who: registration, login and logout pages, and the API's users and tokens."""
+
+from typing import Any
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
+
+from front import client
+from workshop.contract import ApiError, json_object, string_field
+from workshop.domain import users
+
+bp = Blueprint("auth", __name__)
+
+
+def create_account(username: Any, password: Any) -> None:
+    """Create an account, or raise ApiError (400 invalid or weak, 409 taken)."""
+    problem = users.username_problem(username) or users.password_problem(password, username)
+    if problem:
+        raise ApiError(400, "invalid_credentials", problem)
+    client.create_user(username, password)  # the REST API hashes it, and answers 409 if taken
+
+
+def authenticate(username: str, password: str) -> str | None:
+    """Return a token if a username and password match a registered user (the API checks)."""
+    return client.issue_token(username, password)
+
+
+@bp.post("/api/users")
+def api_register() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    create_account(username, password)
+    return jsonify({"username": username}), 201
+
+
+@bp.post("/api/tokens")
+def api_token() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    token = authenticate(username, password)
+    if token is None:
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    return jsonify({"token": token})
+
+
+@bp.route("/register", methods=("GET", "POST"))
+def register() -> Any:
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        try:
+            create_account(username, request.form.get("password", ""))
+        except ApiError as error:
+            flash(error.message, "error")
+            return render_template("register.html"), error.status
+        flash("Account created: you can log in now.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("register.html")
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login() -> Any:
+    next_page = request.values.get("next", "")
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        token = authenticate(username, request.form.get("password", ""))
+        if token:
+            session.clear()
+            session["user"] = username
+            session["token"] = token  # the front calls the API as this user
+            # Only local paths: an open redirect would let a link send users elsewhere.
+            safe_next = next_page if next_page.startswith("/") and "//" not in next_page else ""
+            return redirect(safe_next or url_for("pages.index"))
+        flash("Wrong username or password.", "error")
+        return render_template("login.html", next=next_page), 401
+    return render_template("login.html", next=next_page)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.index"))

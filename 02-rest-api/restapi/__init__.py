@@ -1,0 +1,40 @@
+"""Stage 02's data layer: an Eve REST API over MongoDB, the only process with a database."""
+
+from typing import Any
+
+from eve import Eve
+from flask import jsonify
+
+from workshop import config, ingest, queries
+from workshop import db as databases
+from workshop.contract import ApiError
+from workshop.web.health import health_blueprint
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Eve:
+    """Create the Eve app: the domain from settings.py, auth, hooks and custom endpoints."""
+    from restapi import auth, endpoints, hooks, settings, store
+
+    domain_settings = {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
+    domain_settings.update(test_config or {})
+    domain_settings.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")
+    app = Eve(settings=domain_settings, data=store.Store, auth=auth.TokenAuth)
+    app.json.sort_keys = False
+
+    hooks.register(app)
+    app.register_blueprint(endpoints.bp)
+    app.register_blueprint(health_blueprint({"mongodb": lambda: databases.ping(store.get_db())}))
+    app.register_error_handler(ApiError, _eve_style_error)
+
+    with app.app_context():
+        posts = store.get_db().posts
+        queries.create_post_indexes(posts)
+        if app.config["SEED_SAMPLE"] and posts.count_documents({}) == 0:
+            store.upsert_posts(ingest.sample().posts)
+    return app
+
+
+def _eve_style_error(error: ApiError) -> Any:
+    """Answer the shared request checks' errors in Eve's own error shape."""
+    body = {"_status": "ERR", "_error": {"code": error.status, "message": error.message}}
+    return jsonify(body), error.status

@@ -1,0 +1,71 @@
+"""What REST over resources can't express: ranked search, recommendations, tag counts,
+tokens and ingest, as endpoints on Eve's own Flask app, over the same database."""
+
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+
+from restapi import store
+from restapi.auth import request_user
+from workshop import contract, ingest, queries, tokens
+from workshop.domain import users
+from workshop.domain.recommend import DEFAULT_LIMIT
+
+bp = Blueprint("endpoints", __name__)
+
+
+@bp.get("/search")
+def search() -> Any:
+    """Rank posts for query terms; the front turned the words into terms already."""
+    terms = request.args.getlist("terms")
+    page, per_page = contract.page_params(request.args)
+    total, items = queries.search(store.get_db().posts, terms[: contract.MAX_TERMS], page, per_page)
+    return jsonify({"total": total, "items": items})
+
+
+@bp.get("/recommendations")
+def recommendations() -> Any:
+    """Recommend posts, the posts on the given topics first."""
+    topics = contract.checked_topics(request.args.getlist("topics"))
+    limit = contract.limit_param({"limit": request.args.get("limit", str(DEFAULT_LIMIT))})
+    return jsonify({"items": queries.recommendations(store.get_db().posts, topics, limit)})
+
+
+@bp.get("/tags")
+def tags() -> Any:
+    """Count the posts carrying each tag."""
+    return jsonify({"items": queries.tag_counts(store.get_db().taggings)})
+
+
+@bp.post("/tokens")
+def issue_token() -> Any:
+    """Trade a username and password for a signed token."""
+    data = contract.json_object(
+        request, allowed=("username", "password"), required=("username", "password")
+    )
+    username, password = (
+        contract.string_field(data, "username"),
+        contract.string_field(data, "password"),
+    )
+    user = store.get_db().users.find_one({"username": username})
+    if user is None or not users.verify_password(user["password_hash"], password):
+        abort(401, description="wrong username or password")
+    return jsonify({"token": tokens.issue(username)})
+
+
+@bp.post("/ingest")
+def start_ingest() -> Any:
+    """Load posts from the sample, reddit or an uploaded file, as a job."""
+    if request_user() is None:
+        abort(401, description="send a valid 'Authorization: Bearer <token>'")
+    job = ingest.parse_request(request)
+    jobs = store.get_db().jobs
+    job_id = queries.create_job(jobs, job.describe())
+    # As in the monolith, the work happens inside the request: the job is done on return.
+    try:
+        report = ingest.collect(job)
+    except (ValueError, RuntimeError) as error:
+        queries.finish_job(jobs, job_id, 0, 0, error=str(error))
+    else:
+        queries.finish_job(jobs, job_id, store.upsert_posts(report.posts), len(report.rejected))
+    return jsonify({"job_id": job_id}), 202

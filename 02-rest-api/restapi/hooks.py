@@ -1,0 +1,35 @@
+"""Eve event hooks: the behaviour that goes with storing a document."""
+
+from typing import Any
+
+from flask import abort
+
+from restapi import store
+from workshop.domain import users
+
+
+def hash_passwords(items: list[dict[str, Any]]) -> None:
+    """Refuse weak passwords, then keep only a hash: the password itself is never stored."""
+    for item in items:
+        problem = users.password_problem(item["password"], item["username"])
+        if problem:
+            abort(422, description=problem)
+        item["password_hash"] = users.hash_password(item.pop("password"))
+
+
+def recount_after_insert(items: list[dict[str, Any]]) -> None:
+    """Update the tag counts of the posts that were just tagged."""
+    for post_id in {item["post_id"] for item in items}:
+        store.recount_tags(post_id)
+
+
+def recount_after_delete(item: dict[str, Any]) -> None:
+    """Update the tag counts of a post that lost a tag."""
+    store.recount_tags(item["post_id"])
+
+
+def register(app: Any) -> None:
+    """Attach the hooks to Eve's events."""
+    app.on_insert_users += hash_passwords
+    app.on_inserted_taggings += recount_after_insert
+    app.on_deleted_item_taggings += recount_after_delete
