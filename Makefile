@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAGE ?= 01-monolith
 PORT ?= 8000
 
-.PHONY: help setup system-deps run test lint format diff clean
+.PHONY: help setup system-deps run test bench lint format diff clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [P
 
 test: setup system-deps  ## run every test: unit, acceptance (each stage), fuzz, browser
 	$(BIN)/pytest
+
+bench: setup  ## run the same load on every stage, side by side: make bench [BENCH_ARGS="--duration 10"]
+	$(BIN)/workshop bench $(BENCH_ARGS)
 
 lint: setup  ## check style with ruff
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import requests
 from tqdm import tqdm
 
 from workshop import stages
+from workshop.bench import bench
 from workshop.config import DEFAULT_PORT, ROOT
 from workshop.runner import PortInUse, StageRunner
 
@@ -21,6 +22,9 @@ JOB_TIMEOUT_SECONDS = 600
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Run the workshop's stages and manage their data."""
+
+
+main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/bench.py)
 
 
 @main.command("stages")

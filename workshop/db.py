@@ -7,12 +7,48 @@ no change streams).
 """
 
 import threading
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 import mongomock
+from mongomock.filtering import filter_applies
 import pymongo
 from pymongo.database import Database
 
 from workshop import config
+
+
+def _lookup_by_id_first(original: Callable) -> Callable:
+    """Make the emulation go straight to the document when a query names its _id.
+
+    mongomock tests every document against every query (it has no indexes), which makes
+    keyed reads and writes grow with the collection. A real server uses the _id index;
+    this gives the emulation the same shortcut, with the same answers.
+    """
+
+    def iter_documents(self: Any, filter: Any) -> Iterator[dict]:
+        wanted = filter.get("_id") if isinstance(filter, dict) else None
+        if wanted is None or isinstance(wanted, dict | list):
+            if (
+                isinstance(wanted, dict)
+                and set(wanted) == {"$in"}
+                and isinstance(wanted["$in"], list)
+            ):
+                keys = [key for key in wanted["$in"] if isinstance(key, Hashable)]
+                found = [self._store[key] for key in dict.fromkeys(keys) if key in self._store]
+                return (doc for doc in found if filter_applies(filter, doc))
+            return original(self, filter)
+        if not isinstance(wanted, Hashable) or wanted not in self._store:
+            return iter(())
+        document = self._store[wanted]
+        return iter((document,) if filter_applies(filter, document) else ())
+
+    return iter_documents
+
+
+mongomock.collection.Collection._iter_documents = _lookup_by_id_first(
+    mongomock.collection.Collection._iter_documents
+)
 
 _clients: dict[str | None, pymongo.MongoClient | mongomock.MongoClient] = {}
 _lock = threading.Lock()

@@ -41,7 +41,8 @@ def create_tagging_indexes(taggings: Collection) -> None:
 
 def public_post(document: dict[str, Any]) -> dict[str, Any]:
     """Return the public Post of a stored document (keyed by _id, with internal fields)."""
-    return post_model.public({**document, "id": document["_id"]})
+    # A service's copy of a post nobody tagged yet has no tags field: none is [].
+    return post_model.public({"tags": [], **document, "id": document["_id"]})
 
 
 def stored_post(post: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +76,8 @@ def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> int:
 def get_post(posts: Collection, post_id: str) -> dict[str, Any] | None:
     """Return one post, or None."""
     document = posts.find_one({"_id": post_id}, {"terms": 0})
-    return public_post(document) if document else None
+    # A service's copy may know a post's tags before its text arrives: not a post yet.
+    return public_post(document) if document and "title" in document else None
 
 
 def posts_by_ids(posts: Collection, ids: list[str]) -> list[dict[str, Any]]:
@@ -95,16 +97,22 @@ def search(
     return len(ranked), posts_by_ids(posts, ranked[searching.page_slice(page, per_page)])
 
 
-def recommendations(posts: Collection, topics: list[str], limit: int) -> list[dict[str, Any]]:
+def recommendations(
+    posts: Collection,
+    topics: list[str],
+    limit: int,
+    formula: recommender.Formula = recommender.popularity,
+) -> list[dict[str, Any]]:
     """Return recommended posts, the preferred topics first when given."""
     candidates = posts.find({"score": {"$gte": recommender.SCORE_THRESHOLD}}, RANKING_FIELDS)
-    best = recommender.recommend(({**c, "id": c["_id"]} for c in candidates), topics, limit)
+    ranked = ({**c, "id": c["_id"]} for c in candidates)
+    best = recommender.recommend(ranked, topics, limit, formula)
     return posts_by_ids(posts, [post["id"] for post in best])
 
 
 def posts_with_tag(posts: Collection, tag: str) -> list[dict[str, Any]]:
     """Return the posts carrying a tag, most popular first, ties by id."""
-    documents = posts.find({"tags.tag": tag}, {"terms": 0}).sort(
+    documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, {"terms": 0}).sort(
         [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
     )
     return [public_post(d) for d in documents]

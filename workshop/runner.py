@@ -6,6 +6,7 @@ each other's addresses) plus its own PORT.
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from workshop import config
 from workshop.stages import Stage, expand
 
 STOP_GRACE_SECONDS = 10
-READY_TIMEOUT_SECONDS = 60
+READY_TIMEOUT_SECONDS = 120
 
 
 def stage_environment(
@@ -34,12 +35,23 @@ def stage_environment(
         SECRET_KEY=config.secret_key(),
         PYTHONUNBUFFERED="1",
         WORKSHOP_STAGE=stage.name,
+        # Per-run scratch space (the filesystem broker's messages live here).
+        WORKSHOP_RUN_DIR=str(config.STATE_DIR / "run" / f"{stage.name}-{port}"),
     )
     # Each process learns where the others listen: RESTAPI_URL, SEARCH_URL, ...
     for name, process_port in stage.ports(port).items():
         env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{process_port}"
     env.update(extra or {})
     return env
+
+
+def is_ready(front_door: str) -> bool:
+    """Tell whether a stage's /readyz answers 200 and, if it reports it, is settled."""
+    try:
+        answer = requests.get(f"{front_door}/readyz", timeout=3)
+        return answer.status_code == 200 and answer.json().get("settled", True) is True
+    except (requests.RequestException, ValueError):
+        return False
 
 
 class PortInUse(RuntimeError):
@@ -72,6 +84,8 @@ class StageRunner:
         busy = [port for port in self.stage.ports(self.port).values() if not port_is_free(port)]
         if busy:
             raise PortInUse(f"port {busy[0]} is in use: stop what holds it or pick --port")
+        # Embedded stores start empty, so messages left by an earlier run mean nothing.
+        shutil.rmtree(self.env["WORKSHOP_RUN_DIR"], ignore_errors=True)
         for name, process_port in self.stage.ports(self.port).items():
             self._spawn(name, process_port)
 
@@ -98,15 +112,11 @@ class StageRunner:
             sys.stdout.flush()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
-        """Wait until the front door's /readyz answers 200, or a process exits."""
+        """Wait until the front door is ready (and settled, where messages flow)."""
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.port}/readyz"
         while time.monotonic() < deadline and self.failed() is None:
-            try:
-                if requests.get(url, timeout=2).status_code == 200:
-                    return True
-            except requests.RequestException:
-                pass
+            if is_ready(f"http://127.0.0.1:{self.port}"):
+                return True
             time.sleep(0.2)
         return False
 

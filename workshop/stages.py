@@ -54,6 +54,7 @@ class Stage:
 STAGES: dict[str, str] = {
     "01-monolith": "one Flask app, Jinja pages + JSON API, one MongoDB database",
     "02-rest-api": "the data behind an Eve REST API; the web front calls it over HTTP",
+    "03-services": "one verb per service, a database each, a broker, a sync service, a gateway",
 }
 
 

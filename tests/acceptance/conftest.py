@@ -8,6 +8,7 @@ from tests.acceptance.stage import Client, RunningStage
 STAGES = [
     "01-monolith",
     "02-rest-api",
+    "03-services",
 ]
 
 

@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 import requests
 
+from workshop.runner import is_ready
 from workshop.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 90.0
+START_TIMEOUT = 150.0
 # Writes travel through a broker from stage 03 on: the contract gives them 2 seconds.
 VISIBLE_WITHIN = 2.0
 
@@ -71,11 +72,8 @@ class RunningStage:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if is_ready(self.url):
+                return
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.name} not ready in {START_TIMEOUT} s:\n{self.log_tail()}")

@@ -86,7 +86,11 @@ def test_reimporting_a_post_keeps_its_tags(client, user):
     listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
     finished(client, start(client, token, json=listing))
     searchable(client, word, post_id)
-    client.post(f"/api/posts/{post_id}/tags", token=token, json={"tag": "kept"})
+    # From stage 03 the tag service learns of the post through the broker, a moment later.
+    eventually(
+        lambda: client.post(f"/api/posts/{post_id}/tags", token=token, json={"tag": "kept"}),
+        lambda answer: answer.status_code == 201,
+    )
     eventually(lambda: client.get(f"/api/posts/{post_id}").json()["tags"], lambda tags: tags)
     record["score"] = 99
     finished(client, start(client, token, json=listing))

@@ -35,6 +35,8 @@ def test_preferences_need_a_token(client):
 )  # fmt: skip
 def test_bad_preferences_answer_400_and_change_nothing(client, user, body):
     _, _, token = user
-    client.put("/api/me/preferences", token=token, json={"topics": ["ml"]})
+    assert (
+        client.put("/api/me/preferences", token=token, json={"topics": ["ml"]}).status_code == 200
+    )
     assert_error(client.put("/api/me/preferences", token=token, json=body), 400)
     assert client.get("/api/me/preferences", token=token).json() == {"topics": ["ml"]}

@@ -7,13 +7,18 @@ The formula, as the original workshop ranked posts: net votes plus weighted comm
 over candidates whose score is at least SCORE_THRESHOLD. Ties go to the smaller id.
 For a logged-in user, posts whose topics or tags meet the user's preferred topics come
 first (ranked by the same formula among themselves), then everything else.
+
+Version 2 of the recommender (stage 03 runs both side by side) ranks by discussion:
+
+    rank_v2 = DISCUSSION_WEIGHT * num_comments + (ups - downs) // 2
 """
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 SCORE_THRESHOLD = 10
 COMMENT_WEIGHT = 2
+DISCUSSION_WEIGHT = 5
 DEFAULT_LIMIT = 12
 MAX_LIMIT = 50
 
@@ -21,6 +26,16 @@ MAX_LIMIT = 50
 def popularity(post: Mapping[str, Any]) -> int:
     """Return a post's rank by the formula above (higher is better)."""
     return int(post["ups"]) - int(post["downs"]) + COMMENT_WEIGHT * int(post["num_comments"])
+
+
+def discussion(post: Mapping[str, Any]) -> int:
+    """Return a post's rank by version 2's formula: conversation over votes."""
+    net_votes = int(post["ups"]) - int(post["downs"])
+    return DISCUSSION_WEIGHT * int(post["num_comments"]) + net_votes // 2
+
+
+Formula = Callable[[Mapping[str, Any]], int]
+FORMULAS: dict[str, Formula] = {"1": popularity, "2": discussion}
 
 
 def is_candidate(post: Mapping[str, Any]) -> bool:
@@ -38,11 +53,14 @@ def matches_preferences(post: Mapping[str, Any], topics: Collection[str]) -> boo
 
 
 def recommend(
-    posts: Iterable[Mapping[str, Any]], topics: Collection[str] = (), limit: int = DEFAULT_LIMIT
+    posts: Iterable[Mapping[str, Any]],
+    topics: Collection[str] = (),
+    limit: int = DEFAULT_LIMIT,
+    formula: Formula = popularity,
 ) -> list[Any]:
     """Return up to `limit` recommended posts, best first."""
     candidates = [post for post in posts if is_candidate(post)]
     candidates.sort(
-        key=lambda post: (not matches_preferences(post, topics), -popularity(post), post["id"])
+        key=lambda post: (not matches_preferences(post, topics), -formula(post), post["id"])
     )
     return candidates[:limit]

@@ -2,7 +2,7 @@
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -20,3 +20,8 @@ def count_tags(tags: Iterable[str]) -> list[dict[str, Any]]:
         {"tag": tag, "count": count}
         for tag, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ]
+
+
+def tag_list(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Turn {tag: count} into the Post's tag list, dropping tags counted down to zero."""
+    return count_tags(tag for tag, count in counts.items() for _ in range(max(count, 0)))

@@ -9,8 +9,15 @@ from flask import Blueprint, jsonify
 Check = Callable[[], Mapping[str, Any]]
 
 
-def health_blueprint(checks: Mapping[str, Check]) -> Blueprint:
-    """Return a blueprint serving /healthz (alive) and /readyz (dependencies reachable)."""
+def health_blueprint(
+    checks: Mapping[str, Check],
+    settled: Callable[[dict[str, dict[str, Any]]], bool] | None = None,
+) -> Blueprint:
+    """Return a blueprint serving /healthz (alive) and /readyz (dependencies reachable).
+
+    `settled`, where messages flow between services, adds whether they have all arrived:
+    ready means "can serve", settled means "serves the latest data" too.
+    """
     blueprint = Blueprint("health", __name__)
 
     @blueprint.get("/healthz")
@@ -21,7 +28,9 @@ def health_blueprint(checks: Mapping[str, Check]) -> Blueprint:
     def readyz() -> Any:
         states = {name: dict(check()) for name, check in checks.items()}
         ready = all(state.get("ok") for state in states.values())
-        body = {"status": "ready" if ready else "degraded", "dependencies": states}
+        body: dict[str, Any] = {"status": "ready" if ready else "degraded", "dependencies": states}
+        if settled is not None:
+            body["settled"] = settled(states)
         return jsonify(body), 200 if ready else 503
 
     return blueprint

@@ -1,0 +1,30 @@
+"""Stage 03's gateway: the only front door. Pages composed from services, the JSON API
+routed to them by path; it holds no data of its own."""
+
+from typing import Any
+
+from flask import Flask
+
+from workshop import web
+from workshop.web.health import health_blueprint
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the gateway: pages, auth pages, the routed API, and readiness of every service."""
+    app = web.create_flask(__name__, "03-services", test_config)
+
+    from gateway import api, auth, client, pages
+    from gateway.upstreams import SERVICES
+
+    client.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    checks = {service: (lambda s=service: client.ping(s)) for service in SERVICES}
+    app.register_blueprint(health_blueprint(checks, settled=_settled))
+    return app
+
+
+def _settled(states: dict[str, dict[str, Any]]) -> bool:
+    """Tell whether every message has reached its service (nothing waits in a queue)."""
+    return all(state.get("ok") and not state.get("backlog") for state in states.values())

@@ -1,0 +1,55 @@
+"""The public JSON API, routed by path to the service that owns the answer.
+
+The gateway checks tokens and body sizes, then passes the call on: it holds no data and
+no domain rules of its own. The table below is the whole routing.
+"""
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from gateway import client
+from workshop import config
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+# (path, methods, service); "recommend" means the version chosen per request.
+ROUTES = [
+    ("/search", ["GET"], "search"),
+    ("/posts/<post_id>", ["GET"], "search"),
+    ("/tags/<tag>/posts", ["GET"], "search"),
+    ("/recommendations", ["GET"], "recommend"),
+    ("/tags", ["GET"], "tag"),
+    ("/posts/<post_id>/tags", ["POST"], "tag"),
+    ("/posts/<post_id>/tags/<tag>", ["DELETE"], "tag"),
+    ("/users", ["POST"], "users"),
+    ("/tokens", ["POST"], "users"),
+    ("/me/preferences", ["GET", "PUT"], "users"),
+    ("/ingest", ["POST"], "ingest"),
+    ("/jobs/<job_id>", ["GET"], "ingest"),
+]
+PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
+ANSWER_HEADERS = ("Content-Type", "X-Recommend-Version")
+
+
+def proxy(service: str, **_: Any) -> Response:
+    """Pass the request to the service and its answer back."""
+    if service == "recommend":
+        service = client.recommend_service()
+    long_call = request.path == "/api/ingest"
+    request.max_content_length = config.MAX_INGEST_BYTES if long_call else config.MAX_JSON_BYTES
+    response = client.call(
+        service,
+        request.method,
+        request.full_path if request.query_string else request.path,
+        data=request.get_data(),
+        headers={h: request.headers[h] for h in PASSED_HEADERS if h in request.headers},
+        timeout=client.LONG_TIMEOUT if long_call else client.TIMEOUT,
+    )
+    headers = {h: response.headers[h] for h in ANSWER_HEADERS if h in response.headers}
+    return Response(response.content, status=response.status_code, headers=headers)
+
+
+for path, methods, service in ROUTES:
+    endpoint = f"{service}_{path}".replace("/", "_").replace("<", "").replace(">", "")
+    bp.add_url_rule(path, endpoint, proxy, methods=methods, defaults={"service": service})

@@ -1,0 +1,58 @@
+"""Who is who: the registration, login and logout pages (the JSON calls go to users)."""
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from gateway import client
+from workshop.contract import ApiError
+
+bp = Blueprint("auth", __name__)
+
+
+def create_account(username: Any, password: Any) -> None:
+    """Create an account, or raise ApiError (400 invalid or weak, 409 taken)."""
+    client.create_user(username, password)  # the users service checks, hashes and stores
+
+
+def authenticate(username: str, password: str) -> str | None:
+    """Return a token if a username and password match a registered user (users checks)."""
+    return client.issue_token(username, password)
+
+
+@bp.route("/register", methods=("GET", "POST"))
+def register() -> Any:
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        try:
+            create_account(username, request.form.get("password", ""))
+        except ApiError as error:
+            flash(error.message, "error")
+            return render_template("register.html"), error.status
+        flash("Account created: you can log in now.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("register.html")
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login() -> Any:
+    next_page = request.values.get("next", "")
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        token = authenticate(username, request.form.get("password", ""))
+        if token:
+            session.clear()
+            session["user"] = username
+            session["token"] = token  # the gateway calls services as this user
+            # Only local paths: an open redirect would let a link send users elsewhere.
+            safe_next = next_page if next_page.startswith("/") and "//" not in next_page else ""
+            return redirect(safe_next or url_for("pages.index"))
+        flash("Wrong username or password.", "error")
+        return render_template("login.html", next=next_page), 401
+    return render_template("login.html", next=next_page)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.index"))

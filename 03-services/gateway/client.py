@@ -1,0 +1,163 @@
+"""How the gateway calls the services: a timeout on every call, retries only for reads,
+a circuit breaker per service, and the services' own errors passed through unchanged."""
+
+import time
+from typing import Any
+
+import requests
+from flask import Flask, current_app, g, request
+from purgatory.domain.model import OpenedState
+
+from gateway.upstreams import NoInstance, Upstreams
+from workshop.contract import ApiError
+
+# Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
+TIMEOUT = (0.5, 5.0)
+LONG_TIMEOUT = (0.5, 600.0)
+READ_ATTEMPTS = 2  # a read (idempotent) is tried again once on a connection failure
+
+
+class UpstreamUnavailable(ApiError):
+    """A service did not answer: down, too slow, or its circuit is open."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(503, "upstream_unavailable", f"the {service} service is not answering")
+        self.service = service
+
+
+def init_app(app: Flask) -> None:
+    """Give the app one pooled HTTP session and the routing table."""
+    app.extensions["http"] = requests.Session()
+    app.extensions["upstreams"] = Upstreams.from_environment()
+
+
+def upstreams() -> Upstreams:
+    return current_app.extensions["upstreams"]
+
+
+def recommend_service() -> str:
+    """Return the recommend version this request goes to (header, else canary draw)."""
+    version = upstreams().recommend_version(request.headers.get("X-Recommend-Version"))
+    return f"recommend-v{version}"
+
+
+def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """Call a service; raise UpstreamUnavailable if it cannot answer."""
+    headers = kwargs.pop("headers", {})
+    if g.get("token"):
+        headers["Authorization"] = f"Bearer {g.token}"
+    kwargs.setdefault("timeout", TIMEOUT)
+    attempts = READ_ATTEMPTS if method == "GET" else 1
+    breaker = upstreams().breaker(service)
+    for attempt in range(attempts):
+        try:
+            with breaker:
+                address = upstreams().address(service)
+                answer = current_app.extensions["http"].request(
+                    method, address + path, headers=headers, **kwargs
+                )
+                if answer.status_code >= 500 and answer.status_code != 503:
+                    raise UpstreamUnavailable(service)  # counts against the breaker
+                return answer
+        except (requests.RequestException, NoInstance, OpenedState, UpstreamUnavailable):
+            if attempt + 1 == attempts:
+                break
+            time.sleep(0.05)
+    raise UpstreamUnavailable(service)
+
+
+def answer_of(response: requests.Response, *expected: int) -> Any:
+    """Return a service's JSON answer, or raise its error (the contract's shape) as ours."""
+    if response.status_code in expected:
+        return response.json() if response.content else None
+    try:
+        error = response.json()["error"]
+        raise ApiError(response.status_code, error["code"], error["message"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(
+            502, "upstream_error", f"a service answered {response.status_code}"
+        ) from None
+
+
+def ping(service: str) -> dict[str, Any]:
+    """Return a service's readiness as it reports it (for the gateway's /readyz)."""
+    try:
+        response = call(service, "GET", "/readyz", timeout=(0.5, 2.0))
+        body = response.json()
+    except (ApiError, ValueError):
+        return {"ok": False}
+    backlog = body.get("dependencies", {}).get("backlog", {}).get("waiting", 0)
+    return {"ok": response.status_code == 200, "backlog": backlog}
+
+
+# --- what the pages need -----------------------------------------------------------------
+
+
+def get_post(post_id: str) -> dict[str, Any] | None:
+    """Return one post, or None."""
+    response = call("search", "GET", f"/api/posts/{post_id}")
+    return None if response.status_code == 404 else answer_of(response, 200)
+
+
+def search(query: str, page: int, per_page: int) -> tuple[int, list[dict[str, Any]]]:
+    """Return (total, one page of posts) for a query."""
+    params = {"q": query, "page": page, "per_page": per_page}
+    body = answer_of(call("search", "GET", "/api/search", params=params), 200)
+    return body["total"], body["items"]
+
+
+def recommendations(limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Return (posts, personal): recommend knows the user's topics from its own copy."""
+    response = call(recommend_service(), "GET", "/api/recommendations", params={"limit": limit})
+    return answer_of(response, 200)["items"], response.headers.get("X-Personal") == "true"
+
+
+def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first."""
+    items = answer_of(call("tag", "GET", "/api/tags"), 200)["items"]
+    return items[:limit] if limit else items
+
+
+def posts_with_tag(tag: str) -> list[dict[str, Any]]:
+    """Return the posts carrying a tag."""
+    return answer_of(call("search", "GET", f"/api/tags/{tag}/posts"), 200)["items"]
+
+
+def user_tags(post_id: str) -> list[str]:
+    """Return the tags the calling user gave a post."""
+    return answer_of(call("tag", "GET", f"/api/posts/{post_id}/tags/mine"), 200)["items"]
+
+
+def add_tag(post_id: str, tag: str) -> None:
+    """Tag a post as the calling user."""
+    answer_of(call("tag", "POST", f"/api/posts/{post_id}/tags", json={"tag": tag}), 201)
+
+
+def remove_tag(post_id: str, tag: str) -> None:
+    """Withdraw the calling user's tag."""
+    answer_of(call("tag", "DELETE", f"/api/posts/{post_id}/tags/{tag}"), 204)
+
+
+def create_user(username: str, password: str) -> None:
+    """Register a user, or raise 400/409."""
+    body = {"username": username, "password": password}
+    answer_of(call("users", "POST", "/api/users", json=body), 201)
+
+
+def issue_token(username: str, password: str) -> str | None:
+    """Return a token for a username and password, or None if they don't match."""
+    body = {"username": username, "password": password}
+    response = call("users", "POST", "/api/tokens", json=body)
+    return None if response.status_code == 401 else answer_of(response, 200)["token"]
+
+
+def get_topics(username: str | None) -> list[str]:
+    """Return the calling user's preferred topics (none for a visitor)."""
+    if username is None:
+        return []
+    return answer_of(call("users", "GET", "/api/me/preferences"), 200)["topics"]
+
+
+def set_topics(topics: list[str]) -> None:
+    """Store the calling user's preferred topics."""
+    answer_of(call("users", "PUT", "/api/me/preferences", json={"topics": topics}), 200)

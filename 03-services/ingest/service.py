@@ -1,0 +1,40 @@
+"""The ingest service's routes: load posts, and report on the job."""
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from ingest import store
+from workshop import ingest
+from workshop.contract import not_found
+from workshop.service import Service
+from workshop.web import api_auth_required
+
+bp = Blueprint("ingest", __name__, url_prefix="/api")
+
+
+@bp.post("/ingest")
+@api_auth_required
+def start_ingest() -> Any:
+    job = ingest.parse_request(request)
+    job_id = store.create_job(job.describe())
+    # The work happens inside the request (stage 04 moves it to a background worker);
+    # the posts then reach search, recommend and tag through the broker.
+    try:
+        report = ingest.collect(job)
+    except (ValueError, RuntimeError) as error:
+        store.finish_job(job_id, 0, 0, error=str(error))
+    else:
+        store.finish_job(job_id, store.upsert_posts(report.posts), len(report.rejected))
+    return jsonify({"job_id": job_id}), 202
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> Any:
+    found = store.get_job(job_id)
+    if found is None:
+        raise not_found("job")
+    return jsonify(found)
+
+
+service = Service(name="ingest", blueprint=bp, owns=store.outbox, setup=store.setup)

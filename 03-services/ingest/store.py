@@ -1,0 +1,61 @@
+"""The ingest service's data: the master copy of every post, and the ingest jobs."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo.database import Database
+
+from workshop import config, ingest, queries
+from workshop.domain.posts import POST_FIELDS
+from workshop.messaging.envelope import POST_UPSERTED
+from workshop.messaging.outbox import Source, changed
+from workshop.service import get_db
+
+# What a post.upserted message carries: the post as it is, minus what others own (tags).
+_POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
+
+
+def setup(database: Database) -> None:
+    """Load the sample on embedded defaults, so the stage starts with data to serve."""
+    if config.env("WORKSHOP_SEED_SAMPLE", "1") == "1" and database.posts.count_documents({}) == 0:
+        upsert_posts(ingest.sample().posts, database)
+
+
+def upsert_posts(posts: Iterable[dict[str, Any]], database: Database | None = None) -> int:
+    """Store posts keyed by reddit id; each new or changed one is marked for publishing."""
+    collection = (database if database is not None else get_db()).posts
+    documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
+    stored = {d["_id"]: d for d in collection.find({"_id": {"$in": list(documents)}})}
+    fresh = [
+        {"_id": post_id, **fields, "version": 1, "outbox_pending": True}
+        for post_id, fields in documents.items()
+        if post_id not in stored
+    ]
+    if fresh:
+        collection.insert_many(fresh)
+    for post_id, old in stored.items():
+        fields = documents[post_id]
+        if any(old.get(k) != v for k, v in fields.items()):
+            collection.update_one({"_id": post_id}, changed(fields))
+    return len(documents)
+
+
+def outbox(database: Database) -> list[Source]:
+    """What this service publishes: each post's current state when it changes."""
+    return [Source(database.posts, POST_UPSERTED, lambda d: {f: d[f] for f in _POST_FIELDS})]
+
+
+def create_job(description: str) -> str:
+    """Record a new ingest job as running and return its id."""
+    return queries.create_job(get_db().jobs, description)
+
+
+def finish_job(job_id: str, ingested: int, rejected: int, error: str | None = None) -> None:
+    """Record how a job ended."""
+    queries.finish_job(get_db().jobs, job_id, ingested, rejected, error)
+
+
+def get_job(job_id: str) -> dict[str, Any] | None:
+    """Return a job's public state, or None."""
+    job = get_db().jobs.find_one({"_id": job_id})
+    return queries.public_job(job) if job else None

@@ -1,0 +1,20 @@
+"""The recommend service: suggests posts. Keeps its own copy of posts, tags and preferences.
+
+RECOMMEND_VERSION picks the formula (1 or 2); each version is its own service with its own
+database and queue ("recommend-v1", "recommend-v2"), so both run side by side.
+"""
+
+from typing import Any
+
+from flask import Flask
+
+from workshop import config
+from workshop.service import create_service
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the recommend service, in the version RECOMMEND_VERSION names."""
+    from recommend.service import make_service
+
+    version = (test_config or {}).get("RECOMMEND_VERSION") or config.env("RECOMMEND_VERSION", "1")
+    return create_service(make_service(version), __name__, test_config)

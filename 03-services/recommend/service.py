@@ -1,0 +1,43 @@
+"""The recommend service's routes: recommendations, anonymous or personal."""
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from recommend import store
+from workshop import contract
+from workshop.messaging.envelope import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
+from workshop.service import Service
+
+bp = Blueprint("recommend", __name__, url_prefix="/api")
+
+
+@bp.get("/recommendations")
+def recommendations() -> Any:
+    limit = contract.limit_param(request.args)
+    items, personal = store.recommendations(g.user, limit)
+    version = current_app.config["RECOMMEND_VERSION"]
+    return (
+        jsonify({"user": g.user, "items": items}),
+        200,
+        {"X-Recommend-Version": version, "X-Personal": str(personal).lower()},
+    )
+
+
+def make_service(version: str) -> Service:
+    """Return the recommend service of one version: its own name, queue and database."""
+
+    def setup(database: Any) -> None:
+        current_app.config["RECOMMEND_VERSION"] = version
+        store.setup(database)
+
+    return Service(
+        name=f"recommend-v{version}",
+        blueprint=bp,
+        subscribes={
+            POST_UPSERTED: store.on_post_upserted,
+            TAGS_CHANGED: store.on_tags_changed,
+            PREFERENCES_UPDATED: store.on_preferences_updated,
+        },
+        setup=setup,
+    )

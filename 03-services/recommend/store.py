@@ -1,0 +1,46 @@
+"""The recommend service's data: its own copy of posts (with tags) and of preferences."""
+
+from typing import Any
+
+from flask import current_app
+from pymongo.database import Database
+
+from workshop import queries
+from workshop.domain.recommend import FORMULAS
+from workshop.messaging.envelope import Message
+from workshop.messaging.inbox import apply_versioned
+from workshop.service import get_db
+
+
+def setup(database: Database) -> None:
+    """Index what ranking queries."""
+    queries.create_post_indexes(database.posts)
+
+
+def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Return (posts, personal): the user's topics first, if we know of any."""
+    preferences = get_db().preferences.find_one({"_id": user}) if user else None
+    topics = preferences["topics"] if preferences else []
+    formula = FORMULAS[current_app.config["RECOMMEND_VERSION"]]
+    return queries.recommendations(get_db().posts, topics, limit, formula), bool(topics)
+
+
+def on_post_upserted(database: Database, message: Message) -> None:
+    """Keep the post's latest state (ranking needs votes and comments)."""
+    document = queries.stored_post({"id": message.key, **message.payload})
+    fields = {k: v for k, v in document.items() if k not in ("_id", "tags", "terms")}
+    apply_versioned(database.posts, message.key, message.version, fields, "post_version")
+
+
+def on_tags_changed(database: Database, message: Message) -> None:
+    """Keep the post's latest tags (they can match a user's topics)."""
+    tags = message.payload["tags"]
+    apply_versioned(database.posts, message.key, message.version, {"tags": tags}, "tags_version")
+
+
+def on_preferences_updated(database: Database, message: Message) -> None:
+    """Keep each user's latest topics: personal answers need no call to users."""
+    topics = message.payload["topics"]
+    apply_versioned(
+        database.preferences, message.key, message.version, {"topics": topics}, "version"
+    )

@@ -1,0 +1,115 @@
+"""The sync service's data: the log (every change, numbered), and each subscriber's place.
+
+Owners publish their changes to the sync queue. Sync numbers each new change (the log's
+sequence), then delivers to every subscriber whose types match everything after that
+subscriber's checkpoint. Live fan-out, catching up after a crash and a full replay are the
+same loop from different checkpoints.
+"""
+
+import threading
+from typing import Any
+
+import pymongo
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from workshop.messaging.broker import MAX_BATCH, Publisher
+from workshop.messaging.envelope import MASTER_DATA_TYPES, SUBSCRIPTION_DECLARED, Message
+
+# One writer at a time: the consumer thread and the admin replay call share the log.
+_lock = threading.Lock()
+
+
+def setup(database: Database) -> None:
+    """Index the log by sequence, and by type for deliveries."""
+    database.log.create_index("seq")
+    database.log.create_index([("type", 1), ("seq", 1)])
+
+
+def append(database: Database, message: Message) -> bool:
+    """Add a change to the log with the next sequence number; a duplicate is dropped.
+
+    The message id (type/key/version) is the log's key, so a change published twice is
+    logged once. A dropped duplicate leaves a gap in the numbers, which harms nothing.
+    """
+    counter = database.counters.find_one_and_update(
+        {"_id": "log"}, {"$inc": {"seq": 1}}, upsert=True,
+        return_document=pymongo.ReturnDocument.AFTER,
+    )  # fmt: skip
+    seq = counter["seq"]
+    entry = {"_id": message.id, "seq": seq, "type": message.type,
+             "message": message.with_sequence(seq).to_dict()}  # fmt: skip
+    try:
+        database.log.insert_one(entry)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+def head(database: Database) -> int:
+    """Return the sequence number of the latest change."""
+    counter = database.counters.find_one({"_id": "log"})
+    return counter["seq"] if counter else 0
+
+
+def subscribe(database: Database, queue: str, types: list[str], replay: bool) -> None:
+    """Record a subscriber; a new one (or one asking for a replay) starts from zero."""
+    known = database.subscribers.find_one({"_id": queue})
+    checkpoint = 0 if replay or known is None else known["checkpoint"]
+    database.subscribers.update_one(
+        {"_id": queue}, {"$set": {"types": types, "checkpoint": checkpoint}}, upsert=True
+    )
+
+
+def deliver(database: Database, publisher: Publisher, subscriber: dict[str, Any]) -> int:
+    """Send a subscriber every change of its types after its checkpoint; return how many."""
+    sent, checkpoint = 0, subscriber["checkpoint"]
+    while True:
+        entries = list(
+            database.log.find({"seq": {"$gt": checkpoint}, "type": {"$in": subscriber["types"]}})
+            .sort("seq", 1)
+            .limit(MAX_BATCH)
+        )
+        if not entries:
+            break
+        publisher.publish([Message.from_dict(e["message"]) for e in entries], subscriber["_id"])
+        checkpoint = entries[-1]["seq"]
+        # The checkpoint moves only after the broker took the batch: a crash re-sends it.
+        database.subscribers.update_one(
+            {"_id": subscriber["_id"]}, {"$max": {"checkpoint": checkpoint}}
+        )
+        sent += len(entries)
+    return sent
+
+
+def on_batch(database: Database, publisher: Publisher, messages: list[Message]) -> None:
+    """Log the changes in a batch, record subscriptions, then bring every subscriber up to date."""
+    with _lock:
+        for message in messages:
+            if message.type in MASTER_DATA_TYPES:
+                append(database, message)
+            elif message.type == SUBSCRIPTION_DECLARED:
+                payload = message.payload
+                subscribe(
+                    database, payload["queue"], list(payload["types"]), bool(payload["replay"])
+                )
+        for subscriber in database.subscribers.find():
+            deliver(database, publisher, subscriber)
+
+
+def replay(database: Database, publisher: Publisher, queue: str) -> int | None:
+    """Re-send a subscriber everything from zero (a new version's bootstrap); None if unknown."""
+    with _lock:
+        subscriber = database.subscribers.find_one({"_id": queue})
+        if subscriber is None:
+            return None
+        database.subscribers.update_one({"_id": queue}, {"$set": {"checkpoint": 0}})
+        return deliver(database, publisher, {**subscriber, "checkpoint": 0})
+
+
+def subscribers(database: Database) -> list[dict[str, Any]]:
+    """Return every subscriber with its types and checkpoint."""
+    return [
+        {"queue": s["_id"], "types": s["types"], "checkpoint": s["checkpoint"]}
+        for s in database.subscribers.find().sort("_id", 1)
+    ]

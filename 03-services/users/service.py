@@ -1,0 +1,48 @@
+"""The users service's routes: who is who, and what they like."""
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+
+from users import store
+from workshop import contract, tokens
+from workshop.contract import ApiError, json_object, string_field
+from workshop.domain import users
+from workshop.service import Service
+from workshop.web import api_auth_required
+
+bp = Blueprint("users", __name__, url_prefix="/api")
+
+
+@bp.post("/users")
+def register() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    problem = users.username_problem(username) or users.password_problem(password, username)
+    if problem:
+        raise ApiError(400, "invalid_credentials", problem)
+    if not store.create_user(username, users.hash_password(password)):
+        raise ApiError(409, "username_taken", f"the username {username!r} is taken")
+    return jsonify({"username": username}), 201
+
+
+@bp.post("/tokens")
+def issue_token() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    user = store.get_user(username)
+    if user is None or not users.verify_password(user["password_hash"], password):
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    return jsonify({"token": tokens.issue(username)})
+
+
+@bp.route("/me/preferences", methods=("GET", "PUT"))
+@api_auth_required
+def preferences() -> Any:
+    if request.method == "PUT":
+        data = json_object(request, allowed=("topics",), required=("topics",))
+        store.set_topics(g.user, contract.checked_topics(data["topics"]))
+    return jsonify({"topics": store.get_topics(g.user)})
+
+
+service = Service(name="users", blueprint=bp, owns=store.outbox)

@@ -1,0 +1,287 @@
+"""The benchmark's load, written once for every stage: four scenarios as Locust users.
+
+`workshop bench` runs this file with the locust CLI, one scenario at a time, chosen by
+the BENCH_SCENARIO environment variable (reads, logged-in, home, lag); unset, every
+scenario runs mixed. Run by hand:
+
+    BENCH_SCENARIO=reads locust -f bench/locustfile.py --headless -u 8 -r 8 -t 20s \
+        --host http://127.0.0.1:8000
+
+Besides Locust's own CSV, every request's latency is kept raw and written as JSON to
+BENCH_SAMPLES at exit, so the bench computes exact percentiles over the measured window:
+from the moment every user has finished its set-up (registering, logging in) to the end.
+Set-up requests are named "setup: ..." and left out of the figures (their errors count).
+"""
+
+import json
+import os
+import random
+import time
+import uuid
+from typing import Any
+
+from locust import FastHttpUser, constant, events, task
+
+SCENARIO = os.environ.get("BENCH_SCENARIO", "")
+SAMPLES_FILE = os.environ.get("BENCH_SAMPLES", "")
+SETUP = "setup: "
+# Requests give up after this long; a timeout counts as an error.
+TIMEOUT_SECONDS = 10.0
+# The write-to-visible deadline of the lag scenario, and how often it polls meanwhile.
+LAG_DEADLINE_SECONDS = 5.0
+LAG_POLL_SECONDS = 0.02
+
+QUERIES = [
+    "asyncio", "django", "pandas", "pypy", "flask", "numpy", "pytest", "docker",
+    "web performance", "async await", "type hints", "packaging wheels", "machine learning",
+    "fastapi", "sqlalchemy", "kubernetes deploy", "testing fixtures", "gil threads",
+]  # fmt: skip
+TOPICS = ["async", "web", "data", "performance", "testing", "packaging", "ml", "devops"]
+# Tags the bench puts on a few posts of each stage before the run, so tag pages have posts.
+SEEDED_TAGS = ["bench-async", "bench-web", "bench-data", "bench-testing", "bench-ml"]
+
+
+class Recorder:
+    """Every request's latency and outcome, and the window in which they are measured."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.ready_at = self.started
+        self.stopped: float | None = None
+        self.samples: list[tuple[float, str, float, bool]] = []
+        self.errors: dict[str, int] = {}
+        self.error_examples: dict[str, str] = {}
+        self.lags_ms: list[tuple[float, float]] = []
+        self.lag_missed = 0
+
+    def request(self, name: str, response_time: float, exception: Any) -> None:
+        """Keep one request: its end time, name, latency in ms, and whether it succeeded."""
+        self.samples.append((time.time(), name, response_time, exception is None))
+        if exception is not None:
+            self.error(name, exception)
+
+    def error(self, name: str, problem: Any) -> None:
+        """Count a failure under a name, keeping the first message as an example."""
+        self.errors[name] = self.errors.get(name, 0) + 1
+        self.error_examples.setdefault(name, str(problem)[:300])
+
+    def user_ready(self) -> None:
+        """Move the window's start to now: one more user has finished its set-up."""
+        self.ready_at = max(self.ready_at, time.time())
+
+    def write(self, path: str) -> None:
+        """Write the raw figures as JSON."""
+        stopped = self.stopped or time.time()
+        measured = [
+            [name, ms, ok]
+            for at, name, ms, ok in self.samples
+            if self.ready_at <= at <= stopped and not name.startswith(SETUP)
+        ]
+        body = {
+            "scenario": SCENARIO,
+            "window": [self.ready_at, stopped],
+            "requests": measured,
+            "errors": self.errors,
+            "error_examples": self.error_examples,
+            "lag_ms": [ms for at, ms in self.lags_ms if at >= self.ready_at],
+            "lag_missed": self.lag_missed,
+        }
+        with open(path, "w") as file:
+            json.dump(body, file)
+
+
+RECORDER = Recorder()
+
+
+@events.test_start.add_listener
+def _on_test_start(**_: Any) -> None:
+    RECORDER.started = RECORDER.ready_at = time.time()
+
+
+@events.request.add_listener
+def _on_request(name: str, response_time: float, exception: Any = None, **_: Any) -> None:
+    RECORDER.request(name, response_time, exception)
+
+
+@events.user_error.add_listener
+def _on_user_error(user_instance: Any, exception: Exception, **_: Any) -> None:
+    RECORDER.error(f"task error in {type(user_instance).__name__}", repr(exception))
+
+
+@events.test_stop.add_listener
+def _on_test_stop(**_: Any) -> None:
+    RECORDER.stopped = RECORDER.stopped or time.time()
+
+
+@events.quitting.add_listener
+def _on_quitting(**_: Any) -> None:
+    if SAMPLES_FILE:
+        RECORDER.write(SAMPLES_FILE)
+
+
+class BenchUser(FastHttpUser):
+    """A simulated user with no think time: the stage runs as fast as it can answer."""
+
+    abstract = True
+    scenario = ""
+    wait_time = constant(0)
+    network_timeout = TIMEOUT_SECONDS
+    connection_timeout = TIMEOUT_SECONDS
+    post_ids: list[str] = []  # shared by every user: ids seen in answers
+
+    def get_json(self, path: str, name: str, **kwargs: Any) -> Any:
+        """GET a JSON answer (None if it failed: the failure is already counted)."""
+        with self.client.get(path, name=name, catch_response=True, **kwargs) as answer:
+            if answer.status_code != 200:
+                answer.failure(f"HTTP {answer.status_code}")
+                return None
+            return answer.json()
+
+    def remember_posts(self, body: Any) -> None:
+        """Keep the ids of the posts in an answer, for the post pages."""
+        for post in (body or {}).get("items", []):
+            if len(BenchUser.post_ids) < 500 and post["id"] not in BenchUser.post_ids:
+                BenchUser.post_ids.append(post["id"])
+
+    def some_post(self) -> str | None:
+        """Return a post id seen in an earlier answer, if any."""
+        return random.choice(BenchUser.post_ids) if BenchUser.post_ids else None
+
+
+class LoggedInUser(BenchUser):
+    """A user who registers once, with a unique name, and keeps its API token."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.username = f"bench_{uuid.uuid4().hex[:12]}"
+        password = f"pw-{uuid.uuid4().hex}"
+        credentials = {"username": self.username, "password": password}
+        self.client.post("/api/users", json=credentials, name=SETUP + "register")
+        answer = self.client.post("/api/tokens", json=credentials, name=SETUP + "token")
+        token = answer.json()["token"] if answer.status_code == 200 else ""
+        self.auth = {"Authorization": f"Bearer {token}"}
+        body = self.get_json("/api/recommendations?limit=50", SETUP + "recommendations")
+        self.remember_posts(body)
+        RECORDER.user_ready()
+
+
+class Reads(BenchUser):
+    """Anonymous reading: search (API and page), post pages, tag pages."""
+
+    scenario = "reads"
+
+    def on_start(self) -> None:
+        self.api_search()
+
+    @task(3)
+    def api_search(self) -> None:
+        query, page = random.choice(QUERIES), random.randint(1, 3)
+        body = self.get_json(f"/api/search?q={query}&page={page}", "/api/search?q=[q]&page=[n]")
+        self.remember_posts(body)
+
+    @task(2)
+    def search_page(self) -> None:
+        self.client.get(f"/search?q={random.choice(QUERIES)}", name="/search?q=[q]")
+
+    @task(2)
+    def post_page(self) -> None:
+        if post_id := self.some_post():
+            self.client.get(f"/posts/{post_id}", name="/posts/[id]")
+
+    @task(1)
+    def api_post(self) -> None:
+        if post_id := self.some_post():
+            self.client.get(f"/api/posts/{post_id}", name="/api/posts/[id]")
+
+    @task(1)
+    def tag_page(self) -> None:
+        self.client.get(f"/tags/{random.choice(SEEDED_TAGS)}", name="/tags/[tag]")
+
+
+class LoggedIn(LoggedInUser):
+    """A logged-in mix: recommendations, tagging and untagging, preference changes."""
+
+    scenario = "logged-in"
+
+    @task(4)
+    def recommendations(self) -> None:
+        body = self.get_json("/api/recommendations", "/api/recommendations", headers=self.auth)
+        self.remember_posts(body)
+
+    @task(2)
+    def tag_and_untag(self) -> None:
+        post_id, tag = self.some_post(), random.choice(TOPICS)
+        if not post_id:
+            return
+        self.client.post(f"/api/posts/{post_id}/tags", json={"tag": tag}, headers=self.auth,
+                         name="/api/posts/[id]/tags")  # fmt: skip
+        self.client.delete(f"/api/posts/{post_id}/tags/{tag}", headers=self.auth,
+                           name="/api/posts/[id]/tags/[tag]")  # fmt: skip
+
+    @task(1)
+    def change_preferences(self) -> None:
+        topics = random.sample(TOPICS, random.randint(1, 3))
+        self.client.put("/api/me/preferences", json={"topics": topics}, headers=self.auth,
+                        name="/api/me/preferences")  # fmt: skip
+
+
+class Home(BenchUser):
+    """The home page: a composite (search box, recommendations, popular tags)."""
+
+    scenario = "home"
+
+    @task
+    def home(self) -> None:
+        self.client.get("/", name="/")
+
+
+class Lag(LoggedInUser):
+    """Write-to-visible lag: tag a post, poll the post until the tag shows, untag it.
+
+    The lag is the time from the write's acknowledgement (201) to the end of the first
+    read that shows the tag, so its floor is one read. A tag not visible within
+    LAG_DEADLINE_SECONDS counts as an error ("lag: not visible").
+    """
+
+    scenario = "lag"
+
+    @task
+    def tag_then_read(self) -> None:
+        post_id = self.some_post()
+        if not post_id:
+            return
+        tag = f"lag-{uuid.uuid4().hex[:12]}"
+        answer = self.client.post(f"/api/posts/{post_id}/tags", json={"tag": tag},
+                                  headers=self.auth, name="/api/posts/[id]/tags")  # fmt: skip
+        if answer.status_code != 201:
+            return
+        self.record_lag(post_id, tag, written=time.monotonic())
+        self.client.delete(f"/api/posts/{post_id}/tags/{tag}", headers=self.auth,
+                           name="/api/posts/[id]/tags/[tag]")  # fmt: skip
+
+    def record_lag(self, post_id: str, tag: str, written: float) -> None:
+        """Poll the post until the tag is visible, and record how long that took."""
+        while time.monotonic() - written < LAG_DEADLINE_SECONDS:
+            post = self.get_json(f"/api/posts/{post_id}", "/api/posts/[id] (poll)")
+            if post and any(t["tag"] == tag for t in post.get("tags", [])):
+                RECORDER.lags_ms.append((time.time(), (time.monotonic() - written) * 1000))
+                return
+            time.sleep(LAG_POLL_SECONDS)
+        RECORDER.lag_missed += 1
+        RECORDER.error("lag: not visible", f"tag {tag} not visible in {LAG_DEADLINE_SECONDS} s")
+
+
+SCENARIOS = {cls.scenario: cls for cls in (Reads, LoggedIn, Home, Lag)}
+
+
+def select_scenario(name: str) -> None:
+    """Leave only the named scenario's class concrete: locust runs every concrete User."""
+    if name not in SCENARIOS:
+        raise SystemExit(f"BENCH_SCENARIO={name!r}: choose one of {', '.join(SCENARIOS)}")
+    for scenario, user_class in SCENARIOS.items():
+        user_class.abstract = scenario != name
+
+
+if SCENARIO:
+    select_scenario(SCENARIO)

@@ -1,0 +1,186 @@
+"""The broker: durable named queues through kombu, one per service.
+
+BROKER_URL picks the broker (redis://..., amqp://...). Unset, kombu's filesystem
+transport serves: messages are files under the run's folder, so separate processes on
+one laptop share them with no server to install. Publishing is to a queue by name; the
+sync service decides which services get which message types.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kombu
+
+from workshop import config
+from workshop.messaging import filesystem
+from workshop.messaging.envelope import InvalidMessage, Message
+
+log = logging.getLogger(__name__)
+
+SYNC_QUEUE = "sync"
+POLL_SECONDS = 0.05
+
+
+def broker_url() -> str:
+    """Return BROKER_URL, or the filesystem transport's when it is unset."""
+    return config.env("BROKER_URL") or "filesystem://"
+
+
+def connect() -> kombu.Connection:
+    """Open a connection to the broker (lazily: nothing is sent until it is used)."""
+    url = broker_url()
+    if url.startswith("filesystem"):
+        folder = broker_folder()
+        options = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "polling_interval": POLL_SECONDS,
+        }
+        return kombu.Connection(transport=filesystem.Transport, transport_options=options)
+    options: dict[str, Any] = {}
+    if url.startswith("redis"):
+        options = {"visibility_timeout": 60}  # an unacked message comes back after a crash
+    return kombu.Connection(url, transport_options=options, connect_timeout=2)
+
+
+def broker_folder() -> str:
+    """Return (and create) the folder the filesystem transport keeps messages in."""
+    run_dir = config.env("WORKSHOP_RUN_DIR") or str(config.STATE_DIR / "run")
+    folder = Path(run_dir) / "broker"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def queue(name: str) -> kombu.Queue:
+    """Return a durable queue that survives its consumer's (and a real broker's) restart."""
+    return kombu.Queue(name, routing_key=name, durable=True)
+
+
+class Publisher:
+    """Send messages to named queues; thread-safe, reconnecting on failure."""
+
+    def __init__(self) -> None:
+        self._connection = connect()
+        self._lock = threading.Lock()
+
+    def publish(self, messages: list[Message], queue_name: str) -> None:
+        """Send messages to a queue as one batch, retrying the connection briefly.
+
+        Each envelope stays whole inside the batch; batching only saves trips when a
+        whole dataset moves (a bootstrap, a replay).
+        """
+        if not messages:
+            return
+        body = {"messages": [message.to_dict() for message in messages]}
+        with self._lock:
+            producer = self._connection.Producer(serializer="json")
+            publish = self._connection.ensure(producer, producer.publish, max_retries=3)
+            publish(body, exchange="", routing_key=queue_name,
+                    declare=[queue(queue_name)], delivery_mode=2)  # fmt: skip
+
+    def backlog(self, queue_name: str) -> int:
+        """Return how many batches wait in a queue."""
+        with self._lock:
+            channel = self._connection.default_channel
+            return queue(queue_name)(channel).queue_declare(passive=False).message_count
+
+    def ping(self) -> dict[str, Any]:
+        """Tell whether the broker answers (for /readyz)."""
+        try:
+            with self._lock:
+                self._connection.ensure_connection(max_retries=1, timeout=1)
+        except Exception as error:  # any failure: not ready, and say which
+            return {"ok": False, "url": _safe(broker_url()), "error": type(error).__name__}
+        return {"ok": True, "url": _safe(broker_url())}
+
+    def close(self) -> None:
+        self._connection.release()
+
+
+Handler = Callable[[Message], None]
+MAX_BATCH = 500
+
+
+class Consumer:
+    """Consume a service's queue in a thread, calling a handler per message type.
+
+    A message is acknowledged only after its handler returns: a crash means redelivery
+    (at-least-once), so handlers must be idempotent. A handler that raises puts the
+    message back for another try.
+    """
+
+    def __init__(
+        self,
+        queue_name: str,
+        handlers: dict[str, Handler] | None = None,
+        batch_handler: Callable[[list[Message]], None] | None = None,
+    ) -> None:
+        self.queue_name = queue_name
+        self.handlers = handlers or {}
+        self.batch_handler = batch_handler
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"consumer-{queue_name}", daemon=True
+        )
+        self.handled = 0
+        self.in_flight = 0  # messages taken from the queue and not yet acknowledged
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with connect() as connection:
+                    self._consume(connection)
+            except Exception:  # broker gone: wait and reconnect, never die
+                log.warning("consumer %s lost the broker; retrying", self.queue_name, exc_info=True)
+                self._stop.wait(1.0)
+
+    def _consume(self, connection: kombu.Connection) -> None:
+        with connection.Consumer([queue(self.queue_name)], callbacks=[self._on_message],
+                                 accept=["json"], prefetch_count=1):  # fmt: skip
+            while not self._stop.is_set():
+                try:
+                    connection.drain_events(timeout=0.5)
+                except TimeoutError:
+                    continue
+
+    def _on_message(self, body: Any, raw: kombu.Message) -> None:
+        try:
+            messages = [Message.from_dict(item) for item in body["messages"]]
+        except (InvalidMessage, KeyError, TypeError):
+            log.error("dropping a malformed batch on %s: %r", self.queue_name, body)
+            raw.ack()
+            return
+        self.in_flight = len(messages)
+        try:
+            if self.batch_handler is not None:
+                self.batch_handler(messages)
+            for message in messages:
+                handler = self.handlers.get(message.type)
+                if handler is not None:  # other types are not this service's business
+                    handler(message)
+        except Exception:
+            log.exception("a handler failed on %s; the batch goes back", self.queue_name)
+            raw.requeue()
+            self.in_flight = 0
+            self._stop.wait(0.2)
+            return
+        raw.ack()
+        self.in_flight = 0
+        self.handled += len(messages)
+
+
+def _safe(url: str) -> str:
+    """Hide a password in a broker URL before showing it."""
+    head, sep, tail = url.partition("@")
+    return f"{head.split(':')[0]}://***@{tail}" if sep else url

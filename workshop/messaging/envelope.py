@@ -1,0 +1,64 @@
+"""The envelope every message travels in: what happened, to what, in which version."""
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# The message types of the workshop, and who publishes them.
+POST_UPSERTED = "post.upserted"  # ingest: a post's current state
+TAGS_CHANGED = "tags.changed"  # tag: a post's current tag counts
+PREFERENCES_UPDATED = "preferences.updated"  # users: a user's current topics
+SUBSCRIPTION_DECLARED = "subscription.declared"  # any subscriber, to sync, at start
+MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
+
+
+class InvalidMessage(ValueError):
+    """A message body that is not an envelope."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """An envelope. `key` names the entity, `version` orders its changes.
+
+    The id is derived from (type, key, version): publishing the same change twice gives
+    the same id, so a consumer can drop the duplicate.
+    """
+
+    type: str
+    key: str
+    version: int
+    payload: dict[str, Any]
+    source: str
+    occurred_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    sequence: int | None = None  # set by the sync service's ordered log
+
+    @property
+    def id(self) -> str:
+        return f"{self.type}/{self.key}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the envelope as JSON-ready data."""
+        return {"id": self.id, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Message":
+        """Read an envelope, or raise InvalidMessage."""
+        if not isinstance(data, dict):
+            raise InvalidMessage("a message must be an object")
+        try:
+            message = cls(
+                type=str(data["type"]),
+                key=str(data["key"]),
+                version=int(data["version"]),
+                payload=dict(data["payload"]),
+                source=str(data["source"]),
+                occurred_at=str(data["occurred_at"]),
+                sequence=None if data.get("sequence") is None else int(data["sequence"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidMessage(f"not an envelope: {error}") from error
+        return message
+
+    def with_sequence(self, sequence: int) -> "Message":
+        """Return the same message, placed in the sync log at `sequence`."""
+        return Message(**{**asdict(self), "sequence": sequence})

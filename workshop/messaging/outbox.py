@@ -1,0 +1,126 @@
+"""The outbox, without transactions: a change and "this must be published" in one write.
+
+An owner changes a document and, in the same single-document update (atomic in MongoDB
+and in the emulation), bumps its version and marks it pending. A relay claims pending
+documents with a lease, publishes their current state, and clears the mark only if the
+version is still the one it published. A change made meanwhile stays pending and goes out
+next round: no change is lost between the write and the publish, and none needs a
+transaction.
+"""
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.collection import Collection
+
+from workshop.messaging.broker import MAX_BATCH, SYNC_QUEUE, Publisher
+from workshop.messaging.envelope import Message
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 10.0
+IDLE_POLL_SECONDS = 0.05
+
+
+def changed(fields: dict[str, Any]) -> dict[str, Any]:
+    """Return the update that sets fields AND records that the change must be published."""
+    return {
+        "$set": {**fields, "outbox_pending": True},
+        "$inc": {"version": 1},
+        # A relay that claimed the old version must not clear the new one.
+        "$unset": {"lease_owner": "", "lease_until": ""},
+    }
+
+
+def changed_inc(increments: dict[str, int]) -> dict[str, Any]:
+    """Like `changed`, for counters: increment fields and mark the document pending."""
+    return {
+        "$set": {"outbox_pending": True},
+        "$inc": {**increments, "version": 1},
+        "$unset": {"lease_owner": "", "lease_until": ""},
+    }
+
+
+@dataclass(frozen=True)
+class Source:
+    """A collection whose pending documents become messages of one type."""
+
+    collection: Collection
+    message_type: str
+    payload: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class Relay:
+    """Publish the pending documents of an owner's collections to the sync service."""
+
+    def __init__(self, service: str, sources: list[Source], publisher: Publisher) -> None:
+        self.service = service
+        self.sources = sources
+        self.publisher = publisher
+        self.published = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"relay-{service}", daemon=True)
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.collection.create_index("outbox_pending")
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def pending(self) -> int:
+        """Return how many changes wait to be published."""
+        return sum(s.collection.count_documents({"outbox_pending": True}) for s in self.sources)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = sum(self.relay_once(source) for source in self.sources)
+            except Exception:  # broker or store down: keep the marks, try again later
+                log.warning("relay %s could not publish; retrying", self.service, exc_info=True)
+                sent = 0
+                self._stop.wait(1.0)
+            if not sent:
+                self._stop.wait(IDLE_POLL_SECONDS)
+
+    def relay_once(self, source: Source) -> int:
+        """Claim, publish and clear one batch of pending documents; return how many."""
+        owner, now = uuid.uuid4().hex, time.time()
+        claimable = {
+            "outbox_pending": True,
+            "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lt": now}}],
+        }
+        batch = [d["_id"] for d in source.collection.find(claimable, {"_id": 1}).limit(MAX_BATCH)]
+        # The claim is a conditional write per document (what find_one_and_update does for
+        # one, update_many does for a batch): a document leased by another relay no longer
+        # matches `claimable`, so only one relay owns each lease.
+        source.collection.update_many(
+            {"_id": {"$in": batch}, **claimable},
+            {"$set": {"lease_owner": owner, "lease_until": now + LEASE_SECONDS}},
+        )
+        claimed = batch
+        if not claimed:
+            return 0
+        documents = list(source.collection.find({"_id": {"$in": claimed}, "lease_owner": owner}))
+        messages = [
+            Message(
+                source.message_type, str(d["_id"]), d["version"], source.payload(d), self.service
+            )
+            for d in documents
+        ]
+        self.publisher.publish(messages, SYNC_QUEUE)
+        # Only documents still under our lease (not changed meanwhile) are done.
+        source.collection.update_many(
+            {"_id": {"$in": claimed}, "lease_owner": owner},
+            {"$set": {"outbox_pending": False}, "$unset": {"lease_owner": "", "lease_until": ""}},
+        )
+        self.published += len(messages)
+        return len(messages)

@@ -1,0 +1,78 @@
+"""Where the running instances are: Redis keys with a time-to-live, kept alive by heartbeats.
+
+Each instance writes `registry:<service>:<address>` every HEARTBEAT_SECONDS with a TTL of
+TTL_SECONDS. An instance that stops (or hangs) stops writing, its key expires, and the
+gateway stops sending it traffic. REGISTRY_URL names the Redis; unset, there is no
+registry and the gateway uses the addresses `workshop up` gives it (SEARCH_URL, ...).
+"""
+
+import contextlib
+import json
+import logging
+import threading
+import time
+
+import redis
+
+from workshop import config
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0
+TTL_SECONDS = 3
+PREFIX = "registry"
+
+
+def registry_url() -> str | None:
+    """Return REGISTRY_URL (a redis:// URL), or None when no registry is used."""
+    return config.env("REGISTRY_URL")
+
+
+class Heartbeat:
+    """Keep one instance's registry entry alive while the process runs."""
+
+    def __init__(self, url: str, service: str, address: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.key = f"{PREFIX}:{service}:{address}"
+        self.value = json.dumps({"service": service, "address": address})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{service}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(redis.RedisError):
+            self.client.delete(self.key)  # leave at once rather than after the TTL
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.client.set(self.key, self.value, ex=TTL_SECONDS)
+            except redis.RedisError:
+                log.warning("registry unreachable; %s keeps trying", self.key)
+            self._stop.wait(HEARTBEAT_SECONDS)
+
+
+class Registry:
+    """Read the live instances of each service (cached briefly: lookups are per request)."""
+
+    CACHE_SECONDS = 0.5
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._lock = threading.Lock()
+
+    def instances(self, service: str) -> list[str]:
+        """Return the addresses of a service's live instances, sorted."""
+        with self._lock:
+            cached = self._cache.get(service)
+            if cached and time.monotonic() - cached[0] < self.CACHE_SECONDS:
+                return cached[1]
+        keys = self.client.scan_iter(match=f"{PREFIX}:{service}:*", count=100)
+        addresses = sorted(key.decode().split(":", 2)[2] for key in keys)
+        with self._lock:
+            self._cache[service] = (time.monotonic(), addresses)
+        return addresses

@@ -1,0 +1,149 @@
+"""What every stage-03 service shares, so each service's folder holds only its verb.
+
+A service is a small Flask app with: its own database (named after the service), the
+contract's error shapes, /healthz and /readyz (store, broker, backlog), a consumer for the
+message types it subscribes to, and an outbox relay for the data it owns. Handlers and
+routes are the service's own; this module only wires them.
+"""
+
+import atexit
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, current_app
+from pymongo.database import Database
+
+from workshop import config, web
+from workshop import db as databases
+from workshop.messaging.broker import SYNC_QUEUE, Consumer, Publisher
+from workshop.messaging.envelope import SUBSCRIPTION_DECLARED, Message
+from workshop.messaging.outbox import Relay, Source
+from workshop.registry import Heartbeat, registry_url
+from workshop.web.health import health_blueprint
+
+# handler(database, message): applies one message to the service's own store.
+Handler = Callable[[Database, Message], None]
+
+
+@dataclass
+class Service:
+    """A service's definition: its name, routes, what it takes and what it owns."""
+
+    name: str
+    blueprint: Blueprint
+    subscribes: dict[str, Handler] = field(default_factory=dict)
+    owns: Callable[[Database], list[Source]] | None = None
+    setup: Callable[[Database], None] | None = None
+    batch_handler: Callable[[Database, list[Message]], None] | None = None
+
+
+@dataclass
+class Runtime:
+    """What a running service holds: its store and its messaging workers."""
+
+    database: Database
+    publisher: Publisher
+    consumer: Consumer | None = None
+    relay: Relay | None = None
+    heartbeat: Heartbeat | None = None
+
+    def backlog(self) -> int:
+        """Return the work waiting: batches in the service's queue plus unpublished changes."""
+        waiting = 0
+        if self.consumer:
+            waiting = self.publisher.backlog(self.consumer.queue_name) + self.consumer.in_flight
+        return waiting + (self.relay.pending() if self.relay else 0)
+
+
+def get_db() -> Database:
+    """Return the running service's own database."""
+    return current_app.extensions["service"].database
+
+
+def create_service(
+    service: Service, import_name: str, test_config: dict[str, Any] | None = None
+) -> Flask:
+    """Create the service's app, open its store, and start its consumer and relay."""
+    app = web.create_flask(import_name, service.name, test_config)
+    app.config.setdefault("DATABASE_NAME", service.name)
+    app.config.setdefault("START_WORKERS", True)
+    runtime = Runtime(databases.database(app.config["DATABASE_NAME"]), Publisher())
+    app.extensions["service"] = runtime
+    if service.setup:
+        with app.app_context():
+            service.setup(runtime.database)
+    app.register_blueprint(service.blueprint)
+    app.register_blueprint(health_blueprint(_checks(runtime)))
+    if service.subscribes or service.batch_handler:
+        runtime.consumer = Consumer(
+            service.name,
+            {
+                kind: functools.partial(_in_context, app, h)
+                for kind, h in service.subscribes.items()
+            },
+            functools.partial(_in_context, app, service.batch_handler)
+            if service.batch_handler
+            else None,
+        )
+    if service.owns:
+        runtime.relay = Relay(service.name, service.owns(runtime.database), runtime.publisher)
+    if app.config["START_WORKERS"]:
+        start_workers(service, runtime)
+    return app
+
+
+def start_workers(service: Service, runtime: Runtime) -> None:
+    """Start the relay and the consumer, tell sync what we take, and join the registry."""
+    url, port = registry_url(), config.env("PORT")
+    if url and port:
+        runtime.heartbeat = Heartbeat(url, service.name, f"http://127.0.0.1:{port}")
+        runtime.heartbeat.start()
+    if runtime.relay:
+        runtime.relay.start()
+    if runtime.consumer:
+        runtime.consumer.start()
+        if service.subscribes:
+            declare_subscription(service.name, list(service.subscribes), runtime)
+    atexit.register(stop_workers, runtime)
+
+
+def declare_subscription(queue_name: str, types: list[str], runtime: Runtime) -> None:
+    """Ask sync for these message types; with an empty store, ask for everything so far."""
+    empty = all(runtime.database[name].estimated_document_count() == 0
+                for name in runtime.database.list_collection_names())  # fmt: skip
+    payload = {"queue": queue_name, "types": types, "replay": empty}
+    version = time.time_ns()  # each start declares anew
+    message = Message(SUBSCRIPTION_DECLARED, queue_name, version, payload, queue_name)
+    runtime.publisher.publish([message], SYNC_QUEUE)
+
+
+def stop_workers(runtime: Runtime) -> None:
+    """Stop consuming and relaying (an unacknowledged batch goes back to the queue)."""
+    if runtime.heartbeat:
+        runtime.heartbeat.stop()
+    if runtime.consumer:
+        runtime.consumer.stop()
+    if runtime.relay:
+        runtime.relay.stop()
+
+
+def _in_context(app: Flask, handler: Callable, payload: Any) -> None:
+    with app.app_context():
+        handler(app.extensions["service"].database, payload)
+
+
+def _checks(runtime: Runtime) -> dict[str, Callable[[], dict[str, Any]]]:
+    def backlog() -> dict[str, Any]:
+        try:
+            return {"ok": True, "waiting": runtime.backlog()}
+        except Exception as error:  # the broker is down: the ping check says so too
+            return {"ok": False, "error": type(error).__name__}
+
+    return {
+        "mongodb": lambda: databases.ping(runtime.database),
+        "broker": runtime.publisher.ping,
+        "backlog": backlog,
+    }
