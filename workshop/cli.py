@@ -130,6 +130,50 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
     click.echo(f"imported {job['ingested']} posts ({job.get('rejected', 0)} rejected rows)")
 
 
+@main.group()
+def sync() -> None:
+    """Look after stage 03's sync service: subscribers, checkpoints, replays."""
+
+
+def _sync_url() -> str:
+    return f"http://127.0.0.1:{stages.get_stage('03-services').ports(DEFAULT_PORT)['sync']}"
+
+
+@sync.command("status")
+@click.option(
+    "--url", default=_sync_url, show_default="the sync service of `workshop up 03-services`"
+)
+def sync_status(url: str) -> None:
+    """Show the log's head and each subscriber's checkpoint."""
+    try:
+        body = requests.get(f"{url.rstrip('/')}/api/sync/subscribers", timeout=5).json()
+    except (requests.RequestException, ValueError) as error:
+        raise click.ClickException(f"cannot reach the sync service at {url}: {error}") from None
+    click.echo(f"log head: {body['head']}")
+    for item in body["items"]:
+        click.echo(
+            f"  {item['queue']:<14} checkpoint {item['checkpoint']:>7}  {', '.join(item['types'])}"
+        )
+
+
+@sync.command("replay")
+@click.argument("service")
+@click.option(
+    "--url", default=_sync_url, show_default="the sync service of `workshop up 03-services`"
+)
+def sync_replay(service: str, url: str) -> None:
+    """Re-send SERVICE every change from the start of the log (bootstrap a new version)."""
+    try:
+        answer = requests.post(
+            f"{url.rstrip('/')}/api/sync/subscribers/{service}/replay", timeout=60
+        )
+    except requests.RequestException as error:
+        raise click.ClickException(f"cannot reach the sync service at {url}: {error}") from None
+    if answer.status_code != 202:
+        raise click.ClickException(f"replay refused: {_error_message(answer)}")
+    click.echo(f"sent {answer.json()['sent']} changes to {service}")
+
+
 def _login(api: str, username: str | None, password: str | None) -> str:
     if not (username and password):
         raise click.ClickException(

@@ -11,8 +11,8 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import mongomock
-from mongomock.filtering import filter_applies
 import pymongo
+from mongomock.filtering import filter_applies
 from pymongo.database import Database
 
 from workshop import config

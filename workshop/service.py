@@ -8,12 +8,14 @@ routes are the service's own; this module only wires them.
 
 import atexit
 import functools
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, jsonify
 from pymongo.database import Database
 
 from workshop import config, web
@@ -23,6 +25,9 @@ from workshop.messaging.envelope import SUBSCRIPTION_DECLARED, Message
 from workshop.messaging.outbox import Relay, Source
 from workshop.registry import Heartbeat, registry_url
 from workshop.web.health import health_blueprint
+
+log = logging.getLogger(__name__)
+REDECLARE_SECONDS = 5.0
 
 # handler(database, message): applies one message to the service's own store.
 Handler = Callable[[Database, Message], None]
@@ -49,6 +54,7 @@ class Runtime:
     consumer: Consumer | None = None
     relay: Relay | None = None
     heartbeat: Heartbeat | None = None
+    declarer: "Declarer | None" = None
 
     def backlog(self) -> int:
         """Return the work waiting: batches in the service's queue plus unpublished changes."""
@@ -67,8 +73,13 @@ def create_service(
     service: Service, import_name: str, test_config: dict[str, Any] | None = None
 ) -> Flask:
     """Create the service's app, open its store, and start its consumer and relay."""
+    # INSTANCE runs one more copy with its own queue and store (embedded stores can't be
+    # shared): sync feeds it like any subscriber, and the registry lists it under the
+    # service's name, so the gateway spreads calls over both.
+    instance = config.env("INSTANCE")
+    queue_name = f"{service.name}-{instance}" if instance else service.name
     app = web.create_flask(import_name, service.name, test_config)
-    app.config.setdefault("DATABASE_NAME", service.name)
+    app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
     runtime = Runtime(databases.database(app.config["DATABASE_NAME"]), Publisher())
     app.extensions["service"] = runtime
@@ -77,9 +88,12 @@ def create_service(
             service.setup(runtime.database)
     app.register_blueprint(service.blueprint)
     app.register_blueprint(health_blueprint(_checks(runtime)))
+    app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime))
+    served_by = f"{queue_name}@{config.env('PORT', '-')}"
+    app.after_request(lambda response: _label(response, served_by))
     if service.subscribes or service.batch_handler:
         runtime.consumer = Consumer(
-            service.name,
+            queue_name,
             {
                 kind: functools.partial(_in_context, app, h)
                 for kind, h in service.subscribes.items()
@@ -106,24 +120,61 @@ def start_workers(service: Service, runtime: Runtime) -> None:
     if runtime.consumer:
         runtime.consumer.start()
         if service.subscribes:
-            declare_subscription(service.name, list(service.subscribes), runtime)
+            runtime.declarer = Declarer(
+                runtime.consumer.queue_name, list(service.subscribes), runtime
+            )
+            runtime.declarer.start()
     atexit.register(stop_workers, runtime)
 
 
-def declare_subscription(queue_name: str, types: list[str], runtime: Runtime) -> None:
-    """Ask sync for these message types; with an empty store, ask for everything so far."""
-    empty = all(runtime.database[name].estimated_document_count() == 0
-                for name in runtime.database.list_collection_names())  # fmt: skip
-    payload = {"queue": queue_name, "types": types, "replay": empty}
-    version = time.time_ns()  # each start declares anew
+class Declarer(threading.Thread):
+    """Tell sync what we subscribe to at start, and again now and then.
+
+    Declaring again costs little and heals a sync service that restarted without its
+    memory (the embedded store): it learns its subscribers back within seconds.
+    """
+
+    def __init__(self, queue_name: str, types: list[str], runtime: Runtime) -> None:
+        super().__init__(name=f"declarer-{queue_name}", daemon=True)
+        self.queue_name, self.types, self.runtime = queue_name, types, runtime
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        first = True
+        while not self.stopping.is_set():
+            try:
+                declare_subscription(
+                    self.queue_name,
+                    self.types,
+                    self.runtime,
+                    replay=first and _empty(self.runtime.database),
+                )
+                first = False
+            except Exception:  # the broker is down: try again next round
+                log.warning("could not declare %s to sync", self.queue_name, exc_info=True)
+            self.stopping.wait(REDECLARE_SECONDS)
+
+
+def declare_subscription(queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
+    """Ask sync for these message types; `replay` asks for every change so far too."""
+    payload = {"queue": queue_name, "types": types, "replay": replay}
+    version = time.time_ns()  # each declaration is news
     message = Message(SUBSCRIPTION_DECLARED, queue_name, version, payload, queue_name)
     runtime.publisher.publish([message], SYNC_QUEUE)
+
+
+def _empty(database: Database) -> bool:
+    """Tell whether a store holds no documents (a new service, or a new version of one)."""
+    return all(database[name].estimated_document_count() == 0
+               for name in database.list_collection_names())  # fmt: skip
 
 
 def stop_workers(runtime: Runtime) -> None:
     """Stop consuming and relaying (an unacknowledged batch goes back to the queue)."""
     if runtime.heartbeat:
         runtime.heartbeat.stop()
+    if runtime.declarer:
+        runtime.declarer.stopping.set()
     if runtime.consumer:
         runtime.consumer.stop()
     if runtime.relay:
@@ -147,3 +198,16 @@ def _checks(runtime: Runtime) -> dict[str, Callable[[], dict[str, Any]]]:
         "broker": runtime.publisher.ping,
         "backlog": backlog,
     }
+
+
+def _stats(runtime: Runtime) -> Any:
+    """Count the documents in each of the service's collections (to compare stores)."""
+    counts = {name: runtime.database[name].count_documents({})
+              for name in sorted(runtime.database.list_collection_names())}  # fmt: skip
+    return jsonify({"service": current_app.name, "collections": counts})
+
+
+def _label(response: Any, served_by: str) -> Any:
+    """Say which instance answered (the gateway passes it on: watch the round robin)."""
+    response.headers["X-Served-By"] = served_by
+    return response

@@ -29,7 +29,7 @@ ROUTES = [
     ("/jobs/<job_id>", ["GET"], "ingest"),
 ]
 PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
-ANSWER_HEADERS = ("Content-Type", "X-Recommend-Version")
+ANSWER_HEADERS = ("Content-Type", "X-Recommend-Version", "X-Served-By")
 
 
 def proxy(service: str, **_: Any) -> Response:

@@ -24,7 +24,7 @@ def recommendations() -> Any:
     )
 
 
-def make_service(version: str) -> Service:
+def make_service(version: str, name: str) -> Service:
     """Return the recommend service of one version: its own name, queue and database."""
 
     def setup(database: Any) -> None:
@@ -32,7 +32,7 @@ def make_service(version: str) -> Service:
         store.setup(database)
 
     return Service(
-        name=f"recommend-v{version}",
+        name=name,
         blueprint=bp,
         subscribes={
             POST_UPSERTED: store.on_post_upserted,
