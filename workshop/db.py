@@ -6,12 +6,15 @@ elsewhere only sees a `Database` and uses what both support (no $text, no transa
 no change streams).
 """
 
+import atexit
 import threading
 from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
 from typing import Any
 
 import mongomock
 import pymongo
+from bson import json_util
 from mongomock.filtering import filter_applies
 from pymongo.database import Database
 
@@ -72,7 +75,53 @@ def client(url: str | None = None) -> pymongo.MongoClient | mongomock.MongoClien
 
 def database(name: str, url: str | None = None) -> Database:
     """Return the named database on MONGO_URL's server, or in the embedded emulation."""
-    return client(url if url is not None else config.mongo_url())[name]
+    handle = client(url if url is not None else config.mongo_url())[name]
+    if isinstance(handle.client, mongomock.MongoClient):
+        _restore_once(handle)
+    return handle
+
+
+# --- keeping the embedded store across a restart ------------------------------------------
+# A real server keeps data when a service restarts; the emulation lives in the process.
+# Within one `workshop up` run (WORKSHOP_RUN_DIR set), each process writes its embedded
+# databases to files when it stops and reads them back when it starts, so stopping and
+# starting a service behaves as it would with MongoDB (a kill -9 loses what it held).
+
+_restored: set[str] = set()
+
+
+def _snapshot_dir() -> Path | None:
+    run_dir = config.env("WORKSHOP_RUN_DIR")
+    return Path(run_dir) / "store" if run_dir else None
+
+
+def _restore_once(handle: Database) -> None:
+    folder = _snapshot_dir()
+    with _lock:
+        if folder is None or handle.name in _restored:
+            return
+        _restored.add(handle.name)
+        if len(_restored) == 1:
+            atexit.register(save_embedded)
+    snapshot = folder / f"{handle.name}.json"
+    if snapshot.exists():
+        for collection, documents in json_util.loads(snapshot.read_text()).items():
+            if documents:
+                handle[collection].insert_many(documents)
+
+
+def save_embedded() -> None:
+    """Write this process's embedded databases to the run's folder (at exit)."""
+    folder = _snapshot_dir()
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(_restored):
+        handle = client(None)[name]
+        data = {c: list(handle[c].find()) for c in handle.list_collection_names()}
+        temporary = folder / f".{name}.json"
+        temporary.write_text(json_util.dumps(data))
+        temporary.replace(folder / f"{name}.json")
 
 
 def is_embedded(url: str | None = None) -> bool:

@@ -89,9 +89,19 @@ class StageRunner:
         for name, process_port in self.stage.ports(self.port).items():
             self._spawn(name, process_port)
 
-    def _spawn(self, name: str, port: int) -> None:
-        command = next(p.command for p in self.stage.processes() if p.name == name)
-        env = {**self.env, "PORT": str(port)}
+    def start_extra(self, name: str, process: str, port: int, env: dict[str, str]) -> None:
+        """Start one more copy of a process under a new name (another instance, a new version)."""
+        self._spawn(name, port, process=process, extra_env=env)
+
+    def _spawn(
+        self,
+        name: str,
+        port: int,
+        process: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        command = next(p.command for p in self.stage.processes() if p.name == (process or name))
+        env = {**self.env, **(extra_env or {}), "PORT": str(port)}
         child = subprocess.Popen(
             shlex.split(expand(command, env)),
             cwd=config.ROOT,
@@ -102,7 +112,7 @@ class StageRunner:
             start_new_session=True,  # we stop children ourselves, in order
         )
         self.children[name] = child
-        width = max(len(p.name) for p in self.stage.processes())
+        width = max(len(p.name) for p in self.stage.processes()) + 2
         threading.Thread(target=self._relay, args=(name.ljust(width), child), daemon=True).start()
 
     def _relay(self, label: str, child: subprocess.Popen) -> None:

@@ -1,0 +1,202 @@
+"""Stage 03 on the real Redis: the gateway degrades and recovers, routes versions and
+instances, and the data survives a sync restart and bootstraps a new service by replay."""
+
+import collections
+import uuid
+
+import pytest
+import requests
+
+from tests.acceptance.stage import assert_error, eventually, free_base_port
+from workshop.runner import StageRunner, is_ready
+from workshop.stages import get_stage
+
+SETTLE_WITHIN = 60.0
+CANARY_PERCENT = 30
+
+
+@pytest.fixture(scope="module")
+def stage():
+    import redis
+
+    from tests.integration.conftest import REDIS_URL
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    services = get_stage("03-services")
+    # Room above the stage's own ports for the extra instances the tests start.
+    runner = StageRunner(
+        services,
+        free_base_port(len(services.processes()) + 3),
+        {"BROKER_URL": REDIS_URL, "REGISTRY_URL": REDIS_URL,
+         "RECOMMEND_CANARY_PERCENT": str(CANARY_PERCENT)},
+    )  # fmt: skip
+    runner.start()
+    try:
+        assert runner.wait_ready(), "stage 03 did not become ready on Redis"
+        yield runner
+    finally:
+        runner.stop()
+
+
+def front(stage: StageRunner) -> str:
+    return f"http://127.0.0.1:{stage.port}"
+
+
+def port_of(stage: StageRunner, process: str) -> int:
+    return stage.stage.ports(stage.port)[process]
+
+
+def extra_port(stage: StageRunner, n: int) -> int:
+    return stage.port + 100 * (len(stage.stage.processes()) + n)
+
+
+def settled(stage: StageRunner) -> bool:
+    return eventually(lambda: is_ready(front(stage)), bool, within=SETTLE_WITHIN)
+
+
+def stats(stage: StageRunner, port: int) -> dict[str, int]:
+    return requests.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()["collections"]
+
+
+def test_the_home_page_degrades_without_recommend_and_recovers(stage):
+    url = front(stage)
+    stage.stop_process("recommend_v1")
+    stage.stop_process("recommend_v2")
+    try:
+        home = requests.get(url, timeout=10)
+        assert home.status_code == 200 and "Recommendations are unavailable" in home.text
+        assert requests.get(f"{url}/search", params={"q": "flask"}, timeout=10).status_code == 200
+        assert_error(requests.get(f"{url}/api/recommendations", timeout=10), 503)
+        ready = requests.get(f"{url}/readyz", timeout=10).json()
+        assert ready["status"] == "degraded" and not ready["dependencies"]["recommend-v1"]["ok"]
+    finally:
+        stage.restart_process("recommend_v1")
+        stage.restart_process("recommend_v2")
+    assert settled(stage)
+    answer = eventually(
+        lambda: requests.get(f"{url}/api/recommendations", timeout=10),
+        lambda a: a.status_code == 200,
+        within=SETTLE_WITHIN,
+    )
+    assert len(answer.json()["items"]) == 12
+
+
+def test_the_version_header_picks_recommend_and_the_canary_splits_traffic(stage):
+    url = front(stage)
+    for version in ("1", "2"):
+        answer = requests.get(
+            f"{url}/api/recommendations", headers={"X-Recommend-Version": version}, timeout=10
+        )
+        assert answer.headers["X-Recommend-Version"] == version
+    v1 = requests.get(
+        f"{url}/api/recommendations", headers={"X-Recommend-Version": "1"}, timeout=10
+    ).json()
+    v2 = requests.get(
+        f"{url}/api/recommendations", headers={"X-Recommend-Version": "2"}, timeout=10
+    ).json()
+    assert [p["id"] for p in v1["items"]] != [p["id"] for p in v2["items"]], (
+        "two formulas, two lists"
+    )
+
+    served = collections.Counter(
+        requests.get(f"{url}/api/recommendations", params={"limit": 1}, timeout=10).headers[
+            "X-Recommend-Version"
+        ]
+        for _ in range(400)
+    )
+    share = served["2"] / 400
+    # 400 draws at 30%: the standard deviation is 2.3 points; 20-40% is over 4 of them.
+    assert 0.20 < share < 0.40, served
+
+
+def test_the_gateway_spreads_calls_over_live_instances_and_drops_a_dead_one(stage):
+    url = front(stage)
+    port = extra_port(stage, 0)
+    stage.start_extra("search_b", "search", port, {"INSTANCE": "b"})
+    try:
+
+        def served_by() -> set[str]:
+            return {
+                requests.get(f"{url}/api/search", params={"q": "django"}, timeout=10).headers[
+                    "X-Served-By"
+                ]
+                for _ in range(12)
+            }
+
+        both = eventually(served_by, lambda s: len(s) == 2, within=SETTLE_WITHIN)
+        assert both == {f"search@{port_of(stage, 'search')}", f"search-b@{port}"}
+    finally:
+        stage.stop_process("search_b")
+    # The dead instance's key expires (TTL 3 s); meanwhile a failed read is retried elsewhere.
+    answers = [
+        requests.get(f"{url}/api/search", params={"q": "django"}, timeout=10) for _ in range(30)
+    ]
+    assert all(a.status_code == 200 for a in answers)
+    assert eventually(served_by, lambda s: s == {f"search@{port_of(stage, 'search')}"}, within=10)
+
+
+def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):
+    url = front(stage)
+    _, token = register(url)
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    lines = [
+        f'{{"id": "{word[:4]}{i:05d}", "title": "Batch {word} post {i}", "subreddit": "python", '
+        f'"created_utc": 1.37e9, "score": {i % 50}, "ups": {i % 50}, "downs": 0, "num_comments": 1}}'
+        for i in range(1500)
+    ]
+    body = "\n".join(lines).encode()
+    answer = requests.post(f"{url}/api/ingest", data=body, timeout=60,
+                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})  # fmt: skip
+    assert answer.status_code == 202
+    stage.restart_process("sync")  # while the relay is still publishing the 1,500 changes
+    assert settled(stage)
+    total = eventually(
+        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=10).json()["total"],
+        lambda n: n == 1500,
+        within=SETTLE_WITHIN,
+    )
+    assert total == 1500
+    master = stats(stage, port_of(stage, "ingest"))["posts"]
+    for process in ("search", "recommend_v1", "recommend_v2", "tag"):
+        assert stats(stage, port_of(stage, process))["posts"] == master, process
+
+
+def test_a_new_recommend_instance_is_filled_by_replay_and_agrees_with_v1(stage):
+    url = front(stage)
+    port = extra_port(stage, 1)
+    name = f"recommend-v1-{uuid.uuid4().hex[:6]}"
+    stage.start_extra("recommend_new", "recommend_v1", port, {"RECOMMEND_NAME": name})
+    try:
+        master = stats(stage, port_of(stage, "ingest"))["posts"]
+        filled = eventually(
+            lambda: stats(stage, port).get("posts", 0) if _up(port) else 0,
+            lambda n: n == master,
+            within=SETTLE_WITHIN,
+        )
+        assert filled == master
+        fresh = requests.get(
+            f"http://127.0.0.1:{port}/api/recommendations", params={"limit": 20}, timeout=10
+        ).json()
+        v1 = requests.get(f"{url}/api/recommendations", params={"limit": 20},
+                          headers={"X-Recommend-Version": "1"}, timeout=10).json()  # fmt: skip
+        assert [p["id"] for p in fresh["items"]] == [p["id"] for p in v1["items"]]
+    finally:
+        stage.stop_process("recommend_new")
+
+
+def _up(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def register(url: str) -> tuple[str, str]:
+    username = f"it_{uuid.uuid4().hex[:10]}"
+    requests.post(
+        f"{url}/api/users", json={"username": username, "password": "correct horse"}, timeout=10
+    )
+    token = requests.post(
+        f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
+    )
+    return username, token.json()["token"]
