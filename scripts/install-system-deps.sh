@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# Install the system packages the tests need: Debian's chromium for the browser test.
-# Playwright drives this browser; its own `playwright install` downloads one and needs
-# the internet, which workshop machines may not have.
+# Install the system packages the tests need: Debian's chromium for the browser test
+# (Playwright's own `playwright install` downloads a browser and needs the internet) and
+# redis-server for the broker tests when no Redis runs on this machine.
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_PATH:-}" ]; then
+packages=()
+if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
+  packages+=(chromium)
+fi
+if ! command -v redis-server >/dev/null 2>&1 && [ -z "${TEST_REDIS_URL:-}" ]; then
+  packages+=(redis-server)
+fi
+if [ ${#packages[@]} -eq 0 ]; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-system-deps: no apt-get here; install Chromium and set CHROMIUM_PATH to it" >&2
+  echo "install-system-deps: no apt-get here; install ${packages[*]} yourself" >&2
+  echo "  (set CHROMIUM_PATH to a Chromium, TEST_REDIS_URL to a Redis)" >&2
   exit 0
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
-echo "install-system-deps: installing chromium with apt-get (one time)"
+echo "install-system-deps: installing ${packages[*]} with apt-get (one time)"
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null

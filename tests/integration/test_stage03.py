@@ -2,6 +2,7 @@
 instances, and the data survives a sync restart and bootstraps a new service by replay."""
 
 import collections
+import json
 import uuid
 
 import pytest
@@ -16,18 +17,16 @@ CANARY_PERCENT = 30
 
 
 @pytest.fixture(scope="module")
-def stage():
+def stage(redis_server):
     import redis
 
-    from tests.integration.conftest import REDIS_URL
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    redis.Redis.from_url(redis_server).flushdb()
     services = get_stage("03-services")
     # Room above the stage's own ports for the extra instances the tests start.
     runner = StageRunner(
         services,
         free_base_port(len(services.processes()) + 3),
-        {"BROKER_URL": REDIS_URL, "REGISTRY_URL": REDIS_URL,
+        {"BROKER_URL": redis_server, "REGISTRY_URL": redis_server,
          "RECOMMEND_CANARY_PERCENT": str(CANARY_PERCENT)},
     )  # fmt: skip
     runner.start()
@@ -139,14 +138,14 @@ def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):
     url = front(stage)
     _, token = register(url)
     word = f"zq{uuid.uuid4().hex[:8]}"
-    lines = [
-        f'{{"id": "{word[:4]}{i:05d}", "title": "Batch {word} post {i}", "subreddit": "python", '
-        f'"created_utc": 1.37e9, "score": {i % 50}, "ups": {i % 50}, "downs": 0, "num_comments": 1}}'
+    records = [
+        {"id": f"{word[:4]}{i:05d}", "title": f"Batch {word} post {i}", "subreddit": "python",
+         "created_utc": 1.37e9, "score": i % 50, "ups": i % 50, "downs": 0, "num_comments": 1}
         for i in range(1500)
-    ]
-    body = "\n".join(lines).encode()
-    answer = requests.post(f"{url}/api/ingest", data=body, timeout=60,
-                           headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})  # fmt: skip
+    ]  # fmt: skip
+    body = "\n".join(json.dumps(record) for record in records).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
     assert answer.status_code == 202
     stage.restart_process("sync")  # while the relay is still publishing the 1,500 changes
     assert settled(stage)

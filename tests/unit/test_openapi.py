@@ -19,27 +19,32 @@ IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 
 # Every stage's front door is a package named `front` inside the stage folder, built by
 # `front.create_app(config)`. Adding a stage is one entry here: its folder and test config.
-FRONT_DOORS: dict[str, dict[str, Any]] = {
-    "01-monolith": {"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-openapi"},
-    "02-rest-api": {"TESTING": True},
+# stage -> (the front door's package, its test configuration)
+FRONT_DOORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "01-monolith": (
+        "front",
+        {"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-openapi"},
+    ),
+    "02-rest-api": ("front", {"TESTING": True}),
+    "03-services": ("gateway", {"TESTING": True}),
 }
 
 
-def _is_front(module_name: str) -> bool:
-    return module_name == "front" or module_name.startswith("front.")
+def _is_in(package: str, module_name: str) -> bool:
+    return module_name == package or module_name.startswith(f"{package}.")
 
 
-def build_front_door(stage_dir: str, config: dict[str, Any]) -> Flask:
-    """Import a stage's `front` package afresh (the stages share the name) and build its app."""
-    saved = {name: module for name, module in sys.modules.items() if _is_front(name)}
+def build_front_door(stage_dir: str, package: str, config: dict[str, Any]) -> Flask:
+    """Import a stage's front door package afresh (stages share names) and build its app."""
+    saved = {name: module for name, module in sys.modules.items() if _is_in(package, name)}
     for name in saved:
         del sys.modules[name]
     sys.path.insert(0, str(ROOT / stage_dir))
     try:
-        return importlib.import_module("front").create_app(config)
+        return importlib.import_module(package).create_app(config)
     finally:
         sys.path.remove(str(ROOT / stage_dir))
-        for name in [name for name in sys.modules if _is_front(name)]:
+        for name in [name for name in sys.modules if _is_in(package, name)]:
             del sys.modules[name]
         sys.modules.update(saved)
 
@@ -180,6 +185,6 @@ def _app_operations(app: Flask) -> set[tuple[str, str]]:
 @pytest.mark.parametrize("stage_dir", list(FRONT_DOORS))
 def test_document_names_exactly_the_app_routes(document: dict[str, Any], stage_dir: str) -> None:
     documented = {(path, method) for path, method, _ in _operations(document)}
-    served = _app_operations(build_front_door(stage_dir, FRONT_DOORS[stage_dir]))
+    served = _app_operations(build_front_door(stage_dir, *FRONT_DOORS[stage_dir]))
     assert sorted(served - documented) == [], "served but not in docs/openapi.yaml"
     assert sorted(documented - served) == [], "in docs/openapi.yaml but not served"
