@@ -1,9 +1,9 @@
 """The `workshop` command: run stages and manage the data they serve."""
 
+import io
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -13,9 +13,8 @@ from tqdm import tqdm
 from workshop import stages
 from workshop.bench import bench
 from workshop.config import DEFAULT_PORT, ROOT
-from workshop.runner import PortInUse, StageRunner
+from workshop.runner import PortInUse, StageRunner, stage_environment
 
-UPLOAD_CHUNK = 256 * 1024
 JOB_TIMEOUT_SECONDS = 600
 
 
@@ -41,11 +40,7 @@ def list_stages() -> None:
 @click.option("--no-sample", is_flag=True, help="Start with an empty store.")
 def up(stage_name: str, port: int, no_sample: bool) -> None:
     """Start every process of STAGE in the foreground; Ctrl-C stops them all."""
-    try:
-        stage = stages.get_stage(stage_name)
-    except KeyError:
-        known = ", ".join(s.name for s in stages.all_stages())
-        raise click.ClickException(f"no stage {stage_name!r} (stages: {known})") from None
+    stage = _stage_or_fail(stage_name)
     env = {"WORKSHOP_SEED_SAMPLE": "0" if no_sample else "1"}
     runner = StageRunner(stage, port, env)
 
@@ -58,6 +53,33 @@ def up(stage_name: str, port: int, no_sample: bool) -> None:
     except PortInUse as error:
         raise click.ClickException(str(error)) from None
     sys.exit(status)
+
+
+@main.command("env")
+@click.argument("stage_name", metavar="STAGE")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Front door port.")
+def print_env(stage_name: str, port: int) -> None:
+    """Print the addresses `workshop up` would set, as a .env file for honcho.
+
+    The secret is not printed: every process reads the same generated .workshop/secret_key.
+    """
+    stage = _stage_or_fail(stage_name)
+    env = stage_environment(stage, port)
+    for name in sorted(env):
+        if (
+            name.endswith("_URL")
+            and name[:-4].lower() in stage.ports(port)
+            or name in ("SECRET_KEY", "WORKSHOP_STAGE", "WORKSHOP_RUN_DIR")
+        ):
+            click.echo(f"{name}={env[name]}")
+
+
+def _stage_or_fail(stage_name: str) -> stages.Stage:
+    try:
+        return stages.get_stage(stage_name)
+    except KeyError:
+        known = ", ".join(s.name for s in stages.all_stages())
+        raise click.ClickException(f"no stage {stage_name!r} (stages: {known})") from None
 
 
 @main.group()
@@ -187,21 +209,27 @@ def _login(api: str, username: str | None, password: str | None) -> str:
     return answer.json()["token"]
 
 
-def _upload(api: str, token: str, body: bytes, content_type: str) -> str:
-    def chunks(bar: tqdm) -> Iterator[bytes]:
-        for start in range(0, len(body), UPLOAD_CHUNK):
-            chunk = body[start : start + UPLOAD_CHUNK]
-            bar.update(len(chunk))
-            yield chunk
+class _ProgressReader(io.BytesIO):
+    """A body that reports how much of it has been sent (its length is known up front)."""
 
+    def __init__(self, body: bytes, bar: tqdm) -> None:
+        super().__init__(body)
+        self.bar = bar
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.bar.update(len(chunk))
+        return chunk
+
+
+def _upload(api: str, token: str, body: bytes, content_type: str) -> str:
     with tqdm(total=len(body), unit="B", unit_scale=True, desc="upload") as bar:
         answer = requests.post(
             f"{api}/api/ingest",
-            data=chunks(bar),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type,
-                     "Content-Length": str(len(body))},
+            data=_ProgressReader(body, bar),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
             timeout=(5, JOB_TIMEOUT_SECONDS),
-        )  # fmt: skip
+        )
     if answer.status_code != 202:
         raise click.ClickException(f"ingest refused: {_error_message(answer)}")
     return answer.json()["job_id"]

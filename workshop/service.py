@@ -88,7 +88,7 @@ def create_service(
             service.setup(runtime.database)
     app.register_blueprint(service.blueprint)
     app.register_blueprint(health_blueprint(_checks(runtime)))
-    app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime))
+    app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
     app.after_request(lambda response: _label(response, served_by))
     if service.subscribes or service.batch_handler:
@@ -134,22 +134,17 @@ class Declarer(threading.Thread):
     memory (the embedded store): it learns its subscribers back within seconds.
     """
 
-    def __init__(self, queue_name: str, types: list[str], runtime: Runtime) -> None:
+    def __init__(self, queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
         super().__init__(name=f"declarer-{queue_name}", daemon=True)
         self.queue_name, self.types, self.runtime = queue_name, types, runtime
+        self.replay = replay
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        first = True
         while not self.stopping.is_set():
             try:
-                declare_subscription(
-                    self.queue_name,
-                    self.types,
-                    self.runtime,
-                    replay=first and _empty(self.runtime.database),
-                )
-                first = False
+                declare_subscription(self.queue_name, self.types, self.runtime, self.replay)
+                self.replay = False
             except Exception:  # the broker is down: try again next round
                 log.warning("could not declare %s to sync", self.queue_name, exc_info=True)
             self.stopping.wait(REDECLARE_SECONDS)

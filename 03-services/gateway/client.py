@@ -14,7 +14,9 @@ from workshop.contract import ApiError
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = (0.5, 5.0)
 LONG_TIMEOUT = (0.5, 600.0)
-READ_ATTEMPTS = 2  # a read (idempotent) is tried again once on a connection failure
+# A read (idempotent) that fails - no answer, a 5xx, an open circuit - is tried once more;
+# with several instances, round robin sends the second try to another one.
+READ_ATTEMPTS = 2
 
 
 class UpstreamUnavailable(ApiError):
