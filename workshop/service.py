@@ -118,10 +118,12 @@ def start_workers(service: Service, runtime: Runtime) -> None:
     if runtime.relay:
         runtime.relay.start()
     if runtime.consumer:
+        # Ask for a replay only if the store was empty before anything was consumed.
+        empty = _empty(runtime.database)
         runtime.consumer.start()
         if service.subscribes:
             runtime.declarer = Declarer(
-                runtime.consumer.queue_name, list(service.subscribes), runtime
+                runtime.consumer.queue_name, list(service.subscribes), runtime, replay=empty
             )
             runtime.declarer.start()
     atexit.register(stop_workers, runtime)
