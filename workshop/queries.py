@@ -104,7 +104,8 @@ def recommendations(
     formula: recommender.Formula = recommender.popularity,
 ) -> list[dict[str, Any]]:
     """Return recommended posts, the preferred topics first when given."""
-    candidates = posts.find({"score": {"$gte": recommender.SCORE_THRESHOLD}}, RANKING_FIELDS)
+    # A copy: the emulation edits a projection while it reads, and threads share this one.
+    candidates = posts.find({"score": {"$gte": recommender.SCORE_THRESHOLD}}, dict(RANKING_FIELDS))
     ranked = ({**c, "id": c["_id"]} for c in candidates)
     best = recommender.recommend(ranked, topics, limit, formula)
     return posts_by_ids(posts, [post["id"] for post in best])

@@ -197,11 +197,11 @@ def _checks(runtime: Runtime) -> dict[str, Callable[[], dict[str, Any]]]:
     }
 
 
-def _stats(runtime: Runtime) -> Any:
+def _stats(runtime: Runtime, name: str) -> Any:
     """Count the documents in each of the service's collections (to compare stores)."""
-    counts = {name: runtime.database[name].count_documents({})
-              for name in sorted(runtime.database.list_collection_names())}  # fmt: skip
-    return jsonify({"service": current_app.name, "collections": counts})
+    counts = {collection: runtime.database[collection].count_documents({})
+              for collection in sorted(runtime.database.list_collection_names())}  # fmt: skip
+    return jsonify({"service": name, "collections": counts})
 
 
 def _label(response: Any, served_by: str) -> Any:
