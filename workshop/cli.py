@@ -10,7 +10,7 @@ import click
 import requests
 from tqdm import tqdm
 
-from workshop import stages
+from workshop import config, stages
 from workshop.bench import bench
 from workshop.config import DEFAULT_PORT, ROOT
 from workshop.runner import PortInUse, StageRunner, stage_environment
@@ -114,7 +114,10 @@ def data_fetch(subreddit: str, limit: int, out: Path | None) -> None:
     out = out or ROOT / "data" / f"{subreddit}.ndjson"
     with tqdm(total=limit, unit="post", desc=f"r/{subreddit}") as bar:
         try:
-            report = reddit.fetch_subreddit(subreddit, limit, progress=bar.update)
+            base_url = config.env("REDDIT_URL", reddit.DEFAULT_BASE_URL)
+            report = reddit.fetch_subreddit(
+                subreddit, limit, base_url=base_url, progress=bar.update
+            )
         except (reddit.FetchError, ValueError) as error:
             raise click.ClickException(str(error)) from None
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,8 @@ from workshop.messaging.envelope import Message
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 10.0
-IDLE_POLL_SECONDS = 0.05
+IDLE_POLL_SECONDS = 0.02
+MAX_IDLE_POLL_SECONDS = 0.2
 
 
 def changed(fields: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class Relay:
         return sum(s.collection.count_documents({"outbox_pending": True}) for s in self.sources)
 
     def _run(self) -> None:
+        idle = IDLE_POLL_SECONDS
         while not self._stop.is_set():
             try:
                 sent = sum(self.relay_once(source) for source in self.sources)
@@ -88,8 +90,10 @@ class Relay:
                 log.warning("relay %s could not publish; retrying", self.service, exc_info=True)
                 sent = 0
                 self._stop.wait(1.0)
+            # Look again at once while there is work; back off when idle (each look scans).
+            idle = IDLE_POLL_SECONDS if sent else min(idle * 2, MAX_IDLE_POLL_SECONDS)
             if not sent:
-                self._stop.wait(IDLE_POLL_SECONDS)
+                self._stop.wait(idle)
 
     def relay_once(self, source: Source) -> int:
         """Claim, publish and clear one batch of pending documents; return how many."""

@@ -1,0 +1,74 @@
+"""The `workshop` command, as a user runs it against a running stage."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from tests.acceptance.stage import eventually
+
+WORKSHOP = str(Path(sys.executable).with_name("workshop"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [WORKSHOP, *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_import_a_file_into_a_running_stage(stage, client, tmp_path):
+    username, password, _ = client.new_user("cli")
+    sample = tmp_path / "small.ndjson"
+    made = run("data", "sample", "--count", "40", "--out", str(sample))
+    assert made.returncode == 0 and "wrote 40 posts" in made.stdout
+    imported = run("data", "import", str(sample), "--url", stage.url,
+                   "--username", username, "--password", password)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 40 posts (0 rejected rows)" in imported.stdout
+
+
+def test_import_reports_bad_rows_and_imports_the_rest(stage, client, tmp_path):
+    username, password, _ = client.new_user("cli")
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    upload = tmp_path / "mixed.ndjson"
+    record = {"id": word[:6], "title": f"{word} post", "subreddit": "python", "created_utc": 1.37e9}
+    upload.write_text(json.dumps(record) + "\n{broken\n")
+    imported = run("data", "import", str(upload), "--url", stage.url, env={
+        "WORKSHOP_USERNAME": username, "WORKSHOP_PASSWORD": password})  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 posts (1 rejected rows)" in imported.stdout
+    found = eventually(
+        lambda: client.get("/api/search", params={"q": word}).json()["total"], lambda n: n == 1
+    )
+    assert found == 1
+
+
+def test_import_with_wrong_credentials_fails_in_one_line(stage, tmp_path):
+    upload = tmp_path / "one.ndjson"
+    upload.write_text('{"id": "abc", "title": "t", "subreddit": "python", "created_utc": 1}\n')
+    failed = run("data", "import", str(upload), "--url", stage.url,
+                 "--username", "nobody_here", "--password", "wrong password")  # fmt: skip
+    assert failed.returncode != 0
+    assert failed.stderr.strip().splitlines()[-1].startswith("Error: login failed")
+
+
+def test_fetch_offline_fails_with_a_clear_error(tmp_path):
+    failed = run("data", "fetch", "--subreddit", "python", "--limit", "5", "--out",
+                 str(tmp_path / "x.ndjson"), env={"REDDIT_URL": "http://127.0.0.1:9"})  # fmt: skip
+    assert failed.returncode != 0
+    assert "cannot reach" in failed.stderr.splitlines()[-1]
+
+
+def test_every_command_has_help_and_stages_lists_them():
+    for command in (
+        ["--help"],
+        ["up", "--help"],
+        ["data", "import", "--help"],
+        ["bench", "--help"],
+    ):
+        assert run(*command).returncode == 0
+    listed = run("stages").stdout
+    assert "01-monolith" in listed and "03-services" in listed
