@@ -14,7 +14,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import click
 import requests
 
 from workshop import config, stages
-from workshop.runner import port_is_free
+from workshop.runner import free_base_port, is_ready
 
 LOCUSTFILE = config.ROOT / "bench" / "locustfile.py"
 SCENARIOS = ("reads", "logged-in", "home", "lag")
@@ -55,18 +54,6 @@ MB = 1024 * 1024
 
 
 # --- Starting and stopping stages -------------------------------------------------------
-
-
-def free_base_port(count: int) -> int:
-    """Return a loopback base port with base, base+100, ... (one per process) all free."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        ports = [base + stages.PORT_STEP * i for i in range(count)]
-        if ports[-1] < 65000 and all(port_is_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free loopback ports")
 
 
 class BenchStage:
@@ -111,15 +98,6 @@ class BenchStage:
                 self.process.kill()
                 self.process.wait()
         kill_survivors(tree)
-
-
-def is_ready(url: str) -> bool:
-    """Tell whether url/readyz answers 200 and, where it says so, the stage has settled."""
-    try:
-        answer = requests.get(f"{url}/readyz", timeout=3)
-        return answer.status_code == 200 and answer.json().get("settled", True) is True
-    except (requests.RequestException, ValueError):
-        return False
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float) -> bool:

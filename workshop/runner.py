@@ -18,7 +18,7 @@ from collections.abc import Callable
 import requests
 
 from workshop import config
-from workshop.stages import Stage, expand
+from workshop.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 120
@@ -52,6 +52,18 @@ def is_ready(front_door: str) -> bool:
         return answer.status_code == 200 and answer.json().get("settled", True) is True
     except (requests.RequestException, ValueError):
         return False
+
+
+def free_base_port(count: int) -> int:
+    """Return a loopback base port with base, base+100, ... (one per process) all free."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        ports = [base + PORT_STEP * i for i in range(count)]
+        if ports[-1] < 65000 and all(port_is_free(port) for port in ports):
+            return base
+    raise RuntimeError("no free loopback ports")
 
 
 class PortInUse(RuntimeError):

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from workshop.runner import is_ready
+from workshop.runner import free_base_port, is_ready
 from workshop.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,29 +21,6 @@ START_TIMEOUT = 150.0
 VISIBLE_WITHIN = 2.0
 
 T = TypeVar("T")
-
-
-def free_base_port(count: int) -> int:
-    """Return a base port such that base, base+100, ... (one per process) are all free."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + 100 * count > 65000:
-            continue
-        ports = [base + 100 * i for i in range(count)]
-        if all(_is_free(port) for port in ports):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class RunningStage:

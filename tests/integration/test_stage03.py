@@ -8,8 +8,8 @@ import uuid
 import pytest
 import requests
 
-from tests.acceptance.stage import assert_error, eventually, free_base_port
-from workshop.runner import StageRunner, is_ready
+from tests.acceptance.stage import assert_error, eventually
+from workshop.runner import StageRunner, free_base_port, is_ready
 from workshop.stages import get_stage
 
 SETTLE_WITHIN = 60.0

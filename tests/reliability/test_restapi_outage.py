@@ -3,8 +3,8 @@
 import pytest
 import requests
 
-from tests.acceptance.stage import assert_error, eventually, free_base_port
-from workshop.runner import StageRunner
+from tests.acceptance.stage import assert_error, eventually
+from workshop.runner import StageRunner, free_base_port
 from workshop.stages import get_stage
 
 RECOVERY_WITHIN = 30.0
