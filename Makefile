@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAGE ?= 01-monolith
 PORT ?= 8000
 
-.PHONY: help setup system-deps run test bench lint format diff clean
+.PHONY: help setup system-deps run test bench lint format diff slides clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ format: setup  ## reformat with ruff
 
 diff:  ## show what changes between two stages: make diff FROM=01-monolith TO=02-rest-api
 	diff -ru $(FROM) $(TO) || true
+
+slides:  ## build the workshop deck as HTML with Marp (needs npx): slides/workshop.html
+	npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html
 
 clean:  ## remove the virtualenv and local state
 	rm -rf $(VENV) .workshop .pytest_cache

@@ -8,7 +8,7 @@ from pymongo.database import Database
 from workshop import config, ingest, queries
 from workshop.domain.posts import POST_FIELDS
 from workshop.messaging.envelope import POST_UPSERTED
-from workshop.messaging.outbox import Source, changed
+from workshop.messaging.outbox import Source, changed, nudge
 from workshop.service import get_db
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
@@ -37,6 +37,7 @@ def upsert_posts(posts: Iterable[dict[str, Any]], database: Database | None = No
         fields = documents[post_id]
         if any(old.get(k) != v for k, v in fields.items()):
             collection.update_one({"_id": post_id}, changed(fields))
+    nudge()
     return len(documents)
 
 

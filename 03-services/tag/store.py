@@ -9,7 +9,7 @@ from workshop import queries
 from workshop.domain.tags import tag_list
 from workshop.messaging.envelope import TAGS_CHANGED, Message
 from workshop.messaging.inbox import apply_versioned
-from workshop.messaging.outbox import Source, changed_inc
+from workshop.messaging.outbox import Source, changed_inc, nudge
 from workshop.service import get_db
 
 
@@ -31,12 +31,14 @@ def add_tag(post_id: str, tag: str, user: str) -> None:
         return  # tagged already: nothing changes
     # $inc is atomic, so two users tagging at once both count, in any order.
     get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": 1}), upsert=True)
+    nudge()
 
 
 def remove_tag(post_id: str, tag: str, user: str) -> None:
     """Withdraw a user's tag; count it down and mark the post's counts for publishing."""
     if get_db().taggings.delete_one({"post_id": post_id, "tag": tag, "user": user}).deleted_count:
         get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": -1}))
+        nudge()
 
 
 def user_tags(post_id: str, user: str) -> list[str]:

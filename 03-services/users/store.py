@@ -6,7 +6,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from workshop.messaging.envelope import PREFERENCES_UPDATED
-from workshop.messaging.outbox import Source, changed
+from workshop.messaging.outbox import Source, changed, nudge
 from workshop.service import get_db
 
 
@@ -29,6 +29,7 @@ def get_user(username: str) -> dict[str, Any] | None:
 def set_topics(username: str, topics: list[str]) -> None:
     """Store a user's topics, and mark the change for publishing (the outbox)."""
     get_db().users.update_one({"_id": username}, changed({"topics": topics}))
+    nudge()
 
 
 def get_topics(username: str | None) -> list[str]:

@@ -28,6 +28,16 @@ IDLE_POLL_SECONDS = 0.02
 MAX_IDLE_POLL_SECONDS = 0.2
 
 
+# Set by an owner right after a marked write, so its relay publishes at once; the relay's
+# own polling is only the safety net (for a crash, or a write from another process).
+_nudge = threading.Event()
+
+
+def nudge() -> None:
+    """Tell this process's relays that a change is waiting."""
+    _nudge.set()
+
+
 def changed(fields: dict[str, Any]) -> dict[str, Any]:
     """Return the update that sets fields AND records that the change must be published."""
     return {
@@ -74,6 +84,7 @@ class Relay:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        _nudge.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -92,8 +103,8 @@ class Relay:
                 self._stop.wait(1.0)
             # Look again at once while there is work; back off when idle (each look scans).
             idle = IDLE_POLL_SECONDS if sent else min(idle * 2, MAX_IDLE_POLL_SECONDS)
-            if not sent:
-                self._stop.wait(idle)
+            if not sent and _nudge.wait(idle):
+                _nudge.clear()
 
     def relay_once(self, source: Source) -> int:
         """Claim, publish and clear one batch of pending documents; return how many."""
