@@ -26,7 +26,7 @@ def setup(database: Database) -> None:
     database.log.create_index([("type", 1), ("seq", 1)])
 
 
-def append(database: Database, message: Message) -> bool:
+def append(database: Database, message: Message) -> Message | None:
     """Add a change to the log with the next sequence number; a duplicate is dropped.
 
     The message id (type/key/version) is the log's key, so a change published twice is
@@ -42,8 +42,8 @@ def append(database: Database, message: Message) -> bool:
     try:
         database.log.insert_one(entry)
     except DuplicateKeyError:
-        return False
-    return True
+        return None
+    return Message.from_dict(entry["message"])
 
 
 def head(database: Database) -> int:
@@ -85,16 +85,35 @@ def deliver(database: Database, publisher: Publisher, subscriber: dict[str, Any]
 def on_batch(database: Database, publisher: Publisher, messages: list[Message]) -> None:
     """Log the changes in a batch, record subscriptions, then bring every subscriber up to date."""
     with _lock:
+        before = head(database)
+        logged = []
         for message in messages:
             if message.type in MASTER_DATA_TYPES:
-                append(database, message)
+                entry = append(database, message)
+                if entry is not None:
+                    logged.append(entry)
             elif message.type == SUBSCRIPTION_DECLARED:
                 payload = message.payload
                 subscribe(
                     database, payload["queue"], list(payload["types"]), bool(payload["replay"])
                 )
         for subscriber in database.subscribers.find():
-            deliver(database, publisher, subscriber)
+            if subscriber["checkpoint"] >= before:
+                send_new(database, publisher, subscriber, logged)
+            else:
+                deliver(database, publisher, subscriber)
+
+
+def send_new(
+    database: Database, publisher: Publisher, subscriber: dict[str, Any], logged: list[Message]
+) -> None:
+    """Send an up-to-date subscriber just this batch's changes (no need to read the log)."""
+    wanted = [message for message in logged if message.type in subscriber["types"]]
+    publisher.publish(wanted, subscriber["_id"])
+    if logged:
+        database.subscribers.update_one(
+            {"_id": subscriber["_id"]}, {"$max": {"checkpoint": logged[-1].sequence}}
+        )
 
 
 def replay(database: Database, publisher: Publisher, queue: str) -> int | None:
