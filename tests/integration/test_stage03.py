@@ -199,3 +199,30 @@ def register(url: str) -> tuple[str, str]:
         f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
     )
     return username, token.json()["token"]
+
+
+def test_concurrent_writers_lose_no_change(stage):
+    """Twenty users tag one post at once: every count reaches every copy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = front(stage)
+    post_id = requests.get(f"{url}/api/search", params={"q": "pandas"}, timeout=10).json()["items"][
+        0
+    ]["id"]
+    tag = f"race-{uuid.uuid4().hex[:8]}"
+    tokens = [register(url)[1] for _ in range(20)]
+
+    def tag_it(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return requests.post(
+            f"{url}/api/posts/{post_id}/tags", json={"tag": tag}, headers=headers, timeout=10
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        assert set(pool.map(tag_it, tokens)) == {201}
+
+    def count() -> int:
+        tags = requests.get(f"{url}/api/posts/{post_id}", timeout=10).json()["tags"]
+        return next((t["count"] for t in tags if t["tag"] == tag), 0)
+
+    assert eventually(count, lambda n: n == 20, within=SETTLE_WITHIN) == 20
