@@ -69,7 +69,7 @@ def print_env(stage_name: str, port: int) -> None:
         if (
             name.endswith("_URL")
             and name[:-4].lower() in stage.ports(port)
-            or name in ("SECRET_KEY", "WORKSHOP_STAGE", "WORKSHOP_RUN_DIR")
+            or name in ("WORKSHOP_STAGE", "WORKSHOP_RUN_DIR")
         ):
             click.echo(f"{name}={env[name]}")
 

@@ -124,11 +124,6 @@ def save_embedded() -> None:
         temporary.replace(folder / f"{name}.json")
 
 
-def is_embedded(url: str | None = None) -> bool:
-    """Tell whether the embedded emulation serves (MONGO_URL unset)."""
-    return not (url if url is not None else config.mongo_url())
-
-
 def ping(db: Database) -> dict[str, object]:
     """Check the database answers; return its state for /readyz."""
     kind = "embedded" if isinstance(db.client, mongomock.MongoClient) else "mongodb"

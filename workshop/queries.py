@@ -62,15 +62,19 @@ def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> int:
         fields = {k: v for k, v in documents[post_id].items() if k not in ("_id", "tags")}
         if any(old.get(k) != v for k, v in fields.items()):
             posts.update_one({"_id": post_id}, {"$set": fields})
-    fresh = [doc for post_id, doc in documents.items() if post_id not in stored]
-    if fresh:
-        try:
-            # ordered=False: a post another import inserted meanwhile is skipped, not fatal
-            posts.insert_many(fresh, ordered=False)
-        except BulkWriteError as error:
-            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
+    insert_new(posts, [doc for post_id, doc in documents.items() if post_id not in stored])
     return len(documents)
+
+
+def insert_new(collection: Collection, documents: list[dict[str, Any]]) -> None:
+    """Insert documents; one that another writer inserted meanwhile is skipped, not fatal."""
+    if not documents:
+        return
+    try:
+        collection.insert_many(documents, ordered=False)
+    except BulkWriteError as error:
+        if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
+            raise
 
 
 def get_post(posts: Collection, post_id: str) -> dict[str, Any] | None:
@@ -120,8 +124,23 @@ def posts_with_tag(posts: Collection, tag: str) -> list[dict[str, Any]]:
 
 
 def tags_of_post(taggings: Collection, post_id: str) -> list[dict[str, Any]]:
-    """Count a post's tags from its taggings (right even when two writers race)."""
+    """Count a post's tags from its taggings."""
     return count_tags(t["tag"] for t in taggings.find({"post_id": post_id}, {"tag": 1}))
+
+
+def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> None:
+    """Store a post's tag counts, recounting until a second count agrees with the first.
+
+    Two writers can recount in either order, so a slower one may store an older count;
+    every writer checks after its own write, so the last write is always a checked one.
+    """
+    tags = tags_of_post(taggings, post_id)
+    for _ in range(5):
+        posts.update_one({"_id": post_id}, {"$set": {"tags": tags}})
+        again = tags_of_post(taggings, post_id)
+        if again == tags:
+            return
+        tags = again
 
 
 def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:

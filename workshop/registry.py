@@ -71,8 +71,14 @@ class Registry:
             cached = self._cache.get(service)
             if cached and time.monotonic() - cached[0] < self.CACHE_SECONDS:
                 return cached[1]
-        keys = self.client.scan_iter(match=f"{PREFIX}:{service}:*", count=100)
-        addresses = sorted(key.decode().split(":", 2)[2] for key in keys)
+        try:
+            keys = self.client.scan_iter(match=f"{PREFIX}:{service}:*", count=100)
+            addresses = sorted(key.decode().split(":", 2)[2] for key in keys)
+        except redis.RedisError:
+            # No registry to ask: keep the last known instances (or none: the gateway then
+            # falls back to the addresses it was started with).
+            log.warning("registry unreachable; using what was known of %s", service)
+            return cached[1] if cached else []
         with self._lock:
             self._cache[service] = (time.monotonic(), addresses)
         return addresses

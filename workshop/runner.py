@@ -168,7 +168,11 @@ class StageRunner:
         child = self.children[name]
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
-            child.wait(timeout=STOP_GRACE_SECONDS)
+            try:
+                child.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
 
     def restart_process(self, name: str) -> None:
         """Start one stopped process again, on its own port."""

@@ -172,6 +172,7 @@ def stop_workers(runtime: Runtime) -> None:
         runtime.heartbeat.stop()
     if runtime.declarer:
         runtime.declarer.stopping.set()
+    runtime.publisher.close()
     if runtime.consumer:
         runtime.consumer.stop()
     if runtime.relay:

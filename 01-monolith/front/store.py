@@ -77,8 +77,7 @@ def remove_tag(post_id: str, tag: str, user: str) -> None:
 
 
 def _recount_tags(post_id: str) -> None:
-    tags = queries.tags_of_post(get_db().taggings, post_id)
-    get_db().posts.update_one({"_id": post_id}, {"$set": {"tags": tags}})
+    queries.store_tag_counts(get_db().posts, get_db().taggings, post_id)
 
 
 def user_tags(post_id: str, user: str) -> list[str]:

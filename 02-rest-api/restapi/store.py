@@ -41,5 +41,4 @@ def upsert_posts(posts: list[dict[str, Any]]) -> int:
 
 def recount_tags(post_id: str) -> None:
     """Store a post's tag counts, recounted from its taggings."""
-    tags = queries.tags_of_post(get_db().taggings, post_id)
-    get_db().posts.update_one({"_id": post_id}, {"$set": {"tags": tags}})
+    queries.store_tag_counts(get_db().posts, get_db().taggings, post_id)

@@ -31,8 +31,7 @@ def upsert_posts(posts: Iterable[dict[str, Any]], database: Database | None = No
         for post_id, fields in documents.items()
         if post_id not in stored
     ]
-    if fresh:
-        collection.insert_many(fresh)
+    queries.insert_new(collection, fresh)
     for post_id, old in stored.items():
         fields = documents[post_id]
         if any(old.get(k) != v for k, v in fields.items()):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import requests
 
 from workshop.runner import free_base_port, is_ready
@@ -35,15 +36,15 @@ class RunningStage:
 
     def start(self) -> None:
         workshop = Path(sys.executable).with_name("workshop")
-        log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [str(workshop), "up", self.name, "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Tests stay offline: a live fetch goes to a closed local port and fails fast.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "REDDIT_URL": "http://127.0.0.1:9"},
-        )
+        with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [str(workshop), "up", self.name, "--port", str(self.port)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Tests stay offline: a live fetch goes to a closed local port and fails fast.
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "REDDIT_URL": "http://127.0.0.1:9"},
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -60,6 +61,9 @@ class RunningStage:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                # `workshop up` hung: take its servers down with it, or they keep their ports.
+                for child in psutil.Process(self.process.pid).children(recursive=True):
+                    child.kill()
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode if self.process else None

@@ -95,7 +95,8 @@ def test_duplicates_and_reordering_leave_the_same_state(broker):
     try:
         for start in range(0, len(shuffled), 25):
             broker.publish(shuffled[start : start + 25], "it-order")
-        eventually(lambda: consumer.handled, lambda n: n == len(shuffled), within=WITHIN)
+        handled = eventually(lambda: consumer.handled, lambda n: n == len(shuffled), within=WITHIN)
+        assert handled == len(shuffled)
     finally:
         consumer.stop()
     documents = list(database.posts.find().sort("_id", 1))

@@ -43,7 +43,6 @@ def test_production_refuses_to_run_without_a_secret(monkeypatch, tmp_path):
 
 def test_without_mongo_url_the_embedded_emulation_serves(monkeypatch):
     monkeypatch.delenv("MONGO_URL", raising=False)
-    assert db.is_embedded()
     handle = db.database("unit-embedded")
     handle.things.insert_one({"_id": 1})
     assert db.database("unit-embedded").things.count_documents({}) == 1

@@ -114,6 +114,8 @@ class Relay:
             "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lt": now}}],
         }
         batch = [d["_id"] for d in source.collection.find(claimable, {"_id": 1}).limit(MAX_BATCH)]
+        if not batch:
+            return 0
         # The claim is a conditional write per document (what find_one_and_update does for
         # one, update_many does for a batch): a document leased by another relay no longer
         # matches `claimable`, so only one relay owns each lease.
@@ -121,10 +123,7 @@ class Relay:
             {"_id": {"$in": batch}, **claimable},
             {"$set": {"lease_owner": owner, "lease_until": now + LEASE_SECONDS}},
         )
-        claimed = batch
-        if not claimed:
-            return 0
-        documents = list(source.collection.find({"_id": {"$in": claimed}, "lease_owner": owner}))
+        documents = list(source.collection.find({"_id": {"$in": batch}, "lease_owner": owner}))
         messages = [
             Message(
                 source.message_type, str(d["_id"]), d["version"], source.payload(d), self.service
@@ -134,7 +133,7 @@ class Relay:
         self.publisher.publish(messages, SYNC_QUEUE)
         # Only documents still under our lease (not changed meanwhile) are done.
         source.collection.update_many(
-            {"_id": {"$in": claimed}, "lease_owner": owner},
+            {"_id": {"$in": batch}, "lease_owner": owner},
             {"$set": {"outbox_pending": False}, "$unset": {"lease_owner": "", "lease_until": ""}},
         )
         self.published += len(messages)

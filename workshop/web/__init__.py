@@ -1,6 +1,6 @@
 """What every stage's front door shares: templates, sessions, CSRF, errors as the contract says.
 
-A stage's app calls `init_app(app, stage_name)` from its factory; the stage itself only
+A stage's factory calls `create_flask(import_name, stage_name)`; the stage itself only
 decides where data comes from.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -100,6 +101,18 @@ def _check_csrf() -> None:
     expected = session.get("csrf", "")
     if not expected or not hmac.compare_digest(sent, expected):
         abort(400, "The form expired; please try again.")
+
+
+def local_path(target: str) -> str:
+    """Return target if it is a path on this site, else "" (no open redirect after login)."""
+    if (
+        not target.startswith("/")
+        or any(c in target for c in "\\\t\r\n")
+        or target.startswith("//")
+    ):
+        return ""
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else ""
 
 
 def login_page_required(view: Callable) -> Callable:
