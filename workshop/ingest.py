@@ -4,6 +4,7 @@ Three sources: the bundled sample, a live reddit fetch, or a file's content uplo
 the body. The server never opens a path a client names.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,24 @@ def collect(job: IngestRequest) -> importers.ImportReport:
         base_url = config.env("REDDIT_URL", reddit.DEFAULT_BASE_URL)
         return reddit.fetch_subreddit(job.subreddit, job.limit, base_url=base_url)
     return importers.parse_upload(job.body, job.content_type)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an ingest job ended: posts stored, rows rejected, and why it failed (if it did)."""
+
+    ingested: int
+    rejected: int
+    error: str | None = None
+
+
+def run(job: IngestRequest, store_posts: Callable[[list[dict[str, Any]]], int]) -> Outcome:
+    """Load what a job names and store it with the stage's own `store_posts`."""
+    try:
+        report = collect(job)
+    except (ValueError, RuntimeError) as error:  # a bad upload, reddit unreachable
+        return Outcome(0, 0, str(error))
+    return Outcome(store_posts(report.posts), len(report.rejected))
 
 
 def sample() -> importers.ImportReport:

@@ -83,12 +83,8 @@ def start_ingest() -> Any:
     job = ingest.parse_request(request)
     job_id = store.create_job(job.describe())
     # The monolith does the work inside the request: the job is done when the call returns.
-    try:
-        report = ingest.collect(job)
-    except (ValueError, RuntimeError) as error:
-        store.finish_job(job_id, 0, 0, error=str(error))
-    else:
-        store.finish_job(job_id, store.upsert_posts(report.posts), len(report.rejected))
+    outcome = ingest.run(job, store.upsert_posts)
+    store.finish_job(job_id, outcome.ingested, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202
 
 

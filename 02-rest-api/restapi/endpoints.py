@@ -62,10 +62,6 @@ def start_ingest() -> Any:
     jobs = store.get_db().jobs
     job_id = queries.create_job(jobs, job.describe())
     # As in the monolith, the work happens inside the request: the job is done on return.
-    try:
-        report = ingest.collect(job)
-    except (ValueError, RuntimeError) as error:
-        queries.finish_job(jobs, job_id, 0, 0, error=str(error))
-    else:
-        queries.finish_job(jobs, job_id, store.upsert_posts(report.posts), len(report.rejected))
+    outcome = ingest.run(job, store.upsert_posts)
+    queries.finish_job(jobs, job_id, outcome.ingested, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202
