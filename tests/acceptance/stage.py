@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import psutil
 import requests
 
-from workshop.runner import free_base_port, is_ready
-from workshop.stages import get_stage
+from workshop.tools.runner import free_base_port, is_ready
+from workshop.tools.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 150.0

@@ -9,8 +9,8 @@ from pathlib import Path
 import requests
 
 from tests.acceptance.stage import eventually
-from workshop.runner import free_base_port, is_ready
-from workshop.stages import get_stage
+from workshop.tools.runner import free_base_port, is_ready
+from workshop.tools.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 

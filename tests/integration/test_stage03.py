@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from tests.acceptance.stage import assert_error, eventually
-from workshop.runner import StageRunner, free_base_port, is_ready
-from workshop.stages import get_stage
+from workshop.tools.runner import StageRunner, free_base_port, is_ready
+from workshop.tools.stages import get_stage
 
 SETTLE_WITHIN = 60.0
 CANARY_PERCENT = 30

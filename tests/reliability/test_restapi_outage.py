@@ -4,8 +4,8 @@ import pytest
 import requests
 
 from tests.acceptance.stage import assert_error, eventually
-from workshop.runner import StageRunner, free_base_port
-from workshop.stages import get_stage
+from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.stages import get_stage
 
 RECOVERY_WITHIN = 30.0
 

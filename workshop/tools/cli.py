@@ -10,10 +10,11 @@ import click
 import requests
 from tqdm import tqdm
 
-from workshop import config, stages
-from workshop.bench import bench
+from workshop import config
 from workshop.config import DEFAULT_PORT, ROOT
-from workshop.runner import PortInUse, StageRunner, stage_environment
+from workshop.tools import stages
+from workshop.tools.bench import bench
+from workshop.tools.runner import PortInUse, StageRunner, stage_environment
 
 JOB_TIMEOUT_SECONDS = 600
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import requests
 
 from workshop import config
-from workshop.stages import PORT_STEP, Stage, expand
+from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 120

@@ -30,8 +30,9 @@ from typing import Any
 import click
 import requests
 
-from workshop import config, stages
-from workshop.runner import free_base_port, is_ready
+from workshop import config
+from workshop.tools import stages
+from workshop.tools.runner import free_base_port, is_ready
 
 LOCUSTFILE = config.ROOT / "bench" / "locustfile.py"
 SCENARIOS = ("reads", "logged-in", "home", "lag")
