@@ -11,10 +11,10 @@ import random
 import threading
 from typing import Any
 
+from chassis.registry import Registry, registry_url
 from purgatory import SyncCircuitBreakerFactory
 
 from workshop import config
-from workshop.registry import Registry, registry_url
 
 SERVICES = ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2")
 BREAKER_THRESHOLD = 5

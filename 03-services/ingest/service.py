@@ -2,12 +2,12 @@
 
 from typing import Any
 
+from chassis.service import Service
 from flask import Blueprint, jsonify, request
 
 from ingest import store
 from workshop import ingest
 from workshop.contract import not_found
-from workshop.service import Service
 from workshop.web import api_auth_required
 
 bp = Blueprint("ingest", __name__, url_prefix="/api")

@@ -3,13 +3,13 @@
 from collections.abc import Iterable
 from typing import Any
 
+from chassis.messaging.envelope import POST_UPSERTED
+from chassis.messaging.outbox import Source, changed, nudge
+from chassis.service import get_db
 from pymongo.database import Database
 
 from workshop import config, ingest, queries
 from workshop.domain.posts import POST_FIELDS
-from workshop.messaging.envelope import POST_UPSERTED
-from workshop.messaging.outbox import Source, changed, nudge
-from workshop.service import get_db
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]

@@ -7,10 +7,10 @@ starts with an empty store and asks sync to replay the log into it.
 
 from typing import Any
 
+from chassis.service import create_service
 from flask import Flask
 
 from workshop import config
-from workshop.service import create_service
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -2,12 +2,12 @@
 
 from typing import Any
 
+from chassis.messaging.envelope import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
+from chassis.service import Service
 from flask import Blueprint, current_app, g, jsonify, request
 
 from recommend import store
 from workshop import contract
-from workshop.messaging.envelope import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
-from workshop.service import Service
 
 bp = Blueprint("recommend", __name__, url_prefix="/api")
 

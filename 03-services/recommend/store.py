@@ -2,14 +2,14 @@
 
 from typing import Any
 
+from chassis.messaging.envelope import Message
+from chassis.messaging.inbox import apply_versioned
+from chassis.service import get_db
 from flask import current_app
 from pymongo.database import Database
 
 from workshop import queries
 from workshop.domain.recommend import FORMULAS
-from workshop.messaging.envelope import Message
-from workshop.messaging.inbox import apply_versioned
-from workshop.service import get_db
 
 
 def setup(database: Database) -> None:

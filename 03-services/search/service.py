@@ -2,14 +2,14 @@
 
 from typing import Any
 
+from chassis.messaging.envelope import POST_UPSERTED, TAGS_CHANGED
+from chassis.service import Service
 from flask import Blueprint, jsonify, request
 
 from search import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
-from workshop.messaging.envelope import POST_UPSERTED, TAGS_CHANGED
-from workshop.service import Service
 
 bp = Blueprint("search", __name__, url_prefix="/api")
 

@@ -2,12 +2,12 @@
 
 from typing import Any
 
+from chassis.messaging.envelope import Message
+from chassis.messaging.inbox import apply_versioned
+from chassis.service import get_db
 from pymongo.database import Database
 
 from workshop import queries
-from workshop.messaging.envelope import Message
-from workshop.messaging.inbox import apply_versioned
-from workshop.service import get_db
 
 
 def setup(database: Database) -> None:

@@ -2,11 +2,11 @@
 
 from typing import Any
 
+from chassis.service import Service, get_db
 from flask import Blueprint, current_app, jsonify
 
 from sync import store
 from workshop.contract import not_found
-from workshop.service import Service, get_db
 
 bp = Blueprint("sync", __name__, url_prefix="/api/sync")
 

@@ -2,15 +2,15 @@
 
 from typing import Any
 
+from chassis.messaging.envelope import TAGS_CHANGED, Message
+from chassis.messaging.inbox import apply_versioned
+from chassis.messaging.outbox import Source, changed_inc, nudge
+from chassis.service import get_db
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from workshop import queries
 from workshop.domain.tags import tag_list
-from workshop.messaging.envelope import TAGS_CHANGED, Message
-from workshop.messaging.inbox import apply_versioned
-from workshop.messaging.outbox import Source, changed_inc, nudge
-from workshop.service import get_db
 
 
 def setup(database: Database) -> None:

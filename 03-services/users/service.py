@@ -2,13 +2,13 @@
 
 from typing import Any
 
+from chassis.service import Service
 from flask import Blueprint, g, jsonify, request
 
 from users import store
 from workshop import contract, tokens
 from workshop.contract import ApiError, json_object, string_field
 from workshop.domain import users
-from workshop.service import Service
 from workshop.web import api_auth_required
 
 bp = Blueprint("users", __name__, url_prefix="/api")

@@ -2,12 +2,11 @@
 
 from typing import Any
 
+from chassis.messaging.envelope import PREFERENCES_UPDATED
+from chassis.messaging.outbox import Source, changed, nudge
+from chassis.service import get_db
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
-
-from workshop.messaging.envelope import PREFERENCES_UPDATED
-from workshop.messaging.outbox import Source, changed, nudge
-from workshop.service import get_db
 
 
 def create_user(username: str, password_hash: str) -> bool:

@@ -1,14 +1,14 @@
 """docs/openapi.yaml is a valid OpenAPI document and names exactly the routes each app serves."""
 
-import importlib
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from flask import Flask
+
+from workshop.tools.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi.yaml"
@@ -30,23 +30,9 @@ FRONT_DOORS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _is_in(package: str, module_name: str) -> bool:
-    return module_name == package or module_name.startswith(f"{package}.")
-
-
 def build_front_door(stage_dir: str, package: str, config: dict[str, Any]) -> Flask:
-    """Import a stage's front door package afresh (stages share names) and build its app."""
-    saved = {name: module for name, module in sys.modules.items() if _is_in(package, name)}
-    for name in saved:
-        del sys.modules[name]
-    sys.path.insert(0, str(ROOT / stage_dir))
-    try:
-        return importlib.import_module(package).create_app(config)
-    finally:
-        sys.path.remove(str(ROOT / stage_dir))
-        for name in [name for name in sys.modules if _is_in(package, name)]:
-            del sys.modules[name]
-        sys.modules.update(saved)
+    """Load a stage's front door package from its folder (stages share names) and build it."""
+    return get_stage(stage_dir).load(package).create_app(config)
 
 
 @pytest.fixture(scope="module")

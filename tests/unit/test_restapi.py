@@ -7,18 +7,16 @@ import pytest
 
 from workshop import db as databases
 from workshop import tokens
+from workshop.tools.stages import get_stage
 
 
 @pytest.fixture
 def api():
-    from restapi import create_app
-
+    restapi = get_stage("02-rest-api").load("restapi")
     name = f"test-restapi-{uuid.uuid4().hex[:8]}"
-    app = create_app({"TESTING": True, "MONGO_DBNAME": name, "SEED_SAMPLE": False})
+    app = restapi.create_app({"TESTING": True, "MONGO_DBNAME": name, "SEED_SAMPLE": False})
     with app.app_context():
-        from restapi import store
-
-        store.upsert_posts(
+        restapi.store.upsert_posts(
             [
                 {"id": f"p{i}", "title": f"Post {i} about asyncio", "url": "https://example.com",
                  "permalink": f"/r/python/comments/p{i}/", "author": "a", "subreddit": "python",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from workshop.tools.stages import get_stage
+
 STAGE = Path(__file__).resolve().parents[2] / "03-services"
 SERVICES = ("users", "ingest", "search", "recommend", "tag", "sync")
 HTTP_CLIENTS = {"requests", "httpx", "aiohttp", "urllib3", "urllib.request", "http.client"}
@@ -42,7 +44,7 @@ def test_a_service_makes_no_http_calls(service):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_service_reaches_its_store_only_through_its_own_handle(service):
-    # workshop.service hands each service the database named after it (get_db); a service
+    # chassis.service hands each service the database named after it (get_db); a service
     # that imported workshop.db could open any database by name.
     assert "workshop.db" not in imports_of(service)
 
@@ -54,12 +56,7 @@ def test_the_gateway_holds_no_data():
 
 @pytest.mark.parametrize("service", ["users", "ingest", "search", "tag", "sync"])
 def test_each_service_opens_the_database_named_after_it(service, monkeypatch):
-    import importlib
-    import sys
-
-    monkeypatch.syspath_prepend(str(STAGE))
-    for name in [n for n in sys.modules if n == service or n.startswith(f"{service}.")]:
-        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setenv("WORKSHOP_SEED_SAMPLE", "0")
-    app = importlib.import_module(service).create_app({"TESTING": True, "START_WORKERS": False})
+    package = get_stage("03-services").load(service)
+    app = package.create_app({"TESTING": True, "START_WORKERS": False})
     assert app.extensions["service"].database.name == service

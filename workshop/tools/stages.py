@@ -5,9 +5,12 @@ it. Ports follow honcho's rule, so both runners agree: process i gets PORT = bas
 and the first process is the stage's front door.
 """
 
+import importlib
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from workshop.config import ROOT
 
@@ -44,6 +47,28 @@ class Stage:
             name, _, command = line.partition(":")
             processes.append(Process(name.strip(), command.strip()))
         return processes
+
+    def packages(self) -> list[str]:
+        """Return the names of the stage's top-level packages (front, gateway, search, ...)."""
+        return sorted(p.parent.name for p in self.path.glob("*/__init__.py"))
+
+    def load(self, package: str) -> ModuleType:
+        """Import one of the stage's packages from the stage's own folder, afresh.
+
+        Stages reuse package names on purpose (every front door is `front` until 03's
+        `gateway`; 03 and 04 have the same services), so only this stage's folder may be
+        on sys.path: a package of the same name loaded from another stage is forgotten
+        first. `gunicorn --chdir STAGE` gives a running stage the same view.
+        """
+        stage_folders = {str(stage.path) for stage in all_stages()}
+        sys.path[:] = [entry for entry in sys.path if entry not in stage_folders]
+        sys.path.insert(0, str(self.path))
+        names = {name for stage in all_stages() for name in stage.packages()}
+        for name, module in list(sys.modules.items()):
+            origin = getattr(module, "__file__", None) or ""
+            if name.split(".")[0] in names and not origin.startswith(str(self.path) + "/"):
+                del sys.modules[name]
+        return importlib.import_module(package)
 
     def ports(self, base: int) -> dict[str, int]:
         """Return each process's port when the front door listens on `base`."""

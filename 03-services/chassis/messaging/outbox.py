@@ -18,8 +18,8 @@ from typing import Any
 
 from pymongo.collection import Collection
 
-from workshop.messaging.broker import MAX_BATCH, SYNC_QUEUE, Publisher
-from workshop.messaging.envelope import Message
+from chassis.messaging.broker import MAX_BATCH, SYNC_QUEUE, Publisher
+from chassis.messaging.envelope import Message
 
 log = logging.getLogger(__name__)
 

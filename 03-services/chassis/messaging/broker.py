@@ -14,9 +14,9 @@ from typing import Any
 
 import kombu
 
+from chassis.messaging import filesystem
+from chassis.messaging.envelope import InvalidMessage, Message
 from workshop import config
-from workshop.messaging import filesystem
-from workshop.messaging.envelope import InvalidMessage, Message
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from pymongo.database import Database
 
+from chassis.messaging.broker import SYNC_QUEUE, Consumer, Publisher
+from chassis.messaging.envelope import SUBSCRIPTION_DECLARED, Message
+from chassis.messaging.outbox import Relay, Source
+from chassis.registry import Heartbeat, registry_url
 from workshop import config, web
 from workshop import db as databases
-from workshop.messaging.broker import SYNC_QUEUE, Consumer, Publisher
-from workshop.messaging.envelope import SUBSCRIPTION_DECLARED, Message
-from workshop.messaging.outbox import Relay, Source
-from workshop.registry import Heartbeat, registry_url
 from workshop.web.health import health_blueprint
 
 log = logging.getLogger(__name__)
