@@ -21,9 +21,7 @@ def _existing_post_id(post_id: str) -> str:
 
 @bp.get("/search")
 def search() -> Any:
-    query, terms, page, per_page = contract.search_params(request.args)
-    total, items = client.search(terms, page, per_page)
-    return jsonify(contract.search_answer(query, page, per_page, total, items))
+    return jsonify(client.search(request.args))
 
 
 @bp.get("/posts/<post_id>")

@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from flask import Flask, current_app, g
+from werkzeug.datastructures import MultiDict
 
 from workshop import queries
 from workshop.contract import ApiError
@@ -54,7 +55,7 @@ def _json(answer: requests.Response, *expected: int) -> Any:
     if answer.status_code >= 500:
         raise ApiError(502, "upstream_error", "the REST API failed")
     status = 400 if answer.status_code == 422 else answer.status_code
-    raise ApiError(status, "rejected", message)
+    raise ApiError(status, error.get("_error", {}).get("reason", "rejected"), message)
 
 
 def ping() -> dict[str, Any]:
@@ -77,11 +78,9 @@ def get_post(post_id: str) -> dict[str, Any] | None:
     return queries.public_post(_json(answer, 200))
 
 
-def search(terms: list[str], page: int, per_page: int) -> tuple[int, list[dict[str, Any]]]:
-    """Return (total, one page of posts) matching any of the terms, best first."""
-    params = {"terms": terms, "page": page, "per_page": per_page}
-    body = _json(_call("GET", "/search", params=params), 200)
-    return body["total"], body["items"]
+def search(args: MultiDict[str, str]) -> dict[str, Any]:
+    """Return the API's search answer for the query's own arguments (q, page, per_page)."""
+    return _json(_call("GET", "/search", params=list(args.items(multi=True))), 200)
 
 
 def recommendations(topics: list[str], limit: int) -> list[dict[str, Any]]:

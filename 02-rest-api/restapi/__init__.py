@@ -36,5 +36,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Eve:
 
 def _eve_style_error(error: ApiError) -> Any:
     """Answer the shared request checks' errors in Eve's own error shape."""
-    body = {"_status": "ERR", "_error": {"code": error.status, "message": error.message}}
+    reason = {"code": error.status, "message": error.message, "reason": error.code}
+    body = {"_status": "ERR", "_error": reason}
     return jsonify(body), error.status

@@ -16,11 +16,10 @@ bp = Blueprint("endpoints", __name__)
 
 @bp.get("/search")
 def search() -> Any:
-    """Rank posts for query terms; the front turned the words into terms already."""
-    terms = request.args.getlist("terms")
-    page, per_page = contract.page_params(request.args)
-    total, items = queries.search(store.get_db().posts, terms[: contract.MAX_TERMS], page, per_page)
-    return jsonify({"total": total, "items": items})
+    """Rank posts for a query: its words become search terms here, next to the posts."""
+    query, terms, page, per_page = contract.search_params(request.args)
+    total, items = queries.search(store.get_db().posts, terms, page, per_page)
+    return jsonify(contract.search_answer(query, page, per_page, total, items))
 
 
 @bp.get("/recommendations")

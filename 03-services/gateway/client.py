@@ -7,6 +7,7 @@ from typing import Any
 import requests
 from flask import Flask, current_app, g, request
 from purgatory.domain.model import OpenedState
+from werkzeug.datastructures import MultiDict
 
 from gateway.upstreams import NoInstance, Upstreams
 from workshop.contract import ApiError
@@ -101,11 +102,10 @@ def get_post(post_id: str) -> dict[str, Any] | None:
     return None if response.status_code == 404 else answer_of(response, 200)
 
 
-def search(query: str, page: int, per_page: int) -> tuple[int, list[dict[str, Any]]]:
-    """Return (total, one page of posts) for a query."""
-    params = {"q": query, "page": page, "per_page": per_page}
-    body = answer_of(call("search", "GET", "/api/search", params=params), 200)
-    return body["total"], body["items"]
+def search(args: MultiDict[str, str]) -> dict[str, Any]:
+    """Return the search service's answer for the query's own arguments (q, page, per_page)."""
+    params = list(args.items(multi=True))
+    return answer_of(call("search", "GET", "/api/search", params=params), 200)
 
 
 def recommendations(limit: int) -> tuple[list[dict[str, Any]], bool]:

@@ -45,12 +45,12 @@ def search() -> Any:
     if not query.strip():
         return render_template("search.html", query="", results=None, error=None)
     try:
-        query, _, page, per_page = contract.search_params(request.args)
+        results = client.search(request.args)
     except ApiError as error:
+        if error.status != 400:
+            raise
         return render_template("search.html", query=query, results=None, error=error.message), 400
-    total, items = client.search(query, page, per_page)
-    results = contract.search_answer(query, page, per_page, total, items)
-    return render_template("search.html", query=query, results=results, error=None)
+    return render_template("search.html", query=results["query"], results=results, error=None)
 
 
 @bp.get("/posts/<post_id>")

@@ -190,7 +190,7 @@ def test_method_override_is_off(api):
 
 
 def test_search_and_recommendations_follow_the_domain_rules(api):
-    body = api.get("/search", query_string={"terms": ["asyncio"], "per_page": 5}).get_json()
+    body = api.get("/search", query_string={"q": "asyncio", "per_page": 5}).get_json()
     assert body["total"] == 130
     assert [p["id"] for p in body["items"]] == ["p130", "p129", "p128", "p127", "p126"]
     recommended = api.get("/recommendations", query_string={"limit": 3}).get_json()["items"]
