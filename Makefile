@@ -38,8 +38,13 @@ format: setup  ## reformat with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-diff:  ## show what changes between two stages: make diff FROM=01-monolith TO=02-rest-api
-	diff -ru $(FROM) $(TO) || true
+diff: setup  ## what a step changed, renamed files paired: make diff FROM=01-monolith TO=02-rest-api [DIFF_ARGS=--stat]
+	@if [ -z "$(FROM)" ]; then \
+		echo "usage: make diff FROM=01-monolith [TO=02-rest-api] [DIFF_ARGS='--stat --code-only --full']" >&2; \
+		echo "  FROM and TO are stage names or numbers; TO defaults to the stage after FROM." >&2; \
+		exit 2; \
+	fi
+	$(BIN)/workshop diff $(FROM) $(TO) $(DIFF_ARGS)
 
 slides:  ## build the workshop deck as HTML with Marp (needs npx): slides/workshop.html
 	npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html

@@ -14,6 +14,7 @@ from workshop import config
 from workshop.config import DEFAULT_PORT, ROOT
 from workshop.tools import stages
 from workshop.tools.bench import bench
+from workshop.tools.diff import diff
 from workshop.tools.runner import PortInUse, StageRunner, stage_environment
 
 JOB_TIMEOUT_SECONDS = 600
@@ -25,6 +26,7 @@ def main() -> None:
 
 
 main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/bench.py)
+main.add_command(diff)  # `workshop diff FROM TO`: what a step changed (workshop/tools/diff.py)
 
 
 @main.command("stages")

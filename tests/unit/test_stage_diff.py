@@ -1,0 +1,212 @@
+"""`workshop diff`: stage-to-stage diffs that pair renamed files, summary first."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from workshop.tools import stages
+from workshop.tools.diff import FileDiff, StageDiff, diff, stage_diff
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = stages.all_stages()
+NEIGHBOURS = list(zip(STAGES, STAGES[1:], strict=False))
+
+PAGES = "".join(f"def page_{i}() -> str:\n    return 'page {i}'\n\n\n" for i in range(10))
+CLIENT = "".join(
+    f"def call_{i}(url: str) -> dict:\n    return get(url, {i})\n\n\n" for i in range(8)
+)
+INIT = '"""The front."""\n\nfrom flask import Flask\n\n\ndef create_app() -> Flask:\n'
+STORE = "".join(f"def find_{i}(db) -> list:\n    return list(db.c{i}.find())\n\n" for i in range(6))
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    """Create a fake stage folder from {relative path: text}."""
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def by_old_path(step: StageDiff) -> dict[str, FileDiff]:
+    return {f.old_path: f for f in step.files if f.old_path}
+
+
+@pytest.fixture
+def fake_step(tmp_path: Path) -> tuple[Path, Path]:
+    """A small step like 02 -> 03: front/ moves to gateway/, the store splits in two."""
+    old = write(
+        tmp_path / "02-old",
+        {
+            "Procfile": "web: gunicorn front\n",
+            "README.md": "# Old\n\nOne front.\n",
+            "front/__init__.py": INIT + "    return Flask('front')\n",
+            "front/pages.py": PAGES,
+            "front/client.py": CLIENT,
+            "front/gone.py": "x = 1\n",
+            "restapi/store.py": STORE,
+        },
+    )
+    new = write(
+        tmp_path / "03-new",
+        {
+            "Procfile": "web: gunicorn gateway\nsearch: gunicorn search\n",
+            "README.md": "# New\n\nA gateway and services.\n",
+            "gateway/__init__.py": INIT + "    return Flask('gateway')\n",
+            "search/__init__.py": '"""Search."""\n\nimport search\n',
+            "gateway/pages.py": PAGES.replace("page 3", "page three") + "def extra(): ...\n",
+            "gateway/client.py": CLIENT.replace("get(url, 5)", "post(url, 5)"),
+            "gateway/gone.py": "completely = 'different'\nso = 'not a rename'\n",
+            # As alike to the old store as each other: a split, not a rename.
+            "search/store.py": STORE.replace("c1", "posts"),
+            "users/store.py": STORE.replace("c2", "users"),
+        },
+    )
+    return old, new
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), NEIGHBOURS, ids=[f"{a.name}->{b.name}" for a, b in NEIGHBOURS]
+)
+def test_every_step_has_code_hunks(old: stages.Stage, new: stages.Stage) -> None:
+    step = stage_diff(old.path, new.path)
+    changed_code = [
+        f
+        for f in step.files
+        if f.paired and f.path.endswith(".py") and f.hunks and f.added + f.removed > 0
+    ]
+    assert changed_code, f"no paired .py file changed from {old.name} to {new.name}"
+    assert any(line.startswith("@@ ") for line in changed_code[0].hunks)
+
+
+def test_02_to_03_pairs_the_front_with_the_gateway() -> None:
+    step = stage_diff(stages.get_stage("02").path, stages.get_stage("03").path)
+    pages = by_old_path(step)["front/pages.py"]
+    assert pages.new_path == "gateway/pages.py"
+    assert pages.status == "renamed"
+    assert pages.hunks[:2] == (
+        "--- 02-rest-api/front/pages.py\n",
+        "+++ 03-services/gateway/pages.py\n",
+    )
+
+
+def test_renamed_files_pair_by_name_and_likeness(fake_step: tuple[Path, Path]) -> None:
+    step = stage_diff(*fake_step)
+    files = by_old_path(step)
+    assert files["front/pages.py"].new_path == "gateway/pages.py"
+    assert files["front/client.py"].new_path == "gateway/client.py"
+    # gateway's __init__ is more alike than search's: the best match wins.
+    assert files["front/__init__.py"].new_path == "gateway/__init__.py"
+    assert files["Procfile"].status == "changed"
+    # Same name, nothing alike: removed and added, not renamed.
+    assert files["front/gone.py"].new_path is None
+    assert "gateway/gone.py" in {f.new_path for f in step.with_status("added")}
+    # Equally alike to two new stores: pairing either would be a guess.
+    assert files["restapi/store.py"].new_path is None
+
+
+def test_code_comes_before_docs_and_lines_split(fake_step: tuple[Path, Path]) -> None:
+    step = stage_diff(*fake_step)
+    kinds = [f.is_doc for f in step.files]
+    assert kinds == sorted(kinds) and kinds[-1] is True
+    docs_added, docs_removed = step.line_counts(docs=True)
+    assert (docs_added, docs_removed) == (2, 2)
+    code_added, _ = step.line_counts(docs=False)
+    assert code_added > docs_added
+    assert not any(f.is_doc for f in step.code_only().files)
+
+
+def test_generated_files_are_ignored(fake_step: tuple[Path, Path]) -> None:
+    old, new = fake_step
+    junk = {
+        "front/__pycache__/pages.cpython-311.pyc": "bytecode",
+        "gateway/__pycache__/pages.cpython-311.pyc": "other bytecode",
+        "stray.pyc": "bytecode",
+        ".pytest_cache/v/cache/lastfailed": "{}",
+        "workshop.egg-info/PKG-INFO": "Name: workshop",
+        ".workshop/secret_key": "s3cret",
+        "node_modules/left-pad/index.js": "module.exports = 1",
+    }
+    write(old, junk)
+    write(new, {path: text + " changed" for path, text in junk.items()})
+    paths = {p for f in stage_diff(old, new).files for p in (f.old_path, f.new_path) if p}
+    assert paths
+    ignored = ("__pycache__", ".pyc", ".pytest_cache", "egg-info", ".workshop", "node_modules")
+    assert not [p for p in paths if any(part in p for part in ignored)]
+
+
+def test_a_stage_against_its_copy_with_caches_is_unchanged(tmp_path: Path) -> None:
+    stage = STAGES[-1].path
+    copy = tmp_path / stage.name
+    shutil.copytree(stage, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    write(copy, {"__pycache__/x.cpython-311.pyc": "junk", "gateway/__pycache__/y.pyc": "junk"})
+    step = stage_diff(stage, copy)
+    assert step.files
+    assert {f.status for f in step.files} == {"unchanged"}
+
+
+def test_cli_prints_the_summary_before_the_hunks(fake_step: tuple[Path, Path]) -> None:
+    old, new = fake_step
+    result = CliRunner().invoke(diff, [str(old), str(new)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(
+        "02-old -> 03-new: 2 changed, 3 renamed and paired, 4 added, 2 removed"
+    )
+    assert lines[1].startswith("lines: code +")
+    first_hunk = next(i for i, line in enumerate(lines) if line.startswith("@@ "))
+    assert first_hunk > 1
+    renamed = next(i for i, line in enumerate(lines) if line.startswith("renamed: front/pages"))
+    assert lines[renamed].startswith("renamed: front/pages.py -> gateway/pages.py (")
+    assert lines[renamed + 1 : renamed + 3] == [
+        "--- 02-old/front/pages.py",
+        "+++ 03-new/gateway/pages.py",
+    ]
+    # Code hunks first, the README's last.
+    assert lines.index("--- 02-old/Procfile") < lines.index("--- 02-old/README.md")
+    assert f"Only in 03-new: users/store.py ({len(STORE.splitlines())} lines)" in lines
+    assert "+++ 03-new/users/store.py" not in lines
+
+
+def test_cli_options(fake_step: tuple[Path, Path]) -> None:
+    old, new = fake_step
+    runner = CliRunner()
+    stat = runner.invoke(diff, [str(old), str(new), "--stat"]).output
+    assert "R front/pages.py -> gateway/pages.py" in stat
+    assert "@@ " not in stat
+    code_only = runner.invoke(diff, [str(old), str(new), "--code-only"]).output
+    assert "README.md" not in code_only and "docs" not in code_only
+    full = runner.invoke(diff, [str(old), str(new), "--full"]).output.splitlines()
+    added = full.index("+++ 03-new/users/store.py")
+    assert full[added - 1] == "--- /dev/null"
+    assert full[added + 1] == f"@@ -0,0 +1,{len(STORE.splitlines())} @@"
+
+
+def test_cli_resolves_stage_numbers_and_defaults_to_the_next_stage() -> None:
+    first, second = STAGES[0], STAGES[1]
+    number = first.name.split("-")[0].lstrip("0")
+    output = CliRunner().invoke(diff, [number, "--stat"]).output
+    assert output.startswith(f"{first.name} -> {second.name}: ")
+    unknown = CliRunner().invoke(diff, ["no-such-stage", "02"])
+    assert unknown.exit_code != 0
+    assert "no stage 'no-such-stage'" in unknown.output
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_diff_as_the_readme_says() -> None:
+    result = subprocess.run(
+        ["make", "diff", "FROM=02-rest-api", "TO=03-services"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "02-rest-api -> 03-services: " in result.stdout
+    lines = result.stdout.splitlines()
+    pages = lines.index("+++ 03-services/gateway/pages.py")
+    assert lines[pages + 1].startswith("@@ ")
+    assert result.stdout.index("renamed and paired") < result.stdout.index("@@ ")

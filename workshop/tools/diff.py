@@ -1,0 +1,386 @@
+"""`workshop diff FROM TO`: what one step of the workshop changed, renamed files paired.
+
+`diff -ru` shows a step that moves code to a new folder (02's front/ becomes 03's gateway/)
+as whole files removed and whole files added, which hides the few lines that changed.
+Here files pair first by their path in the stage folder, then a file only in FROM pairs
+with a file of the same name only in TO when their lines are alike enough, so the move
+reads as a rename with a short diff. The summary comes first and splits code from docs,
+because a step's lesson is in its code and its README changes would drown it.
+"""
+
+import difflib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+import click
+
+from workshop.tools import stages
+
+# Generated or local state, never part of a lesson (the .gitignore of the repository).
+IGNORED_DIRS = {
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".workshop",
+    "node_modules",
+    ".git",
+}
+IGNORED_DIR_SUFFIXES = (".egg-info",)
+IGNORED_FILE_SUFFIXES = (".pyc", ".pyo")
+# .env may hold secrets: a diff printed on a projector must not show it.
+IGNORED_FILES = {".env", ".DS_Store"}
+DOC_SUFFIXES = {".md", ".rst"}
+# Lines alike (difflib ratio) for two same-named files to count as one file moved. 02's
+# front/client.py and 03's gateway/client.py share about a third of their lines.
+SIMILARITY_THRESHOLD = 0.3
+# A file about as alike to two others (02's restapi/store.py to each 03 service's store.py)
+# was split or copied, not moved: pairing it with either one would be a guess.
+AMBIGUITY_MARGIN = 0.05
+CONTEXT_LINES = 3
+# git's letters in the file list: Modified, Renamed, Added, Deleted.
+STATUS_LETTERS = {"changed": "M", "renamed": "R", "added": "A", "removed": "D"}
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One file of the step: a pair (same path or renamed) or a file only in one stage."""
+
+    old_path: str | None
+    new_path: str | None
+    added: int
+    removed: int
+    hunks: tuple[str, ...]
+    similarity: float | None = None
+    binary: bool = False
+
+    @property
+    def path(self) -> str:
+        """Return the file's path in TO, or in FROM if it is gone."""
+        return self.new_path or self.old_path or ""
+
+    @property
+    def paired(self) -> bool:
+        """Tell whether the file is in both stages (at the same path or renamed)."""
+        return self.old_path is not None and self.new_path is not None
+
+    @property
+    def renamed(self) -> bool:
+        """Tell whether the file was paired across a change of path."""
+        return self.paired and self.old_path != self.new_path
+
+    @property
+    def is_doc(self) -> bool:
+        """Tell whether the file is documentation rather than code."""
+        return PurePosixPath(self.path).suffix.lower() in DOC_SUFFIXES
+
+    @property
+    def status(self) -> str:
+        """Return one of renamed, changed, unchanged, added, removed."""
+        if self.renamed:
+            return "renamed"
+        if self.paired:
+            return "changed" if self.hunks else "unchanged"
+        return "added" if self.new_path else "removed"
+
+
+@dataclass(frozen=True)
+class StageDiff:
+    """Every file of a step from stage folder `old` to `new`: code first, docs last."""
+
+    old: Path
+    new: Path
+    files: tuple[FileDiff, ...]
+
+    def with_status(self, status: str) -> list[FileDiff]:
+        """Return the files of one status (see FileDiff.status)."""
+        return [f for f in self.files if f.status == status]
+
+    def line_counts(self, docs: bool, paired_only: bool = False) -> tuple[int, int]:
+        """Return (added, removed) lines of the code files, or of the docs."""
+        chosen = [f for f in self.files if f.is_doc == docs and (f.paired or not paired_only)]
+        return sum(f.added for f in chosen), sum(f.removed for f in chosen)
+
+    def code_only(self) -> "StageDiff":
+        """Return the same step without its docs."""
+        return replace(self, files=tuple(f for f in self.files if not f.is_doc))
+
+
+@dataclass(frozen=True)
+class _Content:
+    lines: tuple[str, ...]
+    binary: bool
+    raw: bytes
+
+
+def stage_diff(old: Path, new: Path) -> StageDiff:
+    """Compare two stage folders, pairing same-path files and then renamed ones."""
+    old_files, new_files = _read_tree(old), _read_tree(new)
+    old_label, new_label = old.name, new.name
+    files = [
+        _compare(path, path, old_files[path], new_files[path], old_label, new_label)
+        for path in old_files.keys() & new_files.keys()
+    ]
+    gone = {p: c for p, c in old_files.items() if p not in new_files}
+    arrived = {p: c for p, c in new_files.items() if p not in old_files}
+    for old_path, new_path, ratio in _pair_renames(gone, arrived):
+        pair = _compare(
+            old_path, new_path, gone.pop(old_path), arrived.pop(new_path), old_label, new_label
+        )
+        files.append(replace(pair, similarity=ratio))
+    for path, content in gone.items():
+        files.append(FileDiff(path, None, 0, len(content.lines), (), binary=content.binary))
+    for path, content in arrived.items():
+        hunks = _unified((), content.lines, "/dev/null", f"{new_label}/{path}")
+        files.append(FileDiff(None, path, len(content.lines), 0, hunks, binary=content.binary))
+    files.sort(key=lambda f: (f.is_doc, f.path, f.old_path or ""))
+    return StageDiff(old, new, tuple(files))
+
+
+def _ignored(name: str, is_dir: bool) -> bool:
+    if is_dir:
+        return name in IGNORED_DIRS or name.endswith(IGNORED_DIR_SUFFIXES)
+    return name in IGNORED_FILES or name.endswith(IGNORED_FILE_SUFFIXES)
+
+
+def _read_tree(root: Path) -> dict[str, _Content]:
+    files: dict[str, _Content] = {}
+    for folder, dirs, names in os.walk(root):
+        # Pruning here keeps os.walk out of node_modules and caches altogether.
+        dirs[:] = [d for d in dirs if not _ignored(d, is_dir=True)]
+        for name in names:
+            path = Path(folder, name)
+            if _ignored(name, is_dir=False) or not path.is_file():
+                continue
+            files[path.relative_to(root).as_posix()] = _read(path)
+    return files
+
+
+def _read(path: Path) -> _Content:
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        return _Content((), True, raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _Content((), True, raw)
+    # str.splitlines would also split at form feeds and U+2028; a diff counts newlines only.
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
+    return _Content(tuple(lines), False, raw)
+
+
+def _similarity(a: _Content, b: _Content) -> float:
+    if a.binary or b.binary:
+        return 1.0 if a.raw == b.raw else 0.0
+    # Whole lines, not characters: a moved file keeps its lines, and character matching
+    # finds likeness between any two Python files.
+    matcher = difflib.SequenceMatcher(None, a.lines, b.lines, autojunk=False)
+    if matcher.real_quick_ratio() < SIMILARITY_THRESHOLD:
+        return 0.0
+    if matcher.quick_ratio() < SIMILARITY_THRESHOLD:
+        return 0.0
+    return matcher.ratio()
+
+
+def _pair_renames(
+    gone: dict[str, _Content], arrived: dict[str, _Content]
+) -> list[tuple[str, str, float]]:
+    candidates = []
+    for old_path in gone:
+        for new_path in arrived:
+            if PurePosixPath(old_path).name != PurePosixPath(new_path).name:
+                continue
+            ratio = _similarity(gone[old_path], arrived[new_path])
+            if ratio >= SIMILARITY_THRESHOLD:
+                candidates.append((ratio, old_path, new_path))
+    # Most alike first, so each file gets its best match; paths break ties for a stable output.
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    pairs: list[tuple[str, str, float]] = []
+    used_old: set[str] = set()
+    used_new: set[str] = set()
+    for ratio, old_path, new_path in candidates:
+        if old_path in used_old or new_path in used_new:
+            continue
+        # Candidates still free are no more alike than this one (the list is sorted).
+        old_rivals = [
+            r for r, o, n in candidates if o == old_path and n != new_path and n not in used_new
+        ]
+        new_rivals = [
+            r for r, o, n in candidates if n == new_path and o != old_path and o not in used_old
+        ]
+        split = bool(old_rivals) and ratio - max(old_rivals) < AMBIGUITY_MARGIN
+        merged = bool(new_rivals) and ratio - max(new_rivals) < AMBIGUITY_MARGIN
+        if split or merged:
+            # Leave the ambiguous side unpaired; the other side may still find its match.
+            if split:
+                used_old.add(old_path)
+            if merged:
+                used_new.add(new_path)
+            continue
+        pairs.append((old_path, new_path, ratio))
+        used_old.add(old_path)
+        used_new.add(new_path)
+    return pairs
+
+
+def _compare(
+    old_path: str, new_path: str, a: _Content, b: _Content, old_label: str, new_label: str
+) -> FileDiff:
+    from_label, to_label = f"{old_label}/{old_path}", f"{new_label}/{new_path}"
+    if a.binary or b.binary:
+        same = a.raw == b.raw
+        hunks = () if same else (f"Binary files {from_label} and {to_label} differ\n",)
+        return FileDiff(old_path, new_path, 0, 0, hunks, binary=True)
+    hunks = _unified(a.lines, b.lines, from_label, to_label)
+    added = sum(1 for line in hunks[2:] if line.startswith("+"))
+    removed = sum(1 for line in hunks[2:] if line.startswith("-"))
+    return FileDiff(old_path, new_path, added, removed, hunks)
+
+
+def _unified(
+    a: tuple[str, ...], b: tuple[str, ...], from_label: str, to_label: str
+) -> tuple[str, ...]:
+    # difflib.unified_diff's own format, without its autojunk: that treats lines frequent in
+    # files over 200 lines (blank ones) as junk, which makes hunks of moved code harder to
+    # read; stage files are small enough to go without.
+    if a == b:
+        return ()
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    out = [f"--- {from_label}\n", f"+++ {to_label}\n"]
+    for group in matcher.get_grouped_opcodes(CONTEXT_LINES):
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out.extend(_ended(" " + line) for line in a[i1:i2])
+                continue
+            out.extend(_ended("-" + line) for line in a[i1:i2])
+            out.extend(_ended("+" + line) for line in b[j1:j2])
+    return tuple(out)
+
+
+def _range(start: int, stop: int) -> str:
+    # The unified format's rule: "3" for one line, "3,0" for none after line 3.
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start if length == 0 else start + 1},{length}"
+
+
+def _ended(line: str) -> str:
+    return line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+
+
+def summary(step: StageDiff, docs: bool = True) -> list[str]:
+    """Return the summary lines: files by status, then lines added and removed."""
+    counts = {s: len(step.with_status(s)) for s in ("changed", "renamed", "added", "removed")}
+    files = (
+        f"{step.old.name} -> {step.new.name}: {counts['changed']} changed, "
+        f"{counts['renamed']} renamed and paired, {counts['added']} added, "
+        f"{counts['removed']} removed, {len(step.with_status('unchanged'))} unchanged files"
+    )
+    code_added, code_removed = step.line_counts(docs=False)
+    paired_added, paired_removed = step.line_counts(docs=False, paired_only=True)
+    lines = (
+        f"lines: code +{code_added} -{code_removed} "
+        f"(in paired files +{paired_added} -{paired_removed})"
+    )
+    if docs:
+        docs_added, docs_removed = step.line_counts(docs=True)
+        lines += f", docs +{docs_added} -{docs_removed}"
+    return [files, lines]
+
+
+def render(step: StageDiff, stat: bool = False, full: bool = False) -> Iterator[str]:
+    """Yield the report, line by line: summary, file list, then each file's hunks."""
+    has_docs = any(f.is_doc for f in step.files)
+    for line in summary(step, docs=has_docs):
+        yield line + "\n"
+    listed = [f for f in step.files if f.status != "unchanged"]
+    if listed:
+        yield "\n"
+    width = max((len(_name(f)) for f in listed), default=0)
+    for f in listed:
+        yield f"  {STATUS_LETTERS[f.status]} {_name(f):<{width}}  +{f.added} -{f.removed}\n"
+    if stat:
+        return
+    after_only = False
+    for f in listed:
+        if f.paired or (f.new_path and full and f.hunks):
+            yield "\n"
+            if f.renamed:
+                yield f"renamed: {f.old_path} -> {f.new_path} ({f.similarity:.0%} alike)\n"
+            yield from f.hunks
+            after_only = False
+            continue
+        # A run of unpaired files reads as one list, as in diff -r.
+        if not after_only:
+            yield "\n"
+        where = step.new.name if f.new_path else step.old.name
+        count = f.added or f.removed
+        size = "binary" if f.binary else f"{count} line{'' if count == 1 else 's'}"
+        yield f"Only in {where}: {f.path} ({size})\n"
+        after_only = True
+
+
+def _name(f: FileDiff) -> str:
+    return f"{f.old_path} -> {f.new_path}" if f.renamed else f.path
+
+
+def _resolve(name: str) -> stages.Stage | Path:
+    try:
+        return stages.get_stage(name)
+    except KeyError:
+        pass
+    # Any folder works too: a stage in the making, or a copy of one.
+    if Path(name).is_dir():
+        return Path(name)
+    known = ", ".join(s.name for s in stages.all_stages())
+    raise click.UsageError(f"no stage {name!r} (stages: {known}) and no such folder")
+
+
+def _next_stage(stage: stages.Stage) -> stages.Stage:
+    names = [s.name for s in stages.all_stages()]
+    index = names.index(stage.name)
+    if index + 1 == len(names):
+        raise click.UsageError(f"{stage.name} is the last stage: give TO")
+    return stages.all_stages()[index + 1]
+
+
+@click.command("diff")
+@click.argument("from_name", metavar="FROM")
+@click.argument("to_name", metavar="[TO]", required=False)
+@click.option("--stat", is_flag=True, help="Only the summary and the list of files.")
+@click.option("--code-only", is_flag=True, help="Leave out the docs (.md files).")
+@click.option("--full", is_flag=True, help="Show new files whole instead of only naming them.")
+def diff(from_name: str, to_name: str | None, stat: bool, code_only: bool, full: bool) -> None:
+    """Show what changes from stage FROM to TO (default: the next stage), renames paired.
+
+    FROM and TO are stage names or numbers (02-rest-api, 02, 2) or folders.
+    """
+    source = _resolve(from_name)
+    if to_name is not None:
+        target = _resolve(to_name)
+    elif isinstance(source, stages.Stage):
+        target = _next_stage(source)
+    else:
+        raise click.UsageError("give TO when FROM is a folder")
+    old = source.path if isinstance(source, stages.Stage) else source
+    new = target.path if isinstance(target, stages.Stage) else target
+    step = stage_diff(old, new)
+    if code_only:
+        step = step.code_only()
+    try:
+        for line in render(step, stat=stat, full=full):
+            click.echo(line, nl=False)
+    except BrokenPipeError:
+        # `workshop diff 2 3 | head` closed the pipe: stop quietly, as diff does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
