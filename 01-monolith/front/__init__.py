@@ -17,13 +17,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")
 
     from front import api, auth, pages, store
-    from workshop import ingest
+    from workshop import ingestion
 
     store.init_app(app)
     if app.config["SEED_SAMPLE"]:
         with app.app_context():
             if store.count_posts() == 0:
-                store.upsert_posts(ingest.sample().posts)
+                store.upsert_posts(ingestion.sample().posts)
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)

@@ -5,10 +5,11 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from front import store
-from workshop import contract, ingest
-from workshop.contract import json_object, not_found
+from workshop import contract, ingestion
+from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
 from workshop.web import api_auth_required
+from workshop.web.bodies import ingest_request, json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -80,10 +81,10 @@ def preferences() -> Any:
 @bp.post("/ingest")
 @api_auth_required
 def start_ingest() -> Any:
-    job = ingest.parse_request(request)
+    job = ingest_request(request)
     job_id = store.create_job(job.describe())
     # The monolith does the work inside the request: the job is done when the call returns.
-    outcome = ingest.run(job, store.upsert_posts)
+    outcome = ingestion.run(job, store.upsert_posts)
     store.finish_job(job_id, outcome.ingested, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202
 

@@ -6,26 +6,27 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 
 from front import store
 from workshop import tokens
-from workshop.contract import ApiError, json_object, string_field
-from workshop.domain import users
-from workshop.web import local_path
+from workshop.contract import ApiError, string_field
+from workshop.domain import accounts
+from workshop.web.bodies import json_object
+from workshop.web.policy import local_path
 
 bp = Blueprint("auth", __name__)
 
 
 def create_account(username: Any, password: Any) -> None:
     """Create an account, or raise ApiError (400 invalid or weak, 409 taken)."""
-    problem = users.username_problem(username) or users.password_problem(password, username)
+    problem = accounts.username_problem(username) or accounts.password_problem(password, username)
     if problem:
         raise ApiError(400, "invalid_credentials", problem)
-    if not store.create_user(username, users.hash_password(password)):
+    if not store.create_user(username, accounts.hash_password(password)):
         raise ApiError(409, "username_taken", f"the username {username!r} is taken")
 
 
 def authenticate(username: str, password: str) -> bool:
     """Tell whether a username and password match a stored user."""
     user = store.get_user(username)
-    return user is not None and users.verify_password(user["password_hash"], password)
+    return user is not None and accounts.verify_password(user["password_hash"], password)
 
 
 @bp.post("/api/users")

@@ -5,10 +5,11 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from front import client
-from workshop import contract, ingest
-from workshop.contract import json_object, not_found
+from workshop import contract
+from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
 from workshop.web import api_auth_required
+from workshop.web.bodies import ingest_request, json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -78,7 +79,7 @@ def preferences() -> Any:
 @bp.post("/ingest")
 @api_auth_required
 def start_ingest() -> Any:
-    ingest.parse_request(request)  # refuse a bad request here, before it crosses the network
+    ingest_request(request)  # refuse a bad request here, before it crosses the network
     # The REST API does the work inside its call: the job is done when this returns.
     job_id = client.start_ingest(request.get_data(), request.content_type or "")
     return jsonify({"job_id": job_id}), 202

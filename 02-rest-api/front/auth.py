@@ -5,16 +5,17 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 
 from front import client
-from workshop.contract import ApiError, json_object, string_field
-from workshop.domain import users
-from workshop.web import local_path
+from workshop.contract import ApiError, string_field
+from workshop.domain import accounts
+from workshop.web.bodies import json_object
+from workshop.web.policy import local_path
 
 bp = Blueprint("auth", __name__)
 
 
 def create_account(username: Any, password: Any) -> None:
     """Create an account, or raise ApiError (400 invalid or weak, 409 taken)."""
-    problem = users.username_problem(username) or users.password_problem(password, username)
+    problem = accounts.username_problem(username) or accounts.password_problem(password, username)
     if problem:
         raise ApiError(400, "invalid_credentials", problem)
     client.create_user(username, password)  # the REST API hashes it, and answers 409 if taken

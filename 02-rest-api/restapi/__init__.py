@@ -5,7 +5,7 @@ from typing import Any
 from eve import Eve
 from flask import jsonify
 
-from workshop import config, ingest, queries
+from workshop import config, ingestion, queries
 from workshop import db as databases
 from workshop.contract import ApiError
 from workshop.web.health import health_blueprint
@@ -30,7 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Eve:
         posts = store.get_db().posts
         queries.create_post_indexes(posts)
         if app.config["SEED_SAMPLE"] and posts.count_documents({}) == 0:
-            store.upsert_posts(ingest.sample().posts)
+            store.upsert_posts(ingestion.sample().posts)
     return app
 
 

@@ -7,9 +7,10 @@ from flask import Blueprint, abort, jsonify, request
 
 from restapi import store
 from restapi.auth import request_user
-from workshop import contract, ingest, queries, tokens
-from workshop.domain import users
+from workshop import contract, ingestion, queries, tokens
+from workshop.domain import accounts
 from workshop.domain.recommend import DEFAULT_LIMIT
+from workshop.web.bodies import ingest_request, json_object
 
 bp = Blueprint("endpoints", __name__)
 
@@ -39,15 +40,13 @@ def tags() -> Any:
 @bp.post("/tokens")
 def issue_token() -> Any:
     """Trade a username and password for a signed token."""
-    data = contract.json_object(
-        request, allowed=("username", "password"), required=("username", "password")
-    )
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
     username, password = (
         contract.string_field(data, "username"),
         contract.string_field(data, "password"),
     )
     user = store.get_db().users.find_one({"username": username})
-    if user is None or not users.verify_password(user["password_hash"], password):
+    if user is None or not accounts.verify_password(user["password_hash"], password):
         abort(401, description="wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 
@@ -57,10 +56,10 @@ def start_ingest() -> Any:
     """Load posts from the sample, reddit or an uploaded file, as a job."""
     if request_user() is None:
         abort(401, description="send a valid 'Authorization: Bearer <token>'")
-    job = ingest.parse_request(request)
+    job = ingest_request(request)
     jobs = store.get_db().jobs
     job_id = queries.create_job(jobs, job.describe())
     # As in the monolith, the work happens inside the request: the job is done on return.
-    outcome = ingest.run(job, store.upsert_posts)
+    outcome = ingestion.run(job, store.upsert_posts)
     queries.finish_job(jobs, job_id, outcome.ingested, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202

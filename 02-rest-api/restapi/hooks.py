@@ -5,16 +5,16 @@ from typing import Any
 from flask import abort
 
 from restapi import store
-from workshop.domain import users
+from workshop.domain import accounts
 
 
 def hash_passwords(items: list[dict[str, Any]]) -> None:
     """Refuse weak passwords, then keep only a hash: the password itself is never stored."""
     for item in items:
-        problem = users.password_problem(item["password"], item["username"])
+        problem = accounts.password_problem(item["password"], item["username"])
         if problem:
             abort(422, description=problem)
-        item["password_hash"] = users.hash_password(item.pop("password"))
+        item["password_hash"] = accounts.hash_password(item.pop("password"))
 
 
 def recount_after_insert(items: list[dict[str, Any]]) -> None:

@@ -4,10 +4,10 @@ Each resource is a dict; DOMAIN at the bottom gathers them. Read this file top t
 to know what the API serves, to whom, and what a client may ask of it.
 """
 
+from workshop.domain.accounts import MAX_PREFERRED_TOPICS, USERNAME_PATTERN
 from workshop.domain.posts import POST_ID_PATTERN, POST_SCHEMA
 from workshop.domain.tags import TAG_PATTERN
 from workshop.domain.topics import TOPICS
-from workshop.domain.users import MAX_PREFERRED_TOPICS, USERNAME_PATTERN
 
 # The database every resource lives in (the embedded emulation unless MONGO_URL is set).
 MONGO_DBNAME = "restapi"

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from gateway import client
 from workshop.contract import ApiError
-from workshop.web import local_path
+from workshop.web.policy import local_path
 
 bp = Blueprint("auth", __name__)
 

@@ -11,9 +11,9 @@ import random
 import threading
 from typing import Any
 
-from chassis.registry import Registry, registry_url
 from purgatory import SyncCircuitBreakerFactory
 
+from chassis.registry import Registry, registry_url
 from workshop import config
 
 SERVICES = ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2")

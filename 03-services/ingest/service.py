@@ -2,13 +2,14 @@
 
 from typing import Any
 
-from chassis.service import Service
 from flask import Blueprint, jsonify, request
 
+from chassis.service import Service
 from ingest import store
-from workshop import ingest
+from workshop import ingestion
 from workshop.contract import not_found
 from workshop.web import api_auth_required
+from workshop.web.bodies import ingest_request
 
 bp = Blueprint("ingest", __name__, url_prefix="/api")
 
@@ -16,11 +17,11 @@ bp = Blueprint("ingest", __name__, url_prefix="/api")
 @bp.post("/ingest")
 @api_auth_required
 def start_ingest() -> Any:
-    job = ingest.parse_request(request)
+    job = ingest_request(request)
     job_id = store.create_job(job.describe())
     # The work happens inside the request (stage 04 moves it to a background worker);
     # the posts then reach search, recommend and tag through the broker.
-    outcome = ingest.run(job, store.upsert_posts)
+    outcome = ingestion.run(job, store.upsert_posts)
     store.finish_job(job_id, outcome.ingested, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202
 

@@ -3,12 +3,12 @@
 from collections.abc import Iterable
 from typing import Any
 
+from pymongo.database import Database
+
 from chassis.messaging.envelope import POST_UPSERTED
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
-from pymongo.database import Database
-
-from workshop import config, ingest, queries
+from workshop import config, ingestion, queries
 from workshop.domain.posts import POST_FIELDS
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
@@ -18,7 +18,7 @@ _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
 def setup(database: Database) -> None:
     """Load the sample on embedded defaults, so the stage starts with data to serve."""
     if config.env("WORKSHOP_SEED_SAMPLE", "1") == "1" and database.posts.count_documents({}) == 0:
-        upsert_posts(ingest.sample().posts, database)
+        upsert_posts(ingestion.sample().posts, database)
 
 
 def upsert_posts(posts: Iterable[dict[str, Any]], database: Database | None = None) -> int:

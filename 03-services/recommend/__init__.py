@@ -7,9 +7,9 @@ starts with an empty store and asks sync to replay the log into it.
 
 from typing import Any
 
-from chassis.service import create_service
 from flask import Flask
 
+from chassis.service import create_service
 from workshop import config
 
 

@@ -2,12 +2,12 @@
 
 from typing import Any
 
-from chassis.messaging.envelope import Message
-from chassis.messaging.inbox import apply_versioned
-from chassis.service import get_db
 from flask import current_app
 from pymongo.database import Database
 
+from chassis.messaging.envelope import Message
+from chassis.messaging.inbox import apply_versioned
+from chassis.service import get_db
 from workshop import queries
 from workshop.domain.recommend import FORMULAS
 

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from chassis.messaging.envelope import POST_UPSERTED, TAGS_CHANGED
-from chassis.service import Service
 from flask import Blueprint, jsonify, request
 
+from chassis.messaging.envelope import POST_UPSERTED, TAGS_CHANGED
+from chassis.service import Service
 from search import store
 from workshop import contract
 from workshop.contract import not_found

@@ -2,11 +2,11 @@
 
 from typing import Any
 
+from pymongo.database import Database
+
 from chassis.messaging.envelope import Message
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
-from pymongo.database import Database
-
 from workshop import queries
 
 

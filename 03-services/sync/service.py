@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from chassis.service import Service, get_db
 from flask import Blueprint, current_app, jsonify
 
+from chassis.service import Service, get_db
 from sync import store
 from workshop.contract import not_found
 

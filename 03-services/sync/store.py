@@ -10,10 +10,11 @@ import threading
 from typing import Any
 
 import pymongo
-from chassis.messaging.broker import MAX_BATCH, Publisher
-from chassis.messaging.envelope import MASTER_DATA_TYPES, SUBSCRIPTION_DECLARED, Message
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+
+from chassis.messaging.broker import MAX_BATCH, Publisher
+from chassis.messaging.envelope import MASTER_DATA_TYPES, SUBSCRIPTION_DECLARED, Message
 
 # One writer at a time: the consumer thread and the admin replay call share the log.
 _lock = threading.Lock()

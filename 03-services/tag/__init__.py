@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from chassis.service import create_service
 from flask import Flask
+
+from chassis.service import create_service
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

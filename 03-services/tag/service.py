@@ -2,15 +2,16 @@
 
 from typing import Any
 
-from chassis.messaging.envelope import POST_UPSERTED
-from chassis.service import Service
 from flask import Blueprint, g, jsonify, request
 
+from chassis.messaging.envelope import POST_UPSERTED
+from chassis.service import Service
 from tag import store
 from workshop import contract
-from workshop.contract import json_object, not_found
+from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
 from workshop.web import api_auth_required
+from workshop.web.bodies import json_object
 
 bp = Blueprint("tag", __name__, url_prefix="/api")
 

@@ -2,13 +2,13 @@
 
 from typing import Any
 
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
 from chassis.messaging.envelope import TAGS_CHANGED, Message
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
-from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
-
 from workshop import queries
 from workshop.domain.tags import tag_list
 

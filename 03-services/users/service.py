@@ -2,14 +2,15 @@
 
 from typing import Any
 
-from chassis.service import Service
 from flask import Blueprint, g, jsonify, request
 
+from chassis.service import Service
 from users import store
 from workshop import contract, tokens
-from workshop.contract import ApiError, json_object, string_field
-from workshop.domain import users
+from workshop.contract import ApiError, string_field
+from workshop.domain import accounts
 from workshop.web import api_auth_required
+from workshop.web.bodies import json_object
 
 bp = Blueprint("users", __name__, url_prefix="/api")
 
@@ -18,10 +19,10 @@ bp = Blueprint("users", __name__, url_prefix="/api")
 def register() -> Any:
     data = json_object(request, allowed=("username", "password"), required=("username", "password"))
     username, password = string_field(data, "username"), string_field(data, "password")
-    problem = users.username_problem(username) or users.password_problem(password, username)
+    problem = accounts.username_problem(username) or accounts.password_problem(password, username)
     if problem:
         raise ApiError(400, "invalid_credentials", problem)
-    if not store.create_user(username, users.hash_password(password)):
+    if not store.create_user(username, accounts.hash_password(password)):
         raise ApiError(409, "username_taken", f"the username {username!r} is taken")
     return jsonify({"username": username}), 201
 
@@ -31,7 +32,7 @@ def issue_token() -> Any:
     data = json_object(request, allowed=("username", "password"), required=("username", "password"))
     username, password = string_field(data, "username"), string_field(data, "password")
     user = store.get_user(username)
-    if user is None or not users.verify_password(user["password_hash"], password):
+    if user is None or not accounts.verify_password(user["password_hash"], password):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 

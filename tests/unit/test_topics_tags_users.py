@@ -1,9 +1,14 @@
 import pytest
 
+from workshop.domain.accounts import (
+    hash_password,
+    password_problem,
+    username_problem,
+    verify_password,
+)
 from workshop.domain.tags import count_tags, is_valid_tag
 from workshop.domain.text import document_terms
 from workshop.domain.topics import TOPICS, VOCABULARY, assign_topics, unknown_topics
-from workshop.domain.users import hash_password, password_problem, username_problem, verify_password
 
 
 def test_topics_come_from_keywords_in_the_text():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workshop.web import local_path
+from workshop.web.policy import local_path
 
 
 @pytest.mark.parametrize("target", ["/", "/posts/abc", "/search?q=a//b", "/tags/web"])

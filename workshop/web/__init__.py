@@ -8,10 +8,8 @@ import functools
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -29,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from workshop import config, tokens
 from workshop.contract import ApiError, error_body
+from workshop.web.policy import SECURITY_HEADERS, format_timestamp, is_api_path
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = str(HERE / "templates")
@@ -57,7 +56,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
-    app.jinja_env.filters["datetime"] = _format_timestamp
+    app.jinja_env.filters["datetime"] = format_timestamp
     app.jinja_env.globals.update(csrf_token=csrf_token)
 
     @app.context_processor
@@ -70,7 +69,7 @@ def init_app(app: Flask) -> None:
 
 def is_api_request() -> bool:
     """Tell whether the request is for the JSON API (errors answer as JSON there)."""
-    return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
+    return is_api_path(request.path)
 
 
 def _load_user() -> None:
@@ -103,18 +102,6 @@ def _check_csrf() -> None:
         abort(400, "The form expired; please try again.")
 
 
-def local_path(target: str) -> str:
-    """Return target if it is a path on this site, else "" (no open redirect after login)."""
-    if (
-        not target.startswith("/")
-        or any(c in target for c in "\\\t\r\n")
-        or target.startswith("//")
-    ):
-        return ""
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else ""
-
-
 def login_page_required(view: Callable) -> Callable:
     """Send a visitor who is not logged in to the login page, then back."""
 
@@ -141,19 +128,9 @@ def api_auth_required(view: Callable) -> Callable:
 
 def _security_headers(response: Response) -> Response:
     """Let pages load only their own files: no inline script, no framing, no sniffing."""
-    response.headers.setdefault(
-        "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
-    )
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
-
-
-def _format_timestamp(value: Any) -> str:
-    try:
-        return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%d")
-    except (TypeError, ValueError, OverflowError):
-        return ""
 
 
 def _api_error(error: ApiError) -> Any:
