@@ -11,7 +11,7 @@ from workshop.web.health import health_blueprint
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the monolith: pages, API and auth blueprints over one MongoDB database."""
-    app = web.create_flask(__name__, "01-monolith", test_config)
+    app = web.create_flask(__name__, test_config)
     app.config.setdefault("DATABASE_NAME", "reddit")
     # On embedded defaults the store starts empty, so a stage loads the sample to be useful.
     app.config.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")

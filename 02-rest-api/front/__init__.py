@@ -10,7 +10,7 @@ from workshop.web.health import health_blueprint
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the front: pages, API and auth blueprints over the REST API's data."""
-    app = web.create_flask(__name__, "02-rest-api", test_config)
+    app = web.create_flask(__name__, test_config)
     # Where the REST API listens (`workshop up` sets RESTAPI_URL for every process).
     app.config.setdefault("RESTAPI_URL", config.env("RESTAPI_URL", "http://127.0.0.1:8100"))
 

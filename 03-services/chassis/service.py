@@ -78,7 +78,7 @@ def create_service(
     # service's name, so the gateway spreads calls over both.
     instance = config.env("INSTANCE")
     queue_name = f"{service.name}-{instance}" if instance else service.name
-    app = web.create_flask(import_name, service.name, test_config)
+    app = web.create_flask(import_name, test_config)
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
     runtime = Runtime(databases.database(app.config["DATABASE_NAME"]), Publisher())

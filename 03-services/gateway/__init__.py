@@ -11,7 +11,7 @@ from workshop.web.health import health_blueprint
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the gateway: pages, auth pages, the routed API, and readiness of every service."""
-    app = web.create_flask(__name__, "03-services", test_config)
+    app = web.create_flask(__name__, test_config)
 
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES

@@ -1,78 +1,27 @@
 """Start a stage as a user does (`workshop up`), and talk to it over real HTTP."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
 import requests
 
-from workshop.tools.runner import free_base_port, is_ready
-from workshop.tools.stages import get_stage
+from workshop.tools.launcher import LaunchedStage
 
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 150.0
 # Writes travel through a broker from stage 03 on: the contract gives them 2 seconds.
 VISIBLE_WITHIN = 2.0
 
 T = TypeVar("T")
 
 
-class RunningStage:
-    """A stage started with `workshop up` in a subprocess, stopped with SIGTERM."""
+class RunningStage(LaunchedStage):
+    """A stage for the tests: offline (a live fetch goes to a closed local port and fails fast)."""
 
     def __init__(self, name: str, log_dir: Path) -> None:
-        self.name = name
-        self.port = free_base_port(len(get_stage(name).processes()))
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        workshop = Path(sys.executable).with_name("workshop")
-        with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
-            self.process = subprocess.Popen(
-                [str(workshop), "up", self.name, "--port", str(self.port)],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Tests stay offline: a live fetch goes to a closed local port and fails fast.
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "REDDIT_URL": "http://127.0.0.1:9"},
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            if is_ready(self.url):
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name} not ready in {START_TIMEOUT} s:\n{self.log_tail()}")
-
-    def stop(self) -> int | None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                # `workshop up` hung: take its servers down with it, or they keep their ports.
-                for child in psutil.Process(self.process.pid).children(recursive=True):
-                    child.kill()
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode if self.process else None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
-        except OSError:
-            return ""
+        super().__init__(name, log_dir, env={"REDDIT_URL": "http://127.0.0.1:9"})
 
 
 class Client:

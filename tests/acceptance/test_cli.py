@@ -7,7 +7,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.acceptance.stage import eventually
+from workshop.tools.stages import all_stages, get_stage
 
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 
@@ -72,3 +75,18 @@ def test_every_command_has_help_and_stages_lists_them():
         assert run(*command).returncode == 0
     listed = run("stages").stdout
     assert "01-monolith" in listed and "03-services" in listed
+
+
+def test_sync_status_finds_the_running_stage_without_a_url(stage):
+    if "sync" not in get_stage(stage.name).ports(stage.port):
+        pytest.skip(f"{stage.name} has no sync service")
+    status = run("sync", "status")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("log head: ")
+    assert "search" in status.stdout  # a subscriber, with its checkpoint
+
+
+def test_stages_lists_every_stage_folder_with_its_lesson():
+    listed = run("stages").stdout
+    for stage in all_stages():
+        assert stage.name in listed and stage.summary in listed

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from flask import Flask
 
-from workshop.tools.stages import get_stage
+from workshop.tools.stages import all_stages, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi.yaml"
@@ -17,22 +17,17 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 
 
-# Every stage's front door is a package named `front` inside the stage folder, built by
-# `front.create_app(config)`. Adding a stage is one entry here: its folder and test config.
-# stage -> (the front door's package, its test configuration)
-FRONT_DOORS: dict[str, tuple[str, dict[str, Any]]] = {
-    "01-monolith": (
-        "front",
-        {"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-openapi"},
-    ),
-    "02-rest-api": ("front", {"TESTING": True}),
-    "03-services": ("gateway", {"TESTING": True}),
-}
+# The front door is each stage's first process (Procfile's `web`): its package's create_app.
+TEST_CONFIG = {"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-openapi"}
+STAGES = [stage.name for stage in all_stages()]
 
 
-def build_front_door(stage_dir: str, package: str, config: dict[str, Any]) -> Flask:
+def build_front_door(stage_name: str) -> Flask:
     """Load a stage's front door package from its folder (stages share names) and build it."""
-    return get_stage(stage_dir).load(package).create_app(config)
+    stage = get_stage(stage_name)
+    package = stage.processes()[0].package
+    assert package, f"{stage.name}'s Procfile names no app for its front door"
+    return stage.load(package).create_app(TEST_CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -168,9 +163,9 @@ def _app_operations(app: Flask) -> set[tuple[str, str]]:
     return operations
 
 
-@pytest.mark.parametrize("stage_dir", list(FRONT_DOORS))
+@pytest.mark.parametrize("stage_dir", STAGES)
 def test_document_names_exactly_the_app_routes(document: dict[str, Any], stage_dir: str) -> None:
     documented = {(path, method) for path, method, _ in _operations(document)}
-    served = _app_operations(build_front_door(stage_dir, *FRONT_DOORS[stage_dir]))
+    served = _app_operations(build_front_door(stage_dir))
     assert sorted(served - documented) == [], "served but not in docs/openapi.yaml"
     assert sorted(documented - served) == [], "in docs/openapi.yaml but not served"

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ import requests
 
 from workshop import config
 from workshop.tools import stages
-from workshop.tools.runner import free_base_port, is_ready
+from workshop.tools.launcher import LaunchedStage, StageDidNotStart, process_tree
 
 LOCUSTFILE = config.ROOT / "bench" / "locustfile.py"
 SCENARIOS = ("reads", "logged-in", "home", "lag")
@@ -43,8 +43,6 @@ DEFAULT_USERS = 8
 DEFAULT_REPEAT = 3
 DEFAULT_OUT = config.ROOT / "bench" / "results"
 SAMPLE_INTERVAL = 0.5
-START_TIMEOUT = 120.0
-STOP_TIMEOUT = 30.0
 # A locust run gets its duration plus this much to start, stop and write its figures.
 LOCUST_SLACK = 60.0
 SEEDED_TAGS = {"bench-async": "asyncio", "bench-web": "django", "bench-data": "pandas",
@@ -55,80 +53,6 @@ MB = 1024 * 1024
 
 
 # --- Starting and stopping stages -------------------------------------------------------
-
-
-class BenchStage:
-    """A stage started with `workshop up` in its own process group, as a user starts it."""
-
-    def __init__(self, name: str, log_dir: Path) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start the stage on free ports and wait until /readyz answers 200."""
-        self.port = free_base_port(len(stages.get_stage(self.name).processes()))
-        workshop = Path(sys.executable).with_name("workshop")
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(
-                [str(workshop), "up", self.name, "--port", str(self.port)],
-                cwd=config.ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,  # Ctrl-C reaches the bench only; it stops us in order
-            )
-        if not wait_ready(self.url, self.process, START_TIMEOUT):
-            raise click.ClickException(f"{self.name} did not start; see {self.log_path}")
-
-    def stop(self) -> None:
-        """Stop `workshop up` (which stops its processes); kill whatever is left after that."""
-        if self.process is None:
-            return
-        tree = process_tree(self.process.pid)
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        kill_survivors(tree)
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float) -> bool:
-    """Wait until the stage is ready; False if the process exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if is_ready(url):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def process_tree(pid: int) -> list[Any]:
-    """Return a process and all its descendants as psutil processes (empty if gone)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def kill_survivors(tree: list[Any]) -> None:
-    """SIGKILL the processes of a tree that are still running."""
-    import psutil
-
-    for process in tree:
-        with suppress(psutil.Error):
-            process.kill()
 
 
 def seed_and_warm_up(url: str) -> None:
@@ -263,7 +187,7 @@ def own_process_group(command: list[str], env: dict[str, str], log: Path) -> Ite
 
 
 def run_scenario(
-    stage: BenchStage, stage_pid: int, scenario: str, options: "BenchOptions", repeat: int
+    stage: LaunchedStage, stage_pid: int, scenario: str, options: "BenchOptions", repeat: int
 ) -> RunResult:
     """Run one scenario against one stage with locust, sampling both process trees."""
     name = f"{scenario}.{stage.name}.{repeat}"
@@ -325,13 +249,16 @@ class BenchOptions:
     command: str
 
 
-def start_stages(names: Sequence[str], log_dir: Path, running: list[BenchStage]) -> None:
+def start_stages(names: Sequence[str], log_dir: Path, running: list[LaunchedStage]) -> None:
     """Start each stage in turn (appending it to `running` first, so it is always stopped)."""
     for name in names:
-        stage = BenchStage(name, log_dir)
+        stage = LaunchedStage(name, log_dir)
         running.append(stage)
         click.echo(f"bench: starting {name} ...", err=True)
-        stage.start()
+        try:
+            stage.start()
+        except StageDidNotStart:
+            raise click.ClickException(f"{name} did not start; see {stage.log_path}") from None
         seed_and_warm_up(stage.url)
         click.echo(f"bench: {name} is up at {stage.url} (seeded and warmed up)", err=True)
 
@@ -342,7 +269,7 @@ def run_all(options: BenchOptions) -> list[RunResult]:
     # CPU), which per run would cost minutes and measure cold stages; an idle gunicorn costs
     # next to nothing of the 2 cores, and interleaving gives every stage the same history.
     (options.out / "raw").mkdir(parents=True, exist_ok=True)
-    running: list[BenchStage] = []
+    running: list[LaunchedStage] = []
     results: list[RunResult] = []
     try:
         start_stages(options.stages, options.out / "raw", running)
@@ -399,7 +326,8 @@ def add_ratios(summaries: list[dict[str, Any]], baseline: str) -> None:
 
 def baseline_stage(names: Sequence[str]) -> str:
     """Return the stage the ratios refer to: 01-monolith if measured, else the first."""
-    return "01-monolith" if "01-monolith" in names else names[0]
+    first = stages.all_stages()[0].name
+    return first if first in names else names[0]
 
 
 def cell(summary: dict[str, Any], name: str, digits: int = 0) -> str:

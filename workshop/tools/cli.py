@@ -15,7 +15,7 @@ from workshop.config import DEFAULT_PORT, ROOT
 from workshop.tools import stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
-from workshop.tools.runner import PortInUse, StageRunner, stage_environment
+from workshop.tools.runner import PortInUse, StageRunner, running_stages, stage_environment
 
 JOB_TIMEOUT_SECONDS = 600
 
@@ -25,7 +25,7 @@ def main() -> None:
     """Run the workshop's stages and manage their data."""
 
 
-main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/bench.py)
+main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/tools/bench.py)
 main.add_command(diff)  # `workshop diff FROM TO`: what a step changed (workshop/tools/diff.py)
 
 
@@ -160,17 +160,21 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
 
 @main.group()
 def sync() -> None:
-    """Look after stage 03's sync service: subscribers, checkpoints, replays."""
+    """Look after the sync service (stage 03 on): subscribers, checkpoints, replays."""
 
 
 def _sync_url() -> str:
-    return f"http://127.0.0.1:{stages.get_stage('03-services').ports(DEFAULT_PORT)['sync']}"
+    """Return the sync service of the stage `workshop up` runs, else of the newest stage's
+    default ports."""
+    for running in running_stages():
+        if "sync" in running["ports"]:
+            return f"http://127.0.0.1:{running['ports']['sync']}"
+    with_sync = [s for s in stages.all_stages() if "sync" in s.ports(DEFAULT_PORT)]
+    return f"http://127.0.0.1:{with_sync[-1].ports(DEFAULT_PORT)['sync']}"
 
 
 @sync.command("status")
-@click.option(
-    "--url", default=_sync_url, show_default="the sync service of `workshop up 03-services`"
-)
+@click.option("--url", default=_sync_url, show_default="the running stage's sync service")
 def sync_status(url: str) -> None:
     """Show the log's head and each subscriber's checkpoint."""
     try:
@@ -186,9 +190,7 @@ def sync_status(url: str) -> None:
 
 @sync.command("replay")
 @click.argument("service")
-@click.option(
-    "--url", default=_sync_url, show_default="the sync service of `workshop up 03-services`"
-)
+@click.option("--url", default=_sync_url, show_default="the running stage's sync service")
 def sync_replay(service: str, url: str) -> None:
     """Re-send SERVICE every change from the start of the log (bootstrap a new version)."""
     try:

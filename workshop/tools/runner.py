@@ -4,6 +4,8 @@ Every process gets the same environment (so they share the development secret an
 each other's addresses) plus its own PORT.
 """
 
+import contextlib
+import json
 import os
 import shlex
 import shutil
@@ -14,6 +16,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -21,6 +25,7 @@ from workshop import config
 from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
+RUNNING_RECORD = "running.json"
 READY_TIMEOUT_SECONDS = 120
 
 
@@ -43,6 +48,19 @@ def stage_environment(
         env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{process_port}"
     env.update(extra or {})
     return env
+
+
+def running_stages() -> list[dict[str, Any]]:
+    """Return the stages `workshop up` runs now: {"stage", "pid", "ports"}, newest first."""
+    found = []
+    records = sorted((config.STATE_DIR / "run").glob(f"*/{RUNNING_RECORD}"),
+                     key=lambda path: path.stat().st_mtime, reverse=True)  # fmt: skip
+    for path in records:
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text())
+            os.kill(record["pid"], 0)  # raises if that `workshop up` is gone
+            found.append(record)
+    return found
 
 
 def is_ready(front_door: str) -> bool:
@@ -100,6 +118,14 @@ class StageRunner:
         shutil.rmtree(self.env["WORKSHOP_RUN_DIR"], ignore_errors=True)
         for name, process_port in self.stage.ports(self.port).items():
             self._spawn(name, process_port)
+        self._record().parent.mkdir(parents=True, exist_ok=True)
+        self._record().write_text(json.dumps(
+            {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port)}
+        ))  # fmt: skip
+
+    def _record(self) -> Path:
+        """Return the file that tells other commands this stage runs, and on which ports."""
+        return Path(self.env["WORKSHOP_RUN_DIR"]) / RUNNING_RECORD
 
     def start_extra(self, name: str, process: str, port: int, env: dict[str, str]) -> None:
         """Start one more copy of a process under a new name (another instance, a new version)."""
@@ -152,6 +178,7 @@ class StageRunner:
     def stop(self) -> None:
         """Stop every process: SIGTERM, then SIGKILL after a grace period."""
         self._stopping.set()
+        self._record().unlink(missing_ok=True)
         for child in self.children.values():
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)

@@ -1,4 +1,7 @@
-"""The stages of the workshop and the processes each one runs, read from its Procfile.
+"""The stages of the workshop and the processes each one runs, read from their folders.
+
+The stage folders are the one list of stages: a folder NN-name with a Procfile is a stage,
+its README's title says its lesson, and its Procfile names its processes.
 
 A stage folder's Procfile lists its processes once; `workshop up` and honcho both run
 it. Ports follow honcho's rule, so both runners agree: process i gets PORT = base + 100*i,
@@ -15,6 +18,8 @@ from types import ModuleType
 from workshop.config import ROOT
 
 PORT_STEP = 100
+# The app a Procfile command serves: 'gateway:create_app()' or 'search.tasks:app'.
+APP_TARGET = re.compile(r"'(\w+)[.:][\w.:()]*'")
 
 
 @dataclass(frozen=True)
@@ -24,14 +29,25 @@ class Process:
     name: str
     command: str
 
+    @property
+    def package(self) -> str | None:
+        """Return the stage package the command serves ('search:create_app()' -> search)."""
+        found = APP_TARGET.search(self.command)
+        return found.group(1) if found else None
+
 
 @dataclass(frozen=True)
 class Stage:
-    """A stage folder: its name, one-line lesson, and processes."""
+    """A stage folder: its name, its lesson (its README's title), and its processes."""
 
     name: str
-    summary: str
     path: Path
+
+    @property
+    def summary(self) -> str:
+        """Return the stage's lesson in a few words: its README's title after the dash."""
+        title = (self.path / "README.md").read_text(encoding="utf-8").splitlines()[0]
+        return title.lstrip("# ").split(" — ", 1)[-1]
 
     @property
     def procfile(self) -> Path:
@@ -75,17 +91,10 @@ class Stage:
         return {p.name: base + PORT_STEP * i for i, p in enumerate(self.processes())}
 
 
-# Adding a stage to the workshop is one line here (and its folder).
-STAGES: dict[str, str] = {
-    "01-monolith": "one Flask app, Jinja pages + JSON API, one MongoDB database",
-    "02-rest-api": "the data behind an Eve REST API; the web front calls it over HTTP",
-    "03-services": "one verb per service, a database each, a broker, a sync service, a gateway",
-}
-
-
 def all_stages() -> list[Stage]:
-    """Return every stage, in workshop order."""
-    return [Stage(name, summary, ROOT / name) for name, summary in STAGES.items()]
+    """Return every stage, in workshop order: each folder NN-name that has a Procfile."""
+    folders = sorted(p.parent for p in ROOT.glob("[0-9][0-9]-*/Procfile"))
+    return [Stage(folder.name, folder) for folder in folders]
 
 
 def get_stage(name: str) -> Stage:

@@ -1,6 +1,6 @@
 """What every stage's front door shares: templates, sessions, CSRF, errors as the contract says.
 
-A stage's factory calls `create_flask(import_name, stage_name)`; the stage itself only
+A stage's factory calls `create_flask(import_name)`; the stage itself only
 decides where data comes from.
 """
 
@@ -34,12 +34,12 @@ TEMPLATES = str(HERE / "templates")
 STATIC = str(HERE / "static")
 
 
-def create_flask(import_name: str, stage_name: str, test_config: dict | None = None) -> Flask:
+def create_flask(import_name: str, test_config: dict | None = None) -> Flask:
     """Return a Flask app with the shared pages' templates and static files wired in."""
     app = Flask(import_name, template_folder=TEMPLATES, static_folder=STATIC)
     app.config.from_mapping(
         SECRET_KEY=config.secret_key(),
-        STAGE_NAME=stage_name,
+        STAGE_NAME=Path(app.root_path).parent.name,  # the stage folder the app's package is in
         MAX_CONTENT_LENGTH=config.MAX_INGEST_BYTES,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

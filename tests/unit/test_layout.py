@@ -1,0 +1,69 @@
+"""The layout keeps each lesson in its stage: the shared package holds only what several
+stages use, no stage code reaches into the tooling, and the shared package knows no stage."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from workshop.config import ROOT
+from workshop.tools.stages import all_stages
+
+SHARED = ROOT / "workshop"
+TOOLING = "workshop.tools"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+SHARED_MODULES = {module_name(path): path for path in SHARED.rglob("*.py")}
+RUNTIME_MODULES = sorted(m for m in SHARED_MODULES if not m.startswith(TOOLING))
+
+
+def imports_in(path: Path) -> set[str]:
+    """The modules a file imports, with `from workshop import config` read as workshop.config."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def shared_modules_used_by(folder: Path) -> set[str]:
+    """Every shared module a stage's code needs, directly or through other shared modules."""
+    wanted = {m for path in folder.rglob("*.py") for m in imports_in(path)}
+    used: set[str] = set()
+    while wanted:
+        module = wanted.pop()
+        if module in SHARED_MODULES and module not in used:
+            used.add(module)
+            wanted |= imports_in(SHARED_MODULES[module])
+            wanted.add(module.rpartition(".")[0])  # importing a.b runs a/__init__.py too
+    return used
+
+
+USED_BY = {stage.name: shared_modules_used_by(stage.path) for stage in all_stages()}
+
+
+@pytest.mark.parametrize("module", [m for m in RUNTIME_MODULES if m != "workshop"])
+def test_the_shared_package_holds_only_what_several_stages_use(module):
+    stages = sorted(name for name, used in USED_BY.items() if module in used)
+    assert len(stages) >= 2, f"{module} is used by {stages or 'no stage'}: move it into the stage"
+
+
+@pytest.mark.parametrize("stage", [stage.name for stage in all_stages()])
+def test_no_stage_imports_the_tooling(stage):
+    assert not {m for m in USED_BY[stage] if m.startswith(TOOLING)}
+
+
+@pytest.mark.parametrize("module", RUNTIME_MODULES)
+def test_the_shared_package_imports_no_stage_and_no_tooling(module):
+    stage_packages = {name for stage in all_stages() for name in stage.packages()}
+    imported = imports_in(SHARED_MODULES[module])
+    assert not {m for m in imported if m.split(".")[0] in stage_packages}
+    assert not {m for m in imported if m.startswith(TOOLING)}

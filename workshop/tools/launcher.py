@@ -1,0 +1,108 @@
+"""Start a whole stage as a user does (`workshop up` in a subprocess) and stop it again.
+
+The acceptance tests and the benchmark both run stages this way, through the same command
+a person types, so what they measure and check is what people run.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from workshop import config
+from workshop.tools.runner import free_base_port, is_ready
+from workshop.tools.stages import get_stage
+
+START_TIMEOUT = 150.0
+STOP_TIMEOUT = 30.0
+
+
+class StageDidNotStart(RuntimeError):
+    """`workshop up` exited, or its stage was not ready in time."""
+
+
+class LaunchedStage:
+    """A stage started with `workshop up` on free ports, in its own process group."""
+
+    def __init__(self, name: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = get_stage(name).name
+        self.log_path = log_dir / f"{self.name}.log"
+        self.env = env or {}
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """Start the stage and wait until its front door is ready (and settled)."""
+        self.port = free_base_port(len(get_stage(self.name).processes()))
+        workshop = Path(sys.executable).with_name("workshop")
+        with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(
+                [str(workshop), "up", self.name, "--port", str(self.port)],
+                cwd=config.ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+                start_new_session=True,  # a Ctrl-C reaches the caller only; it stops us in order
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StageDidNotStart(f"{self.name} exited at start:\n{self.log_tail()}")
+            if is_ready(self.url):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise StageDidNotStart(f"{self.name} not ready in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> int | None:
+        """Stop `workshop up` with SIGTERM (it stops its processes); kill what is left.
+
+        Return its exit status: 0 is a clean stop.
+        """
+        if self.process is None:
+            return None
+        tree = process_tree(self.process.pid)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # `workshop up` hung: its servers must not keep their ports
+                self.process.wait()
+        kill_survivors(tree)
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the last lines of the stage's output."""
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def process_tree(pid: int) -> list[Any]:
+    """Return a process and all its descendants as psutil processes (empty if gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_survivors(tree: list[Any]) -> None:
+    """SIGKILL the processes of a tree that are still running."""
+    import psutil
+
+    for process in tree:
+        with suppress(psutil.Error):
+            process.kill()
