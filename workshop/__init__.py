@@ -1,1 +1,2 @@
-"""The workshop's shared kernel: domain rules, data tools, configuration and the CLI."""
+"""What every stage shares: domain rules, data tools, the contract's checks, config, the store
+handle, tokens and web helpers. The tooling (CLI, runner, benchmark) is in workshop/tools/."""
