@@ -134,7 +134,11 @@ def _security_headers(response: Response) -> Response:
 
 
 def _api_error(error: ApiError) -> Any:
-    return jsonify(error.body()), error.status
+    if is_api_request():
+        return jsonify(error.body()), error.status
+    # A page whose data is out of reach (a service down: 503) tells the person, in HTML.
+    message = error.message[:1].upper() + error.message[1:] + "."
+    return render_template("error.html", status=error.status, message=message), error.status
 
 
 def _http_error(error: HTTPException) -> Any:
