@@ -50,6 +50,26 @@ SEEDED_TAGS = {"bench-async": "asyncio", "bench-web": "django", "bench-data": "p
 WARM_UP_PATHS = ["/", "/api/tags", "/api/recommendations", "/search?q=flask",
                  "/tags/bench-web", "/api/search?q=web+performance&page=2"]  # fmt: skip
 MB = 1024 * 1024
+# What the bench needs beyond `workshop up`: the `bench` extra in pyproject.toml.
+BENCH_EXTRA = ("locust", "matplotlib", "psutil")
+INSTALL_BENCH_EXTRA = "pip install -e '.[bench]'"
+
+
+def missing_bench_modules() -> list[str]:
+    """Return the modules of the bench extra that this interpreter cannot import."""
+    # Tried in a child: importing locust monkey-patches the whole process (gevent).
+    probe = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError:\n"
+        "        print(name)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe, *BENCH_EXTRA], capture_output=True, text=True, check=False
+    )
+    return found.stdout.split()
 
 
 # --- Starting and stopping stages -------------------------------------------------------
@@ -533,6 +553,12 @@ def _stop_on_sigterm(*_: object) -> None:
 def bench(stage_names: tuple[str, ...], duration: int, users: int, scenarios: tuple[str, ...],
           repeat: int, out: Path) -> None:  # fmt: skip
     """Run the same load against every STAGE (default: all) and report them side by side."""
+    missing = missing_bench_modules()
+    if missing:  # say so before any stage starts, not with a traceback minutes later
+        raise click.ClickException(
+            f"workshop bench needs the bench extra (missing: {', '.join(missing)}):"
+            f" {INSTALL_BENCH_EXTRA}"
+        )
     try:
         names = [stages.get_stage(n).name for n in stage_names] or [
             s.name for s in stages.all_stages()

@@ -40,7 +40,7 @@ class LaunchedStage:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start the stage and wait until its front door is ready (and settled)."""
+        """Start the stage and wait until its front door is ready (answers /readyz 200)."""
         self.port = free_base_port(len(get_stage(self.name).processes()))
         workshop = Path(sys.executable).with_name("workshop")
         with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
@@ -90,7 +90,7 @@ class LaunchedStage:
 
 def process_tree(pid: int) -> list[Any]:
     """Return a process and all its descendants as psutil processes (empty if gone)."""
-    import psutil
+    import psutil  # the bench extra: imported here, so `workshop up` runs without it
 
     try:
         root = psutil.Process(pid)

@@ -1,0 +1,59 @@
+"""`workshop bench` needs the bench extra (locust, matplotlib, psutil); a plain install lacks it.
+
+A plain `pip install .` is simulated by a folder on PYTHONPATH whose `locust.py` (and so on)
+raises ImportError, as the missing package would.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKSHOP = str(Path(sys.executable).with_name("workshop"))
+
+
+def hiding(tmp_path: Path, modules: tuple[str, ...]) -> dict[str, str]:
+    """Return an environment in which the given modules cannot be imported."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    for name in modules:
+        (shim / f"{name}.py").write_text(f"raise ImportError('no module named {name}')\n")
+    return {**os.environ, "PYTHONPATH": str(shim)}
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [("locust", "matplotlib", "psutil"), ("locust",), ("matplotlib",), ("psutil",)],
+    ids=lambda missing: "-".join(missing),
+)
+def test_bench_without_its_extra_says_how_to_install_it_in_one_line(tmp_path, missing):
+    out = tmp_path / "results"
+    finished = subprocess.run(
+        [WORKSHOP, "bench", "01-monolith", "--duration", "1", "--repeat", "1", "--out", str(out)],
+        cwd=ROOT, env=hiding(tmp_path, missing), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode != 0
+    [line] = finished.stderr.strip().splitlines()  # one line, no traceback
+    named = re.fullmatch(
+        r"Error: workshop bench needs the bench extra \(missing: (.+)\):"
+        r" pip install -e '\.\[bench\]'",
+        line,
+    )
+    assert named, line
+    # locust itself needs psutil: hiding psutil breaks it too, and the line may say so.
+    assert set(missing) <= set(named.group(1).split(", ")) <= {*missing, "locust"}
+    assert not out.exists()  # it stopped before starting anything
+
+
+def test_the_bench_extra_holds_what_bench_imports_and_dev_includes_it():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    names = {requirement.split(">")[0].split("<")[0].strip() for requirement in extras["bench"]}
+    assert names == {"locust", "matplotlib", "psutil"}
+    assert "workshop[bench]" in extras["dev"]
