@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,6 +14,10 @@ from tests.acceptance.stage import eventually
 from workshop.tools.stages import all_stages, get_stage
 
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# The fixtures' unusable rows: no id, an empty title, a permalink off reddit (and no
+# subreddit), a blank title.
+UNUSABLE = {"", "1fyp4c", "1fyp6r", "1fzq9z"}
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -47,6 +52,53 @@ def test_import_reports_bad_rows_and_imports_the_rest(stage, client, tmp_path):
         lambda: client.get("/api/search", params={"q": word}).json()["total"], lambda n: n == 1
     )
     assert found == 1
+
+
+def fixture_rows(name: str) -> list[dict]:
+    """Return the raw post records of a fixture file (JSON lines or a listing)."""
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    if name.endswith(".json"):
+        return [c["data"] for c in json.loads(text)["data"]["children"] if c["kind"] == "t3"]
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "good", "rejected"),
+    [("old-reddit.ndjson", 30, 3), ("old-reddit-listing.json", 4, 2)],
+)
+def test_import_an_older_reddit_export(stage, client, fixture, good, rejected):
+    username, password, _ = client.new_user("cli")
+    imported = run("data", "import", str(FIXTURES / fixture), "--url", stage.url,
+                   "--username", username, "--password", password)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert f"imported {good} posts" in imported.stdout, imported.stdout
+    assert f"({rejected} rejected rows)" in imported.stdout
+    rows = [row for row in fixture_rows(fixture) if row.get("id") not in UNUSABLE]
+    assert len(rows) == good
+    for row in rows:
+        url = f"/api/posts/{row['id']}"
+        answer = eventually(lambda url=url: client.get(url), lambda a: a.status_code == 200)
+        assert answer.status_code == 200, (row["id"], answer.text)
+        post = answer.json()
+        path = urlsplit(row["permalink"]).path  # stored as a path on reddit
+        assert post["permalink"] == path
+        assert post["subreddit"] == row.get("subreddit", path.split("/")[2])
+        assert post["created_utc"] == int(float(row["created_utc"]))
+        assert type(post["created_utc"]) is int
+        assert post["is_self"] is (str(row["is_self"]) == "True")
+        for field in ("score", "ups", "downs", "num_comments"):
+            assert type(post[field]) is int, (field, post)
+        if isinstance(row["score"], int):
+            assert post["score"] == row["score"]
+        assert post["title"] == row["title"]
+        query = {"q": row["title"], "per_page": 100}
+        found = eventually(
+            lambda query=query: [
+                p["id"] for p in client.get("/api/search", params=query).json()["items"]
+            ],
+            lambda ids, post_id=row["id"]: post_id in ids,
+        )
+        assert row["id"] in found, row["title"]
 
 
 def test_import_with_wrong_credentials_fails_in_one_line(stage, tmp_path):

@@ -2,6 +2,8 @@
 
 import gzip
 import json
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -261,3 +263,134 @@ def test_a_script_url_is_replaced_by_the_reddit_thread():
     post = normalise({"id": "abc1", "title": "t", "subreddit": "python", "created_utc": 1,
                       "url": "javascript:alert(1)"})  # fmt: skip
     assert post["url"] == "https://www.reddit.com/r/python/comments/abc1/"
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+EVIL_PERMALINKS = [
+    "@evil.example/x",
+    "//evil.example/r/python/comments/1abcde/",
+    "http://evil.example/r/python/comments/1abcde/",
+    "http://www.reddit.com.evil.example/r/python/comments/1abcde/",
+    "http://www.reddit.com@evil.example/r/python/comments/1abcde/",
+    "javascript:alert(1)",
+    ".evil.example/r/python/comments/1abcde/",
+    ":8080@evil.example/",
+    "\\\\evil.example/r/python/comments/1abcde/",
+    "r/python/comments/1abcde/",
+    "/r/python/comments/1abcde/x y/",
+    "/r/python/comments/1abcde/?next=//evil.example",
+]
+
+
+def old_record(post_id: str = "1fymy0", **fields) -> dict:
+    """Return a record as the older reddit API wrote it: no subreddit, strings for the rest."""
+    old = record(post_id, **{"is_self": "True", "edited": "False", "created_utc": 1.370746482e9})
+    del old["subreddit"]
+    old["subreddit_id"] = "t5_2qh0y"
+    old["permalink"] = f"http://www.reddit.com/r/Python/comments/{post_id}/learning_asyncio/"
+    old.update(fields)
+    return old
+
+
+class TestOlderRedditExports:
+    def test_the_subreddit_comes_from_the_permalink(self) -> None:
+        report = parse_mongoexport([export_line(old_record())])
+        assert report.rejected == []
+        (post,) = report.posts
+        assert post["subreddit"] == "Python"
+        assert post["permalink"] == "/r/Python/comments/1fymy0/learning_asyncio/"
+        assert post["created_utc"] == 1370746482
+        assert post["is_self"] is True
+
+    def test_empty_strings_are_missing_values(self) -> None:
+        raw = old_record(score="", num_comments="", url="", domain="", is_self="", author="",
+                         ups="", downs="", selftext="", subreddit="", edited="")  # fmt: skip
+        (post,) = parse_mongoexport([export_line(raw)]).posts
+        assert post["subreddit"] == "Python"
+        assert (post["score"], post["ups"], post["downs"], post["num_comments"]) == (0, 0, 0, 0)
+        assert post["is_self"] is False and post["author"] == "[deleted]"
+        assert post["url"] == "https://www.reddit.com/r/Python/comments/1fymy0/learning_asyncio/"
+        assert post["domain"] == "www.reddit.com"
+
+    def test_numbers_as_exponent_text_and_edited_in_every_form(self) -> None:
+        lines = [
+            export_line(old_record("aaa1", created_utc="1.370746482e+09", edited=False)),
+            export_line(old_record("bbb2", score="7", num_comments="3", edited=1.370750000e9)),
+        ]
+        report = parse_mongoexport(lines)
+        assert report.rejected == []
+        first, second = report.posts
+        assert first["created_utc"] == 1370746482 and isinstance(first["created_utc"], int)
+        assert (second["score"], second["num_comments"]) == (7, 3)
+
+    def test_an_empty_id_falls_back_to_the_fullname(self) -> None:
+        (post,) = parse_mongoexport([export_line(old_record(id="", name="t3_1fymy0"))]).posts
+        assert post["id"] == "1fymy0"
+
+    @pytest.mark.parametrize(
+        ("given", "stored"),
+        [
+            ("http://www.reddit.com/r/Python/comments/1abcde/x/", "/r/Python/comments/1abcde/x/"),
+            ("https://old.reddit.com/r/Python/comments/1abcde/x/?ref=search",
+             "/r/Python/comments/1abcde/x/"),
+            ("http://reddit.com/r/Python/comments/1abcde/", "/r/Python/comments/1abcde/"),
+            ("/r/Python/comments/1abcde/x/", "/r/Python/comments/1abcde/x/"),
+        ],
+    )  # fmt: skip
+    def test_a_reddit_permalink_is_stored_as_its_path(self, given: str, stored: str) -> None:
+        (post,) = parse_mongoexport([export_line(old_record("1abcde", permalink=given))]).posts
+        assert post["permalink"] == stored
+        assert post["subreddit"] == "Python"
+
+    @pytest.mark.parametrize("permalink", EVIL_PERMALINKS)
+    def test_a_permalink_off_reddit_is_dropped(self, permalink: str) -> None:
+        raw = record("1abcde", permalink=permalink)
+        (post,) = parse_mongoexport([export_line(raw)]).posts
+        assert post["permalink"] == "/r/python/comments/1abcde/"
+        assert urlsplit("https://www.reddit.com" + post["permalink"]).hostname == "www.reddit.com"
+
+    @pytest.mark.parametrize("permalink", EVIL_PERMALINKS)
+    def test_without_a_subreddit_a_permalink_off_reddit_rejects_the_row(self, permalink) -> None:
+        report = parse_mongoexport([export_line(old_record("1abcde", permalink=permalink))])
+        assert report.posts == []
+        assert "subreddit" in report.rejected[0].reason
+
+    def test_the_mongoexport_fixture_imports_every_good_row(self) -> None:
+        content, content_type = read_file(FIXTURES / "old-reddit.ndjson")
+        report = parse_upload(content, content_type)
+        assert report.count == 30
+        reasons = {rejection.where: rejection.reason for rejection in report.rejected}
+        assert set(reasons) == {"line 6", "line 15", "line 26"}
+        assert "id" in reasons["line 6"]
+        assert "title" in reasons["line 15"]
+        assert "subreddit" in reasons["line 26"]
+        for post in report.posts:
+            assert post["permalink"].startswith(f"/r/{post['subreddit']}/comments/{post['id']}/")
+            assert isinstance(post["created_utc"], int) and post["created_utc"] > 1370000000
+            assert isinstance(post["is_self"], bool)
+            assert all(isinstance(post[f], int) for f in ("score", "ups", "downs", "num_comments"))
+        by_id = {post["id"]: post for post in report.posts}
+        assert by_id["1fymy0"]["subreddit"] == "Python" and by_id["1fymy0"]["is_self"] is True
+        assert by_id["1fynj7"]["created_utc"] == 1370758600  # "1.370758600e+09", a string
+        assert by_id["1fyn8q"]["score"] == by_id["1fyn8q"]["ups"] - by_id["1fyn8q"]["downs"]
+
+    def test_the_listing_fixture_imports_every_post(self) -> None:
+        content, content_type = read_file(FIXTURES / "old-reddit-listing.json")
+        report = parse_upload(content, content_type)
+        assert [post["id"] for post in report.posts] == ["1fzq0a", "1fzq2p", "1fzq55", "1fzq7k"]
+        assert [rejection.where for rejection in report.rejected] == ["child 3", "child 6"]
+        pandas = report.posts[1]  # no subreddit field, an absolute permalink
+        assert pandas["subreddit"] == "Python"
+        assert (
+            pandas["permalink"]
+            == "/r/Python/comments/1fzq2p/pandas_011_release_brings_dtype_improvements/"
+        )
+
+
+def test_an_unparsable_url_is_replaced_not_fatal_to_the_import():
+    lines = [export_line(record("aaa1", url="http://[", domain="")), export_line(record("bbb2"))]
+    report = parse_mongoexport(lines)
+    assert [post["id"] for post in report.posts] == ["aaa1", "bbb2"]
+    assert (
+        report.posts[0]["url"] == "https://www.reddit.com/r/python/comments/aaa1/learning_asyncio/"
+    )

@@ -20,6 +20,12 @@ POST_ID_PATTERN = re.compile(r"[a-z0-9]{1,16}")
 MAX_TITLE = 300
 MAX_SELFTEXT = 40_000
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+MAX_PERMALINK = 512
+# A post's path on reddit. Pages link to "https://www.reddit.com" + permalink, so only a
+# path that keeps that host may be stored ("@evil.example/x" would leave reddit).
+REDDIT_PATH = re.compile(
+    r"/r/(?P<subreddit>[A-Za-z0-9_]{2,21})/comments/[a-z0-9]{1,16}(/[^\s\x00-\x1f\x7f?#\\]*)?"
+)
 
 
 # The Post as a Cerberus schema (what Eve validates with), keyed by _id as it is stored.
@@ -132,16 +138,51 @@ def _iso_seconds(value: str) -> int:
     return int(moment.timestamp())
 
 
+def _reddit_path(value: Any) -> str:
+    """Return a permalink as a path on reddit, or "" if it is not one (it is then dropped).
+
+    Older exports hold absolute links ("http://www.reddit.com/r/..."): they become their path.
+    """
+    value = _unwrap(value)
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. "http://[" : not a URL at all
+        return ""
+    if parts.scheme or parts.netloc:
+        on_reddit = host == "reddit.com" or host.endswith(".reddit.com")
+        if parts.scheme not in ("http", "https") or not on_reddit:
+            return ""
+        value = parts.path
+    if len(value) > MAX_PERMALINK or not REDDIT_PATH.fullmatch(value):
+        return ""
+    return value
+
+
+def _is_web_link(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 - raises on a broken host ("http://[")
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https")
+
+
 def normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Turn a reddit post record (API or mongoexport) into a Post; raise InvalidPost if not.
 
-    Tags are not part of a record: they start empty and belong to users. Topics are
-    assigned here, from the title and text.
+    Older exports are understood: booleans as "True"/"False", numbers as text, "" for a
+    missing value, and no subreddit field (it is read from the permalink). Tags are not
+    part of a record: they start empty and belong to users. Topics are assigned here, from
+    the title and text.
     """
     if not isinstance(raw, Mapping):
         raise InvalidPost("a post must be a JSON object")
     post_id = _unwrap(raw.get("id"))
-    if post_id is None and isinstance(raw.get("name"), str):
+    if post_id in (None, "") and isinstance(raw.get("name"), str):
         post_id = raw["name"].removeprefix("t3_")
     if not is_valid_post_id(post_id):
         raise InvalidPost("id must be a reddit post id (base-36)")
@@ -149,12 +190,17 @@ def normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
     selftext = _as_text(raw.get("selftext"), "selftext", MAX_SELFTEXT)
     ups = _as_int(raw.get("ups"), "ups", default=0)
     downs = _as_int(raw.get("downs"), "downs", default=0)
-    subreddit = _as_text(raw.get("subreddit"), "subreddit", 64, required=True)
-    permalink = _as_text(raw.get("permalink"), "permalink", 512) or (
-        f"/r/{subreddit}/comments/{post_id}/"
-    )
+    permalink = _reddit_path(raw.get("permalink"))
+    subreddit = _as_text(raw.get("subreddit"), "subreddit", 64).strip()
+    if not subreddit:
+        # The older API wrote no subreddit name (just a "t5_..." id): the permalink has it.
+        named = REDDIT_PATH.fullmatch(permalink)
+        if named is None:
+            raise InvalidPost("subreddit is missing (and no reddit permalink names it)")
+        subreddit = named["subreddit"]
+    permalink = permalink or f"/r/{subreddit}/comments/{post_id}/"
     url = _as_text(raw.get("url"), "url", 2048)
-    if urlsplit(url).scheme not in ("http", "https"):
+    if not _is_web_link(url):
         # Only web links: a "javascript:" url would become a script on the post page.
         url = f"https://www.reddit.com{permalink}"
     is_self = _as_bool(raw.get("is_self"), "is_self")
