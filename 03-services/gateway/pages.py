@@ -8,7 +8,7 @@ from gateway import client
 from workshop import contract
 from workshop.contract import ApiError
 from workshop.domain.posts import is_valid_post_id
-from workshop.domain.tags import is_valid_tag
+from workshop.domain.tags import is_valid_tag, with_own_tags
 from workshop.domain.topics import TOPICS
 from workshop.web import login_page_required
 
@@ -59,6 +59,9 @@ def post(post_id: str) -> Any:
     if found is None:
         abort(404, "No post with that id.")
     my_tags = client.user_tags(post_id) if g.user else []
+    # Read your own writes: tag (the owner) has the user's tags at once, search's copy a
+    # moment later, so a tag the user just added shows on the page the form lands on.
+    found["tags"] = with_own_tags(found["tags"], my_tags)
     return render_template("post.html", post=found, my_tags=my_tags)
 
 

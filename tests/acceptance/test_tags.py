@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from tests.acceptance.forms import log_in, submit
 from tests.acceptance.stage import assert_error, eventually
 
 
@@ -104,3 +105,14 @@ def test_a_tag_nobody_used_lists_no_posts(client, tag):
     answer = client.get(f"/api/tags/{tag}/posts")
     assert answer.status_code == 200
     assert answer.json() == {"tag": tag, "items": []}
+
+
+def test_a_tag_added_on_the_post_page_shows_on_the_very_next_view(client, user, post_id, tag):
+    username, password, _ = user
+    log_in(client, username, password)
+    landed = submit(client, f"/posts/{post_id}", f"/posts/{post_id}/tags", tag=tag)
+    assert landed.status_code == 200 and landed.url.endswith(f"/posts/{post_id}")
+    assert f"Tagged “{tag}”." in landed.text
+    # Read your own writes: the page the form lands on shows the tag, counted once.
+    assert f'#{tag} <span class="count">1</span>' in landed.text
+    assert f"Remove tag {tag}" in landed.text

@@ -6,7 +6,7 @@ from workshop.domain.accounts import (
     username_problem,
     verify_password,
 )
-from workshop.domain.tags import count_tags, is_valid_tag
+from workshop.domain.tags import count_tags, is_valid_tag, with_own_tags
 from workshop.domain.text import document_terms
 from workshop.domain.topics import TOPICS, VOCABULARY, assign_topics, unknown_topics
 
@@ -44,6 +44,16 @@ def test_count_tags_orders_by_count_then_name():
     assert count_tags(["b", "a", "b", "c", "a", "b"]) == [
         {"tag": "b", "count": 3}, {"tag": "a", "count": 2}, {"tag": "c", "count": 1},
     ]  # fmt: skip
+
+
+def test_own_tags_the_copy_lacks_are_added_once_and_the_copys_counts_kept():
+    copy = [{"tag": "web", "count": 2}, {"tag": "api", "count": 1}]
+    assert with_own_tags(copy, ["web", "zz", "new"]) == [
+        {"tag": "web", "count": 2}, {"tag": "api", "count": 1},
+        {"tag": "new", "count": 1}, {"tag": "zz", "count": 1},
+    ]  # fmt: skip
+    assert with_own_tags(copy, ["web"]) == copy
+    assert with_own_tags([], []) == []
 
 
 def test_usernames():

@@ -25,3 +25,18 @@ def count_tags(tags: Iterable[str]) -> list[dict[str, Any]]:
 def tag_list(counts: Mapping[str, int]) -> list[dict[str, Any]]:
     """Turn {tag: count} into the Post's tag list, dropping tags counted down to zero."""
     return count_tags(tag for tag, count in counts.items() for _ in range(max(count, 0)))
+
+
+def with_own_tags(tags: list[dict[str, Any]], own: Iterable[str]) -> list[dict[str, Any]]:
+    """Return a copy's tag counts plus the user's own tags it has not received yet.
+
+    Read your own writes: the owner knows a user's tags at once, a copy fed by messages a
+    moment later. A tag the copy lacks counts 1 (the user's) until the copy catches up; a
+    tag the copy has keeps the copy's count.
+    """
+    shown = {t["tag"] for t in tags}
+    missing = sorted(set(own) - shown)
+    if not missing:
+        return tags
+    merged = [*tags, *({"tag": tag, "count": 1} for tag in missing)]
+    return sorted(merged, key=lambda t: (-t["count"], t["tag"]))
