@@ -46,17 +46,24 @@ def api_token() -> Any:
     return jsonify({"token": tokens.issue(username)})
 
 
+def start_session(username: str) -> None:
+    """Log a user in on the pages: a fresh session (nothing carried over) naming them."""
+    session.clear()
+    session["user"] = username
+
+
 @bp.route("/register", methods=("GET", "POST"))
 def register() -> Any:
     if request.method == "POST":
-        username = request.form.get("username", "")
+        username, password = request.form.get("username", ""), request.form.get("password", "")
         try:
-            create_account(username, request.form.get("password", ""))
+            create_account(username, password)
         except ApiError as error:
             flash(error.message, "error")
             return render_template("register.html"), error.status
-        flash("Account created: you can log in now.", "info")
-        return redirect(url_for("auth.login"))
+        start_session(username)
+        flash(f"Account created: welcome, {username}.", "info")
+        return redirect(url_for("pages.index"))
     return render_template("register.html")
 
 
@@ -66,8 +73,7 @@ def login() -> Any:
     if request.method == "POST":
         username = request.form.get("username", "")
         if authenticate(username, request.form.get("password", "")):
-            session.clear()
-            session["user"] = username
+            start_session(username)
             return redirect(local_path(next_page) or url_for("pages.index"))
         flash("Wrong username or password.", "error")
         return render_template("login.html", next=next_page), 401

@@ -44,17 +44,29 @@ def api_token() -> Any:
     return jsonify({"token": token})
 
 
+def start_session(username: str, token: str) -> None:
+    """Log a user in on the pages: a fresh session (nothing carried over) naming them."""
+    session.clear()
+    session["user"] = username
+    session["token"] = token  # the front calls the API as this user
+
+
 @bp.route("/register", methods=("GET", "POST"))
 def register() -> Any:
     if request.method == "POST":
-        username = request.form.get("username", "")
+        username, password = request.form.get("username", ""), request.form.get("password", "")
         try:
-            create_account(username, request.form.get("password", ""))
+            create_account(username, password)
         except ApiError as error:
             flash(error.message, "error")
             return render_template("register.html"), error.status
-        flash("Account created: you can log in now.", "info")
-        return redirect(url_for("auth.login"))
+        token = authenticate(username, password)
+        if token is None:  # unexpected: the account's owner has just stored it
+            flash("Account created: you can log in now.", "info")
+            return redirect(url_for("auth.login"))
+        start_session(username, token)
+        flash(f"Account created: welcome, {username}.", "info")
+        return redirect(url_for("pages.index"))
     return render_template("register.html")
 
 
@@ -65,9 +77,7 @@ def login() -> Any:
         username = request.form.get("username", "")
         token = authenticate(username, request.form.get("password", ""))
         if token:
-            session.clear()
-            session["user"] = username
-            session["token"] = token  # the front calls the API as this user
+            start_session(username, token)
             return redirect(local_path(next_page) or url_for("pages.index"))
         flash("Wrong username or password.", "error")
         return render_template("login.html", next=next_page), 401

@@ -70,16 +70,10 @@ def register_and_log_in(page: Page) -> str:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Register").click()
-    expect(page.get_by_role("status")).to_have_text("Account created: you can log in now.")
-
-    def log_in():
-        page.goto("/login")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
-
-    log_in()
-    keep_trying(lambda: expect(signed_in_as(page, username)).to_be_visible(timeout=500), log_in)
+    # Registering logs the new user in and lands on the home page.
+    expect(page.get_by_role("status")).to_have_text(f"Account created: welcome, {username}.")
+    expect(signed_in_as(page, username)).to_be_visible()
+    expect(page.get_by_role("heading", name="Find interesting posts")).to_be_visible()
     return username
 
 

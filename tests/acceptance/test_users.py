@@ -1,9 +1,11 @@
 """Accounts and tokens."""
 
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.acceptance.forms import submit
 from tests.acceptance.stage import assert_error, eventually
 
 
@@ -79,3 +81,18 @@ def test_wrong_password_answers_401(client, user):
 )
 def test_operator_injection_on_login_answers_400(client, body):
     assert_error(client.post("/api/tokens", json=body), 400)
+
+
+def test_registering_on_the_page_logs_the_new_user_in(client):
+    username = fresh_name()
+    landed = submit(client, "/register", "/register", username=username, password="correct horse")
+    assert landed.status_code == 200 and urlsplit(landed.url).path == "/"
+    assert "Account created" in landed.text
+    assert f"Signed in as <b>{username}</b>" in landed.text
+    assert "Recommended for you" not in landed.text, "no topics chosen yet"
+
+
+def test_a_refused_registration_on_the_page_logs_nobody_in(client):
+    landed = submit(client, "/register", "/register", username="ab", password="correct horse")
+    assert landed.status_code == 400
+    assert "Signed in as" not in landed.text
