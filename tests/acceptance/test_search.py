@@ -1,10 +1,15 @@
 """Search: the same ranking on every stage (relevance, then score, then id)."""
 
+import json
+import re
+import uuid
+
 import pytest
 
 from tests.acceptance.stage import assert_error
+from tests.acceptance.test_ingest import finished, new_record, searchable, start
 from workshop.domain.posts import POST_FIELDS
-from workshop.domain.text import document_terms, query_terms
+from workshop.domain.text import document_terms, query_terms, stem
 
 
 def relevance(post, query):
@@ -88,3 +93,33 @@ def test_items_are_whole_posts(client):
 )
 def test_bad_search_parameters_answer_400(client, params):
     assert_error(client.get("/api/search", params=params), 400)
+
+
+MARKED = re.compile(r"<mark>([^<]*)</mark>")
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def test_the_results_page_marks_why_each_post_matched(client):
+    page = client.get("/search", params={"q": "testing"})
+    assert page.status_code == 200
+    marked = MARKED.findall(page.text)
+    assert marked, "the matched words are marked"
+    assert {stem(word.lower()) for word in marked} == {"test"}, "tests, Testing, tested..."
+    assert page.text.count('class="snippet"') >= 1, "self posts show an excerpt of their text"
+
+
+def test_a_result_with_markup_in_its_text_shows_it_as_text(client, user):
+    _, _, token = user
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, record = new_record(word)
+    record["title"] = f'<script>alert("{word}")</script> {word}'
+    record["selftext"] = f"<img src=x onerror=alert(1)> the {word} body"
+    body = (json.dumps(record) + "\n").encode()
+    job = finished(client, start(client, token, data=body, headers=NDJSON))
+    assert job["state"] == "done", job
+    searchable(client, word, post_id)
+    page = client.get("/search", params={"q": word}).text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    mark = f"<mark>{word}</mark>"
+    assert f"&lt;script&gt;alert(&#34;{mark}&#34;)&lt;/script&gt; {mark}" in page
+    assert f"&lt;img src=x onerror=alert(1)&gt; the {mark} body" in page

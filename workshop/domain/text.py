@@ -67,3 +67,50 @@ def document_terms(*fields: str) -> list[str]:
 def query_terms(query: str) -> list[str]:
     """Return the terms a search query asks for, at most MAX_QUERY_TERMS of them."""
     return terms(query)[:MAX_QUERY_TERMS]
+
+
+# The same words as `tokenize`, found in the original text so their places are its own.
+_WORD_IN_TEXT = re.compile(_WORD.pattern, re.IGNORECASE | re.ASCII)
+ELLIPSIS = "…"
+
+
+def matched_words(text: str, query: str) -> list[tuple[int, int]]:
+    """Return where (start, end) the words a query matches are in a text, as search sees them.
+
+    A word matches when its stem is one of the query's terms, so "testing" finds "tests".
+    """
+    wanted = set(query_terms(query))
+    found = []
+    for match in _WORD_IN_TEXT.finditer(text):
+        word = match.group().lower()
+        if word not in STOP_WORDS and stem(word) in wanted:
+            found.append(match.span())
+    return found
+
+
+def excerpt(text: str, query: str, width: int | None = None) -> list[tuple[str, bool]]:
+    """Return a text as (piece, matched) pieces; with a width, only about that many
+    characters around its first match, cut at spaces, "…" where it was cut."""
+    spans = matched_words(text, query)
+    start, end = 0, len(text)
+    if width is not None and len(text) > width:
+        first = spans[0][0] if spans else 0
+        start = max(0, first - width // 3)
+        if start > 0:  # begin at a word, not inside one
+            space = text.find(" ", start, first)
+            start = space + 1 if space != -1 else first
+        end = min(len(text), start + width)
+        if end < len(text):
+            space = text.rfind(" ", start, end)
+            end = space if space > first else end
+    pieces: list[tuple[str, bool]] = [(ELLIPSIS, False)] if start > 0 else []
+    position = start
+    for span_start, span_end in spans:
+        if span_start < start or span_end > end:
+            continue
+        pieces += [(text[position:span_start], False), (text[span_start:span_end], True)]
+        position = span_end
+    pieces.append((text[position:end], False))
+    if end < len(text):
+        pieces.append((ELLIPSIS, False))
+    return [piece for piece in pieces if piece[0]]

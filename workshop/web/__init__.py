@@ -27,7 +27,13 @@ from werkzeug.exceptions import HTTPException
 
 from workshop import config, tokens
 from workshop.contract import ApiError, error_body
-from workshop.web.policy import SECURITY_HEADERS, format_timestamp, is_api_path
+from workshop.web.policy import (
+    SECURITY_HEADERS,
+    format_timestamp,
+    highlight,
+    is_api_path,
+    snippet,
+)
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = str(HERE / "templates")
@@ -57,7 +63,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
     app.jinja_env.filters["datetime"] = format_timestamp
-    app.jinja_env.globals.update(csrf_token=csrf_token)
+    app.jinja_env.globals.update(csrf_token=csrf_token, highlight=highlight, snippet=snippet)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """What the pages and the API decide, with no web framework: which paths are the API, where
-a login may send you back to, the security headers, how a date shows.
+a login may send you back to, the security headers, how a date shows, how a search result
+shows why it matched.
 
 Flask (workshop/web/__init__.py) applies these; an async stage applies the same ones.
 """
@@ -7,6 +8,10 @@ Flask (workshop/web/__init__.py) applies these; an async stage applies the same 
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from markupsafe import Markup, escape
+
+from workshop.domain.text import excerpt
 
 # Let pages load only their own files: no inline script, no framing, no sniffing.
 SECURITY_HEADERS = {
@@ -31,6 +36,28 @@ def local_path(target: str) -> str:
         return ""
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else ""
+
+
+# About how many characters of a post's text a search result shows around its first match.
+SNIPPET_WIDTH = 200
+
+
+def highlight(text: str, query: str) -> Markup:
+    """Return a text, HTML-escaped, with the words a search query matches in <mark>."""
+    return _marked(excerpt(text, query))
+
+
+def snippet(text: str, query: str) -> Markup:
+    """Return about SNIPPET_WIDTH characters of a text around its first match, marked."""
+    return _marked(excerpt(text, query, SNIPPET_WIDTH))
+
+
+def _marked(pieces: list[tuple[str, bool]]) -> Markup:
+    # Markup.format and escape escape the post's text: a title with <script> stays text.
+    return Markup("").join(
+        Markup("<mark>{}</mark>").format(piece) if matched else escape(piece)
+        for piece, matched in pieces
+    )
 
 
 def format_timestamp(value: Any) -> str:
