@@ -1,0 +1,70 @@
+"""The public JSON API, routed by path to the service that owns the answer.
+
+The gateway checks tokens and body sizes, then passes the call on: it holds no data and
+no domain rules of its own. The table below is the whole routing.
+
+Async: the body is read by `await`, and the answer streams back as it arrives.
+"""
+
+from typing import Any
+
+from quart import Blueprint, Response, abort, request
+
+from gateway import client
+from workshop import config
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+# (path, methods, service); "recommend" means the version chosen per request.
+ROUTES = [
+    ("/search", ["GET"], "search"),
+    ("/posts/<post_id>", ["GET"], "search"),
+    ("/tags/<tag>/posts", ["GET"], "search"),
+    ("/recommendations", ["GET"], "recommend"),
+    ("/tags", ["GET"], "tag"),
+    ("/posts/<post_id>/tags", ["POST"], "tag"),
+    ("/posts/<post_id>/tags/<tag>", ["DELETE"], "tag"),
+    ("/users", ["POST"], "users"),
+    ("/tokens", ["POST"], "users"),
+    ("/me/preferences", ["GET", "PUT"], "users"),
+    ("/ingest", ["POST"], "ingest"),
+    ("/jobs/<job_id>", ["GET"], "ingest"),
+]
+PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
+ANSWER_HEADERS = ("Content-Type", "X-Recommend-Version", "X-Served-By")
+
+
+async def proxy(service: str, **_: Any) -> Response:
+    """Pass the request to the service and its answer back."""
+    if service == "recommend":
+        service = client.recommend_service()
+    long_call = request.path == "/api/ingest"
+    body = await body_within(config.MAX_INGEST_BYTES if long_call else config.MAX_JSON_BYTES)
+    response = await client.call(
+        service,
+        request.method,
+        request.full_path if request.query_string else request.path,
+        data=body,
+        headers={h: request.headers[h] for h in PASSED_HEADERS if h in request.headers},
+        timeout=client.LONG_TIMEOUT if long_call else client.TIMEOUT,
+        stream=True,
+    )
+    headers = {h: response.headers[h] for h in ANSWER_HEADERS if h in response.headers}
+    return Response(client.body_of(response), status=response.status, headers=headers)
+
+
+async def body_within(max_bytes: int) -> bytes:
+    """Return the request's body, or answer 413 if it is larger than this call accepts."""
+    # Quart fixes a body's limit when the request arrives (MAX_CONTENT_LENGTH, the largest
+    # any call takes): setting request.max_content_length later does not reach it.
+    if (request.content_length or 0) > max_bytes:
+        abort(413)
+    body = await request.get_data()
+    if len(body) > max_bytes:
+        abort(413)
+    return body
+
+
+for path, methods, service in ROUTES:
+    endpoint = f"{service}_{path}".replace("/", "_").replace("<", "").replace(">", "")
+    bp.add_url_rule(path, endpoint, proxy, methods=methods, defaults={"service": service})

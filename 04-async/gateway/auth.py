@@ -1,0 +1,69 @@
+"""Who is who: the registration, login and logout pages (the JSON calls go to users)."""
+
+from typing import Any
+
+from quart import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from gateway import client
+from workshop.contract import ApiError
+from workshop.web.policy import local_path
+
+bp = Blueprint("auth", __name__)
+
+
+async def create_account(username: Any, password: Any) -> None:
+    """Create an account, or raise ApiError (400 invalid or weak, 409 taken)."""
+    await client.create_user(username, password)  # the users service checks, hashes and stores
+
+
+async def authenticate(username: str, password: str) -> str | None:
+    """Return a token if a username and password match a registered user (users checks)."""
+    return await client.issue_token(username, password)
+
+
+def start_session(username: str, token: str) -> None:
+    """Log a user in on the pages: a fresh session (nothing carried over) naming them."""
+    session.clear()
+    session["user"] = username
+    session["token"] = token  # the gateway calls services as this user
+
+
+@bp.route("/register", methods=("GET", "POST"))
+async def register() -> Any:
+    if request.method == "POST":
+        form = await request.form
+        username, password = form.get("username", ""), form.get("password", "")
+        try:
+            await create_account(username, password)
+        except ApiError as error:
+            await flash(error.message, "error")
+            return await render_template("register.html"), error.status
+        token = await authenticate(username, password)
+        if token is None:  # unexpected: the account's owner has just stored it
+            await flash("Account created: you can log in now.", "info")
+            return redirect(url_for("auth.login"))
+        start_session(username, token)
+        await flash(f"Account created: welcome, {username}.", "info")
+        return redirect(url_for("pages.index"))
+    return await render_template("register.html")
+
+
+@bp.route("/login", methods=("GET", "POST"))
+async def login() -> Any:
+    next_page = (await request.values).get("next", "")
+    if request.method == "POST":
+        form = await request.form
+        username = form.get("username", "")
+        token = await authenticate(username, form.get("password", ""))
+        if token:
+            start_session(username, token)
+            return redirect(local_path(next_page) or url_for("pages.index"))
+        await flash("Wrong username or password.", "error")
+        return await render_template("login.html", next=next_page), 401
+    return await render_template("login.html", next=next_page)
+
+
+@bp.post("/logout")
+async def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.index"))

@@ -1,0 +1,225 @@
+"""How the gateway calls the services: a timeout on every call, retries only for reads,
+a circuit breaker per service, and the services' own errors passed through unchanged.
+
+Async: a call awaits its answer, so one process keeps many calls in flight on one event
+loop (a page asks its services at the same time) instead of a thread per waiting call.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from purgatory.domain.model import OpenedState
+from quart import Quart, current_app, g, request
+from werkzeug.datastructures import MultiDict
+
+from gateway.upstreams import NoInstance, Upstreams
+from workshop.contract import ApiError
+
+# Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
+TIMEOUT = aiohttp.ClientTimeout(total=5.0, sock_connect=0.5)
+LONG_TIMEOUT = aiohttp.ClientTimeout(total=600.0, sock_connect=0.5)
+PING_TIMEOUT = aiohttp.ClientTimeout(total=2.0, sock_connect=0.5)
+# A read (idempotent) that fails - no answer, a 5xx - is tried once more, if the call's time
+# allows; with several instances, round robin sends it to another one. An open circuit
+# answers at once: no second try, no pause.
+READ_ATTEMPTS = 2
+RETRY_PAUSE = 0.05
+# Calls in flight at once over the one pooled session (each page holds two or three).
+MAX_CONNECTIONS = 256
+
+
+class UpstreamUnavailable(ApiError):
+    """A service did not answer: down, too slow, or its circuit is open."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(503, "upstream_unavailable", f"the {service} service is not answering")
+        self.service = service
+
+
+def init_app(app: Quart) -> None:
+    """Give the app one pooled HTTP session and the routing table while it serves."""
+
+    @app.before_serving
+    async def open_session() -> None:
+        # Made inside the serving loop: a session, its connector and the registry's
+        # connections belong to the loop that made them.
+        connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS)
+        app.extensions["http"] = aiohttp.ClientSession(connector=connector)
+        app.extensions["upstreams"] = Upstreams.from_environment()
+
+    @app.after_serving
+    async def close_session() -> None:
+        await app.extensions.pop("http").close()
+        await app.extensions.pop("upstreams").close()
+
+
+def upstreams() -> Upstreams:
+    return current_app.extensions["upstreams"]
+
+
+def recommend_service() -> str:
+    """Return the recommend version this request goes to (header, else canary draw)."""
+    version = upstreams().recommend_version(request.headers.get("X-Recommend-Version"))
+    return f"recommend-v{version}"
+
+
+async def call(
+    service: str,
+    method: str,
+    path: str,
+    timeout: aiohttp.ClientTimeout | None = None,
+    stream: bool = False,
+    **kwargs: Any,
+) -> aiohttp.ClientResponse:
+    """Call a service; raise UpstreamUnavailable if it cannot answer.
+
+    The answer's body is read inside the call (its time, its breaker), unless `stream`:
+    then the caller reads it, and releases the connection (see `body_of`).
+    """
+    headers = kwargs.pop("headers", {})
+    if g.get("token"):
+        headers["Authorization"] = f"Bearer {g.token}"
+    timeout = timeout or TIMEOUT
+    deadline = time.monotonic() + timeout.total  # a retry fits in the call's time or not at all
+    attempts = READ_ATTEMPTS if method == "GET" else 1
+    breaker = await upstreams().breaker(service)
+    for attempt in range(attempts):
+        try:
+            async with breaker:
+                address = await upstreams().address(service)
+                left = aiohttp.ClientTimeout(
+                    total=deadline - time.monotonic(), sock_connect=timeout.sock_connect
+                )
+                answer = await http().request(
+                    method, address + path, headers=headers, timeout=left, **kwargs
+                )
+                if answer.status >= 500 and answer.status != 503:
+                    answer.release()
+                    raise UpstreamUnavailable(service)  # counts against the breaker
+                if not stream:
+                    await answer.read()
+                return answer
+        except OpenedState:
+            break  # no try would reach the service until the breaker lets one through
+        except (aiohttp.ClientError, TimeoutError, NoInstance, UpstreamUnavailable):
+            if attempt + 1 == attempts or deadline - time.monotonic() <= 2 * RETRY_PAUSE:
+                break
+            await asyncio.sleep(RETRY_PAUSE)
+    raise UpstreamUnavailable(service)
+
+
+def http() -> aiohttp.ClientSession:
+    return current_app.extensions["http"]
+
+
+async def body_of(answer: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """Yield a streamed answer's body as it arrives, then give its connection back."""
+    async with answer:
+        async for chunk in answer.content.iter_any():
+            yield chunk
+
+
+async def answer_of(response: aiohttp.ClientResponse, *expected: int) -> Any:
+    """Return a service's JSON answer, or raise its error (the contract's shape) as ours."""
+    if response.status in expected:
+        return await response.json(content_type=None)  # None for an empty body
+    try:
+        error = (await response.json(content_type=None))["error"]
+        raise ApiError(response.status, error["code"], error["message"])
+    except (ValueError, KeyError, TypeError):
+        raise ApiError(502, "upstream_error", f"a service answered {response.status}") from None
+
+
+async def ping(service: str) -> dict[str, Any]:
+    """Return a service's readiness as it reports it (for the gateway's /readyz)."""
+    try:
+        response = await call(service, "GET", "/readyz", timeout=PING_TIMEOUT)
+        body = await response.json(content_type=None)
+    except (ApiError, ValueError):
+        return {"ok": False}
+    dependencies = body.get("dependencies", {})
+    state = {"ok": response.status == 200,
+             "backlog": dependencies.get("backlog", {}).get("waiting", 0)}  # fmt: skip
+    if not dependencies.get("bootstrap", {"ok": True}).get("ok"):
+        state["bootstrap"] = dependencies["bootstrap"]  # still loading its start-up data
+    return state
+
+
+# --- what the pages need -----------------------------------------------------------------
+
+
+async def get_post(post_id: str) -> dict[str, Any] | None:
+    """Return one post, or None."""
+    response = await call("search", "GET", f"/api/posts/{post_id}")
+    return None if response.status == 404 else await answer_of(response, 200)
+
+
+async def search(args: MultiDict[str, str]) -> dict[str, Any]:
+    """Return the search service's answer for the query's own arguments (q, page, per_page)."""
+    params = list(args.items(multi=True))
+    return await answer_of(await call("search", "GET", "/api/search", params=params), 200)
+
+
+async def recommendations(limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Return (posts, personal): recommend knows the user's topics from its own copy."""
+    service = recommend_service()
+    response = await call(service, "GET", "/api/recommendations", params={"limit": limit})
+    return (await answer_of(response, 200))["items"], response.headers.get("X-Personal") == "true"
+
+
+async def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first."""
+    items = (await answer_of(await call("tag", "GET", "/api/tags"), 200))["items"]
+    return items[:limit] if limit else items
+
+
+async def posts_with_tag(tag: str) -> list[dict[str, Any]]:
+    """Return the posts carrying a tag."""
+    response = await call("search", "GET", f"/api/tags/{tag}/posts")
+    return (await answer_of(response, 200))["items"]
+
+
+async def user_tags(post_id: str) -> list[str]:
+    """Return the tags the calling user gave a post."""
+    response = await call("tag", "GET", f"/api/posts/{post_id}/tags/mine")
+    return (await answer_of(response, 200))["items"]
+
+
+async def add_tag(post_id: str, tag: str) -> None:
+    """Tag a post as the calling user."""
+    response = await call("tag", "POST", f"/api/posts/{post_id}/tags", json={"tag": tag})
+    await answer_of(response, 201)
+
+
+async def remove_tag(post_id: str, tag: str) -> None:
+    """Withdraw the calling user's tag."""
+    await answer_of(await call("tag", "DELETE", f"/api/posts/{post_id}/tags/{tag}"), 204)
+
+
+async def create_user(username: str, password: str) -> None:
+    """Register a user, or raise 400/409."""
+    body = {"username": username, "password": password}
+    await answer_of(await call("users", "POST", "/api/users", json=body), 201)
+
+
+async def issue_token(username: str, password: str) -> str | None:
+    """Return a token for a username and password, or None if they don't match."""
+    body = {"username": username, "password": password}
+    response = await call("users", "POST", "/api/tokens", json=body)
+    return None if response.status == 401 else (await answer_of(response, 200))["token"]
+
+
+async def get_topics(username: str | None) -> list[str]:
+    """Return the calling user's preferred topics (none for a visitor)."""
+    if username is None:
+        return []
+    return (await answer_of(await call("users", "GET", "/api/me/preferences"), 200))["topics"]
+
+
+async def set_topics(topics: list[str]) -> None:
+    """Store the calling user's preferred topics."""
+    response = await call("users", "PUT", "/api/me/preferences", json={"topics": topics})
+    await answer_of(response, 200)

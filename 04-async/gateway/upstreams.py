@@ -1,0 +1,79 @@
+"""Which service answers which call, and which instance of it: the gateway's routing.
+
+Addresses come from the registry (REGISTRY_URL: Redis keys kept alive by heartbeats) or,
+without one, from the environment `workshop up` sets (SEARCH_URL, ...). Each upstream has a
+circuit breaker: after BREAKER_THRESHOLD failures in a row the gateway stops calling it for
+BREAKER_TTL seconds and answers at once, so no page waits on a service that is down.
+
+Async: the registry lookup is awaited, and everything here belongs to the event loop that
+serves (the registry's connections): the gateway makes it at serving start.
+"""
+
+import itertools
+import random
+from typing import Any
+
+from purgatory import AsyncCircuitBreakerFactory
+
+from chassis.registry import Registry, registry_url
+from workshop import config
+
+SERVICES = ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2")
+BREAKER_THRESHOLD = 5
+BREAKER_TTL = 5.0
+
+
+class NoInstance(LookupError):
+    """No live instance of a service is known."""
+
+
+class Upstreams:
+    """Pick an address for each call; hold each upstream's circuit breaker."""
+
+    def __init__(self, canary_percent: int, static: dict[str, str]) -> None:
+        self.canary_percent = canary_percent
+        self.static = static
+        url = registry_url()
+        self.registry = Registry(url) if url else None
+        self.breakers = AsyncCircuitBreakerFactory(
+            default_threshold=BREAKER_THRESHOLD, default_ttl=BREAKER_TTL
+        )
+        self._turns: dict[str, Any] = {}
+
+    @classmethod
+    def from_environment(cls) -> "Upstreams":
+        """Build from SEARCH_URL, RECOMMEND_V1_URL, ... and RECOMMEND_CANARY_PERCENT."""
+        static = {}
+        for service in SERVICES:
+            url = config.env(service.upper().replace("-", "_") + "_URL")
+            if url:
+                static[service] = url.rstrip("/")
+        return cls(int(config.env("RECOMMEND_CANARY_PERCENT", "0") or 0), static)
+
+    def recommend_version(self, asked: str | None) -> str:
+        """Return the recommend version for a request: the header's, or the canary's draw."""
+        if asked in ("1", "2"):
+            return asked
+        return "2" if random.uniform(0, 100) < self.canary_percent else "1"
+
+    async def address(self, service: str) -> str:
+        """Return the address of a live instance, taking turns (round robin)."""
+        instances = await self.registry.instances(service) if self.registry else []
+        if not instances:
+            if service not in self.static:
+                raise NoInstance(service)
+            return self.static[service]
+        # One event loop, no lock: nothing else runs between these lines.
+        key = (service, tuple(instances))
+        if key not in self._turns:
+            self._turns[key] = itertools.cycle(instances)
+        return next(self._turns[key])
+
+    async def breaker(self, service: str) -> Any:
+        """Return the circuit breaker guarding calls to a service."""
+        return await self.breakers.get_breaker(service)
+
+    async def close(self) -> None:
+        """Close the registry's connections (they belong to the serving loop)."""
+        if self.registry:
+            await self.registry.close()

@@ -1,0 +1,607 @@
+"""Stage 04's async gateway against real services on loopback: a composite page asks its
+services at the same time, a failing service leaves a partial page that says what is
+missing, the circuit breaker opens on upstream failures only, reads are retried once
+within their deadline and writes never, and readiness asks every service at once.
+
+The services are small aiohttp servers on their own event loop in a thread (as separate
+processes would be): each answers its routes after a set delay and counts its calls. The
+gateway runs through Quart's test app, so its HTTP session opens and closes as when served.
+"""
+
+import ast
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+from aiohttp import web as aioweb
+
+from workshop.config import ROOT
+from workshop.tools.stages import Stage
+
+ASYNC_STAGE = Stage("04-async", ROOT / "04-async")
+POST_ID = "abc123"
+POST = {
+    "id": POST_ID, "title": "Structured concurrency in Python", "url": "https://example.org/tg",
+    "domain": "example.org", "is_self": False, "selftext": "", "score": 42, "ups": 45,
+    "downs": 3, "num_comments": 7, "subreddit": "Python", "author": "guido",
+    "created_utc": 1_700_000_000, "permalink": f"/r/Python/comments/{POST_ID}/tg/",
+    "topics": ["python"], "tags": [{"tag": "asyncio", "count": 2}],
+}  # fmt: skip
+RECOMMENDED = {**POST, "id": "rec1", "title": "A recommended post"}
+READY = {"status": "ready", "dependencies": {"backlog": {"ok": True, "waiting": 0}}}
+NOT_FOUND = {"error": {"code": "not_found", "message": "no such resource"}}
+BROKEN = {"error": {"code": "internal_server_error", "message": "boom"}}
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+# --- real services on loopback --------------------------------------------------------------
+
+
+class Loopback:
+    """An event loop in its own thread, serving the fake services."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+class FakeService:
+    """One service on a loopback port: set answers per (method, path), a delay, counted calls."""
+
+    def __init__(self, loopback: Loopback, name: str) -> None:
+        self.loopback, self.name = loopback, name
+        self.answers: dict[tuple[str, str], tuple[int, Any, dict[str, str]]] = {}
+        self.delay = 0.0
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.seen: list[aioweb.Request] = []
+        self.bodies: list[bytes] = []
+        self.port = 0
+        self.runner: aioweb.AppRunner | None = None
+        self.answer("GET", "/readyz", 200, READY)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answer(self, method: str, path: str, status: int, body: Any, **headers: str) -> None:
+        self.answers[(method, path)] = (status, body, headers)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.seen.clear()
+        self.bodies.clear()
+
+    async def handle(self, request: aioweb.Request) -> aioweb.Response:
+        self.calls[(request.method, request.path)] += 1
+        self.seen.append(request)
+        self.bodies.append(await request.read())
+        await asyncio.sleep(self.delay)
+        status, body, headers = self.answers.get(
+            (request.method, request.path), (404, NOT_FOUND, {})
+        )
+        headers = {"X-Served-By": f"{self.name}@{self.port}", **headers}
+        if status == 204:
+            return aioweb.Response(status=204, headers=headers)
+        return aioweb.json_response(body, status=status, headers=headers)
+
+    def start(self) -> "FakeService":
+        """Listen (again on the same port, after a stop)."""
+
+        async def started() -> None:
+            app = aioweb.Application()
+            app.router.add_route("*", "/{tail:.*}", self.handle)
+            self.runner = aioweb.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            site = aioweb.TCPSite(self.runner, "127.0.0.1", self.port)
+            await site.start()
+            self.port = self.runner.addresses[0][1]
+
+        self.loopback.run(started())
+        return self
+
+    def stop(self) -> None:
+        """Stop listening: calls to the port are refused."""
+        if self.runner:
+            self.loopback.run(self.runner.cleanup())
+            self.runner = None
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[Loopback]:
+    loop = Loopback()
+    yield loop
+    loop.close()
+
+
+def env_name(service: str) -> str:
+    return service.upper().replace("-", "_") + "_URL"
+
+
+@pytest.fixture
+def services(loopback, monkeypatch) -> Iterator[dict[str, FakeService]]:
+    """Every service the gateway knows, each a fake on its own port, named in the environment."""
+    upstreams = ASYNC_STAGE.load("gateway.upstreams")
+    fakes = {name: FakeService(loopback, name).start() for name in upstreams.SERVICES}
+    for name, fake in fakes.items():
+        monkeypatch.setenv(env_name(name), fake.url)
+    monkeypatch.delenv("REGISTRY_URL", raising=False)
+    monkeypatch.setenv("RECOMMEND_CANARY_PERCENT", "0")
+    fakes["recommend-v1"].answer(
+        "GET", "/api/recommendations", 200, {"items": [RECOMMENDED]}, **{"X-Personal": "false"}
+    )
+    fakes["tag"].answer("GET", "/api/tags", 200, {"items": [{"tag": "asyncio", "count": 2}]})
+    fakes["tag"].answer("GET", f"/api/posts/{POST_ID}/tags/mine", 200, {"items": ["structured"]})
+    fakes["search"].answer("GET", f"/api/posts/{POST_ID}", 200, POST)
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()
+
+
+@contextlib.asynccontextmanager
+async def gateway(user: str | None = None) -> AsyncIterator[Any]:
+    """The 04 gateway, serving (its HTTP session open), and a client; logged in as `user`."""
+    app = ASYNC_STAGE.load("gateway").create_app({"TESTING": True})
+    async with app.test_app() as serving:
+        client = serving.test_client()
+        if user:
+            async with client.session_transaction() as session:
+                session["user"], session["token"] = user, f"token-of-{user}"
+        yield client
+
+
+async def timed(call: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    response = await call
+    return response, time.perf_counter() - started
+
+
+async def text(response: Any) -> str:
+    return await response.get_data(as_text=True)
+
+
+# --- composite pages: at the same time --------------------------------------------------------
+
+DELAY = 0.2
+
+
+def test_the_home_page_asks_its_services_at_the_same_time(services):
+    for name in ("recommend-v1", "tag"):
+        services[name].delay = DELAY
+
+    async def scenario() -> float:
+        async with gateway() as client:
+            await client.get("/")  # warm up: templates compiled, connections open
+            response, elapsed = await timed(client.get("/"))
+            page = await text(response)
+        assert response.status_code == 200
+        assert RECOMMENDED["title"] in page and "#asyncio" in page
+        return elapsed
+
+    elapsed = asyncio.run(scenario())
+    total = 2 * DELAY  # what asking one after the other would take
+    print(f"\nhome page, 2 services of {DELAY * 1000:.0f} ms each: {elapsed * 1000:.0f} ms")
+    assert DELAY <= elapsed < 0.75 * total
+
+
+def test_the_post_page_asks_for_the_post_and_the_users_tags_at_the_same_time(services):
+    for name in ("search", "tag"):
+        services[name].delay = DELAY
+
+    async def scenario() -> float:
+        async with gateway(user="alice") as client:
+            await client.get(f"/posts/{POST_ID}")
+            response, elapsed = await timed(client.get(f"/posts/{POST_ID}"))
+            page = await text(response)
+        assert response.status_code == 200
+        assert POST["title"] in page and "#structured" in page  # the user's own tag
+        return elapsed
+
+    elapsed = asyncio.run(scenario())
+    print(f"\npost page, 2 services of {DELAY * 1000:.0f} ms each: {elapsed * 1000:.0f} ms")
+    assert DELAY <= elapsed < 0.75 * 2 * DELAY
+    assert services["tag"].seen[-1].headers["Authorization"] == "Bearer token-of-alice"
+
+
+def test_readiness_asks_every_service_at_once(services):
+    for fake in services.values():
+        fake.delay = DELAY / 2
+
+    async def scenario() -> tuple[Any, dict[str, Any], float]:
+        async with gateway() as client:
+            response, elapsed = await timed(client.get("/readyz"))
+            return response, await response.get_json(), elapsed
+
+    response, body, elapsed = asyncio.run(scenario())
+    total = len(services) * DELAY / 2
+    print(f"\nreadiness, {len(services)} services of {DELAY * 500:.0f} ms each: "
+          f"{elapsed * 1000:.0f} ms")  # fmt: skip
+    assert response.status_code == 200, body
+    assert set(body["dependencies"]) == set(services)
+    assert all(state["ok"] and state["ms"] >= DELAY / 2 * 1000 * 0.9
+               for state in body["dependencies"].values())  # fmt: skip
+    assert elapsed < total / 3
+
+
+def test_the_gateway_is_not_ready_until_every_service_is(services):
+    # A subscriber that started empty answers 503 until its replay is applied (its bootstrap).
+    bootstrapping = {"ok": False, "replayed": 10, "through": 250}
+    services["search"].answer(
+        "GET", "/readyz", 503,
+        {"status": "degraded", "dependencies": {"bootstrap": bootstrapping,
+                                                "backlog": {"ok": True, "waiting": 240}}},
+    )  # fmt: skip
+    services["tag"].stop()
+
+    async def scenario() -> tuple[Any, dict[str, Any]]:
+        async with gateway() as client:
+            response = await client.get("/readyz")
+            return response, await response.get_json()
+
+    response, body = asyncio.run(scenario())
+    assert response.status_code == 503
+    states = body["dependencies"]
+    assert states["search"]["ok"] is False and states["search"]["bootstrap"] == bootstrapping
+    assert states["tag"]["ok"] is False
+    assert all(states[name]["ok"] for name in services if name not in ("search", "tag"))
+    assert body["settled"] is False
+
+
+# --- partial pages ------------------------------------------------------------------------
+
+
+def test_a_failing_service_leaves_a_partial_home_page_that_says_what_is_missing(services):
+    services["tag"].answer("GET", "/api/tags", 500, BROKEN)
+    services["recommend-v1"].stop()
+
+    async def scenario() -> tuple[int, str]:
+        async with gateway() as client:
+            response = await client.get("/")
+            return response.status_code, await text(response)
+
+    status, page = asyncio.run(scenario())
+    assert status == 200
+    assert "Recommendations are unavailable right now." in page
+    assert "Popular tags are unavailable right now." in page
+    assert "No tags yet." not in page  # unavailable is not empty
+
+
+def test_a_failing_tag_service_leaves_the_post_page_without_the_users_tags(services):
+    services["tag"].answer("GET", f"/api/posts/{POST_ID}/tags/mine", 500, BROKEN)
+
+    async def scenario() -> tuple[int, str]:
+        async with gateway(user="alice") as client:
+            response = await client.get(f"/posts/{POST_ID}")
+            return response.status_code, await text(response)
+
+    status, page = asyncio.run(scenario())
+    assert status == 200
+    assert POST["title"] in page and "#asyncio" in page  # search's copy of the tags
+    assert "Your tags are unavailable right now." in page
+
+
+def test_without_the_post_the_post_page_is_an_error_page(services):
+    services["search"].stop()
+
+    async def scenario() -> tuple[Any, str]:
+        async with gateway(user="alice") as client:
+            response = await client.get(f"/posts/{POST_ID}")
+            return response, await text(response)
+
+    response, page = asyncio.run(scenario())
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert "The search service is not answering." in page
+
+
+def test_a_post_search_does_not_know_is_not_found(services):
+    async def scenario() -> tuple[Any, str]:
+        async with gateway() as client:
+            response = await client.get("/posts/nosuchpost")
+            return response, await text(response)
+
+    response, page = asyncio.run(scenario())
+    assert response.status_code == 404 and "No post with that id." in page
+    assert services["tag"].calls[("GET", "/api/posts/nosuchpost/tags/mine")] == 0
+
+
+# --- the API: routing, errors, retries, the breaker ---------------------------------------
+
+
+def test_the_api_passes_calls_and_answers_through(services):
+    services["search"].answer("GET", "/api/search", 200, {"query": "q", "items": []})
+    services["recommend-v2"].answer("GET", "/api/recommendations", 200, {"items": []},
+                                    **{"X-Recommend-Version": "2"})  # fmt: skip
+    services["users"].answer("POST", "/api/users", 201, {"username": "bob"})
+
+    async def scenario() -> list[Any]:
+        async with gateway() as client:
+            found = await client.get("/api/search?q=hello%20world&q=two&page=2")
+            v2 = await client.get("/api/recommendations", headers={"X-Recommend-Version": "2"})
+            created = await client.post("/api/users", json={"username": "bob", "password": "x"})
+            too_big = await client.post(
+                "/api/users",
+                data=b"x" * (64 * 1024 + 1),
+                headers={"Content-Type": "application/json"},
+            )
+            return [found, v2, created, too_big, await too_big.get_json()]
+
+    found, v2, created, too_big, refusal = asyncio.run(scenario())
+    assert found.status_code == 200 and found.headers["X-Served-By"].startswith("search@")
+    assert services["search"].seen[-1].query.getall("q") == ["hello world", "two"]
+    assert services["search"].seen[-1].query["page"] == "2"
+    assert v2.status_code == 200 and v2.headers["X-Recommend-Version"] == "2"
+    assert services["recommend-v2"].calls[("GET", "/api/recommendations")] == 1
+    assert created.status_code == 201
+    assert json.loads(services["users"].bodies[-1]) == {"username": "bob", "password": "x"}
+    assert services["users"].seen[-1].headers["Content-Type"] == "application/json"
+    assert too_big.status_code == 413 and refusal["error"]["code"] == "request_entity_too_large"
+    assert services["users"].calls[("POST", "/api/users")] == 1  # the big body never left
+
+
+def test_a_read_is_retried_once_and_a_write_never(services):
+    services["search"].answer("GET", "/api/search", 500, BROKEN)
+    services["tag"].answer("POST", f"/api/posts/{POST_ID}/tags", 500, BROKEN)
+
+    async def scenario() -> list[Any]:
+        async with gateway() as client:
+            read = await client.get("/api/search?q=x")
+            write = await client.post(f"/api/posts/{POST_ID}/tags", json={"tag": "a"})
+            return [read, await read.get_json(), write]
+
+    read, body, write = asyncio.run(scenario())
+    assert read.status_code == 503 and body["error"]["code"] == "upstream_unavailable"
+    assert services["search"].calls[("GET", "/api/search")] == 2
+    assert write.status_code == 503
+    assert services["tag"].calls[("POST", f"/api/posts/{POST_ID}/tags")] == 1
+
+
+def test_a_services_own_errors_pass_through_unchanged_and_never_retried(services):
+    busy = error("busy", "ingest is busy; try again in a minute")
+    services["ingest"].answer("GET", "/api/jobs/j1", 503, busy)
+    services["search"].answer("GET", "/api/posts/zzz", 404, NOT_FOUND)
+
+    async def scenario() -> list[Any]:
+        async with gateway() as client:
+            answers = [await client.get("/api/jobs/j1"), await client.get("/api/posts/zzz")]
+            return [(a.status_code, await a.get_json()) for a in answers]
+
+    assert asyncio.run(scenario()) == [(503, busy), (404, NOT_FOUND)]
+    assert services["ingest"].calls[("GET", "/api/jobs/j1")] == 1
+    assert services["search"].calls[("GET", "/api/posts/zzz")] == 1
+
+
+def test_a_retry_fits_in_the_calls_deadline(services, monkeypatch):
+    services["tag"].delay = 1.0
+    short = aiohttp.ClientTimeout(total=0.3, sock_connect=0.5)
+    monkeypatch.setattr(ASYNC_STAGE.load("gateway.client"), "TIMEOUT", short)
+
+    async def scenario() -> tuple[Any, float]:
+        async with gateway() as client:
+            return await timed(client.get("/api/tags"))
+
+    response, elapsed = asyncio.run(scenario())
+    assert response.status_code == 503
+    assert elapsed < 0.6  # one timeout, no second try past the deadline
+    assert services["tag"].calls[("GET", "/api/tags")] == 1
+
+
+@pytest.mark.parametrize("outage", ["stopped", "failing slowly"])
+def test_an_upstream_failing_opens_its_breaker_and_the_gateway_answers_at_once(services, outage):
+    tag = services["tag"]
+    if outage == "stopped":
+        tag.stop()
+    else:
+        tag.delay = DELAY
+        tag.answer("GET", "/api/tags", 500, BROKEN)
+
+    async def scenario() -> dict[str, Any]:
+        async with gateway() as client:
+            failing = []
+            for _ in range(3):  # 2 tries per read: 6 failures, past the threshold (5)
+                response, elapsed = await timed(client.get("/api/tags"))
+                assert response.status_code == 503
+                failing.append(elapsed)
+            if outage == "stopped":
+                tag.start()  # back on its port: an open breaker still sends it nothing
+            tag.reset()
+            api, at_once = await timed(client.get("/api/tags"))
+            home = await client.get("/")
+            return {"failing": failing, "at_once": at_once, "api": api, "api_body":
+                    await api.get_json(), "home": home, "page": await text(home)}  # fmt: skip
+
+    seen = asyncio.run(scenario())
+    print(f"\n{outage}: failing calls {[round(t * 1000) for t in seen['failing']]} ms, "
+          f"breaker open {seen['at_once'] * 1000:.1f} ms")  # fmt: skip
+    assert seen["api"].status_code == 503
+    assert seen["api_body"]["error"]["code"] == "upstream_unavailable"
+    assert seen["home"].status_code == 200
+    assert "Popular tags are unavailable right now." in seen["page"]
+    assert sum(tag.calls.values()) == 0  # nothing reached it while the breaker is open
+    # At once: no call, no pause for a second try (each failing read waited for one).
+    assert seen["at_once"] < min(seen["failing"]) / 3
+
+
+def test_a_clients_bad_request_never_opens_the_breaker(services):
+    invalid = error("invalid_tag", "a tag is 1-32 lower-case letters, digits or '-'")
+    services["tag"].answer("POST", f"/api/posts/{POST_ID}/tags", 400, invalid)
+    services["tag"].answer("GET", f"/api/posts/{POST_ID}/tags/nope", 404, NOT_FOUND)
+
+    async def scenario() -> tuple[list[Any], Any]:
+        async with gateway() as client:
+            answers = []
+            for _ in range(12):  # more than twice the threshold
+                refused = await client.post(f"/api/posts/{POST_ID}/tags", json={"tag": "B A D"})
+                answers.append((refused.status_code, await refused.get_json()))
+            services["tag"].answer("POST", f"/api/posts/{POST_ID}/tags", 201, {"tag": "good"})
+            accepted = await client.post(f"/api/posts/{POST_ID}/tags", json={"tag": "good"})
+            return answers, accepted
+
+    answers, accepted = asyncio.run(scenario())
+    assert answers == [(400, invalid)] * 12
+    assert accepted.status_code == 201  # the breaker stayed closed
+    assert services["tag"].calls[("POST", f"/api/posts/{POST_ID}/tags")] == 13
+
+
+# --- the registry -------------------------------------------------------------------------
+
+# A database of these tests' own: the stage tests register their instances in theirs.
+REGISTRY_DB = 14
+
+
+@pytest.fixture
+def registry_url(redis_server: str) -> Iterator[str]:
+    url = f"{redis_server.rsplit('/', 1)[0]}/{REGISTRY_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def test_the_gateway_takes_turns_over_the_instances_in_the_registry(
+    services, loopback, registry_url, monkeypatch
+):
+    registry = ASYNC_STAGE.load("chassis.registry")
+    second = FakeService(loopback, "search").start()
+    second.answer("GET", f"/api/posts/{POST_ID}", 200, POST)
+    monkeypatch.setenv("REGISTRY_URL", registry_url)
+    monkeypatch.delenv("SEARCH_URL")  # only the registry knows where search is
+
+    async def scenario() -> list[str]:
+        beats = [registry.Heartbeat(registry_url, "search", fake.url)
+                 for fake in (services["search"], second)]  # fmt: skip
+        for beat in beats:
+            await beat.start()
+        try:
+            lookup = registry.Registry(registry_url)
+            for _ in range(50):  # the first beats land within moments
+                if len(await lookup.instances("search")) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            await lookup.close()
+            async with gateway() as client:
+                answers = [await client.get(f"/api/posts/{POST_ID}") for _ in range(4)]
+                return [a.headers["X-Served-By"] for a in answers]
+        finally:
+            for beat in beats:
+                await beat.stop()
+
+    try:
+        served_by = asyncio.run(scenario())
+    finally:
+        second.stop()
+    assert sorted(served_by) == sorted([f"search@{services['search'].port}",
+                                        f"search@{second.port}"] * 2)  # fmt: skip
+    assert served_by[0] != served_by[1]
+
+
+def test_a_stopped_heartbeat_leaves_the_registry_at_once(registry_url):
+    registry = ASYNC_STAGE.load("chassis.registry")
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        beat = registry.Heartbeat(registry_url, "tag", "http://127.0.0.1:1")
+        lookup = registry.Registry(registry_url)
+        lookup.CACHE_SECONDS = 0
+        await beat.start()
+        for _ in range(50):
+            if await lookup.instances("tag"):
+                break
+            await asyncio.sleep(0.05)
+        listed = await lookup.instances("tag")
+        await beat.stop()
+        after = await lookup.instances("tag")
+        await lookup.close()
+        return listed, after
+
+    assert asyncio.run(scenario()) == (["http://127.0.0.1:1"], [])
+
+
+# --- no blocking call on the event loop -----------------------------------------------------
+
+BLOCKING_MODULES = {"requests", "urllib.request", "http.client", "pymongo.synchronous"}
+BLOCKING_NAMES = {
+    "time.sleep", "httpx.Client", "httpx.get", "httpx.post", "httpx.put", "httpx.delete",
+    "httpx.request", "pymongo.MongoClient", "redis.Redis", "redis.StrictRedis",
+    "redis.client.Redis",
+}  # fmt: skip
+
+
+def blocking_calls(source: str) -> list[str]:
+    """Name the blocking imports and calls in a module's source (imports read through)."""
+    found, aliases = [], {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = alias.name
+                if alias.name in BLOCKING_MODULES:
+                    found.append(f"import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                aliases[alias.asname or alias.name] = name
+                if node.module in BLOCKING_MODULES or name in BLOCKING_NAMES:
+                    found.append(f"from {node.module} import {alias.name}")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute | ast.Name):
+            dotted = dotted_name(node, aliases)
+            if dotted in BLOCKING_NAMES:
+                found.append(dotted)
+    return found
+
+
+def dotted_name(node: ast.AST, aliases: dict[str, str]) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ""
+    parts.append(aliases.get(node.id, node.id))
+    return ".".join(reversed(parts))
+
+
+def test_the_blocking_call_finder_finds_them():
+    assert blocking_calls("import time\ntime.sleep(1)") == ["time.sleep"]
+    assert "time.sleep" in blocking_calls("from time import sleep\nsleep(1)")
+    assert "import requests" in blocking_calls("import requests\nrequests.get('x')")
+    assert blocking_calls("import httpx\nhttpx.Client()") == ["httpx.Client"]
+    assert blocking_calls("import httpx\nhttpx.AsyncClient()") == []
+    assert blocking_calls("from pymongo import MongoClient") != []
+    assert blocking_calls("from pymongo import AsyncMongoClient") == []
+    assert blocking_calls("import redis\nredis.Redis.from_url('x')") == ["redis.Redis"]
+    assert blocking_calls("import redis.asyncio\nredis.asyncio.Redis.from_url('x')") == []
+    assert blocking_calls("import asyncio\nawait asyncio.sleep(1)") == []
+
+
+ASYNC_MODULES = sorted((ASYNC_STAGE.path / "gateway").glob("*.py")) + [
+    ASYNC_STAGE.path / "chassis" / "registry.py"
+]
+
+
+def test_the_gateway_has_all_its_modules():
+    names = {path.name for path in ASYNC_MODULES}
+    assert {"__init__.py", "api.py", "auth.py", "client.py", "pages.py", "upstreams.py"} <= names
+
+
+@pytest.mark.parametrize("path", ASYNC_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_blocking_call_on_the_event_loop(path: Path):
+    assert blocking_calls(path.read_text(encoding="utf-8")) == []
