@@ -8,8 +8,9 @@ Async: the body is read by `await`, and the answer streams back as it arrives.
 
 from typing import Any
 
-from quart import Blueprint, Response, abort, request
+from quart import Blueprint, Response, request
 
+from chassis import web
 from gateway import client
 from workshop import config
 
@@ -39,7 +40,9 @@ async def proxy(service: str, **_: Any) -> Response:
     if service == "recommend":
         service = client.recommend_service()
     long_call = request.path == "/api/ingest"
-    body = await body_within(config.MAX_INGEST_BYTES if long_call else config.MAX_JSON_BYTES)
+    body = await web.body_within(
+        request, config.MAX_INGEST_BYTES if long_call else config.MAX_JSON_BYTES
+    )
     response = await client.call(
         service,
         request.method,
@@ -51,18 +54,6 @@ async def proxy(service: str, **_: Any) -> Response:
     )
     headers = {h: response.headers[h] for h in ANSWER_HEADERS if h in response.headers}
     return Response(client.body_of(response), status=response.status, headers=headers)
-
-
-async def body_within(max_bytes: int) -> bytes:
-    """Return the request's body, or answer 413 if it is larger than this call accepts."""
-    # Quart fixes a body's limit when the request arrives (MAX_CONTENT_LENGTH, the largest
-    # any call takes): setting request.max_content_length later does not reach it.
-    if (request.content_length or 0) > max_bytes:
-        abort(413)
-    body = await request.get_data()
-    if len(body) > max_bytes:
-        abort(413)
-    return body
 
 
 for path, methods, service in ROUTES:

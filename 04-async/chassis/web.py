@@ -1,0 +1,237 @@
+"""What every 04 app shares, on Quart: the templates, sessions, CSRF and contract errors that
+workshop/web gives the Flask stages, with the request read by `await`.
+
+Quart is Flask's async twin (same factory, blueprints, `g`, `session`): this module is
+workshop/web/__init__.py, workshop/web/bodies.py and workshop/web/health.py ported, and it
+keeps their framework-free parts (workshop/web/policy.py, the contract's checks) as they are.
+"""
+
+import asyncio
+import functools
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from quart import (
+    Blueprint,
+    Quart,
+    Request,
+    Response,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+
+from workshop import config, ingestion, latency, tokens
+from workshop.contract import ApiError, error_body, parse_json_object
+from workshop.web import STATIC, TEMPLATES
+from workshop.web.policy import (
+    SECURITY_HEADERS,
+    format_timestamp,
+    highlight,
+    is_api_path,
+    snippet,
+)
+
+# A check returns {"ok": bool, ...details}; readiness is every check being ok.
+Check = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
+    """Return a Quart app with the shared pages' templates and static files wired in."""
+    app = Quart(import_name, template_folder=TEMPLATES, static_folder=STATIC)
+    app.config.from_mapping(
+        SECRET_KEY=config.secret_key(),
+        STAGE_NAME=Path(app.root_path).parent.name,  # the stage folder the app's package is in
+        MAX_CONTENT_LENGTH=config.MAX_INGEST_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.json.sort_keys = False  # posts keep the contract's field order
+    if test_config:
+        app.config.update(test_config)
+    app.before_request(_load_user)
+    app.before_request(_check_csrf)
+    app.after_request(_security_headers)
+    app.jinja_env.filters["datetime"] = format_timestamp
+    app.jinja_env.globals.update(csrf_token=csrf_token, highlight=highlight, snippet=snippet)
+
+    @app.context_processor
+    async def _globals() -> dict[str, Any]:
+        return {"current_user": g.get("user"), "stage_name": app.config["STAGE_NAME"]}
+
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def delay_answers(app: Quart, service: str) -> None:
+    """Make a service wait before each answer as WORKSHOP_LATENCY_MS says (off by default)."""
+    seconds = latency.delay_for(service)
+    if seconds:
+        # The request awaits its sleep: the event loop serves every other request meanwhile.
+        app.before_request(functools.partial(asyncio.sleep, seconds))
+
+
+def is_api_request() -> bool:
+    """Tell whether the request is for the JSON API (errors answer as JSON there)."""
+    return is_api_path(request.path)
+
+
+async def _load_user() -> None:
+    """Find who is calling: a bearer token for the API, the session cookie for pages."""
+    if is_api_request():
+        token = tokens.bearer(request.headers.get("Authorization"))
+        g.user = tokens.verify(token) if token else None
+        g.token = token if g.user else None
+    else:
+        g.user, g.token = session.get("user"), session.get("token")
+
+
+def csrf_token() -> str:
+    """Return this session's CSRF token, for every form that posts."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+async def _check_csrf() -> None:
+    """Refuse a page form post that does not carry this session's CSRF token."""
+    if request.method != "POST" or is_api_request():
+        return
+    sent = (await request.form).get("csrf_token", "")
+    expected = session.get("csrf", "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(400, "The form expired; please try again.")
+
+
+def login_page_required(view: Callable) -> Callable:
+    """Send a visitor who is not logged in to the login page, then back."""
+
+    @functools.wraps(view)
+    async def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            return redirect(url_for("auth.login", next=request.path))
+        return await view(*args, **kwargs)
+
+    return wrapped
+
+
+def api_auth_required(view: Callable) -> Callable:
+    """Answer 401 to an API call without a valid bearer token."""
+
+    @functools.wraps(view)
+    async def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user is None:
+            raise ApiError(401, "unauthorized", "send a valid 'Authorization: Bearer <token>'")
+        return await view(*args, **kwargs)
+
+    return wrapped
+
+
+async def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def _api_error(error: ApiError) -> Any:
+    if is_api_request():
+        return jsonify(error.body()), error.status
+    # A page whose data is out of reach (a service down: 503) tells the person, in HTML.
+    message = error.message[:1].upper() + error.message[1:] + "."
+    page = await render_template("error.html", status=error.status, message=message)
+    return page, error.status
+
+
+async def _http_error(error: HTTPException) -> Any:
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    if is_api_request():
+        message = error.description if status != 404 else "no such resource"
+        if status == 413:
+            message = "the body is larger than this call accepts"
+        return jsonify(error_body(code, message)), status
+    page = await render_template("error.html", status=status, message=error.description)
+    return page, status
+
+
+# --- reading a body: the contract's checks, awaited (workshop/web/bodies.py for Flask) ----
+
+
+async def json_object(
+    request: Request,
+    allowed: Collection[str],
+    required: Collection[str] = (),
+    max_bytes: int = config.MAX_JSON_BYTES,
+) -> dict[str, Any]:
+    """Return the request's JSON object (400/413/415 otherwise); see parse_json_object."""
+    body = await body_within(request, max_bytes)
+    return parse_json_object(body, request.mimetype, allowed, required)
+
+
+async def ingest_request(request: Request) -> ingestion.IngestRequest:
+    """Return what an ingest call asks for (400/413/415 otherwise); see ingest.parse_request."""
+    body = await body_within(request, config.MAX_INGEST_BYTES)
+    return ingestion.parse_request(body, request.mimetype)
+
+
+async def body_within(request: Request, max_bytes: int) -> bytes:
+    """Return the request's body, or answer 413 if it is larger than this call accepts."""
+    # Quart fixes a body's limit when the request arrives (MAX_CONTENT_LENGTH, the largest
+    # any call takes): setting request.max_content_length later does not reach it.
+    if (request.content_length or 0) > max_bytes:
+        abort(413)
+    body = await request.get_data(cache=True)
+    if len(body) > max_bytes:
+        abort(413)
+    return body
+
+
+# --- liveness and readiness (workshop/web/health.py for Flask) -----------------------------
+
+
+def health_blueprint(
+    checks: Mapping[str, Check],
+    settled: Callable[[dict[str, dict[str, Any]]], bool] | None = None,
+) -> Blueprint:
+    """Return a blueprint serving /healthz (alive) and /readyz (dependencies, with latency).
+
+    `settled`, where messages flow between services, adds whether they have all arrived:
+    ready means "can serve", settled means "serves the latest data" too.
+    """
+    blueprint = Blueprint("health", __name__)
+
+    @blueprint.get("/healthz")
+    async def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+    @blueprint.get("/readyz")
+    async def readyz() -> Any:
+        # Every check at once: readiness takes as long as the slowest, not the sum.
+        results = await asyncio.gather(*(_timed(check) for check in checks.values()))
+        states = dict(zip(checks, results, strict=True))
+        ready = all(state.get("ok") for state in states.values())
+        body: dict[str, Any] = {"status": "ready" if ready else "degraded", "dependencies": states}
+        if settled is not None:
+            body["settled"] = settled(states)
+        return jsonify(body), 200 if ready else 503
+
+    return blueprint
+
+
+async def _timed(check: Check) -> dict[str, Any]:
+    """Run one check and add how long it took (ms), unless it says so itself."""
+    started = time.perf_counter()
+    state = dict(await check())
+    state.setdefault("ms", round((time.perf_counter() - started) * 1000, 1))
+    return state
