@@ -1,0 +1,169 @@
+"""The broker, bridged to the event loop: durable named queues through kombu, one per service.
+
+kombu is a blocking library, and there is no maintained async client for all of its
+transports (Redis, RabbitMQ, and the broker-free filesystem default), so the bridge is
+explicit and small:
+
+- publishing runs kombu in a worker thread (`asyncio.to_thread`): the loop keeps serving
+  while a batch goes out;
+- consuming runs kombu's drain loop in a thread, as stage 03 does, and hands each batch to
+  the service's event loop (`asyncio.run_coroutine_threadsafe`); the thread waits for the
+  async handler and acknowledges only after it returns, so delivery stays at-least-once.
+
+The connection, the queues and the filesystem transport are workshop.broker's, shared
+with stage 03.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kombu
+from workshop.broker import MAX_BATCH, SYNC_QUEUE, broker_url, connect, queue, safe_url
+from workshop.messages import InvalidMessage, Message
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_BATCH", "SYNC_QUEUE", "Consumer", "Publisher"]
+
+# A handler gets more than this to apply one batch only if the store is stuck: then the
+# batch goes back to the queue and comes again.
+HANDLER_TIMEOUT_SECONDS = 60.0
+
+
+class Publisher:
+    """Send messages to named queues from the event loop; one connection, used by one thread
+    at a time."""
+
+    def __init__(self) -> None:
+        self._connection = connect()
+        self._lock = threading.Lock()
+
+    async def publish(self, messages: list[Message], queue_name: str) -> None:
+        """Send messages to a queue as one batch (in a thread: kombu blocks)."""
+        if messages:
+            await asyncio.to_thread(self._publish, messages, queue_name)
+
+    def _publish(self, messages: list[Message], queue_name: str) -> None:
+        body = {"messages": [message.to_dict() for message in messages]}
+        with self._lock:
+            producer = self._connection.Producer(serializer="json")
+            publish = self._connection.ensure(producer, producer.publish, max_retries=3)
+            publish(body, exchange="", routing_key=queue_name,
+                    declare=[queue(queue_name)], delivery_mode=2)  # fmt: skip
+
+    async def backlog(self, queue_name: str) -> int:
+        """Return how many batches wait in a queue."""
+        return await asyncio.to_thread(self._backlog, queue_name)
+
+    def _backlog(self, queue_name: str) -> int:
+        with self._lock:
+            channel = self._connection.default_channel
+            return queue(queue_name)(channel).queue_declare(passive=False).message_count
+
+    async def ping(self) -> dict[str, Any]:
+        """Tell whether the broker answers (for /readyz)."""
+        try:
+            await asyncio.to_thread(self._ping)
+        except Exception as error:  # any failure: not ready, and say which
+            return {"ok": False, "url": safe_url(broker_url()), "error": type(error).__name__}
+        return {"ok": True, "url": safe_url(broker_url())}
+
+    def _ping(self) -> None:
+        with self._lock:
+            self._connection.ensure_connection(max_retries=1, timeout=1)
+
+    def close(self) -> None:
+        self._connection.release()
+
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class Consumer:
+    """Consume a service's queue in a thread; apply each batch on the service's event loop.
+
+    A message is acknowledged only after its handler returns: a crash means redelivery
+    (at-least-once), so handlers must be idempotent. A handler that raises puts the
+    message back for another try.
+    """
+
+    def __init__(
+        self,
+        queue_name: str,
+        handlers: dict[str, Handler] | None = None,
+        batch_handler: Callable[[list[Message]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.queue_name = queue_name
+        self.handlers = handlers or {}
+        self.batch_handler = batch_handler
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"consumer-{queue_name}", daemon=True
+        )
+        self.handled = 0
+        self.in_flight = 0  # messages taken from the queue and not yet acknowledged
+        self.applied = 0  # the highest log sequence among the messages handled so far
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start consuming; batches are applied on `loop` (the service's event loop)."""
+        self._loop = loop
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with connect() as connection:
+                    self._consume(connection)
+            except Exception:  # broker gone: wait and reconnect, never die
+                log.warning("consumer %s lost the broker; retrying", self.queue_name, exc_info=True)
+                self._stop.wait(1.0)
+
+    def _consume(self, connection: kombu.Connection) -> None:
+        with connection.Consumer([queue(self.queue_name)], callbacks=[self._on_message],
+                                 accept=["json"], prefetch_count=1):  # fmt: skip
+            while not self._stop.is_set():
+                try:
+                    connection.drain_events(timeout=0.5)
+                except TimeoutError:
+                    continue
+
+    def _on_message(self, body: Any, raw: kombu.Message) -> None:
+        try:
+            messages = [Message.from_dict(item) for item in body["messages"]]
+        except (InvalidMessage, KeyError, TypeError):
+            log.error("dropping a malformed batch on %s: %r", self.queue_name, body)
+            raw.ack()
+            return
+        self.in_flight = len(messages)
+        assert self._loop is not None
+        try:
+            # The bridge: run the async handlers on the service's loop, wait here for them.
+            applying = asyncio.run_coroutine_threadsafe(self._apply(messages), self._loop)
+            applying.result(HANDLER_TIMEOUT_SECONDS)
+        except Exception:
+            log.exception("a handler failed on %s; the batch goes back", self.queue_name)
+            raw.requeue()
+            self.in_flight = 0
+            self._stop.wait(0.2)
+            return
+        raw.ack()
+        self.in_flight = 0
+        self.handled += len(messages)
+        self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
+
+    async def _apply(self, messages: list[Message]) -> None:
+        if self.batch_handler is not None:
+            await self.batch_handler(messages)
+        for message in messages:
+            handler = self.handlers.get(message.type)
+            if handler is not None:  # other types are not this service's business
+                await handler(message)

@@ -1,0 +1,150 @@
+"""workshop/queries.py, awaited: the same MongoDB queries over post data, on PyMongo's async API.
+
+Stages 01-03 share workshop/queries.py, written for PyMongo's blocking API. The queries
+themselves do not change here: the same filters, projections and pipelines, the same
+ranking (workshop.domain), the same shapes (queries.public_post, stored_post); only each
+round trip to the store is awaited. `diff workshop/queries.py 04-async/chassis/queries.py`
+shows that step alone.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+import pymongo
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from workshop.domain import recommend as recommender
+from workshop.domain import search as searching
+from workshop.domain.tags import count_tags
+from workshop.queries import (
+    DUPLICATE_KEY,
+    RANKING_FIELDS,
+    Upserted,
+    Written,
+    public_post,
+    stored_post,
+    tag_counts_pipeline,
+)
+
+
+async def create_post_indexes(posts: Any) -> None:
+    """Index what the queries below filter and sort on (terms is multikey, for search)."""
+    await posts.create_index("terms")
+    await posts.create_index([("score", pymongo.DESCENDING)])
+    await posts.create_index("tags.tag")
+
+
+async def create_tagging_indexes(taggings: Any) -> None:
+    """One tagging per (post, tag, user): tagging twice changes nothing."""
+    await taggings.create_index(
+        [("post_id", 1), ("tag", 1), ("user", 1)], unique=True, name="one_tag_per_user"
+    )
+    await taggings.create_index("user")
+
+
+async def upsert_each(collection: Any, writes: list[UpdateOne], retry: bool = True) -> Written:
+    """Run keyed upserts in one round trip and return what the database says they did.
+
+    An update that leaves a document as it was counts as matched, not modified. Two imports
+    may insert the same new post at once: the slower upsert fails on the duplicate key, and
+    runs again as an update of the document the faster one inserted.
+    """
+    if not writes:
+        return Written([], 0, 0)
+    try:
+        result = await collection.bulk_write(writes, ordered=False)
+    except BulkWriteError as error:
+        details, errors = error.details, error.details["writeErrors"]
+        if not retry or any(e["code"] != DUPLICATE_KEY for e in errors):
+            raise
+        again = await upsert_each(collection, [writes[e["index"]] for e in errors], retry=False)
+        return Written(
+            [u["_id"] for u in details["upserted"]] + again.inserted,
+            details["nMatched"] + again.matched,
+            details["nModified"] + again.modified,
+        )
+    return Written(list(result.upserted_ids.values()), result.matched_count, result.modified_count)
+
+
+async def upsert_posts(posts: Any, new_posts: Iterable[dict[str, Any]]) -> Upserted:
+    """Store posts keyed by reddit id; their tags stay as users left them. Say what changed."""
+    documents = {post["id"]: stored_post(post) for post in new_posts}
+    written = await upsert_each(
+        posts,
+        [
+            UpdateOne(
+                {"_id": post_id},
+                {
+                    "$set": {k: v for k, v in document.items() if k not in ("_id", "tags")},
+                    "$setOnInsert": {"tags": document.get("tags", [])},
+                },
+                upsert=True,
+            )
+            for post_id, document in documents.items()
+        ],
+    )
+    return Upserted(
+        new=len(written.inserted),
+        updated=written.modified,
+        unchanged=written.matched - written.modified,
+    )
+
+
+async def get_post(posts: Any, post_id: str) -> dict[str, Any] | None:
+    """Return one post, or None."""
+    document = await posts.find_one({"_id": post_id}, {"terms": 0})
+    # A service's copy may know a post's tags before its text arrives: not a post yet.
+    return public_post(document) if document and "title" in document else None
+
+
+async def posts_by_ids(posts: Any, ids: list[str]) -> list[dict[str, Any]]:
+    """Return full posts for ids, in the order of the ids."""
+    documents = await posts.find({"_id": {"$in": ids}}, {"terms": 0}).to_list()
+    found = {d["_id"]: d for d in documents}
+    return [public_post(found[i]) for i in ids if i in found]
+
+
+async def search(
+    posts: Any, terms: list[str], page: int, per_page: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Return (total, one page of posts) matching any of the terms, best first."""
+    if not terms:
+        return 0, []
+    candidates = await posts.find({"terms": {"$in": terms}}, {"score": 1, "terms": 1}).to_list()
+    ranked = searching.rank(({**c, "id": c["_id"]} for c in candidates), terms)
+    return len(ranked), await posts_by_ids(posts, ranked[searching.page_slice(page, per_page)])
+
+
+async def recommendations(
+    posts: Any,
+    topics: list[str],
+    limit: int,
+    formula: recommender.Formula = recommender.popularity,
+) -> list[dict[str, Any]]:
+    """Return recommended posts, the preferred topics first when given."""
+    threshold = {"score": {"$gte": recommender.SCORE_THRESHOLD}}
+    candidates = await posts.find(threshold, dict(RANKING_FIELDS)).to_list()
+    ranked = ({**c, "id": c["_id"]} for c in candidates)
+    best = recommender.recommend(ranked, topics, limit, formula)
+    return await posts_by_ids(posts, [post["id"] for post in best])
+
+
+async def posts_with_tag(posts: Any, tag: str) -> list[dict[str, Any]]:
+    """Return the posts carrying a tag, most popular first, ties by id."""
+    documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, {"terms": 0}).sort(
+        [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
+    )
+    return [public_post(d) for d in await documents.to_list()]
+
+
+async def tags_of_post(taggings: Any, post_id: str) -> list[dict[str, Any]]:
+    """Count a post's tags from its taggings."""
+    found = await taggings.find({"post_id": post_id}, {"tag": 1}).to_list()
+    return count_tags(t["tag"] for t in found)
+
+
+async def tag_counts(taggings: Any, limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first."""
+    counted = await taggings.aggregate(tag_counts_pipeline(limit))
+    return [{"tag": r["_id"], "count": r["count"]} for r in await counted.to_list()]

@@ -1,0 +1,271 @@
+"""What every stage-04 service shares, so each service's folder holds only its verb.
+
+A service is a small Quart app with: its own database (named after the service), the
+contract's error shapes, /healthz and /readyz (store, broker, backlog and, for a
+subscriber, bootstrap), a consumer for the message types it subscribes to, and an outbox
+relay for the data it owns. Handlers and routes are the service's own; this module only
+wires them.
+
+Ready means "answers right": a subscriber that starts empty answers /readyz 503 until the
+replay it asked for is applied (its bootstrap). After that a backlog is normal traffic:
+/readyz stays 200 and reports how much waits.
+
+What is async here: the store (PyMongo's async API), the relay, the declarer and the
+heartbeat are coroutines on the service's event loop, started in `before_serving` and
+stopped in `after_serving`; the consumer is kombu's thread, bridged to the loop
+(messaging/broker.py).
+"""
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quart import Blueprint, Quart, current_app, jsonify
+from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
+
+from chassis import web
+from chassis.messaging.broker import SYNC_QUEUE, Consumer, Publisher
+from chassis.messaging.outbox import Relay, Source
+from chassis.registry import Heartbeat, registry_url
+from workshop import config
+from workshop import db as databases
+
+log = logging.getLogger(__name__)
+REDECLARE_SECONDS = 5.0
+
+# handler(database, message): applies one message to the service's own store.
+Handler = Callable[[Any, Message], Awaitable[None]]
+
+
+@dataclass
+class Service:
+    """A service's definition: its name, routes, what it takes and what it owns."""
+
+    name: str
+    blueprint: Blueprint
+    subscribes: dict[str, Handler] = field(default_factory=dict)
+    owns: Callable[[Any], list[Source]] | None = None
+    setup: Callable[[Any], Awaitable[None]] | None = None
+    batch_handler: Callable[[Any, list[Message]], Awaitable[None]] | None = None
+
+
+@dataclass
+class Runtime:
+    """What a running service holds: its store and its messaging workers."""
+
+    database: Any
+    publisher: Publisher
+    consumer: Consumer | None = None
+    relay: Relay | None = None
+    heartbeat: Heartbeat | None = None
+    declarer: "asyncio.Task | None" = None
+    # Set at start when a subscriber's store is empty: it waits for its replay.
+    bootstrapping: bool = False
+    # The log sequence sync named when it had sent the replay (None: not heard yet).
+    caught_up_through: int | None = None
+
+    def bootstrapped(self) -> bool:
+        """Tell whether the start-up data is in (always, unless we started empty)."""
+        if self.bootstrapping and self.caught_up_through is not None and self.consumer:
+            # Once in, it stays in: later messages are steady-state backlog.
+            self.bootstrapping = self.consumer.applied < self.caught_up_through
+        return not self.bootstrapping
+
+    async def on_caught_up(self, message: Message) -> None:
+        """Note the last change of the replay sync sent us (sync's "caught up" message)."""
+        self.caught_up_through = int(message.payload["through"])
+
+    async def backlog(self) -> int:
+        """Return the work waiting: batches in the service's queue plus unpublished changes."""
+        waiting = 0
+        if self.consumer:
+            queued = await self.publisher.backlog(self.consumer.queue_name)
+            waiting = queued + self.consumer.in_flight
+        return waiting + (await self.relay.pending() if self.relay else 0)
+
+
+def get_db() -> Any:
+    """Return the running service's own database."""
+    return current_app.extensions["service"].database
+
+
+def create_service(
+    service: Service, import_name: str, test_config: dict[str, Any] | None = None
+) -> Quart:
+    """Create the service's app; its store and workers start when it starts serving."""
+    # INSTANCE runs one more copy with its own queue and store (embedded stores can't be
+    # shared): sync feeds it like any subscriber, and the registry lists it under the
+    # service's name, so the gateway spreads calls over both.
+    instance = config.env("INSTANCE")
+    queue_name = f"{service.name}-{instance}" if instance else service.name
+    app = web.create_quart(import_name, test_config)
+    web.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
+    app.config.setdefault("DATABASE_NAME", queue_name)
+    app.config.setdefault("START_WORKERS", True)
+    runtime = Runtime(None, Publisher())
+    app.extensions["service"] = runtime
+    app.register_blueprint(service.blueprint)
+    app.register_blueprint(web.health_blueprint(_checks(runtime, bool(service.subscribes))))
+    app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
+    served_by = f"{queue_name}@{config.env('PORT', '-')}"
+    app.after_request(functools.partial(_label, served_by=served_by))
+    if service.subscribes or service.batch_handler:
+        handlers = {
+            kind: functools.partial(_in_context, app, h) for kind, h in service.subscribes.items()
+        }
+        if service.subscribes:
+            handlers[CAUGHT_UP] = runtime.on_caught_up
+        runtime.consumer = Consumer(
+            queue_name,
+            handlers,
+            functools.partial(_in_context, app, service.batch_handler)
+            if service.batch_handler
+            else None,
+        )
+
+    @app.before_serving
+    async def open_store_and_start() -> None:
+        # The async client belongs to this event loop: open it here, close it after serving.
+        runtime.database = databases.async_database(app.config["DATABASE_NAME"])
+        if service.setup:
+            async with app.app_context():
+                await service.setup(runtime.database)
+        if service.owns:
+            runtime.relay = Relay(service.name, service.owns(runtime.database), runtime.publisher)
+        if app.config["START_WORKERS"]:
+            await start_workers(service, runtime)
+
+    @app.after_serving
+    async def stop_and_close_store() -> None:
+        await stop_workers(runtime)
+        await databases.close_async_clients()
+
+    return app
+
+
+async def start_workers(service: Service, runtime: Runtime) -> None:
+    """Start the relay and the consumer, tell sync what we take, and join the registry."""
+    url, port = registry_url(), config.env("PORT")
+    if url and port:
+        address = f"http://127.0.0.1:{port}"
+        runtime.heartbeat = Heartbeat(url, service.name, address, ready=runtime.bootstrapped)
+        await runtime.heartbeat.start()
+    if runtime.relay:
+        await runtime.relay.start()
+    if runtime.consumer:
+        # Ask for a replay only if the store was empty before anything was consumed.
+        empty = await _empty(runtime.database)
+        runtime.bootstrapping = empty and bool(service.subscribes)
+        runtime.consumer.start(asyncio.get_running_loop())
+        if service.subscribes:
+            declaring = declare_periodically(
+                runtime.consumer.queue_name, list(service.subscribes), runtime, replay=empty
+            )
+            runtime.declarer = asyncio.create_task(declaring, name="declarer")
+
+
+async def declare_periodically(
+    queue_name: str, types: list[str], runtime: Runtime, replay: bool
+) -> None:
+    """Tell sync what we subscribe to at start, and again now and then.
+
+    Declaring again costs little and heals a sync service that restarted without its
+    memory (the embedded store): it learns its subscribers back within seconds.
+    """
+    while True:
+        try:
+            await declare_subscription(queue_name, types, runtime, replay)
+            replay = False
+        except Exception:  # the broker is down: try again next round
+            log.warning("could not declare %s to sync", queue_name, exc_info=True)
+        await asyncio.sleep(REDECLARE_SECONDS)
+
+
+async def declare_subscription(
+    queue_name: str, types: list[str], runtime: Runtime, replay: bool
+) -> None:
+    """Ask sync for these message types; `replay` asks for every change so far too.
+
+    Until the replay is applied, each declaration also asks sync to say when it has sent
+    it all (`catching_up`): a sync that restarted meanwhile still answers.
+    """
+    payload = {
+        "queue": queue_name,
+        "types": types,
+        "replay": replay,
+        "catching_up": not runtime.bootstrapped(),
+    }
+    version = time.time_ns()  # each declaration is news
+    message = Message(SUBSCRIPTION_DECLARED, queue_name, version, payload, queue_name)
+    await runtime.publisher.publish([message], SYNC_QUEUE)
+
+
+async def _empty(database: Any) -> bool:
+    """Tell whether a store holds no documents (a new service, or a new version of one)."""
+    for name in await database.list_collection_names():
+        if await database[name].estimated_document_count():
+            return False
+    return True
+
+
+async def stop_workers(runtime: Runtime) -> None:
+    """Stop consuming and relaying (an unacknowledged batch goes back to the queue)."""
+    if runtime.heartbeat:
+        await runtime.heartbeat.stop()
+    if runtime.declarer:
+        runtime.declarer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.declarer
+    if runtime.consumer:
+        # The consumer's thread may wait for a handler on this loop: let it finish there.
+        await asyncio.to_thread(runtime.consumer.stop)
+    if runtime.relay:
+        await runtime.relay.stop()
+    runtime.publisher.close()
+
+
+async def _in_context(app: Quart, handler: Callable, payload: Any) -> None:
+    async with app.app_context():
+        await handler(app.extensions["service"].database, payload)
+
+
+def _checks(runtime: Runtime, subscriber: bool) -> dict[str, web.Check]:
+    async def store() -> dict[str, Any]:
+        return await databases.async_ping(runtime.database)
+
+    async def backlog() -> dict[str, Any]:
+        # A backlog is reported, never "not ready": writes in flight are normal traffic.
+        try:
+            return {"ok": True, "waiting": await runtime.backlog()}
+        except Exception as error:  # the broker is down: the ping check says so too
+            return {"ok": False, "error": type(error).__name__}
+
+    async def bootstrap() -> dict[str, Any]:
+        if runtime.bootstrapped():
+            return {"ok": True}
+        applied = runtime.consumer.applied if runtime.consumer else 0
+        return {"ok": False, "replayed": applied, "through": runtime.caught_up_through}
+
+    checks = {"mongodb": store, "broker": runtime.publisher.ping, "backlog": backlog}
+    if subscriber:
+        checks["bootstrap"] = bootstrap
+    return checks
+
+
+async def _stats(runtime: Runtime, name: str) -> Any:
+    """Count the documents in each of the service's collections (to compare stores)."""
+    counts = {}
+    for collection in sorted(await runtime.database.list_collection_names()):
+        counts[collection] = await runtime.database[collection].count_documents({})
+    return jsonify({"service": name, "collections": counts})
+
+
+async def _label(response: Any, served_by: str) -> Any:
+    """Say which instance answered (the gateway passes it on: watch the round robin)."""
+    response.headers["X-Served-By"] = served_by
+    return response

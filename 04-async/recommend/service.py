@@ -1,0 +1,44 @@
+"""The recommend service's routes: recommendations, anonymous or personal."""
+
+from typing import Any
+
+from quart import Blueprint, current_app, g, jsonify, request
+from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
+
+from chassis.service import Service
+from recommend import store
+from workshop import contract
+
+bp = Blueprint("recommend", __name__, url_prefix="/api")
+
+
+@bp.get("/recommendations")
+async def recommendations() -> Any:
+    limit = contract.limit_param(request.args)
+    items, topics = await store.recommendations(g.user, limit)
+    headers = {
+        "X-Recommend-Version": current_app.config["RECOMMEND_VERSION"],
+        # Which of the user's topics this answer used (from our copy), for the home page.
+        "X-Personal": str(bool(topics)).lower(),
+        "X-Topics": ",".join(topics),
+    }
+    return jsonify({"user": g.user, "items": items}), 200, headers
+
+
+def make_service(version: str, name: str) -> Service:
+    """Return the recommend service of one version: its own name, queue and database."""
+
+    async def setup(database: Any) -> None:
+        current_app.config["RECOMMEND_VERSION"] = version
+        await store.setup(database)
+
+    return Service(
+        name=name,
+        blueprint=bp,
+        subscribes={
+            POST_UPSERTED: store.on_post_upserted,
+            TAGS_CHANGED: store.on_tags_changed,
+            PREFERENCES_UPDATED: store.on_preferences_updated,
+        },
+        setup=setup,
+    )

@@ -1,0 +1,48 @@
+"""The recommend service's data: its own copy of posts (with tags) and of preferences."""
+
+from typing import Any
+
+from quart import current_app
+from workshop.messages import Message
+
+from chassis import queries
+from chassis.messaging.inbox import apply_versioned
+from chassis.service import get_db
+from workshop.domain.recommend import FORMULAS
+from workshop.queries import stored_post
+
+
+async def setup(database: Any) -> None:
+    """Index what ranking queries."""
+    await queries.create_post_indexes(database.posts)
+
+
+async def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return (posts, the topics used): the user's topics first, if we know of any."""
+    preferences = await get_db().preferences.find_one({"_id": user}) if user else None
+    topics = preferences["topics"] if preferences else []
+    formula = FORMULAS[current_app.config["RECOMMEND_VERSION"]]
+    return await queries.recommendations(get_db().posts, topics, limit, formula), topics
+
+
+async def on_post_upserted(database: Any, message: Message) -> None:
+    """Keep the post's latest state (ranking needs votes and comments)."""
+    document = stored_post({"id": message.key, **message.payload})
+    fields = {k: v for k, v in document.items() if k not in ("_id", "tags", "terms")}
+    await apply_versioned(database.posts, message.key, message.version, fields, "post_version")
+
+
+async def on_tags_changed(database: Any, message: Message) -> None:
+    """Keep the post's latest tags (they can match a user's topics)."""
+    tags = message.payload["tags"]
+    await apply_versioned(
+        database.posts, message.key, message.version, {"tags": tags}, "tags_version"
+    )
+
+
+async def on_preferences_updated(database: Any, message: Message) -> None:
+    """Keep each user's latest topics: personal answers need no call to users."""
+    topics = message.payload["topics"]
+    await apply_versioned(
+        database.preferences, message.key, message.version, {"topics": topics}, "version"
+    )

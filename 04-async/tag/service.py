@@ -1,0 +1,59 @@
+"""The tag service's routes: tag, untag, and count."""
+
+from typing import Any
+
+from quart import Blueprint, g, jsonify, request
+from workshop.messages import POST_UPSERTED
+
+from chassis.service import Service
+from chassis.web import api_auth_required, json_object
+from tag import store
+from workshop import contract
+from workshop.contract import not_found
+from workshop.domain.posts import is_valid_post_id
+
+bp = Blueprint("tag", __name__, url_prefix="/api")
+
+
+async def _existing_post_id(post_id: str) -> str:
+    if not is_valid_post_id(post_id) or not await store.post_exists(post_id):
+        raise not_found("post")
+    return post_id
+
+
+@bp.get("/tags")
+async def tags() -> Any:
+    contract.only_params(request.args, ())
+    return jsonify({"items": await store.tag_counts()})
+
+
+@bp.post("/posts/<post_id>/tags")
+@api_auth_required
+async def add_tag(post_id: str) -> Any:
+    data = await json_object(request, allowed=("tag",), required=("tag",))
+    tag = contract.checked_tag(data["tag"])
+    await store.add_tag(await _existing_post_id(post_id), tag, g.user)
+    return jsonify({"post_id": post_id, "tag": tag, "user": g.user}), 201
+
+
+@bp.delete("/posts/<post_id>/tags/<tag>")
+@api_auth_required
+async def remove_tag(post_id: str, tag: str) -> Any:
+    await store.remove_tag(await _existing_post_id(post_id), contract.checked_tag(tag), g.user)
+    return "", 204
+
+
+@bp.get("/posts/<post_id>/tags/mine")
+@api_auth_required
+async def my_tags(post_id: str) -> Any:
+    """The caller's own tags on a post (the gateway's post page shows them)."""
+    return jsonify({"items": await store.user_tags(post_id, g.user)})
+
+
+service = Service(
+    name="tag",
+    blueprint=bp,
+    subscribes={POST_UPSERTED: store.on_post_upserted},
+    owns=store.outbox,
+    setup=store.setup,
+)

@@ -1,0 +1,63 @@
+"""The tag service's data: who tagged what, each post's counts, and which posts exist."""
+
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+from workshop.messages import TAGS_CHANGED, Message
+
+from chassis import queries
+from chassis.messaging.inbox import apply_versioned
+from chassis.messaging.outbox import Source, changed_inc, nudge
+from chassis.service import get_db
+from workshop.domain.tags import tag_list
+
+
+async def setup(database: Any) -> None:
+    """Index the taggings: one per (post, tag, user)."""
+    await queries.create_tagging_indexes(database.taggings)
+
+
+async def post_exists(post_id: str) -> bool:
+    """Tell whether ingest has published this post (we keep our own list of ids)."""
+    return await get_db().posts.find_one({"_id": post_id}, {"_id": 1}) is not None
+
+
+async def add_tag(post_id: str, tag: str, user: str) -> None:
+    """Record a user's tag; count it and mark the post's counts for publishing."""
+    try:
+        await get_db().taggings.insert_one({"post_id": post_id, "tag": tag, "user": user})
+    except DuplicateKeyError:
+        return  # tagged already: nothing changes
+    # $inc is atomic, so two users tagging at once both count, in any order.
+    counted = changed_inc({f"counts.{tag}": 1})
+    await get_db().counts.update_one({"_id": post_id}, counted, upsert=True)
+    nudge()
+
+
+async def remove_tag(post_id: str, tag: str, user: str) -> None:
+    """Withdraw a user's tag; count it down and mark the post's counts for publishing."""
+    tagging = {"post_id": post_id, "tag": tag, "user": user}
+    if (await get_db().taggings.delete_one(tagging)).deleted_count:
+        await get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": -1}))
+        nudge()
+
+
+async def user_tags(post_id: str, user: str) -> list[str]:
+    """Return the tags a user gave a post."""
+    taggings = get_db().taggings.find({"post_id": post_id, "user": user}, {"tag": 1})
+    return sorted(t["tag"] for t in await taggings.to_list())
+
+
+async def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first."""
+    return await queries.tag_counts(get_db().taggings, limit)
+
+
+def outbox(database: Any) -> list[Source]:
+    """What this service publishes: a post's tag counts, whenever they change."""
+    return [Source(database.counts, TAGS_CHANGED, lambda d: {"tags": tag_list(d["counts"])})]
+
+
+async def on_post_upserted(database: Any, message: Message) -> None:
+    """Remember that a post exists, so tags on unknown posts can be refused."""
+    await apply_versioned(database.posts, message.key, message.version, {}, "version")
