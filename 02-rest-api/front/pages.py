@@ -24,6 +24,7 @@ def index() -> Any:
         "index.html",
         recommendations=client.recommendations(topics, 12),
         personal=bool(topics),
+        topics=topics,
         popular_tags=client.tag_counts(POPULAR_TAGS_SHOWN),
         notice=None,
     )

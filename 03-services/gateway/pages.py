@@ -22,9 +22,9 @@ def index() -> Any:
     # The home page is composed from two services; each may fail without failing the page.
     notice = None
     try:
-        recommendations, personal = client.recommendations(12)
+        recommendations, topics = client.recommendations(12)
     except ApiError:
-        recommendations, personal = [], False
+        recommendations, topics = [], []
         notice = "Recommendations are unavailable right now."
     try:
         popular_tags = client.tag_counts(POPULAR_TAGS_SHOWN)
@@ -33,7 +33,8 @@ def index() -> Any:
     return render_template(
         "index.html",
         recommendations=recommendations,
-        personal=personal,
+        personal=bool(topics),
+        topics=topics,
         popular_tags=popular_tags,
         notice=notice,
     )

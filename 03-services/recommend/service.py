@@ -15,13 +15,14 @@ bp = Blueprint("recommend", __name__, url_prefix="/api")
 @bp.get("/recommendations")
 def recommendations() -> Any:
     limit = contract.limit_param(request.args)
-    items, personal = store.recommendations(g.user, limit)
-    version = current_app.config["RECOMMEND_VERSION"]
-    return (
-        jsonify({"user": g.user, "items": items}),
-        200,
-        {"X-Recommend-Version": version, "X-Personal": str(personal).lower()},
-    )
+    items, topics = store.recommendations(g.user, limit)
+    headers = {
+        "X-Recommend-Version": current_app.config["RECOMMEND_VERSION"],
+        # Which of the user's topics this answer used (from our copy), for the home page.
+        "X-Personal": str(bool(topics)).lower(),
+        "X-Topics": ",".join(topics),
+    }
+    return jsonify({"user": g.user, "items": items}), 200, headers
 
 
 def make_service(version: str, name: str) -> Service:

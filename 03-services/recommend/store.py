@@ -17,12 +17,12 @@ def setup(database: Database) -> None:
     queries.create_post_indexes(database.posts)
 
 
-def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """Return (posts, personal): the user's topics first, if we know of any."""
+def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return (posts, the topics used): the user's topics first, if we know of any."""
     preferences = get_db().preferences.find_one({"_id": user}) if user else None
     topics = preferences["topics"] if preferences else []
     formula = FORMULAS[current_app.config["RECOMMEND_VERSION"]]
-    return queries.recommendations(get_db().posts, topics, limit, formula), bool(topics)
+    return queries.recommendations(get_db().posts, topics, limit, formula), topics
 
 
 def on_post_upserted(database: Database, message: Message) -> None:

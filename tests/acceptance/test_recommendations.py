@@ -1,7 +1,10 @@
 """Recommendations: popular posts for everyone, the user's topics first when logged in."""
 
+import re
+
 import pytest
 
+from tests.acceptance.forms import log_in
 from tests.acceptance.stage import assert_error, eventually
 from workshop.domain.recommend import SCORE_THRESHOLD, popularity
 
@@ -47,3 +50,25 @@ def test_preferred_topics_come_first_for_a_logged_in_user(client, user):
 
 def test_an_invalid_token_is_refused_not_ignored(client):
     assert_error(client.get("/api/me/preferences", token="forged.token.value"), 401)
+
+
+def recommended_ids(home_page: str) -> list[str]:
+    section = re.search(r'<section id="recommendations".*?</section>', home_page, re.S)
+    assert section, "the home page has its recommendations section"
+    return re.findall(r'data-post-id="([^"]+)"', section.group())
+
+
+def test_the_home_page_says_whose_topics_it_recommends_by(client, user):
+    username, password, token = user
+    anonymous = client.get("/").text
+    assert "Popular posts" in anonymous and "Recommended for you" not in anonymous
+    assert "Picked for your topics" not in anonymous
+    answer = client.put("/api/me/preferences", token=token, json={"topics": ["testing", "web"]})
+    assert answer.status_code == 200
+    log_in(client, username, password)
+
+    home = eventually(lambda: client.get("/").text, lambda page: "Recommended for you" in page)
+    assert "Recommended for you" in home and "Popular posts" not in home
+    assert "Picked for your topics: testing, web." in home
+    assert len(recommended_ids(home)) == 12
+    assert recommended_ids(home) != recommended_ids(anonymous)
