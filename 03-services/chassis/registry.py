@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -29,9 +30,16 @@ def registry_url() -> str | None:
 
 
 class Heartbeat:
-    """Keep one instance's registry entry alive while the process runs."""
+    """Keep one instance's registry entry alive while the process runs and is ready.
 
-    def __init__(self, url: str, service: str, address: str) -> None:
+    `ready` keeps a new instance out of the registry until its start-up data is in, so
+    the gateway sends it no traffic it would answer wrongly.
+    """
+
+    def __init__(
+        self, url: str, service: str, address: str, ready: Callable[[], bool] = lambda: True
+    ) -> None:
+        self.ready = ready
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.key = f"{PREFIX}:{service}:{address}"
         self.value = json.dumps({"service": service, "address": address})
@@ -49,7 +57,8 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.client.set(self.key, self.value, ex=TTL_SECONDS)
+                if self.ready():
+                    self.client.set(self.key, self.value, ex=TTL_SECONDS)
             except redis.RedisError:
                 log.warning("registry unreachable; %s keeps trying", self.key)
             self._stop.wait(HEARTBEAT_SECONDS)

@@ -1,9 +1,14 @@
 """What every stage-03 service shares, so each service's folder holds only its verb.
 
 A service is a small Flask app with: its own database (named after the service), the
-contract's error shapes, /healthz and /readyz (store, broker, backlog), a consumer for the
-message types it subscribes to, and an outbox relay for the data it owns. Handlers and
-routes are the service's own; this module only wires them.
+contract's error shapes, /healthz and /readyz (store, broker, backlog and, for a
+subscriber, bootstrap), a consumer for the message types it subscribes to, and an outbox
+relay for the data it owns. Handlers and routes are the service's own; this module only
+wires them.
+
+Ready means "answers right": a subscriber that starts empty answers /readyz 503 until the
+replay it asked for is applied (its bootstrap). After that a backlog is normal traffic:
+/readyz stays 200 and reports how much waits.
 """
 
 import atexit
@@ -19,7 +24,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from pymongo.database import Database
 
 from chassis.messaging.broker import SYNC_QUEUE, Consumer, Publisher
-from chassis.messaging.envelope import SUBSCRIPTION_DECLARED, Message
+from chassis.messaging.envelope import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, registry_url
 from workshop import config, web
@@ -55,6 +60,21 @@ class Runtime:
     relay: Relay | None = None
     heartbeat: Heartbeat | None = None
     declarer: "Declarer | None" = None
+    # Set at start when a subscriber's store is empty: it waits for its replay.
+    bootstrapping: bool = False
+    # The log sequence sync named when it had sent the replay (None: not heard yet).
+    caught_up_through: int | None = None
+
+    def bootstrapped(self) -> bool:
+        """Tell whether the start-up data is in (always, unless we started empty)."""
+        if self.bootstrapping and self.caught_up_through is not None and self.consumer:
+            # Once in, it stays in: later messages are steady-state backlog.
+            self.bootstrapping = self.consumer.applied < self.caught_up_through
+        return not self.bootstrapping
+
+    def on_caught_up(self, message: Message) -> None:
+        """Note the last change of the replay sync sent us (sync's "caught up" message)."""
+        self.caught_up_through = int(message.payload["through"])
 
     def backlog(self) -> int:
         """Return the work waiting: batches in the service's queue plus unpublished changes."""
@@ -87,17 +107,19 @@ def create_service(
         with app.app_context():
             service.setup(runtime.database)
     app.register_blueprint(service.blueprint)
-    app.register_blueprint(health_blueprint(_checks(runtime)))
+    app.register_blueprint(health_blueprint(_checks(runtime, bool(service.subscribes))))
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
     app.after_request(lambda response: _label(response, served_by))
     if service.subscribes or service.batch_handler:
+        handlers = {
+            kind: functools.partial(_in_context, app, h) for kind, h in service.subscribes.items()
+        }
+        if service.subscribes:
+            handlers[CAUGHT_UP] = runtime.on_caught_up
         runtime.consumer = Consumer(
             queue_name,
-            {
-                kind: functools.partial(_in_context, app, h)
-                for kind, h in service.subscribes.items()
-            },
+            handlers,
             functools.partial(_in_context, app, service.batch_handler)
             if service.batch_handler
             else None,
@@ -113,13 +135,15 @@ def start_workers(service: Service, runtime: Runtime) -> None:
     """Start the relay and the consumer, tell sync what we take, and join the registry."""
     url, port = registry_url(), config.env("PORT")
     if url and port:
-        runtime.heartbeat = Heartbeat(url, service.name, f"http://127.0.0.1:{port}")
+        address = f"http://127.0.0.1:{port}"
+        runtime.heartbeat = Heartbeat(url, service.name, address, ready=runtime.bootstrapped)
         runtime.heartbeat.start()
     if runtime.relay:
         runtime.relay.start()
     if runtime.consumer:
         # Ask for a replay only if the store was empty before anything was consumed.
         empty = _empty(runtime.database)
+        runtime.bootstrapping = empty and bool(service.subscribes)
         runtime.consumer.start()
         if service.subscribes:
             runtime.declarer = Declarer(
@@ -153,8 +177,17 @@ class Declarer(threading.Thread):
 
 
 def declare_subscription(queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
-    """Ask sync for these message types; `replay` asks for every change so far too."""
-    payload = {"queue": queue_name, "types": types, "replay": replay}
+    """Ask sync for these message types; `replay` asks for every change so far too.
+
+    Until the replay is applied, each declaration also asks sync to say when it has sent
+    it all (`catching_up`): a sync that restarted meanwhile still answers.
+    """
+    payload = {
+        "queue": queue_name,
+        "types": types,
+        "replay": replay,
+        "catching_up": not runtime.bootstrapped(),
+    }
     version = time.time_ns()  # each declaration is news
     message = Message(SUBSCRIPTION_DECLARED, queue_name, version, payload, queue_name)
     runtime.publisher.publish([message], SYNC_QUEUE)
@@ -184,18 +217,28 @@ def _in_context(app: Flask, handler: Callable, payload: Any) -> None:
         handler(app.extensions["service"].database, payload)
 
 
-def _checks(runtime: Runtime) -> dict[str, Callable[[], dict[str, Any]]]:
+def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[str, Any]]]:
     def backlog() -> dict[str, Any]:
+        # A backlog is reported, never "not ready": writes in flight are normal traffic.
         try:
             return {"ok": True, "waiting": runtime.backlog()}
         except Exception as error:  # the broker is down: the ping check says so too
             return {"ok": False, "error": type(error).__name__}
 
-    return {
+    def bootstrap() -> dict[str, Any]:
+        if runtime.bootstrapped():
+            return {"ok": True}
+        applied = runtime.consumer.applied if runtime.consumer else 0
+        return {"ok": False, "replayed": applied, "through": runtime.caught_up_through}
+
+    checks = {
         "mongodb": lambda: databases.ping(runtime.database),
         "broker": runtime.publisher.ping,
         "backlog": backlog,
     }
+    if subscriber:
+        checks["bootstrap"] = bootstrap
+    return checks
 
 
 def _stats(runtime: Runtime, name: str) -> Any:

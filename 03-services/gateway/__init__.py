@@ -26,5 +26,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _settled(states: dict[str, dict[str, Any]]) -> bool:
-    """Tell whether every message has reached its service (nothing waits in a queue)."""
+    """Tell whether every message has reached its service (nothing waits in a queue).
+
+    For information only: a backlog is normal traffic, and the gateway stays ready. It is
+    not ready (503) while a service is down or still loading its start-up data.
+    """
     return all(state.get("ok") and not state.get("backlog") for state in states.values())

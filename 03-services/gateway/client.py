@@ -89,8 +89,12 @@ def ping(service: str) -> dict[str, Any]:
         body = response.json()
     except (ApiError, ValueError):
         return {"ok": False}
-    backlog = body.get("dependencies", {}).get("backlog", {}).get("waiting", 0)
-    return {"ok": response.status_code == 200, "backlog": backlog}
+    dependencies = body.get("dependencies", {})
+    state = {"ok": response.status_code == 200,
+             "backlog": dependencies.get("backlog", {}).get("waiting", 0)}  # fmt: skip
+    if not dependencies.get("bootstrap", {"ok": True}).get("ok"):
+        state["bootstrap"] = dependencies["bootstrap"]  # still loading its start-up data
+    return state
 
 
 # --- what the pages need -----------------------------------------------------------------

@@ -4,9 +4,15 @@ Owners publish their changes to the sync queue. Sync numbers each new change (th
 sequence), then delivers to every subscriber whose types match everything after that
 subscriber's checkpoint. Live fan-out, catching up after a crash and a full replay are the
 same loop from different checkpoints.
+
+A subscriber that starts empty asks for a replay and waits: once every owner of its types
+has said its outbox is drained (what it held at start is in the log), sync follows the
+replay with a "caught up" message naming the last change of its types, and the subscriber
+is ready when it has applied that one.
 """
 
 import threading
+import time
 from typing import Any
 
 import pymongo
@@ -14,7 +20,13 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.broker import MAX_BATCH, Publisher
-from chassis.messaging.envelope import MASTER_DATA_TYPES, SUBSCRIPTION_DECLARED, Message
+from chassis.messaging.envelope import (
+    CAUGHT_UP,
+    MASTER_DATA_TYPES,
+    OUTBOX_DRAINED,
+    SUBSCRIPTION_DECLARED,
+    Message,
+)
 
 # One writer at a time: the consumer thread and the admin replay call share the log.
 _lock = threading.Lock()
@@ -52,13 +64,41 @@ def head(database: Database) -> int:
     return counter["seq"] if counter else 0
 
 
-def subscribe(database: Database, queue: str, types: list[str], replay: bool) -> None:
-    """Record a subscriber; a new one (or one asking for a replay) starts from zero."""
+def subscribe(
+    database: Database, queue: str, types: list[str], replay: bool, catching_up: bool = False
+) -> None:
+    """Record a subscriber; a new one (or one asking for a replay) starts from zero.
+
+    `catching_up`: the subscriber still waits to hear that it has caught up.
+    """
     known = database.subscribers.find_one({"_id": queue})
     checkpoint = 0 if replay or known is None else known["checkpoint"]
-    database.subscribers.update_one(
-        {"_id": queue}, {"$set": {"types": types, "checkpoint": checkpoint}}, upsert=True
-    )
+    fields = {"types": types, "checkpoint": checkpoint, "catching_up": catching_up}
+    database.subscribers.update_one({"_id": queue}, {"$set": fields}, upsert=True)
+
+
+def drained(database: Database, types: list[str]) -> None:
+    """Record that the owner of these types has published everything it held."""
+    for message_type in types:
+        database.drained.update_one({"_id": message_type}, {"$set": {"at": time.time()}},
+                                    upsert=True)  # fmt: skip
+
+
+def tell_caught_up(database: Database, publisher: Publisher, subscriber: dict[str, Any]) -> None:
+    """Tell a catching-up subscriber the last change of its types, once every owner is in.
+
+    Sent after the replay on the same queue: the subscriber is caught up when it has
+    applied that change. Until every owner has drained its outbox, the log may still lack
+    the data the owners started with, so the subscriber keeps waiting.
+    """
+    types = subscriber["types"]
+    if database.drained.count_documents({"_id": {"$in": types}}) < len(set(types)):
+        return
+    latest = database.log.find_one({"type": {"$in": types}}, sort=[("seq", -1)])
+    through = latest["seq"] if latest else 0
+    message = Message(CAUGHT_UP, subscriber["_id"], time.time_ns(), {"through": through}, "sync")
+    publisher.publish([message], subscriber["_id"])
+    database.subscribers.update_one({"_id": subscriber["_id"]}, {"$set": {"catching_up": False}})
 
 
 def deliver(database: Database, publisher: Publisher, subscriber: dict[str, Any]) -> int:
@@ -94,14 +134,17 @@ def on_batch(database: Database, publisher: Publisher, messages: list[Message]) 
                     logged.append(entry)
             elif message.type == SUBSCRIPTION_DECLARED:
                 payload = message.payload
-                subscribe(
-                    database, payload["queue"], list(payload["types"]), bool(payload["replay"])
-                )
+                subscribe(database, payload["queue"], list(payload["types"]),
+                          bool(payload["replay"]), bool(payload.get("catching_up")))  # fmt: skip
+            elif message.type == OUTBOX_DRAINED:
+                drained(database, list(message.payload["types"]))
         for subscriber in database.subscribers.find():
             if subscriber["checkpoint"] >= before:
                 send_new(database, publisher, subscriber, logged)
             else:
                 deliver(database, publisher, subscriber)
+            if subscriber.get("catching_up"):
+                tell_caught_up(database, publisher, subscriber)
 
 
 def send_new(
@@ -127,8 +170,9 @@ def replay(database: Database, publisher: Publisher, queue: str) -> int | None:
 
 
 def subscribers(database: Database) -> list[dict[str, Any]]:
-    """Return every subscriber with its types and checkpoint."""
+    """Return every subscriber with its types, checkpoint, and whether it is catching up."""
     return [
-        {"queue": s["_id"], "types": s["types"], "checkpoint": s["checkpoint"]}
+        {"queue": s["_id"], "types": s["types"], "checkpoint": s["checkpoint"],
+         "catching_up": bool(s.get("catching_up"))}
         for s in database.subscribers.find().sort("_id", 1)
-    ]
+    ]  # fmt: skip

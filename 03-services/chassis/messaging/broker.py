@@ -127,6 +127,7 @@ class Consumer:
         )
         self.handled = 0
         self.in_flight = 0  # messages taken from the queue and not yet acknowledged
+        self.applied = 0  # the highest log sequence among the messages handled so far
 
     def start(self) -> None:
         self._thread.start()
@@ -178,6 +179,7 @@ class Consumer:
         raw.ack()
         self.in_flight = 0
         self.handled += len(messages)
+        self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
 
 
 def _safe(url: str) -> str:

@@ -9,6 +9,8 @@ POST_UPSERTED = "post.upserted"  # ingest: a post's current state
 TAGS_CHANGED = "tags.changed"  # tag: a post's current tag counts
 PREFERENCES_UPDATED = "preferences.updated"  # users: a user's current topics
 SUBSCRIPTION_DECLARED = "subscription.declared"  # any subscriber, to sync, at start
+OUTBOX_DRAINED = "outbox.drained"  # any owner, to sync: what it held at start is published
+CAUGHT_UP = "subscription.caught_up"  # sync, to a new subscriber: the log so far is yours
 MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
 
 

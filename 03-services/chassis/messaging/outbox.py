@@ -19,13 +19,16 @@ from typing import Any
 from pymongo.collection import Collection
 
 from chassis.messaging.broker import MAX_BATCH, SYNC_QUEUE, Publisher
-from chassis.messaging.envelope import Message
+from chassis.messaging.envelope import OUTBOX_DRAINED, Message
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 10.0
 IDLE_POLL_SECONDS = 0.02
 MAX_IDLE_POLL_SECONDS = 0.2
+# An idle relay tells sync again now and then: a sync that restarted without its memory
+# learns it back, as it learns its subscribers back from their declarations.
+DRAINED_EVERY_SECONDS = 5.0
 
 
 # Set by an owner right after a marked write, so its relay publishes at once; the relay's
@@ -94,9 +97,14 @@ class Relay:
 
     def _run(self) -> None:
         idle = IDLE_POLL_SECONDS
+        announced: float | None = None  # when we last told sync the outbox was drained
         while not self._stop.is_set():
             try:
                 sent = sum(self.relay_once(source) for source in self.sources)
+                due = announced is None or time.monotonic() - announced > DRAINED_EVERY_SECONDS
+                if not sent and due and self.pending() == 0:
+                    self.announce_drained()
+                    announced = time.monotonic()
             except Exception:  # broker or store down: keep the marks, try again later
                 log.warning("relay %s could not publish; retrying", self.service, exc_info=True)
                 sent = 0
@@ -105,6 +113,14 @@ class Relay:
             idle = IDLE_POLL_SECONDS if sent else min(idle * 2, MAX_IDLE_POLL_SECONDS)
             if not sent and _nudge.wait(idle):
                 _nudge.clear()
+
+    def announce_drained(self) -> None:
+        """Tell sync every change this owner holds is published (new subscribers wait for it)."""
+        types = [source.message_type for source in self.sources]
+        message = Message(
+            OUTBOX_DRAINED, self.service, time.time_ns(), {"types": types}, self.service
+        )
+        self.publisher.publish([message], SYNC_QUEUE)
 
     def relay_once(self, source: Source) -> int:
         """Claim, publish and clear one batch of pending documents; return how many."""
