@@ -1,0 +1,44 @@
+# The Python image: the shared `workshop` package plus one stage's folder. Every process of
+# the stage (front door, REST API, services) runs from this one image; the compose file picks
+# each container's command, as each line of the stage's Procfile does.
+#
+# Build from the repository root (the shared package is copied once, for every stage):
+#   docker build -f docker/app.Dockerfile --build-arg STAGE=03-services -t workshop-app:03 .
+
+# Pinned by tag and by digest: a tag can be pushed again, a digest cannot.
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+ARG STAGE=01-monolith
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=8000
+
+WORKDIR /app
+
+# The shared package and its dependencies first: this layer stays cached while stage code
+# changes. Only the runtime dependencies: no dev or bench extras.
+COPY pyproject.toml README.md ./
+COPY workshop/ workshop/
+RUN pip install --no-cache-dir . \
+    && rm -rf build workshop.egg-info
+
+# The stage's own packages (front, restapi, gateway, chassis, services): gunicorn
+# --chdir STAGE imports them from this folder, as `workshop up` does.
+COPY ${STAGE}/ ${STAGE}/
+
+# An unprivileged user; it owns nothing in the image, so the code is read-only to it.
+RUN groupadd --system --gid 10001 workshop \
+    && useradd --system --uid 10001 --gid workshop --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin workshop
+USER 10001:10001
+
+EXPOSE 8000
+
+# Alive means the process answers /healthz (slim has no curl: Python's urllib does it).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=4)"]
+
+# No default command: the compose file gives each container its own gunicorn line.

