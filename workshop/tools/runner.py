@@ -25,6 +25,8 @@ from workshop import config
 from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WATCH_SECONDS = 0.2  # how often the foreground loop looks for a stop request or a dead process
 RUNNING_RECORD = "running.json"
 READY_TIMEOUT_SECONDS = 120
 
@@ -106,7 +108,8 @@ class StageRunner:
         self.port = port
         self.env = stage_environment(stage, port, extra_env)
         self.children: dict[str, subprocess.Popen] = {}
-        self._stopping = threading.Event()
+        # A plain attribute: a signal handler sets it, and setting it takes no lock.
+        self.stop_requested = False
 
     def start(self) -> None:
         """Start every process of the stage (refusing ports another program holds)."""
@@ -161,7 +164,7 @@ class StageRunner:
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
         """Wait until the front door is ready (answers /readyz 200)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.failed() is None:
+        while time.monotonic() < deadline and self.failed() is None and not self.stop_requested:
             if is_ready(f"http://127.0.0.1:{self.port}"):
                 return True
             time.sleep(0.2)
@@ -176,7 +179,7 @@ class StageRunner:
 
     def stop(self) -> None:
         """Stop every process: SIGTERM, then SIGKILL after a grace period."""
-        self._stopping.set()
+        self.stop_requested = True
         self._record().unlink(missing_ok=True)
         for child in self.children.values():
             if child.poll() is None:
@@ -205,6 +208,10 @@ class StageRunner:
         self.stop_process(name)
         self._spawn(name, self.stage.ports(self.port)[name])
 
+    def request_stop(self, *_: object) -> None:
+        """Ask the stage to stop: a signal handler, so it only sets a flag."""
+        self.stop_requested = True
+
     def run_foreground(self, on_ready: Callable[[], None] | None = None) -> int:
         """Run until Ctrl-C/SIGTERM; return the exit status.
 
@@ -212,28 +219,38 @@ class StageRunner:
         with the set-up). Once it is ready, a process that dies is reported and the rest
         keep running, so you can watch the others degrade without it.
         """
-        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
-        self.start()
-        reported: set[str] = set()
+        # The handlers only set a flag, and the main loop looks at it. A handler that took
+        # a lock (threading.Event.set) would hang when a second signal arrived while the
+        # first held it; KeyboardInterrupt could break off the stop half done. Either way
+        # servers kept their ports.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self.request_stop)
         try:
-            if not self.wait_ready():
-                dead = self.failed()
-                self.stop()
-                print(
-                    f"workshop: {self.stage.name} did not start ({dead or 'timeout'})",
-                    file=sys.stderr,
-                )
-                return 1
-            if on_ready:
-                on_ready()
-            while not self._stopping.is_set():
-                for name, child in self.children.items():
-                    if child.poll() is not None and name not in reported:
-                        reported.add(name)
-                        print(f"workshop: process {name!r} exited ({child.returncode}); "
-                              "the rest keep running", file=sys.stderr)  # fmt: skip
-                self._stopping.wait(0.5)
-        except KeyboardInterrupt:
-            pass
+            return self._run_until_stopped(on_ready)
+        finally:
+            # All stopped: more signals have nothing to stop, and must not cut the exit short.
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+
+    def _run_until_stopped(self, on_ready: Callable[[], None] | None) -> int:
+        self.start()
+        if not self.wait_ready():
+            dead, asked = self.failed(), self.stop_requested
+            self.stop()
+            if asked:
+                return 0  # stopped while starting
+            print(f"workshop: {self.stage.name} did not start ({dead or 'timeout'})",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        if on_ready:
+            on_ready()
+        reported: set[str] = set()
+        while not self.stop_requested:
+            for name, child in self.children.items():
+                if child.poll() is not None and name not in reported:
+                    reported.add(name)
+                    print(f"workshop: process {name!r} exited ({child.returncode}); "
+                          "the rest keep running", file=sys.stderr)  # fmt: skip
+            time.sleep(WATCH_SECONDS)
         self.stop()
         return 0
