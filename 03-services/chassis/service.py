@@ -23,12 +23,13 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from pymongo.database import Database
 
-from chassis.messaging.broker import SYNC_QUEUE, Consumer, Publisher
-from chassis.messaging.envelope import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
+from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, registry_url
-from workshop import config, web
+from workshop import config, latency, web
 from workshop import db as databases
+from workshop.broker import SYNC_QUEUE
+from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.web.health import health_blueprint
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def create_service(
     instance = config.env("INSTANCE")
     queue_name = f"{service.name}-{instance}" if instance else service.name
     app = web.create_flask(import_name, test_config)
+    latency.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
     runtime = Runtime(databases.database(app.config["DATABASE_NAME"]), Publisher())

@@ -5,11 +5,11 @@ from typing import Any
 
 from pymongo.database import Database
 
-from chassis.messaging.envelope import POST_UPSERTED
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
 from workshop import config, ingestion, queries
 from workshop.domain.posts import POST_FIELDS
+from workshop.messages import POST_UPSERTED
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]

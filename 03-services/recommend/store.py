@@ -5,11 +5,11 @@ from typing import Any
 from flask import current_app
 from pymongo.database import Database
 
-from chassis.messaging.envelope import Message
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop import queries
 from workshop.domain.recommend import FORMULAS
+from workshop.messages import Message
 
 
 def setup(database: Database) -> None:

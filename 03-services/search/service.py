@@ -4,12 +4,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from chassis.messaging.envelope import POST_UPSERTED, TAGS_CHANGED
 from chassis.service import Service
 from search import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
+from workshop.messages import POST_UPSERTED, TAGS_CHANGED
 
 bp = Blueprint("search", __name__, url_prefix="/api")
 

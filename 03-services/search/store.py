@@ -4,10 +4,10 @@ from typing import Any
 
 from pymongo.database import Database
 
-from chassis.messaging.envelope import Message
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop import queries
+from workshop.messages import Message
 
 
 def setup(database: Database) -> None:

@@ -19,8 +19,9 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from chassis.messaging.broker import MAX_BATCH, Publisher
-from chassis.messaging.envelope import (
+from chassis.messaging.broker import Publisher
+from workshop.broker import MAX_BATCH
+from workshop.messages import (
     CAUGHT_UP,
     MASTER_DATA_TYPES,
     OUTBOX_DRAINED,

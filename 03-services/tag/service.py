@@ -4,12 +4,12 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from chassis.messaging.envelope import POST_UPSERTED
 from chassis.service import Service
 from tag import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
+from workshop.messages import POST_UPSERTED
 from workshop.web import api_auth_required
 from workshop.web.bodies import json_object
 

@@ -5,12 +5,12 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from chassis.messaging.envelope import TAGS_CHANGED, Message
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
 from workshop import queries
 from workshop.domain.tags import tag_list
+from workshop.messages import TAGS_CHANGED, Message
 
 
 def setup(database: Database) -> None:

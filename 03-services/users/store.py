@@ -5,9 +5,9 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from chassis.messaging.envelope import PREFERENCES_UPDATED
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
+from workshop.messages import PREFERENCES_UPDATED
 
 
 def create_user(username: str, password_hash: str) -> bool:

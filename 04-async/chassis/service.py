@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quart import Blueprint, Quart, current_app, jsonify
-from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 
 from chassis import web
-from chassis.messaging.broker import SYNC_QUEUE, Consumer, Publisher
+from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, registry_url
 from workshop import config
 from workshop import db as databases
+from workshop.broker import SYNC_QUEUE
+from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0

@@ -8,11 +8,12 @@ import pytest
 
 from tests.acceptance.stage import eventually
 from workshop import db as databases
+from workshop import messages
 from workshop.tools.stages import get_stage
 
 stage = get_stage("03-services")
 broker = stage.load("chassis.messaging.broker")
-envelope = stage.load("chassis.messaging.envelope")
+envelope = messages
 sync_store = stage.load("sync.store")
 Message = envelope.Message
 

@@ -7,15 +7,13 @@ import pytest
 
 from tests.acceptance.stage import eventually
 from workshop import db as databases
+from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
 from workshop.tools.stages import get_stage
 
 # The broker is stage 03's, from its chassis.
 stage = get_stage("03-services")
 Consumer = stage.load("chassis.messaging.broker").Consumer
 Publisher = stage.load("chassis.messaging.broker").Publisher
-Message = stage.load("chassis.messaging.envelope").Message
-POST_UPSERTED = stage.load("chassis.messaging.envelope").POST_UPSERTED
-TAGS_CHANGED = stage.load("chassis.messaging.envelope").TAGS_CHANGED
 apply_versioned = stage.load("chassis.messaging.inbox").apply_versioned
 
 WITHIN = 10.0

@@ -1,62 +1,20 @@
-"""The broker: durable named queues through kombu, one per service.
+"""The broker, from threads: publish to and consume from durable named queues, one per service.
 
-BROKER_URL picks the broker (redis://..., amqp://...). Unset, kombu's filesystem
-transport serves: messages are files under the run's folder, so separate processes on
-one laptop share them with no server to install. Publishing is to a queue by name; the
-sync service decides which services get which message types.
+Publishing is to a queue by name; the sync service decides which services get which
+message types. The connection and the queues are workshop.broker's (shared with 04).
 """
 
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import kombu
 
-from chassis.messaging import filesystem
-from chassis.messaging.envelope import InvalidMessage, Message
-from workshop import config
+from workshop.broker import broker_url, connect, queue, safe_url
+from workshop.messages import InvalidMessage, Message
 
 log = logging.getLogger(__name__)
-
-SYNC_QUEUE = "sync"
-POLL_SECONDS = 0.05
-
-
-def broker_url() -> str:
-    """Return BROKER_URL, or the filesystem transport's when it is unset."""
-    return config.env("BROKER_URL") or "filesystem://"
-
-
-def connect() -> kombu.Connection:
-    """Open a connection to the broker (lazily: nothing is sent until it is used)."""
-    url = broker_url()
-    if url.startswith("filesystem"):
-        folder = broker_folder()
-        options = {
-            "data_folder_in": folder,
-            "data_folder_out": folder,
-            "polling_interval": POLL_SECONDS,
-        }
-        return kombu.Connection(transport=filesystem.Transport, transport_options=options)
-    options: dict[str, Any] = {}
-    if url.startswith("redis"):
-        options = {"visibility_timeout": 60}  # an unacked message comes back after a crash
-    return kombu.Connection(url, transport_options=options, connect_timeout=2)
-
-
-def broker_folder() -> str:
-    """Return (and create) the folder the filesystem transport keeps messages in."""
-    run_dir = config.env("WORKSHOP_RUN_DIR") or str(config.STATE_DIR / "run")
-    folder = Path(run_dir) / "broker"
-    folder.mkdir(parents=True, exist_ok=True)
-    return str(folder)
-
-
-def queue(name: str) -> kombu.Queue:
-    """Return a durable queue that survives its consumer's (and a real broker's) restart."""
-    return kombu.Queue(name, routing_key=name, durable=True)
 
 
 class Publisher:
@@ -93,15 +51,14 @@ class Publisher:
             with self._lock:
                 self._connection.ensure_connection(max_retries=1, timeout=1)
         except Exception as error:  # any failure: not ready, and say which
-            return {"ok": False, "url": _safe(broker_url()), "error": type(error).__name__}
-        return {"ok": True, "url": _safe(broker_url())}
+            return {"ok": False, "url": safe_url(broker_url()), "error": type(error).__name__}
+        return {"ok": True, "url": safe_url(broker_url())}
 
     def close(self) -> None:
         self._connection.release()
 
 
 Handler = Callable[[Message], None]
-MAX_BATCH = 500
 
 
 class Consumer:
@@ -180,9 +137,3 @@ class Consumer:
         self.in_flight = 0
         self.handled += len(messages)
         self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
-
-
-def _safe(url: str) -> str:
-    """Hide a password in a broker URL before showing it."""
-    head, sep, tail = url.partition("@")
-    return f"{head.split(':')[0]}://***@{tail}" if sep else url

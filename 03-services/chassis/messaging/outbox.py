@@ -18,8 +18,9 @@ from typing import Any
 
 from pymongo.collection import Collection
 
-from chassis.messaging.broker import MAX_BATCH, SYNC_QUEUE, Publisher
-from chassis.messaging.envelope import OUTBOX_DRAINED, Message
+from chassis.messaging.broker import Publisher
+from workshop.broker import MAX_BATCH, SYNC_QUEUE
+from workshop.messages import OUTBOX_DRAINED, Message
 
 log = logging.getLogger(__name__)
 

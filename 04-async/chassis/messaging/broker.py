@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kombu
-from workshop.broker import MAX_BATCH, SYNC_QUEUE, broker_url, connect, queue, safe_url
+
+from workshop.broker import broker_url, connect, queue, safe_url
 from workshop.messages import InvalidMessage, Message
 
 log = logging.getLogger(__name__)
-
-__all__ = ["MAX_BATCH", "SYNC_QUEUE", "Consumer", "Publisher"]
 
 # A handler gets more than this to apply one batch only if the store is stuck: then the
 # batch goes back to the queue and comes again.

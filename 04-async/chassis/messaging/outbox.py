@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chassis.messaging.broker import Publisher
+from workshop.broker import MAX_BATCH, SYNC_QUEUE
 from workshop.messages import OUTBOX_DRAINED, Message
-
-from chassis.messaging.broker import MAX_BATCH, SYNC_QUEUE, Publisher
 
 log = logging.getLogger(__name__)
 

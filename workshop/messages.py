@@ -1,4 +1,8 @@
-"""The envelope every message travels in: what happened, to what, in which version."""
+"""The typed messages services exchange (stage 03 on): the envelope, and the message types.
+
+Like the public HTTP contract (contract.py), the message contract is the same in every
+stage that has messages; how a stage sends and takes them is its own (its chassis).
+"""
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime

@@ -1,0 +1,91 @@
+"""The broker connection every stage with messages uses: durable named queues through kombu.
+
+BROKER_URL picks the broker (redis://..., amqp://...). Unset, kombu's filesystem
+transport serves: messages are files under the run's folder, so separate processes on
+one laptop share them with no server to install. How a process publishes and consumes
+(threads in 03, the event loop in 04) is its stage's chassis.
+
+The stock filesystem transport writes a message file in place; a consumer in another
+process can read it half-written. Here a message is written under a temporary name and
+renamed into the queue folder (a rename is atomic), so a reader sees all of it or nothing.
+"""
+
+import os
+import uuid
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+import kombu
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+from workshop import config
+
+SYNC_QUEUE = "sync"
+POLL_SECONDS = 0.05
+# The most messages a relay or sync puts in one batch.
+MAX_BATCH = 500
+# Where a message file is written before it is renamed into the queue folder.
+TMP_DIR = ".incoming"
+
+
+def broker_url() -> str:
+    """Return BROKER_URL, or the filesystem transport's when it is unset."""
+    return config.env("BROKER_URL") or "filesystem://"
+
+
+def connect() -> kombu.Connection:
+    """Open a connection to the broker (lazily: nothing is sent until it is used)."""
+    url = broker_url()
+    if url.startswith("filesystem"):
+        folder = broker_folder()
+        options = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "polling_interval": POLL_SECONDS,
+        }
+        return kombu.Connection(transport=Transport, transport_options=options)
+    options: dict[str, Any] = {}
+    if url.startswith("redis"):
+        options = {"visibility_timeout": 60}  # an unacked message comes back after a crash
+    return kombu.Connection(url, transport_options=options, connect_timeout=2)
+
+
+def broker_folder() -> str:
+    """Return (and create) the folder the filesystem transport keeps messages in."""
+    run_dir = config.env("WORKSHOP_RUN_DIR") or str(config.STATE_DIR / "run")
+    folder = Path(run_dir) / "broker"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def queue(name: str) -> kombu.Queue:
+    """Return a durable queue that survives its consumer's (and a real broker's) restart."""
+    return kombu.Queue(name, routing_key=name, durable=True)
+
+
+def safe_url(url: str) -> str:
+    """Hide a password in a broker URL before showing it."""
+    head, sep, tail = url.partition("@")
+    return f"{head.split(':')[0]}://***@{tail}" if sep else url
+
+
+class Channel(filesystem.Channel):
+    """kombu's filesystem channel, writing each message whole (see the module's note)."""
+
+    def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        staging = os.path.join(self.data_folder_out, TMP_DIR)
+        os.makedirs(staging, exist_ok=True)
+        temporary = os.path.join(staging, name)
+        with open(temporary, "wb") as file:
+            file.write(str_to_bytes(dumps(payload)))
+        os.replace(temporary, os.path.join(self.data_folder_out, name))
+
+
+class Transport(filesystem.Transport):
+    """kombu's filesystem transport with the atomic channel."""
+
+    Channel = Channel
