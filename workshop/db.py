@@ -56,6 +56,23 @@ mongomock.collection.Collection._iter_documents = _lookup_by_id_first(
     mongomock.collection.Collection._iter_documents
 )
 
+
+def _without_sort(add: Callable) -> Callable:
+    """Let the emulation's bulk_write take the `sort` PyMongo 4.9+ passes (None unless used)."""
+
+    def add_write(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
+        if sort is not None:
+            raise NotImplementedError("the emulation cannot sort in a bulk write")
+        return add(self, *args, **kwargs)
+
+    return add_write
+
+
+# Without this, bulk_write with UpdateOne or ReplaceOne fails in the emulation (TypeError).
+for _add in ("add_update", "add_replace"):
+    _builder = mongomock.collection.BulkOperationBuilder
+    setattr(_builder, _add, _without_sort(getattr(_builder, _add)))
+
 _clients: dict[str | None, pymongo.MongoClient | mongomock.MongoClient] = {}
 _lock = threading.Lock()
 

@@ -13,6 +13,7 @@ from workshop import config
 from workshop.contract import ApiError, bad_request
 from workshop.data import importers, reddit
 from workshop.data import sample as sample_data
+from workshop.queries import Upserted
 
 COMMAND_FIELDS = {"source", "subreddit", "limit"}
 MAX_FETCH_LIMIT = 1000
@@ -96,19 +97,19 @@ def collect(job: IngestRequest) -> importers.ImportReport:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an ingest job ended: posts stored, rows rejected, and why it failed (if it did)."""
+    """How an ingest job ended: what storing did, rows rejected, why it failed (if it did)."""
 
-    ingested: int
-    rejected: int
+    stored: Upserted = Upserted()
+    rejected: int = 0
     error: str | None = None
 
 
-def run(job: IngestRequest, store_posts: Callable[[list[dict[str, Any]]], int]) -> Outcome:
+def run(job: IngestRequest, store_posts: Callable[[list[dict[str, Any]]], Upserted]) -> Outcome:
     """Load what a job names and store it with the stage's own `store_posts`."""
     try:
         report = collect(job)
     except (ValueError, RuntimeError) as error:  # a bad upload, reddit unreachable
-        return Outcome(0, 0, str(error))
+        return Outcome(error=str(error))
     return Outcome(store_posts(report.posts), len(report.rejected))
 
 

@@ -7,10 +7,12 @@ domain's (workshop.domain); these functions only fetch what ranking needs.
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
+from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
@@ -51,30 +53,79 @@ def stored_post(post: dict[str, Any]) -> dict[str, Any]:
     return {"_id": post["id"], **fields, "terms": post_model.search_terms(post)}
 
 
-def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> int:
-    """Store posts keyed by reddit id; their tags stay as users left them. Return how many.
+@dataclass(frozen=True)
+class Upserted:
+    """What storing posts did to each: inserted it, changed it, or found it already so."""
 
-    Only new or changed posts are written, so importing the same file again is cheap.
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        """Return how many posts were stored, changed or not."""
+        return self.new + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class Written:
+    """What keyed upserts did: the keys they inserted, the documents matched and modified."""
+
+    inserted: list[Any]
+    matched: int
+    modified: int
+
+
+def upsert_each(collection: Collection, writes: list[UpdateOne], retry: bool = True) -> Written:
+    """Run keyed upserts in one round trip and return what the database says they did.
+
+    An update that leaves a document as it was counts as matched, not modified. Two imports
+    may insert the same new post at once: the slower upsert fails on the duplicate key, and
+    runs again as an update of the document the faster one inserted.
+    """
+    if not writes:
+        return Written([], 0, 0)
+    try:
+        result = collection.bulk_write(writes, ordered=False)
+    except BulkWriteError as error:
+        details, errors = error.details, error.details["writeErrors"]
+        if not retry or any(e["code"] != DUPLICATE_KEY for e in errors):
+            raise
+        again = upsert_each(collection, [writes[e["index"]] for e in errors], retry=False)
+        return Written(
+            [u["_id"] for u in details["upserted"]] + again.inserted,
+            details["nMatched"] + again.matched,
+            details["nModified"] + again.modified,
+        )
+    return Written(list(result.upserted_ids.values()), result.matched_count, result.modified_count)
+
+
+def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> Upserted:
+    """Store posts keyed by reddit id; their tags stay as users left them. Say what changed.
+
+    A post stored with the same content is matched but not modified, so importing the same
+    file again writes nothing, and reports every post unchanged.
     """
     documents = {post["id"]: stored_post(post) for post in new_posts}
-    stored = {d["_id"]: d for d in posts.find({"_id": {"$in": list(documents)}})}
-    for post_id, old in stored.items():
-        fields = {k: v for k, v in documents[post_id].items() if k not in ("_id", "tags")}
-        if any(old.get(k) != v for k, v in fields.items()):
-            posts.update_one({"_id": post_id}, {"$set": fields})
-    insert_new(posts, [doc for post_id, doc in documents.items() if post_id not in stored])
-    return len(documents)
-
-
-def insert_new(collection: Collection, documents: list[dict[str, Any]]) -> None:
-    """Insert documents; one that another writer inserted meanwhile is skipped, not fatal."""
-    if not documents:
-        return
-    try:
-        collection.insert_many(documents, ordered=False)
-    except BulkWriteError as error:
-        if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
-            raise
+    written = upsert_each(
+        posts,
+        [
+            UpdateOne(
+                {"_id": post_id},
+                {
+                    "$set": {k: v for k, v in document.items() if k not in ("_id", "tags")},
+                    "$setOnInsert": {"tags": document.get("tags", [])},
+                },
+                upsert=True,
+            )
+            for post_id, document in documents.items()
+        ],
+    )
+    return Upserted(
+        new=len(written.inserted),
+        updated=written.modified,
+        unchanged=written.matched - written.modified,
+    )
 
 
 def get_post(posts: Collection, post_id: str) -> dict[str, Any] | None:
@@ -155,21 +206,28 @@ def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:
     return [{"tag": r["_id"], "count": r["count"]} for r in taggings.aggregate(pipeline)]
 
 
+# What a job counts: posts stored (new + updated + unchanged), and rows rejected.
+JOB_COUNTS = ("ingested", "new", "updated", "unchanged", "rejected")
+
+
 def create_job(jobs: Collection, description: str) -> str:
     """Record a new ingest job as running and return its id."""
     job_id = uuid.uuid4().hex
     jobs.insert_one(
-        {"_id": job_id, "state": "running", "ingested": 0, "rejected": 0,
+        {"_id": job_id, "state": "running", **dict.fromkeys(JOB_COUNTS, 0),
          "source": description, "created_at": datetime.now(UTC)}
     )  # fmt: skip
     return job_id
 
 
 def finish_job(
-    jobs: Collection, job_id: str, ingested: int, rejected: int, error: str | None = None
+    jobs: Collection, job_id: str, stored: Upserted, rejected: int, error: str | None = None
 ) -> None:
     """Record how a job ended: done, or failed with a reason."""
-    fields: dict[str, Any] = {"ingested": ingested, "rejected": rejected}
+    fields: dict[str, Any] = {
+        "ingested": stored.total, "new": stored.new, "updated": stored.updated,
+        "unchanged": stored.unchanged, "rejected": rejected,
+    }  # fmt: skip
     fields.update(state="failed" if error else "done", finished_at=datetime.now(UTC))
     if error:
         fields["error"] = error
@@ -177,8 +235,10 @@ def finish_job(
 
 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Return a job's public state: {"id", "state", "ingested", "rejected", "source", "error"?}."""
-    answer = {"id": job["_id"], **{k: job[k] for k in ("state", "ingested", "rejected", "source")}}
+    """Return a job's public state: its id, state, source, counts and error (if it failed)."""
+    answer = {"id": job["_id"], "state": job["state"], "source": job["source"]}
+    # A job recorded before a count existed has none of it: 0.
+    answer.update({count: job.get(count, 0) for count in JOB_COUNTS})
     if job.get("error"):
         answer["error"] = job["error"]
     return answer

@@ -85,7 +85,7 @@ def start_ingest() -> Any:
     job_id = store.create_job(job.describe())
     # The monolith does the work inside the request: the job is done when the call returns.
     outcome = ingestion.run(job, store.upsert_posts)
-    store.finish_job(job_id, outcome.ingested, outcome.rejected, outcome.error)
+    store.finish_job(job_id, outcome.stored, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202
 
 

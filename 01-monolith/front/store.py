@@ -33,8 +33,8 @@ def init_app(app: Flask) -> None:
 # --- posts -------------------------------------------------------------------------------
 
 
-def upsert_posts(posts: Iterable[dict[str, Any]]) -> int:
-    """Store posts keyed by reddit id; tags stay as users left them. Return how many."""
+def upsert_posts(posts: Iterable[dict[str, Any]]) -> queries.Upserted:
+    """Store posts keyed by reddit id; tags stay as users left them. Say what changed."""
     return queries.upsert_posts(get_db().posts, posts)
 
 
@@ -134,9 +134,11 @@ def create_job(description: str) -> str:
     return queries.create_job(get_db().jobs, description)
 
 
-def finish_job(job_id: str, ingested: int, rejected: int, error: str | None = None) -> None:
+def finish_job(
+    job_id: str, stored: queries.Upserted, rejected: int, error: str | None = None
+) -> None:
     """Record how a job ended."""
-    queries.finish_job(get_db().jobs, job_id, ingested, rejected, error)
+    queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:

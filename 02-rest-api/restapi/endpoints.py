@@ -61,5 +61,5 @@ def start_ingest() -> Any:
     job_id = queries.create_job(jobs, job.describe())
     # As in the monolith, the work happens inside the request: the job is done on return.
     outcome = ingestion.run(job, store.upsert_posts)
-    queries.finish_job(jobs, job_id, outcome.ingested, outcome.rejected, outcome.error)
+    queries.finish_job(jobs, job_id, outcome.stored, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202

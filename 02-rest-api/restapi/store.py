@@ -34,8 +34,8 @@ def get_db() -> Database:
     return current_app.data.driver.db
 
 
-def upsert_posts(posts: list[dict[str, Any]]) -> int:
-    """Store posts keyed by reddit id; tags stay as users left them."""
+def upsert_posts(posts: list[dict[str, Any]]) -> queries.Upserted:
+    """Store posts keyed by reddit id; tags stay as users left them. Say what changed."""
     return queries.upsert_posts(get_db().posts, posts)
 
 

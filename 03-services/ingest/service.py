@@ -22,7 +22,7 @@ def start_ingest() -> Any:
     # The work happens inside the request (stage 04 moves it to a background worker);
     # the posts then reach search, recommend and tag through the broker.
     outcome = ingestion.run(job, store.upsert_posts)
-    store.finish_job(job_id, outcome.ingested, outcome.rejected, outcome.error)
+    store.finish_job(job_id, outcome.stored, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202
 
 

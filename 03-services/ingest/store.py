@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from chassis.messaging.outbox import Source, changed, nudge
@@ -21,23 +22,38 @@ def setup(database: Database) -> None:
         upsert_posts(ingestion.sample().posts, database)
 
 
-def upsert_posts(posts: Iterable[dict[str, Any]], database: Database | None = None) -> int:
-    """Store posts keyed by reddit id; each new or changed one is marked for publishing."""
+def upsert_posts(
+    posts: Iterable[dict[str, Any]], database: Database | None = None
+) -> queries.Upserted:
+    """Store posts keyed by reddit id; each new or changed one is marked for publishing.
+
+    A post already stored as it is stays unmarked: the others have it, nothing is re-sent.
+    """
     collection = (database if database is not None else get_db()).posts
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
-    stored = {d["_id"]: d for d in collection.find({"_id": {"$in": list(documents)}})}
-    fresh = [
-        {"_id": post_id, **fields, "version": 1, "outbox_pending": True}
-        for post_id, fields in documents.items()
-        if post_id not in stored
+    inserted = queries.upsert_each(
+        collection,
+        [
+            UpdateOne(
+                {"_id": post_id},
+                {"$setOnInsert": {**fields, "version": 1, "outbox_pending": True}},
+                upsert=True,
+            )
+            for post_id, fields in documents.items()
+        ],
+    ).inserted
+    known = [post_id for post_id in documents if post_id not in set(inserted)]
+    # Only a post one of whose fields differs matches, so only it is changed and marked.
+    updates = [
+        UpdateOne(
+            {"_id": post_id, "$or": [{k: {"$ne": v}} for k, v in documents[post_id].items()]},
+            changed(documents[post_id]),
+        )
+        for post_id in known
     ]
-    queries.insert_new(collection, fresh)
-    for post_id, old in stored.items():
-        fields = documents[post_id]
-        if any(old.get(k) != v for k, v in fields.items()):
-            collection.update_one({"_id": post_id}, changed(fields))
+    updated = queries.upsert_each(collection, updates).modified
     nudge()
-    return len(documents)
+    return queries.Upserted(new=len(inserted), updated=updated, unchanged=len(known) - updated)
 
 
 def outbox(database: Database) -> list[Source]:
@@ -50,9 +66,11 @@ def create_job(description: str) -> str:
     return queries.create_job(get_db().jobs, description)
 
 
-def finish_job(job_id: str, ingested: int, rejected: int, error: str | None = None) -> None:
+def finish_job(
+    job_id: str, stored: queries.Upserted, rejected: int, error: str | None = None
+) -> None:
     """Record how a job ended."""
-    queries.finish_job(get_db().jobs, job_id, ingested, rejected, error)
+    queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:

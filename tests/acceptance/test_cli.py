@@ -32,10 +32,14 @@ def test_import_a_file_into_a_running_stage(stage, client, tmp_path):
     sample = tmp_path / "small.ndjson"
     made = run("data", "sample", "--count", "40", "--out", str(sample))
     assert made.returncode == 0 and "wrote 40 posts" in made.stdout
-    imported = run("data", "import", str(sample), "--url", stage.url,
-                   "--username", username, "--password", password)  # fmt: skip
+    login = ("--url", stage.url, "--username", username, "--password", password)
+    imported = run("data", "import", str(sample), *login)
     assert imported.returncode == 0, imported.stderr
-    assert "imported 40 posts (0 rejected rows)" in imported.stdout
+    assert "imported 40 posts: 40 new, 0 updated, 0 unchanged (0 rejected rows)" in imported.stdout
+    # The second import stores nothing: every post is already there, as it is in the file.
+    again = run("data", "import", str(sample), *login)
+    assert again.returncode == 0, again.stderr
+    assert "imported 40 posts: 0 new, 0 updated, 40 unchanged (0 rejected rows)" in again.stdout
 
 
 def test_import_reports_bad_rows_and_imports_the_rest(stage, client, tmp_path):
@@ -44,14 +48,24 @@ def test_import_reports_bad_rows_and_imports_the_rest(stage, client, tmp_path):
     upload = tmp_path / "mixed.ndjson"
     record = {"id": word[:6], "title": f"{word} post", "subreddit": "python", "created_utc": 1.37e9}
     upload.write_text(json.dumps(record) + "\n{broken\n")
-    imported = run("data", "import", str(upload), "--url", stage.url, env={
-        "WORKSHOP_USERNAME": username, "WORKSHOP_PASSWORD": password})  # fmt: skip
+    credentials = {"WORKSHOP_USERNAME": username, "WORKSHOP_PASSWORD": password}
+    imported = run("data", "import", str(upload), "--url", stage.url, env=credentials)
     assert imported.returncode == 0, imported.stderr
-    assert "imported 1 posts (1 rejected rows)" in imported.stdout
+    assert "imported 1 posts: 1 new, 0 updated, 0 unchanged (1 rejected rows)" in imported.stdout
     found = eventually(
         lambda: client.get("/api/search", params={"q": word}).json()["total"], lambda n: n == 1
     )
     assert found == 1
+    # The same post with a new score: stored again, as an update.
+    upload.write_text(json.dumps({**record, "score": 77}) + "\n{broken\n")
+    again = run("data", "import", str(upload), "--url", stage.url, env=credentials)
+    assert again.returncode == 0, again.stderr
+    assert "imported 1 posts: 0 new, 1 updated, 0 unchanged (1 rejected rows)" in again.stdout
+    scores = eventually(
+        lambda: [p["score"] for p in client.get("/api/search", params={"q": word}).json()["items"]],
+        lambda found: found == [77],
+    )
+    assert scores == [77]
 
 
 def fixture_rows(name: str) -> list[dict]:
@@ -62,16 +76,36 @@ def fixture_rows(name: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
+def published_changes(stage, client) -> int | None:
+    """Return how many changes stage 03's sync log holds once all are delivered (else None)."""
+    ports = get_stage(stage.name).ports(stage.port)
+    if "sync" not in ports:
+        return None
+    heads: list[int] = []
+
+    def settled_head() -> int | None:
+        status = run("sync", "status", "--url", f"http://127.0.0.1:{ports['sync']}")
+        assert status.returncode == 0, status.stderr
+        heads.append(int(status.stdout.split()[2]))  # "log head: 1234"
+        # Settled, and no change arrived since the last look.
+        steady = len(heads) > 1 and heads[-1] == heads[-2]
+        return heads[-1] if steady and client.get("/readyz").json().get("settled") else None
+
+    head = eventually(settled_head, lambda found: found is not None, within=60)
+    assert head is not None, f"the sync log did not settle: {heads[-5:]}"
+    return head
+
+
 @pytest.mark.parametrize(
     ("fixture", "good", "rejected"),
     [("old-reddit.ndjson", 30, 3), ("old-reddit-listing.json", 4, 2)],
 )
 def test_import_an_older_reddit_export(stage, client, fixture, good, rejected):
     username, password, _ = client.new_user("cli")
-    imported = run("data", "import", str(FIXTURES / fixture), "--url", stage.url,
-                   "--username", username, "--password", password)  # fmt: skip
+    login = ("--url", stage.url, "--username", username, "--password", password)
+    imported = run("data", "import", str(FIXTURES / fixture), *login)
     assert imported.returncode == 0, imported.stderr
-    assert f"imported {good} posts" in imported.stdout, imported.stdout
+    assert f"imported {good} posts: {good} new, 0 updated, 0 unchanged" in imported.stdout
     assert f"({rejected} rejected rows)" in imported.stdout
     rows = [row for row in fixture_rows(fixture) if row.get("id") not in UNUSABLE]
     assert len(rows) == good
@@ -99,6 +133,13 @@ def test_import_an_older_reddit_export(stage, client, fixture, good, rejected):
             lambda ids, post_id=row["id"]: post_id in ids,
         )
         assert row["id"] in found, row["title"]
+    # Again: nothing new, nothing changed, and (from stage 03) nothing published again.
+    before = published_changes(stage, client)
+    again = run("data", "import", str(FIXTURES / fixture), *login)
+    assert again.returncode == 0, again.stderr
+    expected = f"imported {good} posts: 0 new, 0 updated, {good} unchanged ({rejected} rejected"
+    assert expected in again.stdout, again.stdout
+    assert published_changes(stage, client) == before
 
 
 def test_import_with_wrong_credentials_fails_in_one_line(stage, tmp_path):

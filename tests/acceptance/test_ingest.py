@@ -46,6 +46,8 @@ def test_reingesting_the_sample_changes_nothing(client, user):
     job = finished(client, start(client, token, json={"source": "sample"}))
     assert job["state"] == "done", job
     assert job["ingested"] >= 1000
+    # Every post is already stored as the sample has it: an upsert that modifies nothing.
+    assert (job["new"], job["updated"], job["unchanged"]) == (0, 0, job["ingested"])
     after = client.get("/api/search", params={"q": "python", "per_page": 100}).json()
     assert after["total"] == before["total"]
     assert [p["id"] for p in after["items"]] == [p["id"] for p in before["items"]]
@@ -64,6 +66,7 @@ def test_upload_mongoexport_lines_with_a_bad_row(client, user):
     job_id = start(client, token, data=body, headers={"Content-Type": "application/x-ndjson"})
     job = finished(client, job_id)
     assert job["state"] == "done" and job["ingested"] == 1 and job["rejected"] == 2
+    assert (job["new"], job["updated"], job["unchanged"]) == (1, 0, 0)
     found = searchable(client, word, post_id)
     assert found[0]["is_self"] is True and found[0]["created_utc"] == 1370000000
     assert found[0]["tags"] == []

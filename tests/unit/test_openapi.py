@@ -151,6 +151,16 @@ def test_post_schema_has_every_public_field(document: dict[str, Any]) -> None:
     assert set(post["required"]) == set(POST_FIELDS)
 
 
+def test_job_schema_has_every_field_a_job_answers(document: dict[str, Any]) -> None:
+    from workshop.queries import JOB_COUNTS, public_job
+
+    job = {"_id": "j1", "state": "failed", "source": "upload", "error": "bad", "created_at": 0}
+    job.update(dict.fromkeys(JOB_COUNTS, 1))
+    schema = document["components"]["schemas"]["Job"]
+    assert set(public_job(job)) == set(schema["properties"])
+    assert set(JOB_COUNTS) <= set(schema["required"])
+
+
 def _app_operations(app: Flask) -> set[tuple[str, str]]:
     """Return (path, method) of the app's JSON routes, in OpenAPI's path syntax."""
     operations = set()

@@ -155,7 +155,10 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
         raise click.ClickException(f"cannot reach {api}: {error.__class__.__name__}") from None
     if job["state"] != "done":
         raise click.ClickException(f"import failed: {job.get('error', job['state'])}")
-    click.echo(f"imported {job['ingested']} posts ({job.get('rejected', 0)} rejected rows)")
+    click.echo(
+        f"imported {job['ingested']} posts: {job['new']} new, {job['updated']} updated, "
+        f"{job['unchanged']} unchanged ({job['rejected']} rejected rows)"
+    )
 
 
 @main.group()
