@@ -41,11 +41,7 @@ def connect() -> kombu.Connection:
     url = broker_url()
     if url.startswith("filesystem"):
         folder = broker_folder()
-        options = {
-            "data_folder_in": folder,
-            "data_folder_out": folder,
-            "polling_interval": POLL_SECONDS,
-        }
+        options = filesystem_options(folder)
         return kombu.Connection(transport=Transport, transport_options=options)
     options: dict[str, Any] = {}
     if url.startswith("redis"):
@@ -59,6 +55,17 @@ def broker_folder() -> str:
     folder = Path(run_dir) / "broker"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder)
+
+
+def filesystem_options(folder: str) -> dict[str, Any]:
+    """Return the filesystem transport's options: every file it writes under `folder`."""
+    return {
+        "data_folder_in": folder,
+        "data_folder_out": folder,
+        # Exchanges are files too; the default ("control", relative) would land in the cwd.
+        "control_folder": str(Path(folder) / "control"),
+        "polling_interval": POLL_SECONDS,
+    }
 
 
 def queue(name: str) -> kombu.Queue:

@@ -196,6 +196,12 @@ def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> N
 
 def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first."""
+    counted = taggings.aggregate(tag_counts_pipeline(limit))
+    return [{"tag": r["_id"], "count": r["count"]} for r in counted]
+
+
+def tag_counts_pipeline(limit: int = 0) -> list[dict[str, Any]]:
+    """Return the aggregation that counts the posts carrying each tag, most used first."""
     pipeline: list[dict[str, Any]] = [
         {"$group": {"_id": {"tag": "$tag", "post": "$post_id"}}},
         {"$group": {"_id": "$_id.tag", "count": {"$sum": 1}}},
@@ -203,7 +209,7 @@ def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:
     ]
     if limit:
         pipeline.append({"$limit": limit})
-    return [{"tag": r["_id"], "count": r["count"]} for r in taggings.aggregate(pipeline)]
+    return pipeline
 
 
 # What a job counts: posts stored (new + updated + unchanged), and rows rejected.

@@ -163,11 +163,13 @@ async def search(args: MultiDict[str, str]) -> dict[str, Any]:
     return await answer_of(await call("search", "GET", "/api/search", params=params), 200)
 
 
-async def recommendations(limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """Return (posts, personal): recommend knows the user's topics from its own copy."""
+async def recommendations(limit: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return (posts, the topics they were picked by): recommend knows the user's topics
+    from its own copy, so it says which it used (none: popular posts for everyone)."""
     service = recommend_service()
     response = await call(service, "GET", "/api/recommendations", params={"limit": limit})
-    return (await answer_of(response, 200))["items"], response.headers.get("X-Personal") == "true"
+    topics = [t for t in response.headers.get("X-Topics", "").split(",") if t]
+    return (await answer_of(response, 200))["items"], topics
 
 
 async def tag_counts(limit: int = 0) -> list[dict[str, Any]]:

@@ -44,14 +44,15 @@ async def index() -> Any:
     )
     notice = tags_notice = None
     if missing(recommended):
-        recommended, notice = ([], False), "Recommendations are unavailable right now."
+        recommended, notice = ([], []), "Recommendations are unavailable right now."
     if missing(popular_tags):
         popular_tags, tags_notice = [], "Popular tags are unavailable right now."
-    recommendations, personal = recommended
+    recommendations, topics = recommended
     return await render_template(
         "index.html",
         recommendations=recommendations,
-        personal=personal,
+        personal=bool(topics),
+        topics=topics,
         popular_tags=popular_tags,
         notice=notice,
         tags_notice=tags_notice,

@@ -1,0 +1,58 @@
+"""The ingest service's routes: start a job (the worker does it), and report on it."""
+
+import asyncio
+import uuid
+from typing import Any
+
+from quart import Blueprint, jsonify, request
+
+from chassis.service import Service
+from chassis.web import api_auth_required, ingest_request
+from ingest import store, tasks
+from workshop.contract import not_found
+from workshop.data import importers
+
+bp = Blueprint("ingest", __name__, url_prefix="/api")
+
+
+@bp.post("/ingest")
+@api_auth_required
+async def start_ingest() -> Any:
+    job = await ingest_request(request)
+    job_id = uuid.uuid4().hex
+    # The work happens in the worker (ingest/tasks.py); the answer comes at once. The
+    # posts then reach search, recommend and tag through the worker's outbox and sync.
+    if job.source == "upload":
+        try:  # parsing is CPU work: a thread, so the loop keeps serving meanwhile
+            report = await asyncio.to_thread(importers.parse_upload, job.body, job.content_type)
+        except ValueError as error:  # not a readable file: the job fails, nothing is queued
+            await store.create_job(job_id, job.describe(), [], 0, str(error))
+            return jsonify({"job_id": job_id}), 202
+        batches = [report.posts[i : i + tasks.BATCH_SIZE]
+                   for i in range(0, len(report.posts), tasks.BATCH_SIZE)]  # fmt: skip
+        signatures = [tasks.store_posts.signature((job_id, batch)) for batch in batches]
+        rejected = len(report.rejected)
+    else:
+        arguments = (job_id, job.source, job.subreddit, job.limit)
+        signatures, rejected = [tasks.collect_and_store.signature(arguments)], 0
+    task_ids = [f"{job_id}-{number}" for number in range(len(signatures))]
+    await store.create_job(job_id, job.describe(), task_ids, rejected)
+    await asyncio.to_thread(_enqueue, signatures, task_ids)  # kombu blocks: a thread
+    return jsonify({"job_id": job_id}), 202
+
+
+def _enqueue(signatures: list[Any], task_ids: list[str]) -> None:
+    for signature, task_id in zip(signatures, task_ids, strict=True):
+        signature.apply_async(task_id=task_id)
+
+
+@bp.get("/jobs/<job_id>")
+async def job(job_id: str) -> Any:
+    found = await store.get_job(job_id)
+    if found is None:
+        raise not_found("job")
+    states = await asyncio.to_thread(tasks.task_states, found["tasks"])
+    return jsonify(store.public_job(found, states))
+
+
+service = Service(name="ingest", blueprint=bp)

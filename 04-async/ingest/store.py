@@ -1,0 +1,106 @@
+"""The ingest service's data: the master copy of every post (the worker's), and the jobs
+(the web process's)."""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import UpdateOne
+
+from chassis import queries
+from chassis.messaging.outbox import Source, changed, nudge
+from chassis.service import get_db
+from workshop import config, ingestion
+from workshop.domain.posts import POST_FIELDS
+from workshop.messages import POST_UPSERTED
+from workshop.queries import JOB_COUNTS, Upserted
+
+# What a post.upserted message carries: the post as it is, minus what others own (tags).
+_POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
+
+
+async def setup(database: Any) -> None:
+    """Load the sample on embedded defaults, so the stage starts with data to serve."""
+    seed = config.env("WORKSHOP_SEED_SAMPLE", "1") == "1"
+    if seed and await database.posts.count_documents({}) == 0:
+        await upsert_posts(ingestion.sample().posts, database)
+
+
+async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = None) -> Upserted:
+    """Store posts keyed by reddit id; each new or changed one is marked for publishing.
+
+    A post already stored as it is stays unmarked: the others have it, nothing is re-sent.
+    """
+    collection = (database if database is not None else get_db()).posts
+    documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
+    inserted = (
+        await queries.upsert_each(
+            collection,
+            [
+                UpdateOne(
+                    {"_id": post_id},
+                    {"$setOnInsert": {**fields, "version": 1, "outbox_pending": True}},
+                    upsert=True,
+                )
+                for post_id, fields in documents.items()
+            ],
+        )
+    ).inserted
+    known = [post_id for post_id in documents if post_id not in set(inserted)]
+    # Only a post one of whose fields differs matches, so only it is changed and marked.
+    updates = [
+        UpdateOne(
+            {"_id": post_id, "$or": [{k: {"$ne": v}} for k, v in documents[post_id].items()]},
+            changed(documents[post_id]),
+        )
+        for post_id in known
+    ]
+    updated = (await queries.upsert_each(collection, updates)).modified
+    nudge()
+    return Upserted(new=len(inserted), updated=updated, unchanged=len(known) - updated)
+
+
+def outbox(database: Any) -> list[Source]:
+    """What this service publishes: each post's current state when it changes."""
+    return [Source(database.posts, POST_UPSERTED, lambda d: {f: d[f] for f in _POST_FIELDS})]
+
+
+async def create_job(
+    job_id: str, description: str, tasks: list[str], rejected: int, error: str | None = None
+) -> None:
+    """Record a job: the tasks doing its work, and the rows its request already rejected."""
+    await get_db().jobs.insert_one(
+        {"_id": job_id, "source": description, "tasks": tasks, "rejected": rejected,
+         "error": error, "created_at": datetime.now(UTC)}
+    )  # fmt: skip
+
+
+async def get_job(job_id: str) -> dict[str, Any] | None:
+    """Return a job's record, or None."""
+    return await get_db().jobs.find_one({"_id": job_id})
+
+
+def public_job(job: dict[str, Any], tasks: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Return a job's public state from its record and its tasks' (state, result) pairs.
+
+    Celery's states become the contract's: every task done is "done" (counts summed), a
+    task failed is "failed" (with its reason), a task started or done is "running", none
+    taken yet is "pending".
+    """
+    counts = dict.fromkeys(JOB_COUNTS, 0)
+    counts["rejected"] = job["rejected"]
+    for state, result in tasks:
+        if state == "SUCCESS":
+            for name in ("new", "updated", "unchanged", "rejected"):
+                counts[name] += int(result.get(name, 0))
+    counts["ingested"] = counts["new"] + counts["updated"] + counts["unchanged"]
+    states = [state for state, _ in tasks]
+    answer: dict[str, Any] = {"id": job["_id"], "source": job["source"], **counts}
+    failures = [str(result) for state, result in tasks if state == "FAILURE"]
+    if job.get("error") or failures:
+        return {**answer, "state": "failed", "error": job.get("error") or failures[0]}
+    if all(state == "SUCCESS" for state in states):
+        return {**answer, "state": "done"}
+    if any(state in ("STARTED", "RETRY", "SUCCESS") for state in states):
+        return {**answer, "state": "running"}
+    return {**answer, "state": "pending"}

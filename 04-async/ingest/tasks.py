@@ -1,0 +1,200 @@
+"""The ingest worker: Celery tasks that store posts, and the master post data they own.
+
+`POST /api/ingest` answers 202 at once; the work happens here, in the worker process
+(`celery -A ingest.tasks worker`, a Procfile line). With the embedded store each process
+has its own data, so the worker owns ingest's posts: it stores them, seeds the sample at
+start, and runs the outbox relay that publishes them to sync. The ingest web process only
+checks requests, enqueues tasks and reports jobs (service.py).
+
+Celery tasks are plain functions; the 04 store is async. The worker runs one event loop in
+a thread of its own (`Bridge`) and each task hands its coroutine to it: the store and the
+relay live on that loop, as they would in a Quart service.
+
+Tasks are idempotent by key (a post is stored by its reddit id: storing a batch twice
+changes nothing), acknowledged late (a worker killed mid-task leaves the task in the queue),
+taken one at a time, and retried with backoff and jitter when the store or broker fails.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+
+from chassis.messaging.broker import Publisher
+from chassis.messaging.outbox import Relay
+from ingest import store
+from workshop import broker, config, ingestion
+from workshop import db as databases
+from workshop.queries import Upserted
+
+log = logging.getLogger(__name__)
+
+QUEUE = "ingest-jobs"
+# Uploads reach the worker in batches of this many posts, never as one large message.
+BATCH_SIZE = 500
+
+
+def celery_settings() -> dict[str, Any]:
+    """Return Celery's settings: the broker and result store from the environment."""
+    url = broker.broker_url()
+    run_dir = Path(config.env("WORKSHOP_RUN_DIR") or config.STATE_DIR / "run")
+    settings: dict[str, Any] = {
+        "broker_url": url,
+        "task_default_queue": QUEUE,
+        "task_acks_late": True,  # acknowledged after the task: a killed worker loses nothing
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # one task at a time per worker
+        "task_track_started": True,  # a job says "running" once a worker has it
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if url.startswith("filesystem"):
+        # No broker server: messages are files, as for the services' messages (workshop.broker).
+        folder = run_dir / "celery"
+        (folder / "results").mkdir(parents=True, exist_ok=True)
+        settings.update(
+            broker_transport="workshop.broker:Transport",
+            broker_transport_options=broker.filesystem_options(str(folder / "queue")),
+            result_backend=f"file://{folder / 'results'}",
+            worker_enable_remote_control=False,  # needs a broadcast exchange files lack
+        )
+        (folder / "queue").mkdir(parents=True, exist_ok=True)
+    else:
+        settings["result_backend"] = config.env("CELERY_RESULT_BACKEND") or (
+            url if url.startswith("redis") else f"file://{run_dir / 'celery-results'}"
+        )
+        if settings["result_backend"].startswith("file://"):
+            (run_dir / "celery-results").mkdir(parents=True, exist_ok=True)
+        if url.startswith("redis"):
+            # An unacknowledged task comes back this long after its worker died.
+            visibility = int(config.env("CELERY_VISIBILITY_TIMEOUT", "60") or 60)
+            settings["broker_transport_options"] = {"visibility_timeout": visibility}
+    return settings
+
+
+app = Celery("ingest")
+app.conf.update(celery_settings())
+
+
+class Bridge:
+    """One event loop in a thread, for the async store and relay the tasks use."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="store-loop")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the loop and wait for its answer."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+
+class Owner:
+    """What the worker owns: the ingest database and the relay publishing its posts."""
+
+    def __init__(self) -> None:
+        self.bridge = Bridge()
+        self.database: Any = None
+        self.relay: Relay | None = None
+
+    async def open(self) -> None:
+        self.database = databases.async_database("ingest")
+        await store.setup(self.database)  # seeds the sample on an empty embedded store
+        self.relay = Relay("ingest", store.outbox(self.database), Publisher())
+        await self.relay.start()
+
+    async def close(self) -> None:
+        if self.relay:
+            await self.relay.stop()
+            self.relay.publisher.close()
+        await databases.close_async_clients()
+
+
+_owner: Owner | None = None
+
+
+def owner() -> Owner:
+    """Return the worker's owner of the ingest data, opening it on first use."""
+    global _owner
+    if _owner is None:
+        _owner = Owner()
+        _owner.bridge.run(_owner.open())
+    return _owner
+
+
+@signals.worker_ready.connect
+def _open_at_start(**_: Any) -> None:
+    owner()  # seed and start relaying before the first task, not with it
+
+
+@signals.worker_shutting_down.connect
+def _close_at_stop(**_: Any) -> None:
+    if _owner is not None:
+        _owner.bridge.run(_owner.close())
+
+
+TASK_OPTIONS: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (ConnectionError, OSError, TimeoutError),
+    "retry_backoff": True,  # 1 s, 2 s, 4 s, ...
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@app.task(name="ingest.store_posts", **TASK_OPTIONS)
+def store_posts(job_id: str, posts: list[dict[str, Any]]) -> dict[str, int]:
+    """Store one batch of an upload; return what it did to each post (new, updated, ...)."""
+    current = owner()
+    stored = current.bridge.run(store.upsert_posts(posts, current.database))
+    log.info("job %s: stored %d posts", job_id, stored.total)
+    return {"new": stored.new, "updated": stored.updated, "unchanged": stored.unchanged}
+
+
+@app.task(name="ingest.collect_and_store", **TASK_OPTIONS)
+def collect_and_store(job_id: str, source: str, subreddit: str, limit: int) -> dict[str, int]:
+    """Load the sample or fetch from reddit, here in the worker, and store it in batches."""
+    request = ingestion.IngestRequest(source, subreddit=subreddit, limit=limit)
+    outcome = ingestion.run(request, lambda posts: _store_in_batches(job_id, posts))
+    if outcome.error:
+        raise IngestFailed(outcome.error)
+    stored = outcome.stored
+    counts = {"new": stored.new, "updated": stored.updated, "unchanged": stored.unchanged}
+    return {**counts, "rejected": outcome.rejected}
+
+
+class IngestFailed(RuntimeError):
+    """A job's source could not be read (reddit unreachable, a bad listing): not retried."""
+
+
+def _store_in_batches(job_id: str, posts: list[dict[str, Any]]) -> Upserted:
+    current, batches = owner(), []
+    for start in range(0, len(posts), BATCH_SIZE):
+        batch = posts[start : start + BATCH_SIZE]
+        batches.append(current.bridge.run(store.upsert_posts(batch, current.database)))
+    log.info("job %s: stored %d posts", job_id, sum(b.total for b in batches))
+    return Upserted(
+        new=sum(b.new for b in batches),
+        updated=sum(b.updated for b in batches),
+        unchanged=sum(b.unchanged for b in batches),
+    )
+
+
+def task_states(task_ids: list[str]) -> list[tuple[str, Any]]:
+    """Return each task's (state, result) from the result store (the web process asks)."""
+    states = []
+    for task_id in task_ids:
+        result = app.AsyncResult(task_id)
+        states.append((result.state, result.result))
+    return states

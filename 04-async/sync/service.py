@@ -1,0 +1,37 @@
+"""The sync service's routes: the log's head, the subscribers, and replay."""
+
+from typing import Any
+
+from quart import Blueprint, current_app, jsonify
+
+from chassis.service import Service, get_db
+from sync import store
+from workshop.contract import not_found
+
+bp = Blueprint("sync", __name__, url_prefix="/api/sync")
+
+
+def _publisher() -> Any:
+    return current_app.extensions["service"].publisher
+
+
+@bp.get("/subscribers")
+async def subscribers() -> Any:
+    head = await store.head(get_db())
+    return jsonify({"head": head, "items": await store.subscribers(get_db())})
+
+
+@bp.post("/subscribers/<queue>/replay")
+async def replay(queue: str) -> Any:
+    """Re-send a subscriber every change from the start (admin: `workshop sync replay`)."""
+    sent = await store.replay(get_db(), _publisher(), queue)
+    if sent is None:
+        raise not_found("subscriber")
+    return jsonify({"queue": queue, "sent": sent}), 202
+
+
+async def _on_batch(database: Any, messages: list) -> None:
+    await store.on_batch(database, current_app.extensions["service"].publisher, messages)
+
+
+service = Service(name="sync", blueprint=bp, batch_handler=_on_batch, setup=store.setup)
