@@ -10,6 +10,7 @@ import functools
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -23,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from workshop.tools.stages import Stage, get_stage
+from workshop.tools.stages import Process, Stage, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -36,6 +37,15 @@ COMPOSE_FILES = sorted(DOCKER.glob("[0-9][0-9]-*.yaml"))
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 NGINX_START_SECONDS = 15.0
 TEST_SECRET = "a-test-secret"
+# In its container every process listens on 0.0.0.0:8000 (the Procfile: 127.0.0.1:$PORT).
+CONTAINER_PORT = "8000"
+# Where each program a Procfile runs is told to listen: gunicorn --bind HOST:PORT,
+# uvicorn --host HOST --port PORT. A program with neither (the Celery worker) serves no HTTP.
+LISTEN_OPTIONS = {"--bind": ("127.0.0.1:$PORT", f"0.0.0.0:{CONTAINER_PORT}"),
+                  "--host": ("127.0.0.1", "0.0.0.0"),
+                  "--port": ("$PORT", CONTAINER_PORT)}  # fmt: skip
+# The option naming the stage folder a program imports from (gunicorn, uvicorn, celery).
+FOLDER_OPTIONS = ("--chdir", "--app-dir", "--workdir")
 
 
 @functools.cache
@@ -89,6 +99,35 @@ def stage_of(compose_file: Path) -> Stage:
 def service_name(process: str) -> str:
     """Return the compose service of a Procfile process: `_` becomes `-` (DNS hostnames)."""
     return process.replace("_", "-")
+
+
+def procfile_view(command: str) -> tuple[dict[str, str], list[str]]:
+    """Split a Procfile command into its `env NAME=VALUE` settings and the command itself,
+    listening where a container does (0.0.0.0:8000) instead of 127.0.0.1:$PORT."""
+    words = shlex.split(command)
+    settings = {}
+    if words[0] == "env":
+        words.pop(0)
+        while "=" in words[0]:
+            name, _, value = words.pop(0).partition("=")
+            settings[name] = value
+    for option, (local, container) in LISTEN_OPTIONS.items():
+        if option in words:
+            at = words.index(option) + 1
+            assert words[at] == local, f"{option} {words[at]} in {command}"
+            words[at] = container
+    return settings, words
+
+
+def serves_http(process: Process) -> bool:
+    """Tell whether a Procfile process listens for HTTP (the worker of stage 04 does not)."""
+    return bool(set(LISTEN_OPTIONS) & set(shlex.split(process.command)))
+
+
+def stage_folder(command: list[str]) -> str:
+    """Return the stage folder a command imports its packages from (--chdir, --app-dir, ...)."""
+    (option,) = [word for word in command if word in FOLDER_OPTIONS]
+    return command[command.index(option) + 1]
 
 
 def upstream_parameters() -> list[str]:

@@ -4,9 +4,10 @@ environment as each stage's Procfile), without a Docker engine."""
 
 import os
 import re
-import shlex
 import subprocess
 import sys
+import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import yaml
 
 from tests.containers.project import (
     COMPOSE_FILES,
+    CONTAINER_PORT,
     DOCKER,
     DOCKERFILES,
     NGINX_DIR,
@@ -22,6 +24,7 @@ from tests.containers.project import (
     TEMPLATE_VARIABLES,
     compose,
     env_file,
+    procfile_view,
     resolved,
     service_name,
     stage_of,
@@ -33,8 +36,6 @@ from workshop.tools.stages import all_stages
 # Stages that have no compose file yet (04's async services come in a later step).
 NOT_YET_IN_CONTAINERS = {"04-async"}
 APP_DOCKERFILE = "docker/app.Dockerfile"
-# In its container every process listens on 0.0.0.0:8000 (the Procfile: 127.0.0.1:$PORT).
-CONTAINER_PORT = "8000"
 SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"
 BIN = Path(sys.executable).parent
 
@@ -129,22 +130,6 @@ def test_the_secret_has_no_default(compose_file, tmp_path):
     assert re.search(r"(?m)^SECRET_KEY=$", (DOCKER / ".env.example").read_text())
     answer = compose(compose_file, env_file(tmp_path, secret=None), "config", "-q")
     assert answer.returncode != 0 and "set SECRET_KEY in docker/.env" in answer.stderr
-
-
-def procfile_view(command: str) -> tuple[dict[str, str], list[str]]:
-    """Split a Procfile command into its `env NAME=VALUE` settings and the command itself,
-    with the container's --bind (0.0.0.0:8000) in place of 127.0.0.1:$PORT."""
-    words = shlex.split(command)
-    settings = {}
-    if words[0] == "env":
-        words.pop(0)
-        while "=" in words[0]:
-            name, _, value = words.pop(0).partition("=")
-            settings[name] = value
-    bind = words.index("--bind") + 1
-    assert words[bind] == "127.0.0.1:$PORT", command
-    words[bind] = f"0.0.0.0:{CONTAINER_PORT}"
-    return settings, words
 
 
 def workshop_up_names(stage, monkeypatch) -> set[str]:
@@ -266,6 +251,28 @@ def test_the_image_installs_the_project_without_extras():
     assert installs and all("[" not in line and "-e" not in line.split() for line in installs)
     (healthcheck,) = re.findall(r"(?ms)^HEALTHCHECK .*?[^\\]$", text)
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck  # slim has no curl
+
+
+def test_the_image_installs_every_program_a_procfile_runs():
+    """The image runs `pip install .`: each Procfile's program must come from a dependency."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = {canonical(re.split(r"[\[<>=!~;\s]", line, maxsplit=1)[0])
+                 for line in project["dependencies"]}  # fmt: skip
+    for stage in all_stages():
+        for process in stage.processes():
+            program = procfile_view(process.command)[1][0]
+            scripts = entry_points(group="console_scripts", name=program)
+            assert scripts, f"{stage.name} {process.name}: no program {program!r} installed"
+            owners = {canonical(script.dist.name) for script in scripts if script.dist}
+            assert owners & installed, (
+                f"{stage.name} {process.name} runs {program}, from {sorted(owners)}: "
+                "not in pyproject.toml's dependencies, so not in the image"
+            )
+
+
+def canonical(distribution: str) -> str:
+    """Return a distribution's name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def test_nginx_config_matches_the_contract():
