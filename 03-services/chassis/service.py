@@ -25,7 +25,7 @@ from pymongo.database import Database
 
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
-from chassis.registry import Heartbeat, registry_url
+from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config, latency, web
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
@@ -135,9 +135,8 @@ def create_service(
 
 def start_workers(service: Service, runtime: Runtime) -> None:
     """Start the relay and the consumer, tell sync what we take, and join the registry."""
-    url, port = registry_url(), config.env("PORT")
-    if url and port:
-        address = f"http://127.0.0.1:{port}"
+    url, address = registry_url(), advertise_url()
+    if url and address:
         runtime.heartbeat = Heartbeat(url, service.name, address, ready=runtime.bootstrapped)
         runtime.heartbeat.start()
     if runtime.relay:

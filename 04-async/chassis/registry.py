@@ -4,6 +4,7 @@ Each instance writes `registry:<service>:<address>` every HEARTBEAT_SECONDS with
 TTL_SECONDS. An instance that stops (or hangs) stops writing, its key expires, and the
 gateway stops sending it traffic. REGISTRY_URL names the Redis; unset, there is no
 registry and the gateway uses the addresses `workshop up` gives it (SEARCH_URL, ...).
+ADVERTISE_URL is the address an instance registers (default http://127.0.0.1:$PORT).
 
 Async: the heartbeat is a task on the service's event loop and a lookup is awaited, so
 neither holds a thread. A Redis client belongs to the loop it first ran on: make these
@@ -32,6 +33,17 @@ PREFIX = "registry"
 def registry_url() -> str | None:
     """Return REGISTRY_URL (a redis:// URL), or None when no registry is used."""
     return config.env("REGISTRY_URL")
+
+
+def advertise_url() -> str | None:
+    """Return the address other processes reach this instance at, to register it under.
+
+    ADVERTISE_URL when set: in containers 127.0.0.1 is the container itself, so each one
+    names its own (http://search:8000, a pod's address). Else http://127.0.0.1:$PORT, as
+    `workshop up` runs every process on one machine; None without a PORT either.
+    """
+    port = config.env("PORT")
+    return config.env("ADVERTISE_URL") or (f"http://127.0.0.1:{port}" if port else None)
 
 
 class Heartbeat:

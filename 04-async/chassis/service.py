@@ -30,7 +30,7 @@ from quart import Blueprint, Quart, current_app, jsonify
 from chassis import web
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
-from chassis.registry import Heartbeat, registry_url
+from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
@@ -151,9 +151,8 @@ def create_service(
 
 async def start_workers(service: Service, runtime: Runtime) -> None:
     """Start the relay and the consumer, tell sync what we take, and join the registry."""
-    url, port = registry_url(), config.env("PORT")
-    if url and port:
-        address = f"http://127.0.0.1:{port}"
+    url, address = registry_url(), advertise_url()
+    if url and address:
         runtime.heartbeat = Heartbeat(url, service.name, address, ready=runtime.bootstrapped)
         await runtime.heartbeat.start()
     if runtime.relay:
