@@ -1,0 +1,401 @@
+"""Every command the docs give is run, so the docs cannot drift from the code.
+
+The docs are README.md, each stage's README.md and EXERCISES.md, and docs/**/*.md; what
+counts as a command is said in tests/acceptance/doc_commands.py. Each command runs in a
+reader's shell (the venv active, the repository root as the current folder, variables kept
+from one command to the next of the same doc) against a running stage of the doc's kind
+(the stage a command's comment names, else the doc's stage folder, else 01), moved to that
+stage's ports (`doc_commands.localize`: 8000 becomes its port, 8100 the next, and a command
+that would find the stage by itself is given its address), in the doc's order, as the user
+`ada` (password `correct horse`) whom the reader registered on the site. A command must
+exit 0 unless EXPECTED says otherwise, and EXPECTED says what its output must show where
+that matters. A command that starts a server (gunicorn, as the docs restart a stopped
+process) must bring the stage back to ready; it keeps running until the stage stops.
+
+What cannot run here, a whole-suite or long-running command, is listed in RUN_ELSEWHERE
+with the test that exercises it. A command in neither table is run as it is: a new
+command in a doc is checked the day it is written.
+"""
+
+import importlib
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.acceptance.doc_commands import ROOT, Command, Shell, all_commands, localize, wait_until
+from tests.acceptance.stage import Client, RunningStage
+from workshop.tools.runner import free_base_port, port_is_free
+from workshop.tools.stages import all_stages, get_stage
+
+READER = {"username": "ada", "password": "correct horse"}
+CANARY = "tests/integration/test_stage03.py::test_the_version_header_picks_recommend_and_the_canary_splits_traffic"  # noqa: E501
+INSTANCES = "tests/integration/test_stage03.py::test_the_gateway_spreads_calls_over_live_instances_and_drops_a_dead_one"  # noqa: E501
+HONCHO = "tests/integration/test_honcho.py::test_stage_03_runs_under_honcho_on_redis"
+BENCH = "tests/bench/test_bench_smoke.py::test_bench_runs_one_scenario_on_one_stage"
+UP = "tests/acceptance/conftest.py::stage"  # `workshop up STAGE --port P`, until stopped
+MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ctrl_c"
+MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
+
+# Commands that run for minutes, run the whole suite, start a whole stage in the
+# foreground or need a second broker: the test that exercises each instead.
+RUN_ELSEWHERE: dict[str, str] = {
+    "make run": MAKE_RUN,
+    "make run STAGE=02-rest-api": MAKE_RUN,
+    "make run STAGE=03-services": MAKE_RUN,
+    "make run STAGE=04-async": MAKE_RUN,
+    "make test": MAKE_TARGETS,  # the whole suite, this module included
+    "make bench": BENCH,
+    "workshop bench 01-monolith 02-rest-api 03-services --duration 20": BENCH,
+    "workshop bench 01-monolith --scenario reads --duration 5 --repeat 1": BENCH,
+    "workshop bench 01-monolith 02-rest-api 03-services --duration 20 --users 8 --repeat 3": BENCH,
+    "pip install -e '.[bench]'": "tests/unit/test_bench_extra.py::"
+    "test_the_bench_extra_holds_what_bench_imports_and_dev_includes_it",
+    "workshop up 01-monolith --port 8000": UP,
+    "workshop up 01-monolith": UP,
+    "workshop up 02-rest-api": UP,
+    "workshop up 03-services": UP,
+    "RECOMMEND_CANARY_PERCENT=10 workshop up 03-services": CANARY,
+    "REGISTRY_URL=redis://127.0.0.1:6379/1 workshop up 03-services": INSTANCES,
+    "INSTANCE=b REGISTRY_URL=redis://127.0.0.1:6379/1 PORT=8800 "
+    "WORKSHOP_RUN_DIR=$PWD/.workshop/run/03-services-8000 .venv/bin/gunicorn --chdir 03-services "
+    "--bind 127.0.0.1:8800 --threads 8 'search:create_app()'": INSTANCES,
+    "for i in 1 2 3 4; do curl -si 'localhost:8000/api/search?q=python' | grep X-Served-By; "
+    "done": INSTANCES,
+    "workshop env 03-services --port 8000 > .env": HONCHO,  # writes the repository's .env
+    "echo BROKER_URL=redis://127.0.0.1:6379/0 >> .env": HONCHO,
+    "honcho -f 03-services/Procfile -d . start -p 8000": HONCHO,
+}
+# A command of this form must be run elsewhere: here it would never end.
+LONG_RUNNING = re.compile(
+    r"^(\w+=\S+ )*(make (run|test|bench|slides)\b|workshop (up|bench)\b|honcho\b|npx\b|pip\b)"
+)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a command must do: its exit status (None: any failure) and output."""
+
+    command: str  # a regular expression the command (as the doc gives it) matches
+    status: int | None = 0
+    output: str | None = None  # a regular expression its stdout (else stderr) matches
+
+
+EXPECTED = [
+    # Offline on purpose (REDDIT_URL is a closed port): it must fail in one clear line.
+    Expect(r"^workshop data fetch ", status=None, output=r"\nError: cannot reach [^\n]*\Z"),
+    Expect(r"^workshop stages$", output=r"01-monolith.*\n02-rest-api.*\n03-services"),
+    Expect(r"^workshop data sample$", output=r"wrote 3000 posts"),
+    Expect(r"^workshop data import ", output=r"imported"),
+    Expect(r"^workshop sync status$", output=r"^log head: \d+\n\s+\S+\s+checkpoint"),
+    Expect(r"^workshop sync replay recommend-v\d$", output=r"^sent \d+ changes to recommend"),
+    Expect(r"^workshop env 02-rest-api$", output=r"WORKSHOP_RUN_DIR=/"),
+    Expect(r"^(make|workshop) diff ", output=r"\S"),
+    Expect(r"posts\?max_results=2' \| python -m json.tool$", output=r'"_items": \['),
+    # Only django posts: some, and no other subreddit.
+    Expect(
+        r'where=\{"subreddit":"django"\}',
+        output=r'\A(?!.*"subreddit": ?"(?!django"))(?=.*"subreddit": ?"django")',
+    ),
+    Expect(r'where=\{"title":\{"\$regex"', output=r'"code": ?400'),
+    Expect(r'8100/posts\?where=\{"password_hash"', output=r'"code": ?400'),
+    Expect(r'8100/users\?where=\{"password_hash"', output=r'"code": ?405'),
+    Expect(r"^curl -s -XPOST localhost:8000/api/tokens ", output=r'"token"'),
+    Expect(r"^curl -s localhost:8000/readyz$", output=r'"ok": ?false'),  # a process was killed
+    Expect(r"recommendations -H 'X-Recommend-Version: 2'$", output=r'"items"'),
+    Expect(r"recommendations\?limit=3' .*\| grep \^X-$", output=r"X-Recommend-Version: 2"),
+    Expect(r"/api/posts/\$POST_ID +#|/api/posts/\$POST_ID$", output=r"stale-first.*stale-second"),
+    Expect(r"/api/ingest .*@/tmp/\S+$", output=r'"job_id"'),
+]
+
+
+def key(command: Command) -> str:
+    """Return a command as one line, as RUN_ELSEWHERE keys it."""
+    return " ".join(command.text.replace("\\\n", " ").split())
+
+
+def runs_here(command: Command) -> bool:
+    return key(command) not in RUN_ELSEWHERE
+
+
+def expectation(text: str) -> Expect:
+    return next((e for e in EXPECTED if re.search(e.command, text)), Expect(".*"))
+
+
+# --- the reader -------------------------------------------------------------------------
+
+SERVER = re.compile(r"^(\w+=\S+\s+)*(\S*/)?gunicorn\b")
+BIND = re.compile(r"--bind 127\.0\.0\.1:(\d+)")
+KILLED = re.compile(r"^kill \$\(pgrep -of (\S+)\)$")
+PACE = 5.0  # a reader takes a few seconds between commands: messages arrive meanwhile
+RESTART_WITHIN = 150.0
+
+
+def settled(url: str) -> bool:
+    """Tell whether a stage answers ready and has no message in flight."""
+    try:
+        answer = requests.get(f"{url}/readyz", timeout=3)
+        return answer.status_code == 200 and answer.json().get("settled", True) is True
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def processes_with(pattern: str) -> list[psutil.Process]:
+    """Return the processes whose command line holds a string (as `pgrep -f` does)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if pattern in " ".join(process.info["cmdline"] or []) and process.pid != os.getpid():
+            found.append(process)
+    return found
+
+
+class Reader:
+    """A reader working through one doc against a running stage."""
+
+    def __init__(self, stage: RunningStage, scratch: Path, servers: list[subprocess.Popen]):
+        self.stage = stage
+        self.scratch = scratch
+        self.shell = Shell(scratch)
+        self.servers = servers
+        self.something_down = False
+
+    def do(self, command: Command) -> str | None:
+        """Run one command as the doc says; return what went wrong, if anything."""
+        if LONG_RUNNING.match(key(command)):
+            return "never ends here: list it in RUN_ELSEWHERE with the test that runs it"
+        text = localize(command.text, self.stage.name, self.stage.port, self.scratch)
+        if SERVER.match(text.replace("\\\n", " ")):
+            return self.start_server(text)
+        if not self.something_down:
+            wait_until(lambda: settled(self.stage.url), within=PACE)
+        finished = self.shell.run(text)
+        problem = check(text, command.text, finished, self.shell.env)
+        killed = KILLED.match(text)
+        if killed:  # the reader waits until `workshop up` reports the process exited
+            self.something_down = True
+            if not wait_until(lambda: not processes_with(killed.group(1)), within=30):
+                return problem or f"{killed.group(1)} still runs 30 s after the kill"
+        return problem
+
+    def start_server(self, text: str) -> str | None:
+        bind = BIND.search(text)
+        assert bind, f"a server command with no --bind 127.0.0.1:PORT: {text}"
+        address = f"127.0.0.1:{bind.group(1)}"
+        # As the reader does: start it once the stopped one is gone (and saved its store).
+        wait_until(lambda: not processes_with(f"--bind {address}"), within=30)
+        log = self.scratch / f"server-{bind.group(1)}.log"
+        server = self.shell.start(text, log)
+        self.servers.append(server)
+        if not wait_until(lambda: server.poll() is None and settled(self.stage.url),
+                          within=RESTART_WITHIN, every=0.5):  # fmt: skip
+            return f"the stage was not ready again after starting it:\n{log.read_text()[-2000:]}"
+        self.something_down = False
+        return None
+
+
+def check(
+    text: str, as_written: str, finished: subprocess.CompletedProcess, env: dict[str, str]
+) -> str | None:
+    """Return how a finished command differs from what the doc promises, if it does."""
+    expected = expectation(as_written)
+    output = finished.stdout if finished.stdout.strip() else finished.stderr
+    said = f"exit {finished.returncode}\nstdout: {finished.stdout[-1500:]}\nstderr: {finished.stderr[-1500:]}"  # noqa: E501
+    if expected.status is None and finished.returncode == 0:
+        return f"should have failed:\n{said}"
+    if expected.status is not None and finished.returncode != expected.status:
+        return f"should exit {expected.status}:\n{said}"
+    if "Traceback (most recent call last)" in finished.stdout + finished.stderr:
+        return f"crashed:\n{said}"
+    if expected.output and not re.search(expected.output, output.strip(), re.DOTALL):
+        return f"output should match {expected.output!r}:\n{said}"
+    assigned = re.match(r"^(\w+)=\$\(", text)
+    if assigned and not env.get(assigned.group(1)):
+        return f"{assigned.group(1)} came out empty:\n{said}"
+    return None
+
+
+@dataclass
+class DocsStage:
+    """A stage for the docs' commands, and the servers they start by hand to serve it."""
+
+    stage: RunningStage
+    servers: list[subprocess.Popen]
+
+
+@pytest.fixture(params=[stage.name for stage in all_stages()])
+def docs_stage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocsStage]:
+    """A stage of its own: the docs' exercises stop its processes and grow its store by
+    thousands of posts, which the rest of the acceptance suite must not inherit."""
+    running = DocsStage(RunningStage(request.param, tmp_path), [])
+    running.stage.start()
+    try:
+        yield running
+    finally:
+        for server in running.servers:
+            stop_group(server)
+        returncode = running.stage.stop()
+    assert returncode == 0, (
+        f"{running.stage.name} did not stop cleanly:\n{running.stage.log_tail()}"
+    )
+
+
+def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Stop a process group as Ctrl-C or `kill` would, then make sure it is gone."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+# --- the tests --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(1800)  # the exercises upload tens of thousands of posts, restart services
+def test_the_commands_in_the_docs_work_on_their_stage(docs_stage, tmp_path):
+    stage = docs_stage.stage
+    commands = [c for c in all_commands() if c.stage == stage.name and runs_here(c)]
+    if not commands:
+        pytest.skip(f"no doc gives a command for {stage.name}")
+    created = Client(stage.url).post("/api/users", json=READER)
+    assert created.status_code in (201, 409), created.text
+    failures = []
+    for path, in_doc in groupby(commands, key=lambda c: c.path):
+        scratch = tmp_path / path.relative_to(ROOT).as_posix().replace("/", "_")
+        reader = Reader(stage, scratch, docs_stage.servers)
+        for command in in_doc:
+            problem = reader.do(command)
+            if problem:
+                failures.append(f"{command.where}: {key(command)}\n{problem}")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_every_command_is_run_here_or_by_the_test_the_table_names():
+    commands = all_commands()
+    given = {key(c) for c in commands}
+    never_ending = [f"{c.where}: {key(c)}" for c in commands
+                    if runs_here(c) and LONG_RUNNING.match(key(c))]  # fmt: skip
+    assert not never_ending, "add them to RUN_ELSEWHERE with the test that runs them"
+    stale = sorted(set(RUN_ELSEWHERE) - given)
+    assert not stale, f"RUN_ELSEWHERE lists commands no doc gives any more: {stale}"
+    unused = [e.command for e in EXPECTED if not any(re.search(e.command, k) for k in given)]
+    assert not unused, f"EXPECTED checks commands no doc gives any more: {unused}"
+    for test in set(RUN_ELSEWHERE.values()):
+        path, name = test.split("::")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        assert callable(getattr(module, name, None)), f"{test} does not exist"
+
+
+def test_the_make_targets_the_docs_name_exist():
+    for command in sorted({key(c) for c in all_commands() if key(c).startswith("make ")}):
+        dry = subprocess.run(["make", "-n", *command.split()[1:]], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert dry.returncode == 0, f"{command}: {dry.stderr}"
+
+
+def test_make_run_serves_a_stage_until_ctrl_c(tmp_path):
+    # As after a plain `pip install .`: `workshop up` needs nothing from the bench extra.
+    shim = tmp_path / "no-bench-extra"
+    shim.mkdir()
+    for module in ("locust", "matplotlib", "psutil"):
+        (shim / f"{module}.py").write_text(f"raise ImportError('no module named {module}')\n")
+    stage = get_stage("02-rest-api")
+    port = free_base_port(len(stage.processes()))
+    log = tmp_path / "make-run.log"
+    with log.open("w") as output:
+        make = subprocess.Popen(
+            ["make", "run", f"STAGE={stage.name}", f"PORT={port}"], cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(shim)}, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_until(lambda: make.poll() is None and settled(url), within=600, every=0.5), (
+            log.read_text()[-3000:]
+        )
+        assert requests.get(f"{url}/api/search", params={"q": "flask"}, timeout=10).ok
+    finally:
+        stop_group(make, signal.SIGINT)  # Ctrl-C in the terminal reaches its process group
+    stopped = wait_until(lambda: all(port_is_free(p) for p in stage.ports(port).values()), 30)
+    assert stopped, f"a process of the stage still holds its port:\n{log.read_text()[-3000:]}"
+
+
+# --- links and names ----------------------------------------------------------------------
+
+LINK = re.compile(r"!?\[[^\]]*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
+SKIPPED_FOLDERS = {".venv", ".git", "node_modules", ".pytest_cache", ".ruff_cache", ".workshop"}
+
+
+def markdown_files() -> list[Path]:
+    """Return every Markdown file of the repository (not the venv's, not generated ones)."""
+    return sorted(
+        path for path in ROOT.rglob("*.md")
+        if not SKIPPED_FOLDERS.intersection(path.relative_to(ROOT).parts)
+        and not path.relative_to(ROOT).as_posix().startswith("bench/results/")
+    )  # fmt: skip
+
+
+def without_fences(text: str) -> str:
+    """Return Markdown without its fenced blocks."""
+    return re.sub(r"(?ms)^\s*(```|~~~).*?^\s*\1", "", text)
+
+
+def without_code(text: str) -> str:
+    """Return Markdown without fenced blocks and code spans (no links live there)."""
+    return re.sub(r"`[^`]*`", "", without_fences(text))
+
+
+def anchors(path: Path) -> set[str]:
+    """Return the anchors GitHub makes for a Markdown file's headings."""
+    seen: dict[str, int] = {}
+    found = set()
+    for line in without_fences(path.read_text(encoding="utf-8")).splitlines():
+        heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not heading:
+            continue
+        title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.group(1))  # a link's text
+        slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    broken = []
+    for path in markdown_files():
+        for target in LINK.findall(without_code(path.read_text(encoding="utf-8"))):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                continue  # http:, https:, mailto:: not a file of ours
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path
+            where = f"{path.relative_to(ROOT)}: {target}"
+            if not linked.exists():
+                broken.append(f"{where} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                broken.append(f"{where} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_no_file_names_the_design_document_that_is_not_there():
+    old_name = "DESIGN" + ".md"  # spelled apart, so this file does not name it
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    naming = []
+    for name in listed:
+        path = ROOT / name
+        if path.is_file() and old_name in path.read_bytes().decode("utf-8", "replace"):
+            naming.append(name)
+    assert not naming, f"these files name {old_name}, which does not exist: {naming}"
