@@ -5,6 +5,7 @@ bad input with the same 4xx error and the same shape: {"error": {"code", "messag
 """
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -19,6 +20,9 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000
 MAX_TERMS = MAX_QUERY_TERMS
 DEFAULT_PER_PAGE = 20
+# A number in a query string is ASCII digits only: int() would also take "1_000", " 2 ",
+# "+2" and other scripts' digits, which the contract does not.
+DIGITS = re.compile(r"[0-9]+")
 
 
 class ApiError(Exception):
@@ -97,8 +101,10 @@ def _int_arg(args: Mapping[str, str], name: str, default: int, low: int, high: i
     if raw is None:
         return default
     try:
+        if not DIGITS.fullmatch(raw):
+            raise ValueError(raw)
         value = int(raw, 10)
-    except ValueError:
+    except ValueError:  # int() refuses more than 4,300 digits too
         raise bad_request(f"{name} must be an integer", "invalid_parameter") from None
     if not low <= value <= high:
         raise bad_request(f"{name} must be between {low} and {high}", "invalid_parameter")

@@ -6,7 +6,7 @@ the body. The server never opens a path a client names.
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workshop import config
@@ -28,6 +28,8 @@ class IngestRequest:
     limit: int = 100
     body: bytes = b""
     content_type: str = ""
+    # An upload's rows, read when the request was checked (so they are read once).
+    report: importers.ImportReport | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         """Return a short description for the job record."""
@@ -41,11 +43,13 @@ class IngestRequest:
 def parse_request(body: bytes, mimetype: str) -> IngestRequest:
     """Check an ingest call's body and return what it asks for, or raise a 4xx.
 
-    (The size limit, 413 above config.MAX_INGEST_BYTES, is the web framework's.)
+    An upload is read here, row by row: one in which no row is a post is refused (400), and
+    the rows it holds travel with the request. (The size limit, 413 above
+    config.MAX_INGEST_BYTES, is the web framework's.)
     """
     content_type = mimetype.lower()
     if content_type in importers.NDJSON_TYPES:
-        return IngestRequest("upload", body=body, content_type="application/x-ndjson")
+        return _upload(body, "application/x-ndjson")
     if content_type != "application/json":
         raise ApiError(
             415,
@@ -59,11 +63,22 @@ def parse_request(body: bytes, mimetype: str) -> IngestRequest:
     if isinstance(data, dict) and "source" in data:
         return _command(data)
     if importers.is_listing_document(data):
-        return IngestRequest("upload", body=body, content_type="application/json")
+        return _upload(body, "application/json")
     raise bad_request(
         'send a command ({"source": ...}) or a reddit listing ({"kind": "Listing", ...})',
         "invalid_body",
     )
+
+
+def _upload(body: bytes, content_type: str) -> IngestRequest:
+    try:
+        report = importers.parse_upload(body, content_type)
+    except importers.ImportFormatError as error:
+        raise bad_request(str(error), "invalid_body") from None
+    if not report.posts:
+        reasons = "; ".join(f"{r.where}: {r.reason}" for r in report.rejected[:3])
+        raise bad_request(f"the upload holds no post ({reasons or 'it is empty'})", "no_posts")
+    return IngestRequest("upload", body=body, content_type=content_type, report=report)
 
 
 def _command(data: dict[str, Any]) -> IngestRequest:
@@ -92,7 +107,7 @@ def collect(job: IngestRequest) -> importers.ImportReport:
     if job.source == "reddit":
         base_url = config.env("REDDIT_URL", reddit.DEFAULT_BASE_URL)
         return reddit.fetch_subreddit(job.subreddit, job.limit, base_url=base_url)
-    return importers.parse_upload(job.body, job.content_type)
+    return job.report or importers.parse_upload(job.body, job.content_type)
 
 
 @dataclass(frozen=True)

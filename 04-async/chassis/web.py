@@ -45,6 +45,10 @@ from workshop.web.policy import (
 # A check returns {"ok": bool, ...details}; readiness is every check being ok.
 Check = Callable[[], Awaitable[Mapping[str, Any]]]
 
+# The longest request line ("GET /path?query HTTP/1.1") served: gunicorn's default, which
+# stages 01-03 get from their server. Uvicorn has no such limit, so the app applies it.
+MAX_REQUEST_LINE = 4094
+
 
 def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
     """Return a Quart app with the shared pages' templates and static files wired in."""
@@ -59,6 +63,7 @@ def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
     app.json.sort_keys = False  # posts keep the contract's field order
     if test_config:
         app.config.update(test_config)
+    app.before_request(_check_request_line)
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
@@ -80,6 +85,13 @@ def delay_answers(app: Quart, service: str) -> None:
     if seconds:
         # The request awaits its sleep: the event loop serves every other request meanwhile.
         app.before_request(functools.partial(asyncio.sleep, seconds))
+
+
+async def _check_request_line() -> None:
+    """Answer 414 to a request line longer than MAX_REQUEST_LINE, as gunicorn does."""
+    target = len(request.scope.get("raw_path") or b"") + len(request.scope["query_string"]) + 1
+    if len(request.method) + target + len(" HTTP/1.1") + 1 > MAX_REQUEST_LINE:
+        abort(414)
 
 
 def is_api_request() -> bool:
@@ -182,7 +194,8 @@ async def json_object(
 async def ingest_request(request: Request) -> ingestion.IngestRequest:
     """Return what an ingest call asks for (400/413/415 otherwise); see ingest.parse_request."""
     body = await body_within(request, config.MAX_INGEST_BYTES)
-    return ingestion.parse_request(body, request.mimetype)
+    # Checking an upload reads its rows, CPU work: a thread, so the loop keeps serving.
+    return await asyncio.to_thread(ingestion.parse_request, body, request.mimetype)
 
 
 async def body_within(request: Request, max_bytes: int) -> bytes:

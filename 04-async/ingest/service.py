@@ -10,7 +10,6 @@ from chassis.service import Service
 from chassis.web import api_auth_required, ingest_request
 from ingest import store, tasks
 from workshop.contract import not_found
-from workshop.data import importers
 
 bp = Blueprint("ingest", __name__, url_prefix="/api")
 
@@ -22,12 +21,8 @@ async def start_ingest() -> Any:
     job_id = uuid.uuid4().hex
     # The work happens in the worker (ingest/tasks.py); the answer comes at once. The
     # posts then reach search, recommend and tag through the worker's outbox and sync.
-    if job.source == "upload":
-        try:  # parsing is CPU work: a thread, so the loop keeps serving meanwhile
-            report = await asyncio.to_thread(importers.parse_upload, job.body, job.content_type)
-        except ValueError as error:  # not a readable file: the job fails, nothing is queued
-            await store.create_job(job_id, job.describe(), [], 0, str(error))
-            return jsonify({"job_id": job_id}), 202
+    if job.report is not None:  # an upload, read when the request was checked
+        report = job.report
         batches = [report.posts[i : i + tasks.BATCH_SIZE]
                    for i in range(0, len(report.posts), tasks.BATCH_SIZE)]  # fmt: skip
         signatures = [tasks.store_posts.signature((job_id, batch)) for batch in batches]

@@ -107,3 +107,9 @@ def test_a_method_override_header_is_not_honoured(client, user):
     )
     assert answer.status_code == 200
     assert client.get(f"/api/posts/{post_id}").status_code == 200
+
+
+def test_a_request_line_too_long_answers_414(client):
+    # The HTTP server refuses it before the app sees it (docs/openapi.yaml says so).
+    answer = client.get("/api/search", params={"q": "asyncio", "pad": "x" * 9000})
+    assert answer.status_code == 414

@@ -127,6 +127,10 @@ def test_ingest_needs_a_token(client):
         {"json": "sample"},
         {"json": {"kind": "Listing"}},
         {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+        # An upload in which no row is a post is refused whole: there is nothing to import.
+        {"data": b"{}\n", "headers": {"Content-Type": "application/x-ndjson"}},
+        {"data": b"{}\n[]\n", "headers": {"Content-Type": "application/x-ndjson"}},
+        {"json": {"kind": "Listing", "data": {"children": [{"kind": "t1", "data": {}}]}}},
     ],
 )
 def test_bad_ingest_requests_answer_400(client, user, kwargs):

@@ -25,7 +25,7 @@ def test_limit_is_honoured(client):
     assert client.get("/api/recommendations", params={"limit": 3}).json()["items"] == top[:3]
 
 
-@pytest.mark.parametrize("limit", ["0", "51", "many", "-3"])
+@pytest.mark.parametrize("limit", ["0", "51", "many", "-3", "1_0", "\uff13", " 3 "])
 def test_bad_limits_answer_400(client, limit):
     assert_error(client.get("/api/recommendations", params={"limit": limit}), 400)
 

@@ -87,6 +87,12 @@ def test_items_are_whole_posts(client):
         {"q": "asyncio", "per_page": "0"},
         {"q": "asyncio", "per_page": "101"},
         {"q": "asyncio", "per_page": "ten"},
+        # Digits only: Python's int() also reads these, the contract does not.
+        {"q": "asyncio", "page": "1_000"},
+        {"q": "asyncio", "page": "\uff12"},  # a full-width 2
+        {"q": "asyncio", "page": " 2 "},
+        {"q": "asyncio", "page": "+2"},
+        {"q": "asyncio", "per_page": "1_0"},
         {"q[$ne]": "x"},
         {"q": "asyncio", "page[$gt]": "0"},
     ],

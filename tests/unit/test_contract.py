@@ -36,10 +36,15 @@ def test_json_suffix_media_types_are_json():
 
 def test_an_ingest_body_names_its_source():
     assert ingestion.parse_request(b'{"source": "sample"}', "application/json").source == "sample"
-    upload = ingestion.parse_request(b'{"id": "a"}\n', "application/x-ndjson")
+    post = {"id": "a1", "title": "A post", "subreddit": "python", "created_utc": 1}
+    upload = ingestion.parse_request(json.dumps(post).encode() + b"\n{}\n", "application/x-ndjson")
     assert (upload.source, upload.content_type) == ("upload", "application/x-ndjson")
-    listing = json.dumps({"kind": "Listing", "data": {"children": []}}).encode()
-    assert ingestion.parse_request(listing, "application/json").source == "upload"
+    assert upload.report is not None and len(upload.report.posts) == 1
+    assert len(upload.report.rejected) == 1  # the bad row is reported, not fatal
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": post}]}}
+    assert ingestion.parse_request(json.dumps(listing).encode(), "application/json").source == (
+        "upload"
+    )
 
 
 @pytest.mark.parametrize(
@@ -49,6 +54,10 @@ def test_an_ingest_body_names_its_source():
         (b"{broken", "application/json", 400),
         (b'{"source": "disk", "path": "/etc/passwd"}', "application/json", 400),
         (b'{"source": "reddit", "subreddit": "python", "limit": 0}', "application/json", 400),
+        # No row is a post: nothing to import.
+        (b"{}\n", "application/x-ndjson", 400),
+        (b"", "application/x-ndjson", 400),
+        (b'{"kind": "Listing", "data": {"children": []}}', "application/json", 400),
     ],
 )
 def test_a_bad_ingest_body_is_refused(body, mimetype, status):

@@ -80,6 +80,13 @@ def _references(node: Any) -> list[str]:
     return []
 
 
+def test_the_servers_own_limits_are_documented(document: dict[str, Any]) -> None:
+    """A status the HTTP server answers before the app (no operation lists it) is described."""
+    web = get_stage("04-async").load("chassis.web")  # 04 applies gunicorn's limit itself
+    description = document["info"]["description"]
+    assert "**414**" in description and f"{web.MAX_REQUEST_LINE} bytes" in description
+
+
 def test_every_reference_resolves(document: dict[str, Any]) -> None:
     for ref in _references(document):
         _resolve(document, ref)
