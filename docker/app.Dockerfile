@@ -25,8 +25,9 @@ COPY workshop/ workshop/
 RUN pip install --no-cache-dir . \
     && rm -rf build workshop.egg-info
 
-# The stage's own packages (front, restapi, gateway, chassis, services): gunicorn
-# --chdir STAGE imports them from this folder, as `workshop up` does.
+# The stage's own packages (front, restapi, gateway, chassis, services): the Procfile's
+# command imports them from this folder (gunicorn --chdir, uvicorn --app-dir, celery
+# --workdir), as `workshop up` does.
 COPY ${STAGE}/ ${STAGE}/
 
 # An unprivileged user; it owns nothing in the image, so the code is read-only to it.
@@ -37,8 +38,9 @@ USER 10001:10001
 
 EXPOSE 8000
 
-# Alive means the process answers /healthz (slim has no curl: Python's urllib does it).
+# Alive means the process answers /healthz (slim has no curl: Python's urllib does it). A
+# process with no HTTP server (04's Celery worker) gets its own check in the compose file.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz', timeout=4)"]
 
-# No default command: the compose file gives each container its own gunicorn line.
+# No default command: the compose file gives each container its own Procfile line.

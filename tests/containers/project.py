@@ -19,11 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
 import yaml
 
+from workshop.tools.runner import stage_environment
 from workshop.tools.stages import Process, Stage, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +48,13 @@ LISTEN_OPTIONS = {"--bind": ("127.0.0.1:$PORT", f"0.0.0.0:{CONTAINER_PORT}"),
                   "--port": ("$PORT", CONTAINER_PORT)}  # fmt: skip
 # The option naming the stage folder a program imports from (gunicorn, uvicorn, celery).
 FOLDER_OPTIONS = ("--chdir", "--app-dir", "--workdir")
+# The registry (stages whose chassis has one): a Redis database of its own, next to the
+# broker's (0) and Celery's results (2).
+REGISTRY_URL = "redis://redis:6379/1"
+# The database a process uses where it is not the one named after its service: 04's ingest
+# web process keeps the jobs (04-async/ingest/__init__.py), its worker owns the posts
+# (04-async/ingest/tasks.py). Both are on the one MongoDB server.
+DATABASES = {("04-async", "ingest"): "ingest-jobs", ("04-async", "worker"): "ingest"}
 
 
 @functools.cache
@@ -128,6 +137,48 @@ def stage_folder(command: list[str]) -> str:
     """Return the stage folder a command imports its packages from (--chdir, --app-dir, ...)."""
     (option,) = [word for word in command if word in FOLDER_OPTIONS]
     return command[command.index(option) + 1]
+
+
+def app_package(command: list[str]) -> str:
+    """Return the stage package a command serves: gateway:create_app -> gateway."""
+    target = r"[A-Za-z_]\w*[.:][A-Za-z_][\w.:()]*"  # package:app, package.module
+    (found,) = [word for word in command if re.fullmatch(target, word)]
+    return re.split(r"[.:]", found)[0]
+
+
+def address(process: Process) -> str:
+    """Return where the others reach a process: its container (or Service) name, port 8000."""
+    return f"http://{service_name(process.name)}:{CONTAINER_PORT}"
+
+
+def addresses(stage: Stage) -> dict[str, str]:
+    """Return the `<NAME>_URL` every process gets: one per process that serves HTTP."""
+    return {f"{p.name.upper()}_URL": address(p) for p in stage.processes() if serves_http(p)}
+
+
+def workshop_up_names(stage: Stage) -> set[str]:
+    """Return the variables `workshop up` gives every process (besides our own shell's), but
+    an address for a process that serves no HTTP (it is there, and reaches nothing)."""
+    with mock.patch.dict(os.environ, clear=True):
+        names = set(stage_environment(stage, 8000)) | {"PORT"}  # PORT: set per process
+    silent = {f"{p.name.upper()}_URL" for p in stage.processes() if not serves_http(p)}
+    return names - silent - {"PATH"}  # the image sets PATH
+
+
+def uses_registry(stage: Stage) -> bool:
+    """Tell whether a stage's services join a registry (their chassis has one)."""
+    return (stage.path / "chassis" / "registry.py").is_file()
+
+
+def registers(stage: Stage, process: Process) -> bool:
+    """Tell whether a process joins the registry: a service, not the front door nor a worker."""
+    front_door = stage.processes()[0]
+    return uses_registry(stage) and serves_http(process) and process != front_door
+
+
+def database_of(stage: Stage, process: Process) -> str:
+    """Return the database a process of a split stage uses (its service's name, by default)."""
+    return DATABASES.get((stage.name, process.name), service_name(process.name))
 
 
 def upstream_parameters() -> list[str]:

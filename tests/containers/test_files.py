@@ -2,7 +2,6 @@
 Compose schema, and held to what `workshop up` runs (the same processes, commands and
 environment as each stage's Procfile), without a Docker engine."""
 
-import os
 import re
 import subprocess
 import sys
@@ -19,22 +18,28 @@ from tests.containers.project import (
     DOCKER,
     DOCKERFILES,
     NGINX_DIR,
+    REGISTRY_URL,
     ROOT,
     TEMPLATE,
     TEMPLATE_VARIABLES,
+    address,
+    addresses,
+    app_package,
     compose,
+    database_of,
     env_file,
     procfile_view,
+    registers,
     resolved,
     service_name,
+    stage_folder,
     stage_of,
+    uses_registry,
+    workshop_up_names,
 )
 from workshop import config
-from workshop.tools.runner import stage_environment
 from workshop.tools.stages import all_stages
 
-# Stages that have no compose file yet (04's async services come in a later step).
-NOT_YET_IN_CONTAINERS = {"04-async"}
 APP_DOCKERFILE = "docker/app.Dockerfile"
 SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"
 BIN = Path(sys.executable).parent
@@ -44,7 +49,7 @@ compose_files = pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambd
 
 def test_every_stage_has_a_compose_file():
     have = {path.stem for path in COMPOSE_FILES}
-    wanted = {stage.name for stage in all_stages()} - NOT_YET_IN_CONTAINERS
+    wanted = {stage.name for stage in all_stages()}
     assert wanted and wanted <= have, f"no docker/<stage>.yaml for {sorted(wanted - have)}"
     assert have <= {stage.name for stage in all_stages()}, "a compose file names no stage"
 
@@ -132,20 +137,13 @@ def test_the_secret_has_no_default(compose_file, tmp_path):
     assert answer.returncode != 0 and "set SECRET_KEY in docker/.env" in answer.stderr
 
 
-def workshop_up_names(stage, monkeypatch) -> set[str]:
-    """Return the variables `workshop up` gives every process (besides our own shell's)."""
-    monkeypatch.setattr(os, "environ", {})
-    names = set(stage_environment(stage, 8000)) | {"PORT"}  # PORT: set per process
-    return names - {"PATH"}  # the image sets PATH
-
-
 @compose_files
-def test_compose_runs_the_procfile(compose_file, tmp_path, monkeypatch):
+def test_compose_runs_the_procfile(compose_file, tmp_path):
     """The same processes, commands and environment as `workshop up`, by container name.
 
     Rule for names: a Procfile process `recommend_v1` is the compose service
     `recommend-v1` (a hostname may not hold `_`); its address RECOMMEND_V1_URL is
-    http://recommend-v1:8000.
+    http://recommend-v1:8000. A process that serves no HTTP (04's Celery worker) has none.
     """
     stage = stage_of(compose_file)
     services = resolved(compose_file, tmp_path)["services"]
@@ -154,23 +152,36 @@ def test_compose_runs_the_procfile(compose_file, tmp_path, monkeypatch):
     processes = stage.processes()
     assert set(apps) == {service_name(p.name) for p in processes}
 
-    names = workshop_up_names(stage, monkeypatch)
+    names = workshop_up_names(stage)
     for process in processes:
         service = apps[service_name(process.name)]
         assert service["build"]["args"]["STAGE"] == stage.name
         settings, command = procfile_view(process.command)
         assert service["command"] == command, process.name
-        assert command[command.index("--chdir") + 1] == stage.name
-        assert command[-1].startswith(f"{process.package}:")
+        assert stage_folder(command) == stage.name
+        assert app_package(command) == process.package
         environment = service["environment"]
         assert names <= set(environment), f"{process.name} lacks {names - set(environment)}"
         for name, value in settings.items():
             assert environment[name] == value, (process.name, name)
         assert environment["WORKSHOP_STAGE"] == stage.name
         assert environment["PORT"] == CONTAINER_PORT
-        for other in processes:
-            url = environment[f"{other.name.upper()}_URL"]
-            assert url == f"http://{service_name(other.name)}:{CONTAINER_PORT}", url
+        for name, url in addresses(stage).items():
+            assert environment[name] == url, (process.name, name)
+        assert not set(environment) & ({f"{p.name.upper()}_URL" for p in processes}
+                                       - set(addresses(stage))), process.name  # fmt: skip
+
+
+@compose_files
+def test_services_register_where_other_containers_reach_them(compose_file, tmp_path):
+    """With a registry, each service registers its container's address, not 127.0.0.1."""
+    stage = stage_of(compose_file)
+    services = resolved(compose_file, tmp_path)["services"]
+    for process in stage.processes():
+        environment = services[service_name(process.name)]["environment"]
+        assert environment.get("REGISTRY_URL") == (REGISTRY_URL if uses_registry(stage) else None)
+        wanted = address(process) if registers(stage, process) else None
+        assert environment.get("ADVERTISE_URL") == wanted, process.name
 
 
 @compose_files
@@ -218,8 +229,12 @@ def test_each_service_of_a_split_stage_has_its_own_database(compose_file, tmp_pa
             if "MONGO_URL" in s.get("environment", {})}  # fmt: skip
     assert urls, "no service uses MongoDB"
     assert all(url.startswith("mongodb://mongo:27017/") for url in urls.values()), urls
-    if len(urls) > 1:  # one database per service: its name
-        assert urls == {name: f"mongodb://mongo:27017/{name}" for name in urls}
+    if len(urls) > 1:  # one database per process: the one its code names (DATABASES)
+        stage = stage_of(compose_file)
+        wanted = {service_name(p.name): f"mongodb://mongo:27017/{database_of(stage, p)}"
+                  for p in stage.processes() if service_name(p.name) in urls}  # fmt: skip
+        assert urls == wanted
+        assert len(set(urls.values())) == len(urls), "two processes share a database"
 
 
 @compose_files

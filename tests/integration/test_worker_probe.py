@@ -1,0 +1,82 @@
+"""Stage 04's Celery worker has no HTTP server, so its container's healthcheck asks the worker
+itself, over the broker: `celery inspect ping` to its own node (celery@$HOSTNAME). Here the
+worker runs from its Procfile line on the real Redis, and the compose file's healthcheck
+command runs as the container would run it: 0 while the worker consumes, not 0 once it is
+gone."""
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.acceptance.stage import eventually
+from tests.containers.project import DOCKER, resolved
+from workshop.config import ROOT
+from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.stages import get_stage
+
+# A database of these tests' own (the others use 9, 11, 12 and 14).
+BROKER_DB = 10
+WORKER_READY_WITHIN = 90.0  # the worker imports Celery and the stage; the machine is shared
+PROBE_SECONDS = 60
+
+
+@pytest.fixture
+def broker_url(redis_server: str) -> Iterator[str]:
+    url = f"{redis_server.rsplit('/', 1)[0]}/{BROKER_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def compose_healthcheck(tmp_path: Path) -> str:
+    """Return the worker's healthcheck in docker/04-async.yaml: a shell command line."""
+    services = resolved(DOCKER / "04-async.yaml", tmp_path)["services"]
+    kind, line = services["worker"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    # `config` writes $$ so that its output is a compose file again; the engine gets $.
+    return line.replace("$$", "$")
+
+
+def probe(line: str, broker_url: str) -> subprocess.CompletedProcess:
+    """Run a probe's shell line as in the container: from the image's /app (the repository
+    root here), with the worker's broker and the hostname Docker and Kubernetes set."""
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "HOSTNAME": socket.gethostname(),
+        "BROKER_URL": broker_url,
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
+    return subprocess.run(
+        ["sh", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=PROBE_SECONDS,
+    )  # fmt: skip
+
+
+def test_the_worker_healthcheck_pings_the_worker_over_the_broker(broker_url, tmp_path):
+    line = compose_healthcheck(tmp_path)
+    assert "$HOSTNAME" in line  # its own node: another worker's answer would not do
+    stage = get_stage("04-async")
+    port = free_base_port(1)
+    settings = {"BROKER_URL": broker_url, "WORKSHOP_RUN_DIR": str(tmp_path / "run"),
+                "WORKSHOP_SEED_SAMPLE": "0"}  # fmt: skip
+    runner = StageRunner(stage, port, settings)
+    runner.start_extra("worker", "worker", port, {})
+    try:
+        answer = eventually(
+            lambda: probe(line, broker_url),
+            lambda done: done.returncode == 0 or runner.failed() is not None,
+            within=WORKER_READY_WITHIN,
+        )
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert runner.failed() is None, "the worker exited"
+    finally:
+        runner.stop()
+    gone = probe(line, broker_url)
+    assert gone.returncode != 0, gone.stdout
