@@ -4,11 +4,11 @@ Reading and checking what a client sends happens here once, so that every stage 
 bad input with the same 4xx error and the same shape: {"error": {"code", "message"}}.
 """
 
-import json
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from workshop import safejson
 from workshop.domain import recommend
 from workshop.domain.accounts import MAX_PREFERRED_TOPICS
 from workshop.domain.tags import is_valid_tag
@@ -59,14 +59,18 @@ def parse_json_object(
 ) -> dict[str, Any]:
     """Return a body's JSON object, refusing anything else with 400 (or 415).
 
-    Unknown fields are refused too: a client that sends {"username": {"$ne": null}} or an
-    extra field learns at once instead of being half-understood. (The size limit, 413, is
-    the web framework's: it refuses a large body before it is read.)
+    JSON nested deeper than safejson.MAX_DEPTH is malformed too (Python's parser would
+    give up with RecursionError). Unknown fields are refused too: a client that sends
+    {"username": {"$ne": null}} or an extra field learns at once instead of being
+    half-understood. (The size limit, 413, is the web framework's: it refuses a large body
+    before it is read.)
     """
     if not is_json_mimetype(mimetype):
         raise ApiError(415, "unsupported_media_type", "send a JSON body (application/json)")
     try:
-        data = json.loads(body)
+        data = safejson.loads(body)
+    except safejson.TooDeep as error:
+        raise bad_request(f"the body is {error}", "malformed_json") from None
     except ValueError:  # UnicodeDecodeError is one too
         raise bad_request("the body is not valid JSON", "malformed_json") from None
     if not isinstance(data, dict):

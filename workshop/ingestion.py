@@ -4,12 +4,11 @@ Three sources: the bundled sample, a live reddit fetch, or a file's content uplo
 the body. The server never opens a path a client names.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workshop import config
+from workshop import config, safejson
 from workshop.contract import ApiError, bad_request
 from workshop.data import importers, reddit
 from workshop.data import sample as sample_data
@@ -57,22 +56,25 @@ def parse_request(body: bytes, mimetype: str) -> IngestRequest:
             "send application/json (a command or a reddit listing) or application/x-ndjson",
         )
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = safejson.loads(body)
+    except ValueError:  # not JSON, or nested too deeply
         data = None
     if isinstance(data, dict) and "source" in data:
         return _command(data)
     if importers.is_listing_document(data):
-        return _upload(body, "application/json")
+        return _upload(body, "application/json", data)
     raise bad_request(
         'send a command ({"source": ...}) or a reddit listing ({"kind": "Listing", ...})',
         "invalid_body",
     )
 
 
-def _upload(body: bytes, content_type: str) -> IngestRequest:
+def _upload(body: bytes, content_type: str, listing: Any = None) -> IngestRequest:
     try:
-        report = importers.parse_upload(body, content_type)
+        if listing is not None:  # already parsed: read its posts without parsing again
+            report = importers.parse_listing(listing)
+        else:
+            report = importers.parse_upload(body, content_type)
     except importers.ImportFormatError as error:
         raise bad_request(str(error), "invalid_body") from None
     if not report.posts:

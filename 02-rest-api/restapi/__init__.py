@@ -8,6 +8,7 @@ from flask import jsonify
 from workshop import config, ingestion, queries
 from workshop import db as databases
 from workshop.contract import ApiError
+from workshop.web.bodies import BoundedJSONProvider
 from workshop.web.health import health_blueprint
 
 
@@ -19,6 +20,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Eve:
     domain_settings.update(test_config or {})
     domain_settings.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")
     app = Eve(settings=domain_settings, data=store.Store, auth=auth.TokenAuth)
+    # Eve reads bodies with request.get_json(): this provider refuses (400) JSON nested deeper
+    # than the contract's bound, which Python's parser would fail on (RecursionError, 500).
+    app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
 
     hooks.register(app)

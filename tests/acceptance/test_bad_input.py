@@ -5,6 +5,9 @@ import pytest
 from tests.acceptance.stage import assert_error
 
 OVERSIZED = b'{"tag": "' + b"x" * (128 * 1024) + b'"}'
+# 5,000 levels in 10 KB: Python's json parser gives up (RecursionError) long before the end.
+DEEP = b"[" * 5000 + b"]" * 5000
+DEEP_FIELD = b'{"tag": ' + DEEP + b"}"
 
 
 def json_calls(post_id, tag):
@@ -49,8 +52,10 @@ def snapshot(client, user):
         (b"null", 400),
         (b"42", 400),
         (OVERSIZED, 413),
+        (DEEP, 400),
+        (DEEP_FIELD, 400),
     ],
-    ids=["malformed", "empty", "array", "string", "null", "number", "oversized"],
+    ids="malformed empty array string null number oversized deep deep-field".split(),
 )
 def test_malformed_bodies_answer_4xx_and_change_nothing(
     client, user, calls, snapshot, body, status
@@ -113,3 +118,22 @@ def test_a_request_line_too_long_answers_414(client):
     # The HTTP server refuses it before the app sees it (docs/openapi.yaml says so).
     answer = client.get("/api/search", params={"q": "asyncio", "pad": "x" * 9000})
     assert answer.status_code == 414
+
+
+def test_deeply_nested_bodies_cannot_lock_anyone_out(client):
+    """Bad bodies are the client's fault: a circuit breaker (03, 04) must not count them."""
+    for _ in range(12):  # more than any breaker's threshold
+        for path in ("/api/users", "/api/tokens"):
+            answer = client.post(path, data=DEEP, headers={"Content-Type": "application/json"})
+            assert_error(answer, 400)
+    username, password, token = client.new_user("after_deep")  # register and log in: no 503
+    assert client.get("/api/me/preferences", token=token).status_code == 200
+
+
+def test_a_deeply_nested_ingest_body_answers_400(client, user):
+    _, _, token = user
+    for body in (b'{"source": ' + DEEP + b"}", b'{"kind": "Listing", "data": ' + DEEP + b"}"):
+        answer = client.post(
+            "/api/ingest", token=token, data=body, headers={"Content-Type": "application/json"}
+        )
+        assert_error(answer, 400)

@@ -8,6 +8,7 @@ import pytest
 from tests.acceptance.stage import assert_error, eventually
 
 JOB_WITHIN = 60.0
+NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 def finished(client, job_id):
@@ -70,6 +71,17 @@ def test_upload_mongoexport_lines_with_a_bad_row(client, user):
     found = searchable(client, word, post_id)
     assert found[0]["is_self"] is True and found[0]["created_utc"] == 1370000000
     assert found[0]["tags"] == []
+
+
+def test_a_deeply_nested_line_is_a_rejected_row(client, user):
+    _, _, token = user
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, record = new_record(word)
+    deep = b'{"id": "abc", "title": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    body = json.dumps(record).encode() + b"\n" + deep + b"\n"
+    job = finished(client, start(client, token, data=body, headers=NDJSON))
+    assert (job["state"], job["ingested"], job["rejected"]) == ("done", 1, 1), job
+    searchable(client, word, post_id)
 
 
 def test_upload_a_reddit_listing(client, user):

@@ -64,3 +64,15 @@ def test_a_bad_ingest_body_is_refused(body, mimetype, status):
     with pytest.raises(ApiError) as refused:
         ingestion.parse_request(body, mimetype)
     assert refused.value.status == status
+
+
+def test_json_is_read_up_to_400_levels_deep_and_refused_below():
+    def nested(levels: int) -> bytes:  # {"tag": [[...]]}: the object is the first level
+        return b'{"tag": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+
+    assert parse_json_object(nested(400), "application/json", allowed=("tag",))
+    for levels in (401, 5000):
+        with pytest.raises(ApiError) as refused:
+            parse_json_object(nested(levels), "application/json", allowed=("tag",))
+        assert (refused.value.status, refused.value.code) == (400, "malformed_json")
+        assert "nested deeper than 400 levels" in refused.value.message

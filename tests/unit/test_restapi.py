@@ -172,6 +172,18 @@ def test_dangerous_or_unlisted_filters_are_refused(api, where):
     assert api.get("/posts", query_string={"where": json.dumps(where)}).status_code == 400
 
 
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_deeply_nested_json_is_refused_with_400(api):
+    _, auth = register(api)
+    headers = {**auth, "Content-Type": "application/json"}
+    for path in ("/users", "/taggings", "/preferences"):
+        assert api.post(path, data=f'{{"tag": {DEEP}}}', headers=headers).status_code == 400, path
+    where = '{"tags.tag": {"$in": ' + DEEP + "}}"
+    assert api.get("/posts", query_string={"where": where}).status_code == 400
+
+
 def test_an_allowed_filter_works(api):
     _, auth = register(api)
     api.post("/taggings", json={"post_id": "p7", "tag": "seven"}, headers=auth)

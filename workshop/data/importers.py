@@ -5,13 +5,13 @@ for the command line, opens a file. A bad row is reported, not fatal.
 """
 
 import gzip
-import json
 import os
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workshop import safejson
 from workshop.domain.posts import InvalidPost, normalise
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
@@ -95,8 +95,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def _loads(text: str | bytes) -> Any:
-    """Parse strict JSON: Python's json accepts NaN and Infinity, which no exporter writes."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Parse strict JSON: Python's json accepts NaN and Infinity, which no exporter writes.
+
+    A text nested deeper than safejson.MAX_DEPTH is not JSON we read (a ValueError too).
+    """
+    return safejson.loads(text, parse_constant=_reject_constant)
 
 
 def _json_kind(value: Any) -> str:

@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from workshop import config, tokens
 from workshop.contract import ApiError, error_body
+from workshop.web.bodies import BoundedJSONProvider
 from workshop.web.policy import (
     SECURITY_HEADERS,
     format_timestamp,
@@ -50,6 +51,7 @@ def create_flask(import_name: str, test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    app.json = BoundedJSONProvider(app)  # get_json() refuses JSON nested too deeply
     app.json.sort_keys = False  # posts keep the contract's field order
     if test_config:
         app.config.update(test_config)

@@ -8,9 +8,18 @@ from collections.abc import Collection
 from typing import Any
 
 from flask import Request
+from flask.json.provider import DefaultJSONProvider
 
-from workshop import config, ingestion
+from workshop import config, ingestion, safejson
 from workshop.contract import parse_json_object
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, reading with safejson: `request.get_json()` refuses (400) a body nested
+    deeper than safejson.MAX_DEPTH instead of failing with RecursionError (500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return safejson.loads(s, **kwargs)
 
 
 def json_object(
