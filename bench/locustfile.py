@@ -1,8 +1,8 @@
-"""The benchmark's load, written once for every stage: four scenarios as Locust users.
+"""The benchmark's load, written once for every stage: its scenarios as Locust users.
 
 `workshop bench` runs this file with the locust CLI, one scenario at a time, chosen by
-the BENCH_SCENARIO environment variable (reads, logged-in, home, lag); unset, every
-scenario runs mixed. Run by hand:
+the BENCH_SCENARIO environment variable (reads, logged-in, home, lag, fan-out, keyed);
+unset, every scenario runs mixed. Run by hand:
 
     BENCH_SCENARIO=reads locust -f bench/locustfile.py --headless -u 8 -r 8 -t 20s \
         --host http://127.0.0.1:8000
@@ -10,20 +10,26 @@ scenario runs mixed. Run by hand:
 Besides Locust's own CSV, every request's latency is kept raw and written as JSON to
 BENCH_SAMPLES at exit, so the bench computes exact percentiles over the measured window:
 from the moment every user has finished its set-up (registering, logging in) to the end.
+With BENCH_DURATION set (the bench sets it), the run stops that many seconds after that
+moment, so set-up never eats into the measured time; locust's -t is then only a limit.
 Set-up requests are named "setup: ..." and left out of the figures (their errors count).
 """
 
 import json
 import os
 import random
+import re
 import time
 import uuid
 from typing import Any
 
+import gevent
+from gevent.lock import Semaphore
 from locust import FastHttpUser, constant, events, task
 
 SCENARIO = os.environ.get("BENCH_SCENARIO", "")
 SAMPLES_FILE = os.environ.get("BENCH_SAMPLES", "")
+MEASURED_SECONDS = float(os.environ.get("BENCH_DURATION", "") or 0)
 SETUP = "setup: "
 # Requests give up after this long; a timeout counts as an error.
 TIMEOUT_SECONDS = 10.0
@@ -39,6 +45,11 @@ QUERIES = [
 TOPICS = ["async", "web", "data", "performance", "testing", "packaging", "ml", "devops"]
 # Tags the bench puts on a few posts of each stage before the run, so tag pages have posts.
 SEEDED_TAGS = ["bench-async", "bench-web", "bench-data", "bench-testing", "bench-ml"]
+# The hidden field every page form carries (the pages refuse a post without it).
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+# What a composed page says when one of its parts' services did not answer in time: the
+# page still answers 200, so the bench counts it as an error of its own.
+DEGRADED = "unavailable right now"
 
 
 class Recorder:
@@ -53,6 +64,7 @@ class Recorder:
         self.error_examples: dict[str, str] = {}
         self.lags_ms: list[tuple[float, float]] = []
         self.lag_missed = 0
+        self.users_ready = 0
 
     def request(self, name: str, response_time: float, exception: Any) -> None:
         """Keep one request: its end time, name, latency in ms, and whether it succeeded."""
@@ -65,9 +77,16 @@ class Recorder:
         self.errors[name] = self.errors.get(name, 0) + 1
         self.error_examples.setdefault(name, str(problem)[:300])
 
-    def user_ready(self) -> None:
-        """Move the window's start to now: one more user has finished its set-up."""
+    def user_ready(self, environment: Any) -> None:
+        """Move the window's start to now: one more user has finished its set-up.
+
+        Once every user has, stop the run MEASURED_SECONDS later (if set).
+        """
         self.ready_at = max(self.ready_at, time.time())
+        self.users_ready += 1
+        runner = environment.runner
+        if MEASURED_SECONDS and self.users_ready == runner.target_user_count:
+            gevent.spawn_later(MEASURED_SECONDS, runner.quit)
 
     def write(self, path: str) -> None:
         """Write the raw figures as JSON."""
@@ -91,6 +110,20 @@ class Recorder:
 
 
 RECORDER = Recorder()
+SETUP_LOCKS: dict[str, Semaphore] = {}
+
+
+def setup_lock(name: str) -> Semaphore:
+    """Return the lock of a set-up that one user does while the others wait for it."""
+    return SETUP_LOCKS.setdefault(name, Semaphore())
+
+
+@events.init.add_listener
+def _on_init(**_: Any) -> None:
+    # gevent reads its clock once when locust imports it, and locust's run-time limit counts
+    # from that reading: without a fresh one, a run lost the seconds locust took to start
+    # (on a busy machine, all of a short run).
+    gevent.get_hub().loop.update_now()
 
 
 @events.test_start.add_listener
@@ -129,6 +162,13 @@ class BenchUser(FastHttpUser):
     connection_timeout = TIMEOUT_SECONDS
     post_ids: list[str] = []  # shared by every user: ids seen in answers
 
+    def on_start(self) -> None:
+        self.set_up()
+        RECORDER.user_ready(self.environment)
+
+    def set_up(self) -> None:
+        """Prepare what the user's tasks need (nothing by default), before the measured time."""
+
     def get_json(self, path: str, name: str, **kwargs: Any) -> Any:
         """GET a JSON answer (None if it failed: the failure is already counted)."""
         with self.client.get(path, name=name, catch_response=True, **kwargs) as answer:
@@ -136,6 +176,14 @@ class BenchUser(FastHttpUser):
                 answer.failure(f"HTTP {answer.status_code}")
                 return None
             return answer.json()
+
+    def get_page(self, path: str, name: str) -> None:
+        """GET a page; a page missing a part (its service did not answer) counts as failed."""
+        with self.client.get(path, name=name, catch_response=True) as answer:
+            if answer.status_code != 200:
+                answer.failure(f"HTTP {answer.status_code}")
+            elif DEGRADED in (answer.text or ""):
+                answer.failure("degraded page: a part's service did not answer")
 
     def remember_posts(self, body: Any) -> None:
         """Keep the ids of the posts in an answer, for the post pages."""
@@ -153,7 +201,7 @@ class LoggedInUser(BenchUser):
 
     abstract = True
 
-    def on_start(self) -> None:
+    def set_up(self) -> None:
         self.username = f"bench_{uuid.uuid4().hex[:12]}"
         password = f"pw-{uuid.uuid4().hex}"
         credentials = {"username": self.username, "password": password}
@@ -163,7 +211,6 @@ class LoggedInUser(BenchUser):
         self.auth = {"Authorization": f"Bearer {token}"}
         body = self.get_json("/api/recommendations?limit=50", SETUP + "recommendations")
         self.remember_posts(body)
-        RECORDER.user_ready()
 
 
 class Reads(BenchUser):
@@ -171,7 +218,7 @@ class Reads(BenchUser):
 
     scenario = "reads"
 
-    def on_start(self) -> None:
+    def set_up(self) -> None:
         self.api_search()
 
     @task(3)
@@ -233,7 +280,7 @@ class Home(BenchUser):
 
     @task
     def home(self) -> None:
-        self.client.get("/", name="/")
+        self.get_page("/", "/")
 
 
 class Lag(LoggedInUser):
@@ -272,7 +319,70 @@ class Lag(LoggedInUser):
         RECORDER.error("lag: not visible", f"tag {tag} not visible in {LAG_DEADLINE_SECONDS} s")
 
 
-SCENARIOS = {cls.scenario: cls for cls in (Reads, LoggedIn, Home, Lag)}
+class FanOut(BenchUser):
+    """Pages composed from several services, for a person logged in on the pages: the home
+    page (recommendations and popular tags) and a post page (the post and the user's tags).
+
+    The bench runs it with a fixed delay added to each upstream (WORKSHOP_LATENCY_MS), so a
+    page that asks its services one after the other waits for the sum of the delays, and
+    one that asks them at the same time for the slowest.
+    """
+
+    scenario = "fan-out"
+    # Every user shares one account's page session: 64 accounts would hash 128 passwords
+    # (slow on purpose) at the start, a load on the users service this scenario is not about.
+    session_cookies: list[Any] | None = None
+
+    def set_up(self) -> None:
+        with setup_lock("fan-out"):
+            if FanOut.session_cookies is None:
+                self.log_in_on_the_pages()
+                FanOut.session_cookies = list(self.client.cookiejar)
+                self.remember_posts(self.get_json("/api/recommendations?limit=50", SETUP + "posts"))
+        for cookie in FanOut.session_cookies:
+            self.client.cookiejar.set_cookie(cookie)
+
+    def log_in_on_the_pages(self) -> None:
+        """Register on the page form, which logs in: the session cookie makes pages personal."""
+        username, password = f"bench_{uuid.uuid4().hex[:12]}", f"pw-{uuid.uuid4().hex}"
+        form = self.client.get("/register", name=SETUP + "register page")
+        found = CSRF_FIELD.search(form.text or "")
+        fields = {"username": username, "password": password,
+                  "csrf_token": found.group(1) if found else ""}  # fmt: skip
+        with self.client.post("/register", data=fields, name=SETUP + "register",
+                              catch_response=True) as answer:  # fmt: skip
+            if answer.status_code != 200 or username not in (answer.text or ""):
+                answer.failure(f"not logged in after registering (HTTP {answer.status_code})")
+
+    @task
+    def home_then_a_post(self) -> None:
+        self.get_page("/", "/")
+        if post_id := self.some_post():
+            self.get_page(f"/posts/{post_id}", "/posts/[id]")
+
+
+class Keyed(BenchUser):
+    """Keyed reads only: `GET /api/posts/<id>`, the smallest call a stage answers.
+
+    The bench sends it to the front door and, on stages with a search service, straight to
+    that service as well: the difference is what the hop through the gateway costs.
+    """
+
+    scenario = "keyed"
+
+    def set_up(self) -> None:
+        with setup_lock("keyed"):
+            if not BenchUser.post_ids:
+                body = self.get_json("/api/search?q=python&per_page=50", SETUP + "posts")
+                self.remember_posts(body)
+
+    @task
+    def api_post(self) -> None:
+        if post_id := self.some_post():
+            self.get_json(f"/api/posts/{post_id}", "/api/posts/[id]")
+
+
+SCENARIOS = {cls.scenario: cls for cls in (Reads, LoggedIn, Home, Lag, FanOut, Keyed)}
 
 
 def select_scenario(name: str) -> None:

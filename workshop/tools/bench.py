@@ -2,10 +2,20 @@
 
 Each stage starts as a user starts it (`workshop up STAGE --port P` in a subprocess, on
 free loopback ports), loads its sample data, is seeded with a few tags and warmed up.
-Then every scenario of bench/locustfile.py runs against every stage, interleaved
-(for each repeat, for each scenario, for each stage), so drift on a shared machine hits
-all stages alike. While a run goes, psutil samples the stage's process tree and the
-load generator's every ~0.5 s. The figures go to RESULTS.md, bench.png and results.json.
+Then every scenario of bench/locustfile.py runs against every stage it applies to,
+interleaved (for each repeat, for each scenario, for each stage), so drift on a shared
+machine hits all stages alike. While a run goes, psutil samples the stage's process tree
+and the load generator's every ~0.5 s. The figures go to RESULTS.md, bench.png and
+results.json.
+
+A scenario may need its stages started differently: `fan-out` measures pages composed
+from several services with 50 ms added to each of them (WORKSHOP_LATENCY_MS). Stages are
+therefore started per environment: the scenarios with no setting of their own run first,
+on stages started without the knob; then the stages are stopped, started again with the
+knob, and only fan-out runs on them. No scenario ever runs on a stage started for
+another's environment, and the two sets never run at the same time (they would share the
+2 cores). A scenario runs only on the stages that have what it needs: fan-out on those
+with the services the knob delays (03 on), `keyed-direct` on those with a search service.
 """
 
 import json
@@ -30,12 +40,11 @@ from typing import Any
 import click
 import requests
 
-from workshop import config
+from workshop import config, latency
 from workshop.tools import stages
 from workshop.tools.launcher import LaunchedStage, StageDidNotStart, process_tree
 
 LOCUSTFILE = config.ROOT / "bench" / "locustfile.py"
-SCENARIOS = ("reads", "logged-in", "home", "lag")
 DEFAULT_DURATION = 20
 # Two cores run the stage and the load generator both: a few users already saturate the
 # single-worker stages (no think time), more would only queue and starve the generator.
@@ -43,13 +52,74 @@ DEFAULT_USERS = 8
 DEFAULT_REPEAT = 3
 DEFAULT_OUT = config.ROOT / "bench" / "results"
 SAMPLE_INTERVAL = 0.5
-# A locust run gets its duration plus this much to start, stop and write its figures.
+# A run's users get this long to set up (register, log in) before its measured seconds
+# start (the locustfile starts them once every user is ready); locust stops at the latest
+# then, measured or not, and gets LOCUST_SLACK more to start, stop and write its figures.
+SETUP_SECONDS = 60
 LOCUST_SLACK = 60.0
 SEEDED_TAGS = {"bench-async": "asyncio", "bench-web": "django", "bench-data": "pandas",
                "bench-testing": "pytest", "bench-ml": "numpy"}  # fmt: skip
 WARM_UP_PATHS = ["/", "/api/tags", "/api/recommendations", "/search?q=flask",
                  "/tags/bench-web", "/api/search?q=web+performance&page=2"]  # fmt: skip
 MB = 1024 * 1024
+# fan-out: many people at once on pages that wait on their services, each service made
+# 50 ms slower by the latency knob; the home page's own calls are also timed directly.
+FAN_OUT_USERS = 64
+FAN_OUT_LATENCY = "search=50,recommend=50,tag=50"
+HOME_UPSTREAMS = (("recommend_v1", "/api/recommendations?limit=12"), ("tag", "/api/tags"))
+# Sequential requests per figure when the bench times pages and services at rest.
+AT_REST_REQUESTS = 15
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How the bench runs one scenario of bench/locustfile.py."""
+
+    name: str
+    locust_scenario: str = ""  # the locustfile's scenario (default: the same name)
+    users: int | None = None  # its own number of users (None: --users)
+    env: tuple[tuple[str, str], ...] = ()  # what its stages start with
+    target: str = ""  # the process that takes the load ("": the stage's front door)
+    # (process, path): timed directly while the load runs, and at rest after it.
+    probes: tuple[tuple[str, str], ...] = ()
+    needs: tuple[str, ...] = ()  # services the stage must run
+
+    def runs_on(self, stage: stages.Stage) -> bool:
+        """Tell whether the stage has every service this scenario needs."""
+        wanted = [*self.needs, *([self.target] if self.target else [])]
+        return all(has_service(stage, name) for name in wanted)
+
+
+def has_service(stage: stages.Stage, service: str) -> bool:
+    """Tell whether a stage runs a service (`recommend` matches recommend_v1 and _v2)."""
+    names = [process.name for process in stage.processes()]
+    return any(name == service or name.startswith(service + "_") for name in names)
+
+
+SCENARIO_TABLE = (
+    Scenario("reads"),
+    Scenario("logged-in"),
+    Scenario("home"),
+    Scenario("lag"),
+    # The same keyed read through the front door and straight at the service that owns it.
+    Scenario("keyed", needs=("search",)),
+    Scenario("keyed-direct", locust_scenario="keyed", target="search"),
+    Scenario(
+        "fan-out",
+        users=FAN_OUT_USERS,
+        env=((latency.SETTING, FAN_OUT_LATENCY),),
+        probes=HOME_UPSTREAMS,
+        needs=tuple(latency.parse(FAN_OUT_LATENCY)),
+    ),
+)
+SCENARIOS = tuple(scenario.name for scenario in SCENARIO_TABLE)
+
+
+def get_scenario(name: str) -> Scenario:
+    """Return a scenario by name."""
+    return next(scenario for scenario in SCENARIO_TABLE if scenario.name == name)
+
+
 # What the bench needs beyond `workshop up`: the `bench` extra in pyproject.toml.
 BENCH_EXTRA = ("locust", "matplotlib", "psutil")
 INSTALL_BENCH_EXTRA = "pip install -e '.[bench]'"
@@ -175,6 +245,13 @@ class RunResult:
     lag_p99: float | None = None
     lag_count: int = 0
     error_examples: dict[str, str] = field(default_factory=dict)
+    users: int = 0
+    # Per request name: its requests/s, p50 and p99 (a scenario mixing pages tells them apart).
+    by_name: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The scenario's probes, timed directly at the service while the load ran: p50 in ms.
+    probes_p50: dict[str, float] = field(default_factory=dict)
+    # The front door's page and the probes, each timed alone right after the run: p50 in ms.
+    at_rest: dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -188,7 +265,8 @@ def percentile(values: Sequence[float], p: float) -> float:
 def locust_command(url: str, users: int, duration: int, csv_prefix: Path) -> list[str]:
     """Return the headless locust command line for one run."""
     return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--stop-timeout", "0",
+            "-u", str(users), "-r", str(users), "-t", f"{duration + SETUP_SECONDS}s",
+            "--stop-timeout", "0",
             "--csv", str(csv_prefix), "--host", url, "--only-summary"]  # fmt: skip
 
 
@@ -206,22 +284,94 @@ def own_process_group(command: list[str], env: dict[str, str], log: Path) -> Ite
             process.wait()
 
 
+def process_url(stage: LaunchedStage, process: str) -> str:
+    """Return where one of a running stage's processes listens ("": its front door)."""
+    if not process:
+        return stage.url
+    return f"http://127.0.0.1:{stages.get_stage(stage.name).ports(stage.port)[process]}"
+
+
+def timed_get(http: requests.Session, url: str) -> tuple[float, bool]:
+    """GET a URL; return (milliseconds, whether it answered 200)."""
+    began = time.perf_counter()
+    try:
+        ok = http.get(url, timeout=10).status_code == 200
+    except requests.RequestException:
+        ok = False
+    return (time.perf_counter() - began) * 1000, ok
+
+
+class Prober:
+    """Time GETs of a few URLs, one at a time in a thread, while a run loads the stage.
+
+    One request in flight at most, next to the run's dozens: it measures the load (what
+    a call to that service waits meanwhile) without adding much of its own.
+    """
+
+    def __init__(self, urls: dict[str, str]) -> None:
+        self.urls = urls
+        self.samples: list[tuple[float, str, float]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> "Prober":
+        if self.urls:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        http = requests.Session()
+        while not self._done.is_set():
+            for label, url in self.urls.items():
+                ms, ok = timed_get(http, url)
+                if ok:
+                    self.samples.append((time.time(), label, ms))
+            self._done.wait(SAMPLE_INTERVAL / 5)
+
+    def p50s(self, start: float, stop: float) -> dict[str, float]:
+        """Return each URL's p50 over a wall-clock window."""
+        return {
+            label: percentile([ms for at, name, ms in self.samples
+                               if name == label and start <= at <= stop], 50)
+            for label in self.urls
+        }  # fmt: skip
+
+
+def at_rest(stage: LaunchedStage, urls: dict[str, str]) -> dict[str, float]:
+    """Time each URL alone, AT_REST_REQUESTS times one after the other; return p50s in ms."""
+    http = requests.Session()
+    return {label: percentile([timed_get(http, url)[0] for _ in range(AT_REST_REQUESTS)], 50)
+            for label, url in urls.items()}  # fmt: skip
+
+
 def run_scenario(
-    stage: LaunchedStage, stage_pid: int, scenario: str, options: "BenchOptions", repeat: int
+    stage: LaunchedStage, scenario: Scenario, options: "BenchOptions", repeat: int
 ) -> RunResult:
     """Run one scenario against one stage with locust, sampling both process trees."""
-    name = f"{scenario}.{stage.name}.{repeat}"
+    assert stage.process is not None
+    name = f"{scenario.name}.{stage.name}.{repeat}"
     raw = options.out / "raw"
     samples_path = raw / f"{name}.json"
-    env = {**os.environ, "BENCH_SCENARIO": scenario, "BENCH_SAMPLES": str(samples_path)}
-    command = locust_command(stage.url, options.users, options.duration, raw / name)
+    env = {**os.environ, "BENCH_SCENARIO": scenario.locust_scenario or scenario.name,
+           "BENCH_SAMPLES": str(samples_path), "BENCH_DURATION": str(options.duration)}  # fmt: skip
+    users = options.users_for(scenario)
+    url = process_url(stage, scenario.target)
+    command = locust_command(url, users, options.duration, raw / name)
+    probes = {f"{process} {path}": process_url(stage, process) + path
+              for process, path in scenario.probes}  # fmt: skip
     with (
         own_process_group(command, env, raw / f"{name}.log") as locust,
-        TreeSampler(stage_pid) as stage_sampler,
+        TreeSampler(stage.process.pid) as stage_sampler,
         TreeSampler(locust.pid) as locust_sampler,
+        Prober(probes) as prober,
     ):
         try:
-            locust.wait(timeout=options.duration + LOCUST_SLACK)
+            locust.wait(timeout=options.duration + SETUP_SECONDS + LOCUST_SLACK)
         except subprocess.TimeoutExpired:
             raise click.ClickException(f"locust did not finish: {raw / name}.log") from None
     # Locust exits 1 when some requests failed: the errors are counted, the run stands.
@@ -231,7 +381,13 @@ def run_scenario(
     start, stop = figures["window"]
     stage_rss, stage_cpu = stage_sampler.figures(start, stop)
     _, locust_cpu = locust_sampler.figures(start, stop)
-    return summarize_run(stage.name, scenario, repeat, figures, stage_rss, stage_cpu, locust_cpu)
+    result = summarize_run(stage.name, scenario.name, repeat, figures, stage_rss, stage_cpu,
+                           locust_cpu)  # fmt: skip
+    result.users = users
+    if probes:
+        result.probes_p50 = prober.p50s(start, stop)
+        result.at_rest = at_rest(stage, {"/": stage.url + "/", **probes})
+    return result
 
 
 def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any],
@@ -241,6 +397,9 @@ def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any
     seconds = max(stop - start, 1e-9)
     latencies = [ms for _, ms, _ in figures["requests"]]
     lags = figures["lag_ms"]
+    by_name: dict[str, list[float]] = {}
+    for request_name, ms, _ in figures["requests"]:
+        by_name.setdefault(request_name, []).append(ms)
     return RunResult(
         stage=stage, scenario=scenario, repeat=repeat,
         requests=len(latencies), seconds=round(seconds, 2), rps=len(latencies) / seconds,
@@ -250,6 +409,8 @@ def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any
         lag_p50=percentile(lags, 50) if scenario == "lag" else None,
         lag_p99=percentile(lags, 99) if scenario == "lag" else None,
         lag_count=len(lags), error_examples=figures["error_examples"],
+        by_name={name: {"rps": len(values) / seconds, "p50": percentile(values, 50),
+                        "p99": percentile(values, 99)} for name, values in by_name.items()},
     )  # fmt: skip
 
 
@@ -263,18 +424,26 @@ class BenchOptions:
     stages: list[str]
     scenarios: list[str]
     duration: int
-    users: int
+    users: int | None  # None: each scenario's own (DEFAULT_USERS unless it says otherwise)
     repeat: int
     out: Path
     command: str
 
+    def users_for(self, scenario: Scenario) -> int:
+        """Return how many users a scenario runs with: --users if given, else its own."""
+        return self.users or scenario.users or DEFAULT_USERS
 
-def start_stages(names: Sequence[str], log_dir: Path, running: list[LaunchedStage]) -> None:
+
+def start_stages(
+    names: Sequence[str], log_dir: Path, running: list[LaunchedStage], env: dict[str, str]
+) -> None:
     """Start each stage in turn (appending it to `running` first, so it is always stopped)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
-        stage = LaunchedStage(name, log_dir)
+        stage = LaunchedStage(name, log_dir, env)
         running.append(stage)
-        click.echo(f"bench: starting {name} ...", err=True)
+        setting = " ".join(f"{key}={value!r}" for key, value in env.items())
+        click.echo(f"bench: starting {name} {setting}...", err=True)
         try:
             stage.start()
         except StageDidNotStart:
@@ -283,30 +452,60 @@ def start_stages(names: Sequence[str], log_dir: Path, running: list[LaunchedStag
         click.echo(f"bench: {name} is up at {stage.url} (seeded and warmed up)", err=True)
 
 
+@dataclass
+class Phase:
+    """Scenarios whose stages start with the same environment, and the stages they run on."""
+
+    env: dict[str, str]
+    scenarios: list[Scenario]
+    stages: list[str]
+
+    def pairs(self) -> list[tuple[Scenario, str]]:
+        """Return (scenario, stage) for every run of one repeat, in running order."""
+        return [(scenario, name) for scenario in self.scenarios for name in self.stages
+                if scenario.runs_on(stages.get_stage(name))]  # fmt: skip
+
+
+def plan(options: BenchOptions) -> list[Phase]:
+    """Group the chosen scenarios by the environment their stages start with (none first)."""
+    phases: dict[tuple[tuple[str, str], ...], Phase] = {}
+    for scenario in sorted(map(get_scenario, options.scenarios), key=lambda s: bool(s.env)):
+        phase = phases.setdefault(scenario.env, Phase(dict(scenario.env), [], []))
+        phase.scenarios.append(scenario)
+        for name in options.stages:
+            if scenario.runs_on(stages.get_stage(name)) and name not in phase.stages:
+                phase.stages.append(name)
+    return [phase for phase in phases.values() if phase.pairs()]
+
+
 def run_all(options: BenchOptions) -> list[RunResult]:
-    """Start every stage, run every scenario round-robin, and stop every stage."""
-    # All stages stay up for the whole run: starting one loads its sample data (seconds of
-    # CPU), which per run would cost minutes and measure cold stages; an idle gunicorn costs
-    # next to nothing of the 2 cores, and interleaving gives every stage the same history.
-    (options.out / "raw").mkdir(parents=True, exist_ok=True)
-    running: list[LaunchedStage] = []
+    """Run every phase: start its stages, run its scenarios round-robin, stop its stages."""
+    # A phase's stages stay up for the whole phase: starting one loads its sample data
+    # (seconds of CPU), which per run would cost minutes and measure cold stages; an idle
+    # stage costs next to nothing of the 2 cores, and interleaving gives every stage the
+    # same history. Stages of different phases never run at the same time.
+    phases = plan(options)
+    if not phases:
+        raise click.ClickException("no chosen scenario applies to the chosen stages")
+    total = options.repeat * sum(len(phase.pairs()) for phase in phases)
     results: list[RunResult] = []
-    try:
-        start_stages(options.stages, options.out / "raw", running)
-        total = options.repeat * len(options.scenarios) * len(running)
-        for repeat in range(1, options.repeat + 1):
-            for scenario in options.scenarios:
-                for stage in running:
-                    assert stage.process is not None
-                    click.echo(f"bench: [{len(results) + 1}/{total}] {scenario} on "
-                               f"{stage.name} (repeat {repeat})", err=True)  # fmt: skip
-                    result = run_scenario(stage, stage.process.pid, scenario, options, repeat)
+    for number, phase in enumerate(phases):
+        running: list[LaunchedStage] = []
+        try:
+            log_dir = options.out / "raw" / (f"stages-{number}" if number else "")
+            start_stages(phase.stages, log_dir, running, phase.env)
+            by_name = {stage.name: stage for stage in running}
+            for repeat in range(1, options.repeat + 1):
+                for scenario, name in phase.pairs():
+                    click.echo(f"bench: [{len(results) + 1}/{total}] {scenario.name} on "
+                               f"{name} (repeat {repeat})", err=True)  # fmt: skip
+                    result = run_scenario(by_name[name], scenario, options, repeat)
                     click.echo(f"bench:   {result.rps:.1f} req/s, p50 {result.p50:.0f} ms, "
                                f"{result.errors} errors", err=True)  # fmt: skip
                     results.append(result)
-    finally:
-        for stage in running:
-            stage.stop()
+        finally:
+            for stage in running:
+                stage.stop()
     return results
 
 
@@ -329,15 +528,36 @@ def summarize(results: list[RunResult]) -> list[dict[str, Any]]:
             if values:
                 summary[name] = statistics.median(values)
                 summary[f"{name}_min"], summary[f"{name}_max"] = min(values), max(values)
+        summary["users"] = runs[0].users
+        summary["by_name"] = median_tables([r.by_name for r in runs])
+        for name in ("probes_p50", "at_rest"):
+            medians = median_tables([{"p50": getattr(r, name)} for r in runs])
+            if medians:
+                summary[name] = medians["p50"]
         summaries.append(summary)
     return summaries
 
 
+def median_tables(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Return the median of each figure of each row over several runs' tables."""
+    rows = dict.fromkeys(row for table in tables for row in table)
+    return {
+        row: {figure: statistics.median(t[row][figure] for t in tables if figure in t.get(row, {}))
+              for figure in dict.fromkeys(f for t in tables for f in t.get(row, {}))}
+        for row in rows
+    }  # fmt: skip
+
+
 def add_ratios(summaries: list[dict[str, Any]], baseline: str) -> None:
-    """Add each figure's ratio to the baseline stage's, in the same scenario."""
-    base = {s["scenario"]: s for s in summaries if s["stage"] == baseline}
+    """Add each figure's ratio to the baseline stage's in the same scenario (in a scenario
+    the baseline stage did not run, to the first stage that ran it)."""
+    base: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        if summary["stage"] == baseline or summary["scenario"] not in base:
+            base[summary["scenario"]] = summary
     for summary in summaries:
         reference = base.get(summary["scenario"], {})
+        summary["baseline"] = reference.get("stage", summary["stage"])
         for name in (*FIGURES, "errors"):
             value, ref = summary.get(name), reference.get(name)
             if value is not None and ref:
@@ -398,6 +618,72 @@ def lag_table(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def fan_out_section(summaries: list[dict[str, Any]]) -> str:
+    """Return the fan-out table with its heading line, or nothing if fan-out did not run."""
+    rows = [s for s in summaries if s["scenario"] == "fan-out"]
+    if not rows:
+        return ""
+    home_figures = [s["by_name"].get("/", {}) for s in rows]
+    base = home_figures[0].get("rps") or 0
+    lines = [
+        "| stage | home req/s | home p50 ms | home p99 ms | post page req/s | post page p50 ms "
+        "| recommend p50 ms | tag p50 ms | at rest: home | recommend | tag | errors |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for s, home in zip(rows, home_figures, strict=True):
+        post = s["by_name"].get("/posts/[id]", {})
+        probes, rest = s.get("probes_p50", {}), s.get("at_rest", {})
+        upstream = [next((v for k, v in table.items() if k.startswith(process + " ")), None)
+                    for table in (probes, rest) for process, _ in HOME_UPSTREAMS]  # fmt: skip
+        ratio = f" ×{home['rps'] / base:.2f}" if base and "rps" in home else ""
+        lines.append(
+            f"| {s['stage']} | {number(home.get('rps'), 1)}{ratio} | {number(home.get('p50'))} "
+            f"| {number(home.get('p99'))} | {number(post.get('rps'), 1)} "
+            f"| {number(post.get('p50'))} | {number(upstream[0])} | {number(upstream[1])} "
+            f"| {number(rest.get('/'))} | {number(upstream[2])} | {number(upstream[3])} "
+            f"| {s['errors']} |"
+        )
+    setting = f"`{latency.SETTING}={FAN_OUT_LATENCY}`"
+    return (
+        f"Fan-out (pages composed from several services, {setting}: 50 ms added to each"
+        f" service's answers; {rows[0]['users']} users logged in on the pages, each loading"
+        " the home page and a post page in turn). The home page asks recommend and tag; the"
+        " post page asks search and tag. `recommend` and `tag` are the home page's two calls"
+        " timed straight at those services, one at a time, while the load ran; `at rest`,"
+        f" each timed alone right after the run ({AT_REST_REQUESTS} requests each, p50)."
+        f" Ratios: to {rows[0]['stage']}.\n\n" + "\n".join(lines) + "\n\n"
+    )
+
+
+def gateway_cost_section(summaries: list[dict[str, Any]]) -> str:
+    """Return the keyed read through the front door against straight at the service."""
+    found = {(s["scenario"], s["stage"]): s for s in summaries}
+    pairs = [(found[("keyed", stage)], direct) for (scenario, stage), direct in found.items()
+             if scenario == "keyed-direct" and ("keyed", stage) in found]  # fmt: skip
+    if not pairs:
+        return ""
+    lines = [
+        "| stage | front door req/s | p50 ms | search service req/s | p50 ms "
+        "| front door / service req/s |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for front, direct in pairs:
+        share = front["rps"] / direct["rps"] if direct.get("rps") else 0.0
+        lines.append(f"| {front['stage']} | {number(front['rps'], 1)} | {number(front['p50'], 1)}"
+                     f" | {number(direct['rps'], 1)} | {number(direct['p50'], 1)}"
+                     f" | {share:.2f} |")  # fmt: skip
+    return (
+        "The hop through the gateway: the same keyed read (`GET /api/posts/<id>`, `keyed`)"
+        " through the front door and straight at the search service that answers it"
+        " (`keyed-direct`):\n\n" + "\n".join(lines) + "\n\n"
+    )
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    """Format a figure, or a dash when it was not measured."""
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
 def store_description() -> str:
     """Say which store the stages used (never printing the URL: it may hold a password)."""
     if config.env("MONGO_URL"):
@@ -415,10 +701,44 @@ def run_description(options: BenchOptions, elapsed: float, load: Sequence[float]
         f"- machine: {os.cpu_count()} cores ({machine}), shared by the stages and locust;"
         f" 1-min load average {load[0]:.1f} before the run, {load[1]:.1f} after"
         " (above the core count: other programs competed for the cores)",
-        f"- load: {options.users} locust users with no think time, {options.duration} s per run,"
+        f"- load: {users_description(options)} with no think time, measured for"
+        f" {options.duration} s per run once every user has set up (registered, logged in),"
         f" {options.repeat} repeat(s), interleaved round-robin over the stages",
+        *knob_description(options),
         f"- store: {store_description()}",
     ])  # fmt: skip
+
+
+def users_description(options: BenchOptions) -> str:
+    """Say how many users the scenarios ran with, e.g. `8 locust users (fan-out: 64)`."""
+    chosen = [get_scenario(name) for name in options.scenarios]
+    own = [f"{s.name}: {s.users}" for s in chosen if s.users and not options.users]
+    users = options.users or DEFAULT_USERS
+    return f"{users} locust users" + (f" ({', '.join(own)})" if own else "")
+
+
+def knob_description(options: BenchOptions) -> list[str]:
+    """Say which scenarios' stages started with a setting of their own, and which without."""
+    chosen = [get_scenario(name) for name in options.scenarios]
+    return [
+        f"- {s.name}: its stages started with "
+        + ", ".join(f"`{key}={value}`" for key, value in s.env)
+        + " (stages started for it alone; every other scenario's stages started without)"
+        for s in chosen
+        if s.env
+    ]
+
+
+def baseline_note(summaries: list[dict[str, Any]], base: str) -> str:
+    """Name the scenarios whose ratios refer to another stage than the baseline."""
+    others: dict[str, list[str]] = {}
+    for s in summaries:
+        if s.get("baseline", base) != base and s["stage"] == s["baseline"]:
+            others.setdefault(s["baseline"], []).append(s["scenario"])
+    if not others:
+        return ""
+    named = "; ".join(f"{', '.join(scenarios)}: to {stage}" for stage, scenarios in others.items())
+    return f" (in a scenario without it, to the first stage that ran it: {named})"
 
 
 def lag_section(summaries: list[dict[str, Any]]) -> str:
@@ -444,14 +764,15 @@ def render_report(
 
 {figures_table(summaries)}
 
-{lag_section(summaries)}![requests/s and p99 per scenario and stage](bench.png)
+{lag_section(summaries)}{fan_out_section(summaries)}{gateway_cost_section(summaries)}\
+![requests/s and p99 per scenario and stage](bench.png)
 
 ## How to read this
 
 - Each figure is the median over the repeats; `×r` is its ratio to **{base}** in the same
-  scenario and the same run (×0.50 on req/s: half the throughput; ×2.00 on p50: twice
-  the latency). The min–max columns show the spread over the repeats: differences smaller
-  than the spread are noise.
+  scenario and the same run{baseline_note(summaries, base)} (×0.50 on req/s: half the
+  throughput; ×2.00 on p50: twice the latency). The min–max columns show the spread over
+  the repeats: differences smaller than the spread are noise.
 - Latencies are exact percentiles of every request in the measured window (from the
   moment every user has registered, for the scenarios that log in, to the end). Errors count
   every non-2xx answer, timeout (10 s) and failed task, set-up included, over all repeats.
@@ -526,7 +847,9 @@ def run_bench(options: BenchOptions) -> str:
 def command_line(options: BenchOptions) -> str:
     """Return the `workshop bench` command that repeats this run."""
     words = ["workshop", "bench", *options.stages, "--duration", str(options.duration),
-             "--users", str(options.users), "--repeat", str(options.repeat)]  # fmt: skip
+             "--repeat", str(options.repeat)]  # fmt: skip
+    if options.users:
+        words += ["--users", str(options.users)]
     if options.scenarios != list(SCENARIOS):
         words += [f"--scenario={name}" for name in options.scenarios]
     if options.out != DEFAULT_OUT.resolve():
@@ -542,16 +865,17 @@ def _stop_on_sigterm(*_: object) -> None:
 @click.argument("stage_names", metavar="[STAGE ...]", nargs=-1)
 @click.option("--duration", default=DEFAULT_DURATION, show_default=True,
               type=click.IntRange(1, 600), help="Seconds per run.")  # fmt: skip
-@click.option("--users", default=DEFAULT_USERS, show_default=True,
-              type=click.IntRange(1, 64), help="Simulated users per run.")  # fmt: skip
+@click.option("--users", type=click.IntRange(1, 64),
+              help=f"Simulated users per run [default: {DEFAULT_USERS}; fan-out:"
+                   f" {FAN_OUT_USERS}].")  # fmt: skip
 @click.option("--scenario", "scenarios", multiple=True, type=click.Choice(SCENARIOS),
               help="A scenario to run (repeatable; default: all).")  # fmt: skip
 @click.option("--repeat", default=DEFAULT_REPEAT, show_default=True,
               type=click.IntRange(1, 20), help="Runs of each scenario on each stage.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Where RESULTS.md, bench.png, results.json go.")  # fmt: skip
-def bench(stage_names: tuple[str, ...], duration: int, users: int, scenarios: tuple[str, ...],
-          repeat: int, out: Path) -> None:  # fmt: skip
+def bench(stage_names: tuple[str, ...], duration: int, users: int | None,
+          scenarios: tuple[str, ...], repeat: int, out: Path) -> None:  # fmt: skip
     """Run the same load against every STAGE (default: all) and report them side by side."""
     missing = missing_bench_modules()
     if missing:  # say so before any stage starts, not with a traceback minutes later
