@@ -1,8 +1,8 @@
-"""Stage 04's Celery worker has no HTTP server, so its container's healthcheck asks the worker
-itself, over the broker: `celery inspect ping` to its own node (celery@$HOSTNAME). Here the
-worker runs from its Procfile line on the real Redis, and the compose file's healthcheck
-command runs as the container would run it: 0 while the worker consumes, not 0 once it is
-gone."""
+"""Stage 04's Celery worker has no HTTP server, so its container's healthcheck (compose) and
+liveness probe (Kubernetes) ask the worker itself, over the broker: `celery inspect ping` to
+its own node (celery@$HOSTNAME). Here the worker runs from its Procfile line on the real
+Redis, and each probe's command runs as the container would run it: 0 while the worker
+consumes, not 0 once it is gone."""
 
 import os
 import socket
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from tests.acceptance.stage import eventually
 from tests.containers.project import DOCKER, resolved
@@ -44,6 +45,15 @@ def compose_healthcheck(tmp_path: Path) -> str:
     return line.replace("$$", "$")
 
 
+def kubernetes_probe() -> str:
+    """Return the worker's liveness probe in docker/k8s/worker.yaml: a shell command line."""
+    (deployment,) = yaml.safe_load_all((DOCKER / "k8s" / "worker.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    shell, flag, line = container["livenessProbe"]["exec"]["command"]
+    assert (shell, flag) == ("sh", "-c")
+    return line
+
+
 def probe(line: str, broker_url: str) -> subprocess.CompletedProcess:
     """Run a probe's shell line as in the container: from the image's /app (the repository
     root here), with the worker's broker and the hostname Docker and Kubernetes set."""
@@ -59,9 +69,10 @@ def probe(line: str, broker_url: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_the_worker_healthcheck_pings_the_worker_over_the_broker(broker_url, tmp_path):
-    line = compose_healthcheck(tmp_path)
-    assert "$HOSTNAME" in line  # its own node: another worker's answer would not do
+def test_the_worker_probes_ping_the_worker_over_the_broker(broker_url, tmp_path):
+    lines = {"compose": compose_healthcheck(tmp_path), "kubernetes": kubernetes_probe()}
+    for line in lines.values():
+        assert "celery@$HOSTNAME" in line  # its own node: another worker's answer would not do
     stage = get_stage("04-async")
     port = free_base_port(1)
     settings = {"BROKER_URL": broker_url, "WORKSHOP_RUN_DIR": str(tmp_path / "run"),
@@ -69,14 +80,16 @@ def test_the_worker_healthcheck_pings_the_worker_over_the_broker(broker_url, tmp
     runner = StageRunner(stage, port, settings)
     runner.start_extra("worker", "worker", port, {})
     try:
-        answer = eventually(
-            lambda: probe(line, broker_url),
-            lambda done: done.returncode == 0 or runner.failed() is not None,
-            within=WORKER_READY_WITHIN,
-        )
-        assert answer.returncode == 0, answer.stdout + answer.stderr
-        assert runner.failed() is None, "the worker exited"
+        for source, line in lines.items():
+            answer = eventually(
+                lambda line=line: probe(line, broker_url),
+                lambda done: done.returncode == 0 or runner.failed() is not None,
+                within=WORKER_READY_WITHIN,
+            )
+            assert answer.returncode == 0, (source, answer.stdout + answer.stderr)
+            assert runner.failed() is None, "the worker exited"
     finally:
         runner.stop()
-    gone = probe(line, broker_url)
-    assert gone.returncode != 0, gone.stdout
+    for source, line in lines.items():
+        gone = probe(line, broker_url)
+        assert gone.returncode != 0, (source, gone.stdout)
