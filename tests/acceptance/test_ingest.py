@@ -84,6 +84,23 @@ def test_a_deeply_nested_line_is_a_rejected_row(client, user):
     searchable(client, word, post_id)
 
 
+def test_a_line_with_a_bad_byte_is_a_rejected_row_and_the_rest_is_imported(client, user):
+    _, _, token = user
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    first_id, first = new_record(word)
+    second_id, second = new_record(word)
+    broken = json.dumps({**new_record(word)[1], "title": "caf\u00e9"}).encode()
+    broken = broken.replace("caf\\u00e9".encode(), b"caf\xe9")  # Latin-1, not UTF-8
+    lines = [json.dumps(first).encode(), broken, json.dumps(second).encode()]
+    job = finished(client, start(client, token, data=b"\n".join(lines), headers=NDJSON))
+    assert (job["state"], job["ingested"], job["rejected"]) == ("done", 2, 1), job
+    found = eventually(
+        lambda: {p["id"] for p in client.get("/api/search", params={"q": word}).json()["items"]},
+        lambda ids: ids == {first_id, second_id},
+    )
+    assert found == {first_id, second_id}
+
+
 def test_upload_a_reddit_listing(client, user):
     _, _, token = user
     word = f"zq{uuid.uuid4().hex[:8]}"

@@ -114,21 +114,27 @@ def _json_kind(value: Any) -> str:
     return "a number" if isinstance(value, int | float) else "an object"
 
 
-def parse_mongoexport(lines: Iterable[str | bytes] | str | bytes) -> ImportReport:
-    """Import JSON lines as mongoexport writes them; report bad lines by number."""
+def parse_mongoexport(
+    lines: Iterable[str | bytes] | str | bytes, charset: str = "utf-8"
+) -> ImportReport:
+    """Import JSON lines as mongoexport writes them; report bad lines by number.
+
+    Bytes are decoded line by line (in `charset`), so a bad byte costs its line only.
+    """
     if isinstance(lines, str):
         # Not splitlines(): it also splits at U+2028 and friends, which JSON strings may hold.
         lines = lines.split("\n")
     elif isinstance(lines, bytes):
         lines = lines.split(b"\n")
+    first_charset = "utf-8-sig" if charset in ("utf-8", "utf8") else charset
     report = ImportReport()
     for number, line in enumerate(lines, start=1):
         where = f"line {number}"
         if isinstance(line, bytes):
             try:
-                line = line.decode("utf-8-sig" if number == 1 else "utf-8")
+                line = line.decode(first_charset if number == 1 else charset)
             except UnicodeDecodeError:
-                report.reject(where, "not UTF-8 text")
+                report.reject(where, f"not {charset} text")
                 continue
         line = line.removeprefix("\ufeff").strip()
         if not line:
@@ -227,8 +233,15 @@ def parse_upload(body: bytes, content_type: str) -> ImportReport:
             f"(a reddit listing) or {NDJSON_TYPES[0]} (mongoexport JSON lines)"
         )
     try:
+        line_by_line = "\n".encode(charset) == b"\n"  # not so in UTF-16 or UTF-32
+    except LookupError as error:
+        raise ImportFormatError(f"unknown charset {charset!r}") from error
+    if media_type in NDJSON_TYPES and line_by_line:
+        # Each line decoded and parsed on its own: a bad byte or line is one rejected row.
+        return parse_mongoexport(body, charset)
+    try:
         text = body.decode("utf-8-sig" if charset in ("utf-8", "utf8") else charset)
-    except (UnicodeDecodeError, LookupError) as error:
+    except UnicodeDecodeError as error:
         raise ImportFormatError(f"the body is not {charset} text") from error
     if media_type in NDJSON_TYPES:
         return parse_mongoexport(text)
