@@ -8,7 +8,6 @@ processes would be): each answers its routes after a set delay and counts its ca
 gateway runs through Quart's test app, so its HTTP session opens and closes as when served.
 """
 
-import ast
 import asyncio
 import contextlib
 import json
@@ -16,7 +15,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -555,75 +553,3 @@ def test_a_stopped_heartbeat_leaves_the_registry_at_once(registry_url):
         return listed, after
 
     assert asyncio.run(scenario()) == (["http://127.0.0.1:1"], [])
-
-
-# --- no blocking call on the event loop -----------------------------------------------------
-
-BLOCKING_MODULES = {"requests", "urllib.request", "http.client", "pymongo.synchronous"}
-BLOCKING_NAMES = {
-    "time.sleep", "httpx.Client", "httpx.get", "httpx.post", "httpx.put", "httpx.delete",
-    "httpx.request", "pymongo.MongoClient", "redis.Redis", "redis.StrictRedis",
-    "redis.client.Redis",
-}  # fmt: skip
-
-
-def blocking_calls(source: str) -> list[str]:
-    """Name the blocking imports and calls in a module's source (imports read through)."""
-    found, aliases = [], {}
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                aliases[alias.asname or alias.name] = alias.name
-                if alias.name in BLOCKING_MODULES:
-                    found.append(f"import {alias.name}")
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                name = f"{node.module}.{alias.name}"
-                aliases[alias.asname or alias.name] = name
-                if node.module in BLOCKING_MODULES or name in BLOCKING_NAMES:
-                    found.append(f"from {node.module} import {alias.name}")
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Attribute | ast.Name):
-            dotted = dotted_name(node, aliases)
-            if dotted in BLOCKING_NAMES:
-                found.append(dotted)
-    return found
-
-
-def dotted_name(node: ast.AST, aliases: dict[str, str]) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return ""
-    parts.append(aliases.get(node.id, node.id))
-    return ".".join(reversed(parts))
-
-
-def test_the_blocking_call_finder_finds_them():
-    assert blocking_calls("import time\ntime.sleep(1)") == ["time.sleep"]
-    assert "time.sleep" in blocking_calls("from time import sleep\nsleep(1)")
-    assert "import requests" in blocking_calls("import requests\nrequests.get('x')")
-    assert blocking_calls("import httpx\nhttpx.Client()") == ["httpx.Client"]
-    assert blocking_calls("import httpx\nhttpx.AsyncClient()") == []
-    assert blocking_calls("from pymongo import MongoClient") != []
-    assert blocking_calls("from pymongo import AsyncMongoClient") == []
-    assert blocking_calls("import redis\nredis.Redis.from_url('x')") == ["redis.Redis"]
-    assert blocking_calls("import redis.asyncio\nredis.asyncio.Redis.from_url('x')") == []
-    assert blocking_calls("import asyncio\nawait asyncio.sleep(1)") == []
-
-
-ASYNC_MODULES = sorted((ASYNC_STAGE.path / "gateway").glob("*.py")) + [
-    ASYNC_STAGE.path / "chassis" / "registry.py"
-]
-
-
-def test_the_gateway_has_all_its_modules():
-    names = {path.name for path in ASYNC_MODULES}
-    assert {"__init__.py", "api.py", "auth.py", "client.py", "pages.py", "upstreams.py"} <= names
-
-
-@pytest.mark.parametrize("path", ASYNC_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_blocking_call_on_the_event_loop(path: Path):
-    assert blocking_calls(path.read_text(encoding="utf-8")) == []
