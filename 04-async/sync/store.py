@@ -13,6 +13,7 @@ is ready when it has applied that one.
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 import pymongo
@@ -29,7 +30,14 @@ from workshop.messages import (
 )
 
 # One writer at a time: the consumer's batches and the admin replay call share the log.
-_lock = asyncio.Lock()
+# One lock per event loop: an asyncio.Lock belongs to the loop it first waits on.
+_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _lock() -> asyncio.Lock:
+    return _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 async def setup(database: Any) -> None:
@@ -125,7 +133,7 @@ async def deliver(database: Any, publisher: Publisher, subscriber: dict[str, Any
 
 async def on_batch(database: Any, publisher: Publisher, messages: list[Message]) -> None:
     """Log the changes in a batch, record subscriptions, then bring every subscriber up to date."""
-    async with _lock:
+    async with _lock():
         before = await head(database)
         logged = []
         for message in messages:
@@ -162,7 +170,7 @@ async def send_new(
 
 async def replay(database: Any, publisher: Publisher, queue: str) -> int | None:
     """Re-send a subscriber everything from zero (a new version's bootstrap); None if unknown."""
-    async with _lock:
+    async with _lock():
         subscriber = await database.subscribers.find_one({"_id": queue})
         if subscriber is None:
             return None
