@@ -273,3 +273,38 @@ def test_sync_takes_turns_on_one_event_loop_after_another(chassis):
     finally:
         for name in names:
             databases.client().drop_database(name)
+
+
+def test_a_handler_past_its_deadline_is_stopped_before_the_batch_comes_again(chassis, monkeypatch):
+    """The consumer gives a batch back when its handlers overrun: the overrunning handler must
+    not go on applying it on the loop, side by side with the batch's next delivery."""
+    monkeypatch.setattr(chassis.broker, "HANDLER_TIMEOUT_SECONDS", 0.5)
+    queue = f"it-overrun-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> tuple[list[str], list[int]]:
+        attempts: list[str] = []
+        finished: list[int] = []
+
+        async def slow_the_first_time(message: Message) -> None:
+            attempts.append(message.id)
+            attempt = len(attempts)
+            if attempt == 1:
+                await asyncio.sleep(2.0)  # stuck past the consumer's deadline
+            finished.append(attempt)
+
+        publisher = chassis.broker.Publisher()
+        consumer = chassis.broker.Consumer(queue, {POST_UPSERTED: slow_the_first_time})
+        consumer.start(asyncio.get_running_loop())
+        try:
+            await publisher.publish([change("s", 1)], queue)
+            await eventually(lambda: list(finished), lambda f: 2 in f, WITHIN)
+            # Give the first attempt time to wake up and finish, if it still runs.
+            await eventually(lambda: list(finished), lambda f: 1 in f, 3.0)
+            return attempts, finished
+        finally:
+            await stopped(consumer)
+            publisher.close()
+
+    attempts, finished = asyncio.run(scenario())
+    assert attempts == ["post.upserted/s/1", "post.upserted/s/1"]
+    assert finished == [2]

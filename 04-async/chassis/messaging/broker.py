@@ -147,7 +147,12 @@ class Consumer:
         try:
             # The bridge: run the async handlers on the service's loop, wait here for them.
             applying = asyncio.run_coroutine_threadsafe(self._apply(messages), self._loop)
-            applying.result(HANDLER_TIMEOUT_SECONDS)
+            try:
+                applying.result(HANDLER_TIMEOUT_SECONDS)
+            finally:
+                # Past the deadline the handlers still run on the loop: stop them before the
+                # batch comes again (once they are done, this does nothing).
+                applying.cancel()
         except Exception:
             log.exception("a handler failed on %s; the batch goes back", self.queue_name)
             raw.requeue()
