@@ -1,8 +1,13 @@
 """Single posts."""
 
+import html
+import re
+import uuid
+from urllib.parse import urlsplit
+
 import pytest
 
-from tests.acceptance.stage import assert_error
+from tests.acceptance.stage import assert_error, eventually
 from workshop.domain.posts import POST_FIELDS
 
 
@@ -29,3 +34,23 @@ def test_the_post_page_renders(client):
 
 def test_an_unknown_post_page_answers_404(client):
     assert client.get("/posts/zzzzzzzzzzzz").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "permalink", ["@evil.example/x", ".evil.example/r/python/comments/x/", "//evil.example/x"]
+)
+def test_the_discussion_link_always_leads_to_reddit(client, user, permalink):
+    """A permalink that would move the link's host is not kept: the page links reddit."""
+    _, _, token = user
+    post_id = uuid.uuid4().hex[:10]
+    record = {"id": post_id, "title": f"Post {post_id}", "subreddit": "python",
+              "created_utc": 1370000000, "permalink": permalink, "url": ""}  # fmt: skip
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
+    started = client.post("/api/ingest", token=token, json=listing)
+    assert started.status_code == 202, started.text
+    page = eventually(lambda: client.get(f"/posts/{post_id}"), lambda p: p.status_code == 200)
+    assert page.status_code == 200, page.text[:300]
+    links = dict(re.findall(r'<a href="([^"]*)">([^<]*)</a>', page.text))
+    discussion = {text: href for href, text in links.items()}["View the discussion on reddit"]
+    assert urlsplit(html.unescape(discussion)).hostname == "www.reddit.com"
+    assert html.unescape(discussion) == f"https://www.reddit.com/r/python/comments/{post_id}/"

@@ -33,7 +33,9 @@ from workshop.web.policy import (
     format_timestamp,
     highlight,
     is_api_path,
+    reddit_link,
     snippet,
+    web_link,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -64,7 +66,9 @@ def init_app(app: Flask) -> None:
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
-    app.jinja_env.filters["datetime"] = format_timestamp
+    app.jinja_env.filters.update(
+        datetime=format_timestamp, reddit_link=reddit_link, web_link=web_link
+    )
     app.jinja_env.globals.update(csrf_token=csrf_token, highlight=highlight, snippet=snippet)
 
     @app.context_processor

@@ -7,11 +7,14 @@ Flask (workshop/web/__init__.py) applies these; an async stage applies the same 
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from markupsafe import Markup, escape
 
+from workshop.domain.posts import REDDIT_PATH
 from workshop.domain.text import excerpt
+
+REDDIT_HOST = "www.reddit.com"
 
 # Let pages load only their own files: no inline script, no framing, no sniffing.
 SECURITY_HEADERS = {
@@ -36,6 +39,30 @@ def local_path(target: str) -> str:
         return ""
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else ""
+
+
+def reddit_link(permalink: Any) -> str:
+    """Return a post's discussion on reddit as a URL, or "" if its permalink is not a path there.
+
+    Built with urlunsplit, never by pasting text after "https://www.reddit.com": a stored
+    "@evil.example/x" made that "https://www.reddit.com@evil.example/x", a link to another
+    host. Posts are checked at import (posts.normalise); this holds for any stored before.
+    """
+    if not isinstance(permalink, str) or not REDDIT_PATH.fullmatch(permalink):
+        return ""
+    return urlunsplit(("https", REDDIT_HOST, quote(permalink, safe="/%:@!$&'()*+,;=-._~"), "", ""))
+
+
+def web_link(url: Any) -> str:
+    """Return a post's url if it is an http(s) link to a host, else "" (no javascript: links)."""
+    if not isinstance(url, str):
+        return ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return ""
+    return url if parts.scheme in ("http", "https") and host else ""
 
 
 # About how many characters of a post's text a search result shows around its first match.
