@@ -1,5 +1,6 @@
 """The users service's routes: who is who, and what they like."""
 
+import asyncio
 from typing import Any
 
 from quart import Blueprint, g, jsonify, request
@@ -22,7 +23,10 @@ async def register() -> Any:
     problem = accounts.username_problem(username) or accounts.password_problem(password, username)
     if problem:
         raise ApiError(400, "invalid_credentials", problem)
-    if not await store.create_user(username, accounts.hash_password(password)):
+    # A hash is slow CPU work on purpose: in a worker thread (hashlib lets go of the GIL
+    # while it hashes), the event loop keeps answering every other call meanwhile.
+    password_hash = await asyncio.to_thread(accounts.hash_password, password)
+    if not await store.create_user(username, password_hash):
         raise ApiError(409, "username_taken", f"the username {username!r} is taken")
     return jsonify({"username": username}), 201
 
@@ -32,7 +36,9 @@ async def issue_token() -> Any:
     data = await json_object(request, allowed=CREDENTIALS, required=CREDENTIALS)
     username, password = string_field(data, "username"), string_field(data, "password")
     user = await store.get_user(username)
-    if user is None or not accounts.verify_password(user["password_hash"], password):
+    if user is None or not await asyncio.to_thread(
+        accounts.verify_password, user["password_hash"], password
+    ):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 
