@@ -320,14 +320,17 @@ class Lag(LoggedInUser):
 
 
 class FanOut(BenchUser):
-    """Pages composed from several services, for a person logged in on the pages: the home
-    page (recommendations and popular tags) and a post page (the post and the user's tags).
+    """Pages composed from several services, for people logged in on the pages: half of the
+    users load the home page (recommendations and popular tags: recommend and tag), the
+    other half post pages (the post and the user's own tags on it: search and tag).
 
     The bench runs it with a fixed delay added to each upstream (WORKSHOP_LATENCY_MS), so a
     page that asks its services one after the other waits for the sum of the delays, and
-    one that asks them at the same time for the slowest.
+    one that asks them at the same time for the slowest. Two halves, not one user doing
+    both, so a page held up by one busy service does not hold up the other page's users.
     """
 
+    abstract = True
     scenario = "fan-out"
     # Every user shares one account's page session: 64 accounts would hash 128 passwords
     # (slow on purpose) at the start, a load on the users service this scenario is not about.
@@ -354,9 +357,20 @@ class FanOut(BenchUser):
             if answer.status_code != 200 or username not in (answer.text or ""):
                 answer.failure(f"not logged in after registering (HTTP {answer.status_code})")
 
+
+class FanOutHome(FanOut):
+    """The fan-out users on the home page."""
+
     @task
-    def home_then_a_post(self) -> None:
+    def home(self) -> None:
         self.get_page("/", "/")
+
+
+class FanOutPost(FanOut):
+    """The fan-out users on post pages."""
+
+    @task
+    def post_page(self) -> None:
         if post_id := self.some_post():
             self.get_page(f"/posts/{post_id}", "/posts/[id]")
 
@@ -382,15 +396,16 @@ class Keyed(BenchUser):
             self.get_json(f"/api/posts/{post_id}", "/api/posts/[id]")
 
 
-SCENARIOS = {cls.scenario: cls for cls in (Reads, LoggedIn, Home, Lag, FanOut, Keyed)}
+USER_CLASSES = (Reads, LoggedIn, Home, Lag, FanOutHome, FanOutPost, Keyed)
+SCENARIOS = list(dict.fromkeys(cls.scenario for cls in USER_CLASSES))
 
 
 def select_scenario(name: str) -> None:
-    """Leave only the named scenario's class concrete: locust runs every concrete User."""
+    """Leave only the named scenario's classes concrete: locust runs every concrete User."""
     if name not in SCENARIOS:
         raise SystemExit(f"BENCH_SCENARIO={name!r}: choose one of {', '.join(SCENARIOS)}")
-    for scenario, user_class in SCENARIOS.items():
-        user_class.abstract = scenario != name
+    for user_class in USER_CLASSES:
+        user_class.abstract = user_class.scenario != name
 
 
 if SCENARIO:

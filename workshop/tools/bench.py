@@ -646,8 +646,8 @@ def fan_out_section(summaries: list[dict[str, Any]]) -> str:
     setting = f"`{latency.SETTING}={FAN_OUT_LATENCY}`"
     return (
         f"Fan-out (pages composed from several services, {setting}: 50 ms added to each"
-        f" service's answers; {rows[0]['users']} users logged in on the pages, each loading"
-        " the home page and a post page in turn). The home page asks recommend and tag; the"
+        f" service's answers; {rows[0]['users']} users logged in on the pages, half of them"
+        " loading the home page, half post pages). The home page asks recommend and tag; a"
         " post page asks search and tag. `recommend` and `tag` are the home page's two calls"
         " timed straight at those services, one at a time, while the load ran; `at rest`,"
         f" each timed alone right after the run ({AT_REST_REQUESTS} requests each, p50)."
