@@ -31,6 +31,9 @@ SCENARIO = os.environ.get("BENCH_SCENARIO", "")
 SAMPLES_FILE = os.environ.get("BENCH_SAMPLES", "")
 MEASURED_SECONDS = float(os.environ.get("BENCH_DURATION", "") or 0)
 SETUP = "setup: "
+SETUP_ATTEMPTS = 5
+SETUP_RETRY_SECONDS = 2.0
+REGISTERING_AT_ONCE = 2  # one per core
 # Requests give up after this long; a timeout counts as an error.
 TIMEOUT_SECONDS = 10.0
 # The write-to-visible deadline of the lag scenario, and how often it polls meanwhile.
@@ -113,9 +116,9 @@ RECORDER = Recorder()
 SETUP_LOCKS: dict[str, Semaphore] = {}
 
 
-def setup_lock(name: str) -> Semaphore:
-    """Return the lock of a set-up that one user does while the others wait for it."""
-    return SETUP_LOCKS.setdefault(name, Semaphore())
+def setup_lock(name: str, holders: int = 1) -> Semaphore:
+    """Return the lock of a set-up that `holders` users do at a time while the others wait."""
+    return SETUP_LOCKS.setdefault(name, Semaphore(holders))
 
 
 @events.init.add_listener
@@ -205,8 +208,21 @@ class LoggedInUser(BenchUser):
         self.username = f"bench_{uuid.uuid4().hex[:12]}"
         password = f"pw-{uuid.uuid4().hex}"
         credentials = {"username": self.username, "password": password}
-        self.client.post("/api/users", json=credentials, name=SETUP + "register")
-        answer = self.client.post("/api/tokens", json=credentials, name=SETUP + "token")
+        # Hashing a password is slow on purpose: on a busy machine, users registering all at
+        # once can outlast the front door's timeout, and then its circuit breaker answers
+        # 503 for a few seconds. So a few register at a time, and one that fails waits and
+        # tries again (a 409: the slow try got through); failed tries count as set-up errors.
+        with setup_lock("register", REGISTERING_AT_ONCE):
+            for _ in range(SETUP_ATTEMPTS):
+                answer = self.client.post("/api/users", json=credentials, name=SETUP + "register")
+                if answer.status_code in (201, 409):
+                    break
+                time.sleep(SETUP_RETRY_SECONDS)
+            for _ in range(SETUP_ATTEMPTS):
+                answer = self.client.post("/api/tokens", json=credentials, name=SETUP + "token")
+                if answer.status_code != 503:
+                    break
+                time.sleep(SETUP_RETRY_SECONDS)
         token = answer.json()["token"] if answer.status_code == 200 else ""
         self.auth = {"Authorization": f"Bearer {token}"}
         body = self.get_json("/api/recommendations?limit=50", SETUP + "recommendations")
