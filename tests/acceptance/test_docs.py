@@ -10,7 +10,8 @@ that would find the stage by itself is given its address), in the doc's order, a
 `ada` (password `correct horse`) whom the reader registered on the site. A command must
 exit 0 unless EXPECTED says otherwise, and EXPECTED says what its output must show where
 that matters. A command that starts a server (gunicorn, as the docs restart a stopped
-process) must bring the stage back to ready; it keeps running until the stage stops.
+process) must bring the stage back to ready, and one that starts stage 04's Celery worker
+must say it is ready; either keeps running until the stage stops.
 
 What cannot run here, a whole-suite or long-running command, is listed in RUN_ELSEWHERE
 with the test that exercises it. A command in neither table is run as it is: a new
@@ -44,6 +45,8 @@ BENCH = "tests/bench/test_bench_smoke.py::test_bench_runs_one_scenario_on_one_st
 UP = "tests/acceptance/conftest.py::stage"  # `workshop up STAGE --port P`, until stopped
 MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ctrl_c"
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
+KNOB = "tests/unit/test_latency.py::test_the_knob_delays_a_flask_service_and_no_other"
+FANOUT = "tests/integration/test_fanout.py::test_the_home_page_asks_its_services_at_the_same_time"
 
 # Commands that run for minutes, run the whole suite, start a whole stage in the
 # foreground or need a second broker: the test that exercises each instead.
@@ -63,6 +66,9 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop up 01-monolith": UP,
     "workshop up 02-rest-api": UP,
     "workshop up 03-services": UP,
+    "workshop up 04-async --port 8000": UP,
+    'WORKSHOP_LATENCY_MS="search=50,recommend=50,tag=50" make run STAGE=03-services': KNOB,
+    'WORKSHOP_LATENCY_MS="search=50,recommend=50,tag=50" make run STAGE=04-async': FANOUT,
     "RECOMMEND_CANARY_PERCENT=10 workshop up 03-services": CANARY,
     "REGISTRY_URL=redis://127.0.0.1:6379/1 workshop up 03-services": INSTANCES,
     "INSTANCE=b REGISTRY_URL=redis://127.0.0.1:6379/1 PORT=8800 "
@@ -114,6 +120,11 @@ EXPECTED = [
     Expect(r"recommendations\?limit=3' .*\| grep \^X-$", output=r"X-Recommend-Version: 2"),
     Expect(r"/api/posts/\$POST_ID +#|/api/posts/\$POST_ID$", output=r"stale-first.*stale-second"),
     Expect(r"/api/ingest .*@/tmp/\S+$", output=r'"job_id"'),
+    # Stage 04 with its worker stopped: the job waits, and the stage still says ready.
+    Expect(r"^curl -s localhost:8000/api/jobs/\$JOB$", output=r'"state": ?"pending"'),
+    Expect(r"-w '%\{http_code\}\\n' localhost:8000/readyz$", output=r"^200$"),
+    # ... and once a worker is back, the job is done with every post new.
+    Expect(r"api/jobs/\$JOB \| tee ", output=r'"new": ?4000,[^\n]*"state": ?"done"'),
 ]
 
 
@@ -132,9 +143,12 @@ def expectation(text: str) -> Expect:
 
 # --- the reader -------------------------------------------------------------------------
 
-SERVER = re.compile(r"^(\w+=\S+\s+)*(\S*/)?gunicorn\b")
+SERVER = re.compile(r"^(\w+=\S+\s+)*(\S*/)?(gunicorn|celery)\b")
 BIND = re.compile(r"--bind 127\.0\.0\.1:(\d+)")
+WORKER = re.compile(r"\bcelery\b.* worker\b")
 KILLED = re.compile(r"^kill \$\(pgrep -of (\S+)\)$")
+# A process found by a pgrep pipeline (stage 04's worker: a child of `workshop up`).
+KILLED_FOUND = re.compile(r"^kill \$\((pgrep .+)\)$")
 PACE = 5.0  # a reader takes a few seconds between commands: messages arrive meanwhile
 RESTART_WITHIN = 150.0
 
@@ -179,22 +193,34 @@ class Reader:
         finished = self.shell.run(text)
         problem = check(text, command.text, finished, self.shell.env)
         killed = KILLED.match(text)
+        found = KILLED_FOUND.match(text)
         if killed:  # the reader waits until `workshop up` reports the process exited
             self.something_down = True
             if not wait_until(lambda: not processes_with(killed.group(1)), within=30):
                 return problem or f"{killed.group(1)} still runs 30 s after the kill"
+        elif found:  # the same, asking the pgrep the command used until it finds nothing
+            self.something_down = True
+            if not wait_until(lambda: self.shell.run(found.group(1)).returncode != 0, 30):
+                return problem or f"{found.group(1)} still finds a process 30 s after the kill"
         return problem
 
     def start_server(self, text: str) -> str | None:
         bind = BIND.search(text)
-        assert bind, f"a server command with no --bind 127.0.0.1:PORT: {text}"
-        address = f"127.0.0.1:{bind.group(1)}"
-        # As the reader does: start it once the stopped one is gone (and saved its store).
-        wait_until(lambda: not processes_with(f"--bind {address}"), within=30)
-        log = self.scratch / f"server-{bind.group(1)}.log"
+        worker = WORKER.search(text)
+        assert bind or worker, f"a server command with no --bind 127.0.0.1:PORT: {text}"
+        if bind:
+            address = f"127.0.0.1:{bind.group(1)}"
+            # As the reader does: start it once the stopped one is gone (and saved its store).
+            wait_until(lambda: not processes_with(f"--bind {address}"), within=30)
+        log = self.scratch / f"server-{bind.group(1) if bind else 'worker'}.log"
         server = self.shell.start(text, log)
         self.servers.append(server)
-        if not wait_until(lambda: server.poll() is None and settled(self.stage.url),
+
+        def up() -> bool:
+            # A Celery worker serves no port: it is up once it says so in its log.
+            return "ready." in log.read_text() if worker else settled(self.stage.url)
+
+        if not wait_until(lambda: server.poll() is None and up(),
                           within=RESTART_WITHIN, every=0.5):  # fmt: skip
             return f"the stage was not ready again after starting it:\n{log.read_text()[-2000:]}"
         self.something_down = False
