@@ -5,7 +5,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from front import store
-from workshop import contract, ingestion
+from workshop import contract, ingestion, roles
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
 from workshop.web import api_auth_required
@@ -81,6 +81,7 @@ def preferences() -> Any:
 @bp.post("/ingest")
 @api_auth_required
 def start_ingest() -> Any:
+    roles.check_may_ingest(g.user)  # an operator's action: 403 before the body is read
     job = ingest_request(request)
     job_id = store.create_job(job.describe())
     # The monolith does the work inside the request: the job is done when the call returns.

@@ -7,7 +7,7 @@ from flask import Blueprint, abort, jsonify, request
 
 from restapi import store
 from restapi.auth import request_user
-from workshop import contract, ingestion, queries, tokens
+from workshop import contract, ingestion, queries, roles, tokens
 from workshop.domain import accounts
 from workshop.domain.recommend import DEFAULT_LIMIT
 from workshop.web.bodies import ingest_request, json_object
@@ -54,8 +54,10 @@ def issue_token() -> Any:
 @bp.post("/ingest")
 def start_ingest() -> Any:
     """Load posts from the sample, reddit or an uploaded file, as a job."""
-    if request_user() is None:
+    username = request_user()
+    if username is None:
         abort(401, description="send a valid 'Authorization: Bearer <token>'")
+    roles.check_may_ingest(username)  # an operator's action: 403 before the body is read
     job = ingest_request(request)
     jobs = store.get_db().jobs
     job_id = queries.create_job(jobs, job.describe())

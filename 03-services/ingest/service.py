@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from chassis.service import Service
 from ingest import store
-from workshop import ingestion
+from workshop import ingestion, roles
 from workshop.contract import not_found
 from workshop.web import api_auth_required
 from workshop.web.bodies import ingest_request
@@ -17,6 +17,7 @@ bp = Blueprint("ingest", __name__, url_prefix="/api")
 @bp.post("/ingest")
 @api_auth_required
 def start_ingest() -> Any:
+    roles.check_may_ingest(g.user)  # an operator's action: 403 before the body is read
     job = ingest_request(request)
     job_id = store.create_job(job.describe())
     # The work happens inside the request (stage 04 moves it to a background worker);

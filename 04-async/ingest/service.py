@@ -4,11 +4,12 @@ import asyncio
 import uuid
 from typing import Any
 
-from quart import Blueprint, jsonify, request
+from quart import Blueprint, g, jsonify, request
 
 from chassis.service import Service
 from chassis.web import api_auth_required, ingest_request
 from ingest import store, tasks
+from workshop import roles
 from workshop.contract import not_found
 
 bp = Blueprint("ingest", __name__, url_prefix="/api")
@@ -17,6 +18,7 @@ bp = Blueprint("ingest", __name__, url_prefix="/api")
 @bp.post("/ingest")
 @api_auth_required
 async def start_ingest() -> Any:
+    roles.check_may_ingest(g.user)  # an operator's action: 403 before the body is read
     job = await ingest_request(request)
     job_id = uuid.uuid4().hex
     # The work happens in the worker (ingest/tasks.py); the answer comes at once. The

@@ -12,7 +12,8 @@ STAGES = [stage.name for stage in all_stages()]
 @pytest.fixture(scope="session", params=STAGES)
 def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A whole stage, started with `workshop up` on free ports, for the session."""
-    running = RunningStage(request.param, tmp_path_factory.mktemp("stage-logs"))
+    # One user may ingest (WORKSHOP_IMPORTERS): the suite checks that others may not.
+    running = RunningStage(request.param, tmp_path_factory.mktemp("stage-logs"), importers=True)
     running.start()
     yield running
     returncode = running.stop()
@@ -21,10 +22,16 @@ def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def client(stage: RunningStage) -> Client:
-    return Client(stage.url)
+    return Client(stage.url, stage.importer)
 
 
 @pytest.fixture
 def user(client: Client) -> tuple[str, str, str]:
     """A freshly registered user: (username, password, token)."""
     return client.new_user()
+
+
+@pytest.fixture
+def importer(client: Client) -> tuple[str, str, str]:
+    """The stage's importer, the one user who may ingest: (username, password, token)."""
+    return client.new_importer()

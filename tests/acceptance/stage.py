@@ -18,17 +18,28 @@ T = TypeVar("T")
 
 
 class RunningStage(LaunchedStage):
-    """A stage for the tests: offline (a live fetch goes to a closed local port and fails fast)."""
+    """A stage for the tests: offline (a live fetch goes to a closed local port and fails fast).
 
-    def __init__(self, name: str, log_dir: Path) -> None:
-        super().__init__(name, log_dir, env={"REDDIT_URL": "http://127.0.0.1:9"})
+    With `importers`, only one user may ingest (WORKSHOP_IMPORTERS names it): `importer`
+    holds its (username, password), which `Client.new_importer` registers and logs in.
+    Without, the development rule holds: every registered user may ingest.
+    """
+
+    def __init__(self, name: str, log_dir: Path, importers: bool = False) -> None:
+        env = {"REDDIT_URL": "http://127.0.0.1:9"}
+        self.importer: tuple[str, str] | None = None
+        if importers:
+            self.importer = (f"importer_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
+            env["WORKSHOP_IMPORTERS"] = self.importer[0]
+        super().__init__(name, log_dir, env=env)
 
 
 class Client:
     """HTTP to a stage's front door, with the contract's helpers."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, importer: tuple[str, str] | None = None) -> None:
         self.base_url = base_url
+        self.importer = importer
         self.http = requests.Session()
 
     def request(self, method: str, path: str, token: str | None = None, **kwargs: Any):
@@ -56,11 +67,23 @@ class Client:
         password = f"pw-{uuid.uuid4().hex}"
         created = self.post("/api/users", json={"username": username, "password": password})
         assert created.status_code == 201, created.text
+        return username, password, self.token(username, password)
+
+    def new_importer(self) -> tuple[str, str, str]:
+        """Return the stage's importer, registered on first use: (username, password, token)."""
+        assert self.importer, "this stage names no importer: every user may ingest"
+        username, password = self.importer
+        created = self.post("/api/users", json={"username": username, "password": password})
+        assert created.status_code in (201, 409), created.text  # 409: an earlier test did
+        return username, password, self.token(username, password)
+
+    def token(self, username: str, password: str) -> str:
+        """Log in (once the account is visible: from stage 03 it travels) and return a token."""
         token = eventually(
             lambda: self.post("/api/tokens", json={"username": username, "password": password}),
             lambda answer: answer.status_code == 200,
         ).json()["token"]
-        return username, password, token
+        return token
 
 
 def eventually(

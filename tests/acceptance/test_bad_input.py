@@ -81,8 +81,8 @@ def test_a_body_that_is_not_json_answers_415(client, user, calls):
         assert_error(answer, 415)
 
 
-def test_an_oversized_ingest_upload_answers_413(client, user):
-    _, _, token = user
+def test_an_oversized_ingest_upload_answers_413(client, importer):
+    _, _, token = importer
     body = b"x" * (33 * 1024 * 1024)
     answer = client.post(
         "/api/ingest", token=token, data=body, headers={"Content-Type": "application/x-ndjson"}
@@ -130,8 +130,8 @@ def test_deeply_nested_bodies_cannot_lock_anyone_out(client):
     assert client.get("/api/me/preferences", token=token).status_code == 200
 
 
-def test_a_deeply_nested_ingest_body_answers_400(client, user):
-    _, _, token = user
+def test_a_deeply_nested_ingest_body_answers_400(client, importer):
+    _, _, token = importer
     for body in (b'{"source": ' + DEEP + b"}", b'{"kind": "Listing", "data": ' + DEEP + b"}"):
         answer = client.post(
             "/api/ingest", token=token, data=body, headers={"Content-Type": "application/json"}

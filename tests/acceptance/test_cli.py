@@ -28,7 +28,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def test_import_a_file_into_a_running_stage(stage, client, tmp_path):
-    username, password, _ = client.new_user("cli")
+    username, password, _ = client.new_importer()
     sample = tmp_path / "small.ndjson"
     made = run("data", "sample", "--count", "40", "--out", str(sample))
     assert made.returncode == 0 and "wrote 40 posts" in made.stdout
@@ -43,7 +43,7 @@ def test_import_a_file_into_a_running_stage(stage, client, tmp_path):
 
 
 def test_import_reports_bad_rows_and_imports_the_rest(stage, client, tmp_path):
-    username, password, _ = client.new_user("cli")
+    username, password, _ = client.new_importer()
     word = f"zq{uuid.uuid4().hex[:8]}"
     upload = tmp_path / "mixed.ndjson"
     record = {"id": word[:6], "title": f"{word} post", "subreddit": "python", "created_utc": 1.37e9}
@@ -101,7 +101,7 @@ def published_changes(stage, client) -> int | None:
     [("old-reddit.ndjson", 30, 3), ("old-reddit-listing.json", 4, 2)],
 )
 def test_import_an_older_reddit_export(stage, client, fixture, good, rejected):
-    username, password, _ = client.new_user("cli")
+    username, password, _ = client.new_importer()
     login = ("--url", stage.url, "--username", username, "--password", password)
     imported = run("data", "import", str(FIXTURES / fixture), *login)
     assert imported.returncode == 0, imported.stderr

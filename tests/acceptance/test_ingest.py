@@ -1,13 +1,17 @@
 """Ingest: the sample, an uploaded file, or a live fetch, as a job to follow."""
 
 import json
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.acceptance.stage import assert_error, eventually
 
 JOB_WITHIN = 60.0
+WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
@@ -41,8 +45,8 @@ def searchable(client, word, post_id):
     )
 
 
-def test_reingesting_the_sample_changes_nothing(client, user):
-    _, _, token = user
+def test_reingesting_the_sample_changes_nothing(client, importer):
+    _, _, token = importer
     before = client.get("/api/search", params={"q": "python", "per_page": 100}).json()
     job = finished(client, start(client, token, json={"source": "sample"}))
     assert job["state"] == "done", job
@@ -54,8 +58,8 @@ def test_reingesting_the_sample_changes_nothing(client, user):
     assert [p["id"] for p in after["items"]] == [p["id"] for p in before["items"]]
 
 
-def test_upload_mongoexport_lines_with_a_bad_row(client, user):
-    _, _, token = user
+def test_upload_mongoexport_lines_with_a_bad_row(client, importer):
+    _, _, token = importer
     word = f"zq{uuid.uuid4().hex[:8]}"
     post_id, record = new_record(word)
     lines = [
@@ -73,8 +77,8 @@ def test_upload_mongoexport_lines_with_a_bad_row(client, user):
     assert found[0]["tags"] == []
 
 
-def test_a_deeply_nested_line_is_a_rejected_row(client, user):
-    _, _, token = user
+def test_a_deeply_nested_line_is_a_rejected_row(client, importer):
+    _, _, token = importer
     word = f"zq{uuid.uuid4().hex[:8]}"
     post_id, record = new_record(word)
     deep = b'{"id": "abc", "title": ' + b"[" * 5000 + b"]" * 5000 + b"}"
@@ -84,13 +88,13 @@ def test_a_deeply_nested_line_is_a_rejected_row(client, user):
     searchable(client, word, post_id)
 
 
-def test_a_line_with_a_bad_byte_is_a_rejected_row_and_the_rest_is_imported(client, user):
-    _, _, token = user
+def test_a_line_with_a_bad_byte_is_a_rejected_row_and_the_rest_is_imported(client, importer):
+    _, _, token = importer
     word = f"zq{uuid.uuid4().hex[:8]}"
     first_id, first = new_record(word)
     second_id, second = new_record(word)
     broken = json.dumps({**new_record(word)[1], "title": "caf\u00e9"}).encode()
-    broken = broken.replace("caf\\u00e9".encode(), b"caf\xe9")  # Latin-1, not UTF-8
+    broken = broken.replace(b"caf\\u00e9", b"caf\xe9")  # Latin-1, not UTF-8
     lines = [json.dumps(first).encode(), broken, json.dumps(second).encode()]
     job = finished(client, start(client, token, data=b"\n".join(lines), headers=NDJSON))
     assert (job["state"], job["ingested"], job["rejected"]) == ("done", 2, 1), job
@@ -101,8 +105,8 @@ def test_a_line_with_a_bad_byte_is_a_rejected_row_and_the_rest_is_imported(clien
     assert found == {first_id, second_id}
 
 
-def test_upload_a_reddit_listing(client, user):
-    _, _, token = user
+def test_upload_a_reddit_listing(client, importer):
+    _, _, token = importer
     word = f"zq{uuid.uuid4().hex[:8]}"
     post_id, record = new_record(word)
     listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
@@ -111,8 +115,8 @@ def test_upload_a_reddit_listing(client, user):
     searchable(client, word, post_id)
 
 
-def test_reimporting_a_post_keeps_its_tags(client, user):
-    _, _, token = user
+def test_reimporting_a_post_keeps_its_tags(client, importer):
+    _, _, token = importer
     word = f"zq{uuid.uuid4().hex[:8]}"
     post_id, record = new_record(word)
     listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
@@ -132,8 +136,8 @@ def test_reimporting_a_post_keeps_its_tags(client, user):
     assert post["score"] == 99 and post["tags"] == [{"tag": "kept", "count": 1}]
 
 
-def test_a_live_fetch_that_cannot_reach_reddit_fails_as_a_job(client, user):
-    _, _, token = user
+def test_a_live_fetch_that_cannot_reach_reddit_fails_as_a_job(client, importer):
+    _, _, token = importer
     job_id = start(client, token, json={"source": "reddit", "subreddit": "python", "limit": 5})
     job = finished(client, job_id)
     assert job["state"] == "failed" and job["error"]
@@ -141,6 +145,38 @@ def test_a_live_fetch_that_cannot_reach_reddit_fails_as_a_job(client, user):
 
 def test_ingest_needs_a_token(client):
     assert_error(client.post("/api/ingest", json={"source": "sample"}), 401)
+
+
+def test_only_importers_may_ingest_and_others_change_nothing(client, user, importer):
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, record = new_record(word)
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
+    finished(client, start(client, importer[2], json=listing))
+    before = searchable(client, word, post_id)[0]
+    # Any other user: the title and links of a post stay as the importer left them.
+    hijack = {**record, "title": f"{word} hijacked", "url": "https://evil.example/"}
+    for kwargs in (
+        {"json": {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": hijack}]}}},
+        {"data": json.dumps(hijack).encode(), "headers": NDJSON},
+        {"json": {"source": "sample"}},
+    ):
+        error = assert_error(client.post("/api/ingest", token=user[2], **kwargs), 403)
+        assert error["code"] == "forbidden"
+    assert client.get(f"/api/posts/{post_id}").json() == before
+
+
+def test_an_operator_names_an_importer_on_a_running_stage(stage, client, user):
+    username, _, token = user
+    upload = {"data": json.dumps(new_record("named")[1]).encode(), "headers": NDJSON}
+    assert_error(client.post("/api/ingest", token=token, **upload), 403)
+    added = subprocess.run(
+        [WORKSHOP, "importers", "add", username, "--port", str(stage.port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert username in added.stdout
+    # The stage's processes read the run's importers again: the next call may ingest.
+    assert client.post("/api/ingest", token=token, **upload).status_code == 202
 
 
 @pytest.mark.parametrize(
@@ -162,13 +198,13 @@ def test_ingest_needs_a_token(client):
         {"json": {"kind": "Listing", "data": {"children": [{"kind": "t1", "data": {}}]}}},
     ],
 )
-def test_bad_ingest_requests_answer_400(client, user, kwargs):
-    _, _, token = user
+def test_bad_ingest_requests_answer_400(client, importer, kwargs):
+    _, _, token = importer
     assert_error(client.post("/api/ingest", token=token, **kwargs), 400)
 
 
-def test_an_unknown_body_type_answers_415(client, user):
-    _, _, token = user
+def test_an_unknown_body_type_answers_415(client, importer):
+    _, _, token = importer
     answer = client.post(
         "/api/ingest", token=token, data=b"a,b", headers={"Content-Type": "text/csv"}
     )

@@ -39,9 +39,9 @@ def test_an_unknown_post_page_answers_404(client):
 @pytest.mark.parametrize(
     "permalink", ["@evil.example/x", ".evil.example/r/python/comments/x/", "//evil.example/x"]
 )
-def test_the_discussion_link_always_leads_to_reddit(client, user, permalink):
+def test_the_discussion_link_always_leads_to_reddit(client, importer, permalink):
     """A permalink that would move the link's host is not kept: the page links reddit."""
-    _, _, token = user
+    _, _, token = importer
     post_id = uuid.uuid4().hex[:10]
     record = {"id": post_id, "title": f"Post {post_id}", "subreddit": "python",
               "created_utc": 1370000000, "permalink": permalink, "url": ""}  # fmt: skip

@@ -114,8 +114,8 @@ def test_the_results_page_marks_why_each_post_matched(client):
     assert page.text.count('class="snippet"') >= 1, "self posts show an excerpt of their text"
 
 
-def test_a_result_with_markup_in_its_text_shows_it_as_text(client, user):
-    _, _, token = user
+def test_a_result_with_markup_in_its_text_shows_it_as_text(client, importer):
+    _, _, token = importer
     word = f"zq{uuid.uuid4().hex[:8]}"
     post_id, record = new_record(word)
     record["title"] = f'<script>alert("{word}")</script> {word}'

@@ -2,6 +2,7 @@
 Compose schema, and held to what `workshop up` runs (the same processes, commands and
 environment as each stage's Procfile), without a Docker engine."""
 
+import json
 import re
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from tests.containers.project import (
     procfile_view,
     registers,
     resolved,
+    serves_http,
     service_name,
     stage_folder,
     stage_of,
@@ -315,3 +317,31 @@ def test_dockerignore_keeps_local_state_out_of_the_build():
 def test_compose_files_parse_as_yaml_anchors_and_all(compose_file):
     raw = yaml.safe_load(compose_file.read_text())
     assert raw["name"] == f"workshop-{compose_file.stem}"
+
+
+def checks_importers(stage, process) -> bool:
+    """Tell whether a process answers ingest calls, and so checks who may (workshop.roles)."""
+    if not serves_http(process):  # 04's Celery worker shares the ingest package
+        return False
+    folder = ROOT / stage.name / process.package
+    return any("roles.check_may_ingest" in path.read_text() for path in folder.rglob("*.py"))
+
+
+@compose_files
+def test_the_processes_that_check_importers_get_them_from_the_env_file(compose_file, tmp_path):
+    """WORKSHOP_IMPORTERS (docker/.env) reaches every process that decides who may ingest."""
+    assert re.search(r"(?m)^WORKSHOP_IMPORTERS=$", (DOCKER / ".env.example").read_text())
+    stage = stage_of(compose_file)
+    env = env_file(tmp_path)
+    env.write_text(
+        re.sub(r"(?m)^WORKSHOP_IMPORTERS=$", "WORKSHOP_IMPORTERS=ada,bob", env.read_text())
+    )
+    answer = compose(compose_file, env, "config", "--format", "json")
+    assert answer.returncode == 0, answer.stderr
+    services = json.loads(answer.stdout)["services"]
+    checking = [p for p in stage.processes() if p.package and checks_importers(stage, p)]
+    assert checking, f"no process of {stage.name} runs ingest"
+    for process in checking:
+        environment = services[service_name(process.name)]["environment"]
+        assert environment.get("WORKSHOP_IMPORTERS") == "ada,bob", process.name
+        assert environment["WORKSHOP_ENV"] == "production", process.name  # nobody, unless named

@@ -162,6 +162,54 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
 
 
 @main.group()
+def importers() -> None:
+    """Name the users who may ingest (importers) on a running stage."""
+
+
+def _running_stage(port: int | None) -> dict:
+    """Return the record of the stage `workshop up` runs (on `port`, else the newest)."""
+    running = [r for r in running_stages() if port is None or r.get("port") == port]
+    if not running:
+        where = f" on port {port}" if port else ""
+        raise click.ClickException(
+            f"no stage runs{where}: start one with `workshop up STAGE` (or name importers "
+            "in WORKSHOP_IMPORTERS before it starts)"
+        )
+    return running[0]
+
+
+@importers.command("add")
+@click.argument("username")
+@click.option("--port", type=int, default=None, help="The stage's front door port "
+              "[default: the stage started last]")  # fmt: skip
+def importers_add(username: str, port: int | None) -> None:
+    """Let USERNAME ingest on the running stage (at once, until the stage stops)."""
+    from workshop import roles
+    from workshop.domain.accounts import username_problem
+
+    problem = username_problem(username)
+    if problem:
+        raise click.ClickException(problem)
+    record = _running_stage(port)
+    roles.add(username, Path(record["run_dir"]))
+    click.echo(f"{username} may ingest on {record['stage']} (port {record['port']})")
+
+
+@importers.command("list")
+@click.option("--port", type=int, default=None, help="The stage's front door port "
+              "[default: the stage started last]")  # fmt: skip
+def importers_list(port: int | None) -> None:
+    """List the importers added on the running stage (WORKSHOP_IMPORTERS names the others)."""
+    from workshop import roles
+
+    record = _running_stage(port)
+    path = roles.importers_file(Path(record["run_dir"]))
+    names = path.read_text(encoding="utf-8").split() if path.exists() else []
+    for name in dict.fromkeys(names):
+        click.echo(name)
+
+
+@main.group()
 def sync() -> None:
     """Look after the sync service (stage 03 on): subscribers, checkpoints, replays."""
 

@@ -53,7 +53,8 @@ def stage_environment(
 
 
 def running_stages() -> list[dict[str, Any]]:
-    """Return the stages `workshop up` runs now: {"stage", "pid", "ports"}, newest first."""
+    """Return the stages `workshop up` runs now, newest first: {"stage", "pid", "ports",
+    "port" (the front door's), "run_dir"}."""
     found = []
     records = sorted((config.STATE_DIR / "run").glob(f"*/{RUNNING_RECORD}"),
                      key=lambda path: path.stat().st_mtime, reverse=True)  # fmt: skip
@@ -122,7 +123,8 @@ class StageRunner:
             self._spawn(name, process_port)
         self._record().parent.mkdir(parents=True, exist_ok=True)
         self._record().write_text(json.dumps(
-            {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port)}
+            {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port),
+             "port": self.port, "run_dir": self.env["WORKSHOP_RUN_DIR"]}
         ))  # fmt: skip
 
     def _record(self) -> Path:
