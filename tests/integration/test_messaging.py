@@ -110,3 +110,25 @@ def test_duplicates_and_reordering_leave_the_same_state(broker):
         assert document["title"] == f"{document['_id']} v3" and document["post_version"] == 3
         assert document["tags"] == [{"tag": "t", "count": 3}] and document["tags_version"] == 3
     databases.client().drop_database(database.name)
+
+
+def test_a_relay_round_that_cannot_publish_gives_its_claim_back(broker, redis_url):
+    """A change the broker refused is claimable again at once (not after its lease)."""
+    import redis
+
+    outbox = stage.load("chassis.messaging.outbox")
+    database = databases.database(f"it-relay-{time.time_ns()}")
+    database.posts.insert_many([{"_id": f"r{i}", "title": "t", "version": 1,
+                                 "outbox_pending": True} for i in range(3)])  # fmt: skip
+    source = outbox.Source(database.posts, POST_UPSERTED, lambda d: {"title": d["title"]})
+    relay = outbox.Relay("it", [source], broker)
+    queues = redis.Redis.from_url(redis_url)
+    queues.set("sync", "blocked")  # a string where the queue (a list) goes: pushes fail
+    try:
+        with pytest.raises(Exception, match="WRONGTYPE"):
+            relay.relay_once(source)
+    finally:
+        queues.delete("sync")
+    assert relay.relay_once(source) == 3
+    assert database.posts.count_documents({"outbox_pending": True}) == 0
+    databases.client().drop_database(database.name)

@@ -308,3 +308,37 @@ def test_a_handler_past_its_deadline_is_stopped_before_the_batch_comes_again(cha
     attempts, finished = asyncio.run(scenario())
     assert attempts == ["post.upserted/s/1", "post.upserted/s/1"]
     assert finished == [2]
+
+
+def test_a_relay_round_that_cannot_publish_gives_its_claim_back(chassis, redis_url):
+    """A change the broker refused is claimable again at once (not after its lease): the
+    ingest worker's flush relies on it to know its posts are not out yet."""
+    import redis
+
+    outbox, name = STAGE.load("chassis.messaging.outbox"), f"it-relay-{time.time_ns()}"
+    queues = redis.Redis.from_url(redis_url)
+
+    async def scenario() -> tuple[int, int]:
+        database = databases.async_database(name)
+        await database.posts.insert_many([{"_id": f"r{i}", "title": "t", "version": 1,
+                                           "outbox_pending": True} for i in range(3)])  # fmt: skip
+        source = outbox.Source(database.posts, POST_UPSERTED, lambda d: {"title": d["title"]})
+        publisher = chassis.broker.Publisher()
+        relay = outbox.Relay("it", [source], publisher)
+        queues.set("sync", "blocked")  # a string where the queue (a list) goes: pushes fail
+        try:
+            with pytest.raises(Exception, match="WRONGTYPE"):
+                await relay.relay_once(source)
+        finally:
+            queues.delete("sync")
+        try:
+            sent = await relay.relay_once(source)
+            return sent, await database.posts.count_documents({"outbox_pending": True})
+        finally:
+            publisher.close()
+            await databases.close_async_clients()
+
+    try:
+        assert asyncio.run(scenario()) == (3, 0)
+    finally:
+        databases.client().drop_database(name)

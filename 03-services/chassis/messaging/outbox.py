@@ -147,7 +147,15 @@ class Relay:
             )
             for d in documents
         ]
-        self.publisher.publish(messages, SYNC_QUEUE)
+        try:
+            self.publisher.publish(messages, SYNC_QUEUE)
+        except Exception:
+            # Give the claim back: the next try takes these at once, not after the lease.
+            source.collection.update_many(
+                {"_id": {"$in": batch}, "lease_owner": owner},
+                {"$unset": {"lease_owner": "", "lease_until": ""}},
+            )
+            raise
         # Only documents still under our lease (not changed meanwhile) are done.
         source.collection.update_many(
             {"_id": {"$in": batch}, "lease_owner": owner},

@@ -161,7 +161,15 @@ class Relay:
             )
             for d in await leased.to_list()
         ]
-        await self.publisher.publish(messages, SYNC_QUEUE)
+        try:
+            await self.publisher.publish(messages, SYNC_QUEUE)
+        except Exception:
+            # Give the claim back: the next try takes these at once, not after the lease.
+            await source.collection.update_many(
+                {"_id": {"$in": batch}, "lease_owner": owner},
+                {"$unset": {"lease_owner": "", "lease_until": ""}},
+            )
+            raise
         # Only documents still under our lease (not changed meanwhile) are done.
         await source.collection.update_many(
             {"_id": {"$in": batch}, "lease_owner": owner},
