@@ -11,8 +11,9 @@ a thread of its own (`Bridge`) and each task hands its coroutine to it: the stor
 relay live on that loop, as they would in a Quart service.
 
 Tasks are idempotent by key (a post is stored by its reddit id: storing a batch twice
-changes nothing), acknowledged late (a worker killed mid-task leaves the task in the queue),
-taken one at a time, and retried with backoff and jitter when the store or broker fails.
+changes nothing), acknowledged late (a worker killed mid-task leaves the task in the queue)
+and only once their posts are published (the embedded store dies with the worker), taken
+one at a time, and retried with backoff and jitter when the store or broker fails.
 """
 
 import asyncio
@@ -47,7 +48,10 @@ def celery_settings() -> dict[str, Any]:
         "task_default_queue": QUEUE,
         "task_acks_late": True,  # acknowledged after the task: a killed worker loses nothing
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,  # one task at a time per worker
+        # One task at a time per worker: it reserves concurrency x multiplier tasks, and the
+        # solo pool's concurrency would default to the number of CPUs.
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": 1,
         "task_track_started": True,  # a job says "running" once a worker has it
         "task_serializer": "json",
         "result_serializer": "json",
@@ -74,9 +78,15 @@ def celery_settings() -> dict[str, Any]:
         if settings["result_backend"].startswith("file://"):
             (run_dir / "celery-results").mkdir(parents=True, exist_ok=True)
         if url.startswith("redis"):
-            # An unacknowledged task comes back this long after its worker died.
+            # An unacknowledged task comes back this long after its worker died...
             visibility = int(config.env("CELERY_VISIBILITY_TIMEOUT", "60") or 60)
-            settings["broker_transport_options"] = {"visibility_timeout": visibility}
+            settings["broker_transport_options"] = {
+                "visibility_timeout": visibility,
+                # ...as a worker looks for such tasks every few seconds (kombu's own
+                # default looks only every 100 s).
+                "unacked_restore_interval": max(1, min(10, visibility // 4)),
+                "unacked_restore_throttle": 1,
+            }
     return settings
 
 
@@ -112,11 +122,30 @@ class Owner:
         self.relay = Relay("ingest", store.outbox(self.database), Publisher())
         await self.relay.start()
 
+    async def store(self, posts: list[dict[str, Any]]) -> Upserted:
+        """Store posts, and return once the relay has published their changes.
+
+        The embedded store lives in this process: a change still waiting in its outbox dies
+        with a killed worker. Flushing here means a task is acknowledged (late) only once its
+        posts are in the broker, on their way to sync; a redelivered task stores them again.
+        """
+        stored = await store.upsert_posts(posts, self.database)
+        assert self.relay is not None
+        try:
+            await self.relay.flush([post["id"] for post in posts])
+        except Exception as error:  # the broker is down or refuses: stored, not yet published
+            raise NotPublished(f"the posts are stored but not yet published: {error}") from error
+        return stored
+
     async def close(self) -> None:
         if self.relay:
             await self.relay.stop()
             self.relay.publisher.close()
         await databases.close_async_clients()
+
+
+class NotPublished(ConnectionError):
+    """A task's posts are stored but the broker has not taken their changes: retry the task."""
 
 
 _owner: Owner | None = None
@@ -157,7 +186,7 @@ TASK_OPTIONS: dict[str, Any] = {
 def store_posts(job_id: str, posts: list[dict[str, Any]]) -> dict[str, int]:
     """Store one batch of an upload; return what it did to each post (new, updated, ...)."""
     current = owner()
-    stored = current.bridge.run(store.upsert_posts(posts, current.database))
+    stored = current.bridge.run(current.store(posts))
     log.info("job %s: stored %d posts", job_id, stored.total)
     return {"new": stored.new, "updated": stored.updated, "unchanged": stored.unchanged}
 
@@ -182,7 +211,7 @@ def _store_in_batches(job_id: str, posts: list[dict[str, Any]]) -> Upserted:
     current, batches = owner(), []
     for start in range(0, len(posts), BATCH_SIZE):
         batch = posts[start : start + BATCH_SIZE]
-        batches.append(current.bridge.run(store.upsert_posts(batch, current.database)))
+        batches.append(current.bridge.run(current.store(batch)))
     log.info("job %s: stored %d posts", job_id, sum(b.total for b in batches))
     return Upserted(
         new=sum(b.new for b in batches),

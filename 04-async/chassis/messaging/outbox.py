@@ -85,6 +85,8 @@ class Relay:
         self.publisher = publisher
         self.published = 0
         self._task: asyncio.Task | None = None
+        # One round at a time, so flush() knows a round the loop had begun is over.
+        self._round = asyncio.Lock()
 
     async def start(self) -> None:
         for source in self.sources:
@@ -108,8 +110,9 @@ class Relay:
         while True:
             try:
                 sent = 0
-                for source in self.sources:
-                    sent += await self.relay_once(source)
+                async with self._round:
+                    for source in self.sources:
+                        sent += await self.relay_once(source)
                 due = announced is None or time.monotonic() - announced > DRAINED_EVERY_SECONDS
                 if not sent and due and await self.pending() == 0:
                     await self.announce_drained()
@@ -127,6 +130,18 @@ class Relay:
                 except TimeoutError:
                     pass
 
+    async def flush(self, keys: list[Any]) -> None:
+        """Publish the waiting changes of these documents now; return once they are all out.
+
+        For an owner whose store dies with its process (the ingest worker, on the embedded
+        store): a change it has flushed survives a kill -9, one still in its outbox would not.
+        """
+        async with self._round:
+            for source in self.sources:
+                # A round short of a full batch took every change it could claim.
+                while await self.relay_once(source, keys) == MAX_BATCH:
+                    pass
+
     async def announce_drained(self) -> None:
         """Tell sync that every change this owner holds is published: sync waits for this
         before it tells a new subscriber it has caught up (the owner's start-up data is in)."""
@@ -136,14 +151,16 @@ class Relay:
         )
         await self.publisher.publish([message], SYNC_QUEUE)
 
-    async def relay_once(self, source: Source) -> int:
-        """Claim, publish and clear one batch of pending documents; return how many."""
+    async def relay_once(self, source: Source, keys: list[Any] | None = None) -> int:
+        """Claim, publish and clear one batch of pending documents (of `keys` only, if
+        given); return how many."""
         owner, now = uuid.uuid4().hex, time.time()
         claimable = {
             "outbox_pending": True,
             "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lt": now}}],
         }
-        found = source.collection.find(claimable, {"_id": 1}).limit(MAX_BATCH)
+        wanted = claimable if keys is None else {"_id": {"$in": keys}, **claimable}
+        found = source.collection.find(wanted, {"_id": 1}).limit(MAX_BATCH)
         batch = [d["_id"] for d in await found.to_list()]
         if not batch:
             return 0
