@@ -13,6 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("WORKSHOP_STATE_DIR", ROOT / ".workshop"))
 
 DEFAULT_PORT = 8000
+# A signing secret shorter than this is refused (token_urlsafe(32) gives 43 characters).
+MIN_SECRET_LENGTH = 32
+# Placeholders people paste into settings: refused in production, whatever their length.
+WEAK_SECRET_WORDS = ("changeme", "change-me", "change_me", "secret", "password", "example",
+                     "replace", "default", "insecure", "0123456789", "abcdef")  # fmt: skip
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # Bodies of ordinary JSON calls stay small; uploads for ingest get a larger allowance.
 MAX_JSON_BYTES = 64 * 1024
 MAX_INGEST_BYTES = 32 * 1024 * 1024
@@ -29,23 +35,49 @@ def is_production() -> bool:
     return env("WORKSHOP_ENV", "development") == "production"
 
 
+class InsecureSecret(RuntimeError):
+    """The signing secret is missing, too short, or (in production) a known weak value."""
+
+
+def check_secret(secret: str | None, production: bool = False) -> str:
+    """Return a signing secret that is sound, or raise InsecureSecret saying why.
+
+    An empty key signs tokens anyone can forge; a short one can be guessed. In production,
+    placeholders ("changeme...", one character repeated) are refused too.
+    """
+    if not secret or len(secret) < MIN_SECRET_LENGTH:
+        raise InsecureSecret(
+            f"SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters; make one with "
+            f"{GENERATE_HINT}"
+        )
+    if production and (
+        len(set(secret)) < 8 or any(word in secret.lower() for word in WEAK_SECRET_WORDS)
+    ):
+        raise InsecureSecret(f"SECRET_KEY is a known weak value; make one with {GENERATE_HINT}")
+    return secret
+
+
 def secret_key() -> str:
     """Return the signing secret: SECRET_KEY, or a generated one kept for local development.
 
-    The generated secret is written once under .workshop/ (git-ignored), so sessions and
-    tokens survive a restart and every process of a stage signs with the same key.
+    The generated secret is written under .workshop/ (git-ignored), so sessions and tokens
+    survive a restart and every process of a stage signs with the same key; a file left
+    empty or short (an interrupted first run, an edit) is generated again. A SECRET_KEY
+    that is short, or weak in production, is refused (InsecureSecret).
     """
     configured = env("SECRET_KEY")
     if configured:
-        return configured
+        return check_secret(configured, is_production())
     if is_production():
-        raise RuntimeError("SECRET_KEY must be set when WORKSHOP_ENV=production")
+        raise InsecureSecret("SECRET_KEY must be set when WORKSHOP_ENV=production")
     path = STATE_DIR / "secret_key"
-    if not path.exists():
+    try:
+        return check_secret(path.read_text().strip())
+    except (OSError, InsecureSecret):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
-    return path.read_text().strip()
+    return check_secret(path.read_text().strip())
 
 
 def mongo_url() -> str | None:

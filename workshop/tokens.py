@@ -9,7 +9,9 @@ _SALT = "api-token"
 
 
 def _serializer(secret: str | None = None) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret or config.secret_key(), salt=_SALT)
+    # An explicit secret is checked too: "" or a short key would sign forgeable tokens.
+    key = config.secret_key() if secret is None else config.check_secret(secret)
+    return URLSafeTimedSerializer(key, salt=_SALT)
 
 
 def issue(username: str, secret: str | None = None) -> str:

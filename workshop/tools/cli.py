@@ -45,7 +45,10 @@ def up(stage_name: str, port: int, no_sample: bool) -> None:
     """Start every process of STAGE in the foreground; Ctrl-C stops them all."""
     stage = _stage_or_fail(stage_name)
     env = {"WORKSHOP_SEED_SAMPLE": "0" if no_sample else "1"}
-    runner = StageRunner(stage, port, env)
+    try:
+        runner = StageRunner(stage, port, env)  # every process gets the checked secret
+    except config.InsecureSecret as error:
+        raise click.ClickException(str(error)) from None
 
     def announce() -> None:
         click.secho(f"\n{stage.name} is up: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n",
