@@ -67,8 +67,12 @@ MB = 1024 * 1024
 FAN_OUT_USERS = 64
 FAN_OUT_LATENCY = "search=50,recommend=50,tag=50"
 HOME_UPSTREAMS = (("recommend_v1", "/api/recommendations?limit=12"), ("tag", "/api/tags"))
-# Sequential requests per figure when the bench times pages and services at rest.
+# Sequential requests per figure when the bench times pages and services at rest, and how
+# long it waits for them to answer whole first.
 AT_REST_REQUESTS = 15
+SETTLE_SECONDS = 30
+# What a composed page says when a part's service did not answer (bench/locustfile.py).
+DEGRADED_PAGE = "unavailable right now"
 
 
 @dataclass(frozen=True)
@@ -292,10 +296,11 @@ def process_url(stage: LaunchedStage, process: str) -> str:
 
 
 def timed_get(http: requests.Session, url: str) -> tuple[float, bool]:
-    """GET a URL; return (milliseconds, whether it answered 200)."""
+    """GET a URL; return (milliseconds, whether it answered 200 with every part)."""
     began = time.perf_counter()
     try:
-        ok = http.get(url, timeout=10).status_code == 200
+        answer = http.get(url, timeout=10)
+        ok = answer.status_code == 200 and DEGRADED_PAGE not in answer.text
     except requests.RequestException:
         ok = False
     return (time.perf_counter() - began) * 1000, ok
@@ -342,11 +347,21 @@ class Prober:
         }  # fmt: skip
 
 
-def at_rest(stage: LaunchedStage, urls: dict[str, str]) -> dict[str, float]:
-    """Time each URL alone, AT_REST_REQUESTS times one after the other; return p50s in ms."""
+def at_rest(urls: dict[str, str]) -> dict[str, float]:
+    """Time each URL alone, AT_REST_REQUESTS times one after the other; return p50s in ms.
+
+    First wait until each answers whole: right after a run, a service may still be busy
+    with the run's backlog, and the gateway's circuit breaker may still be open.
+    """
     http = requests.Session()
-    return {label: percentile([timed_get(http, url)[0] for _ in range(AT_REST_REQUESTS)], 50)
-            for label, url in urls.items()}  # fmt: skip
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline and not all(timed_get(http, u)[1] for u in urls.values()):
+        time.sleep(SAMPLE_INTERVAL)
+    figures = {}
+    for label, url in urls.items():
+        timings = [timed_get(http, url) for _ in range(AT_REST_REQUESTS)]
+        figures[label] = percentile([ms for ms, ok in timings if ok], 50)
+    return figures
 
 
 def run_scenario(
@@ -386,8 +401,17 @@ def run_scenario(
     result.users = users
     if probes:
         result.probes_p50 = prober.p50s(start, stop)
-        result.at_rest = at_rest(stage, {"/": stage.url + "/", **probes})
+        result.at_rest = at_rest({"/": stage.url + "/", **probes})
     return result
+
+
+def name_figures(answers: list[tuple[float, bool]], seconds: float) -> dict[str, float]:
+    """Return one request name's figures: all answers and whole ones per second, p50, p99."""
+    latencies = [ms for ms, _ in answers]
+    whole = sum(ok for _, ok in answers)
+    return {"rps": len(answers) / seconds, "ok_rps": whole / seconds,
+            "errors": len(answers) - whole, "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99)}  # fmt: skip
 
 
 def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any],
@@ -397,9 +421,9 @@ def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any
     seconds = max(stop - start, 1e-9)
     latencies = [ms for _, ms, _ in figures["requests"]]
     lags = figures["lag_ms"]
-    by_name: dict[str, list[float]] = {}
-    for request_name, ms, _ in figures["requests"]:
-        by_name.setdefault(request_name, []).append(ms)
+    by_name: dict[str, list[tuple[float, bool]]] = {}
+    for request_name, ms, ok in figures["requests"]:
+        by_name.setdefault(request_name, []).append((ms, ok))
     return RunResult(
         stage=stage, scenario=scenario, repeat=repeat,
         requests=len(latencies), seconds=round(seconds, 2), rps=len(latencies) / seconds,
@@ -409,8 +433,7 @@ def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any
         lag_p50=percentile(lags, 50) if scenario == "lag" else None,
         lag_p99=percentile(lags, 99) if scenario == "lag" else None,
         lag_count=len(lags), error_examples=figures["error_examples"],
-        by_name={name: {"rps": len(values) / seconds, "p50": percentile(values, 50),
-                        "p99": percentile(values, 99)} for name, values in by_name.items()},
+        by_name={name: name_figures(answers, seconds) for name, answers in by_name.items()},
     )  # fmt: skip
 
 
@@ -623,35 +646,40 @@ def fan_out_section(summaries: list[dict[str, Any]]) -> str:
     rows = [s for s in summaries if s["scenario"] == "fan-out"]
     if not rows:
         return ""
-    home_figures = [s["by_name"].get("/", {}) for s in rows]
-    base = home_figures[0].get("rps") or 0
+    base = rows[0]["by_name"].get("/", {}).get("ok_rps") or 0
     lines = [
-        "| stage | home req/s | home p50 ms | home p99 ms | post page req/s | post page p50 ms "
-        "| recommend p50 ms | tag p50 ms | at rest: home | recommend | tag | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| stage | home pages/s | home p50 ms | home p99 ms | home failed | post pages/s "
+        "| post p50 ms | post failed | recommend p50 ms | tag p50 ms "
+        "| at rest: home | recommend | tag |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for s, home in zip(rows, home_figures, strict=True):
-        post = s["by_name"].get("/posts/[id]", {})
+    for s in rows:
+        home, post = s["by_name"].get("/", {}), s["by_name"].get("/posts/[id]", {})
         probes, rest = s.get("probes_p50", {}), s.get("at_rest", {})
         upstream = [next((v for k, v in table.items() if k.startswith(process + " ")), None)
                     for table in (probes, rest) for process, _ in HOME_UPSTREAMS]  # fmt: skip
-        ratio = f" ×{home['rps'] / base:.2f}" if base and "rps" in home else ""
+        ratio = f" ×{home['ok_rps'] / base:.2f}" if base and "ok_rps" in home else ""
         lines.append(
-            f"| {s['stage']} | {number(home.get('rps'), 1)}{ratio} | {number(home.get('p50'))} "
-            f"| {number(home.get('p99'))} | {number(post.get('rps'), 1)} "
-            f"| {number(post.get('p50'))} | {number(upstream[0])} | {number(upstream[1])} "
-            f"| {number(rest.get('/'))} | {number(upstream[2])} | {number(upstream[3])} "
-            f"| {s['errors']} |"
+            f"| {s['stage']} | {number(home.get('ok_rps'), 1)}{ratio} "
+            f"| {number(home.get('p50'))} | {number(home.get('p99'))} "
+            f"| {number(home.get('errors'))} | {number(post.get('ok_rps'), 1)} "
+            f"| {number(post.get('p50'))} | {number(post.get('errors'))} "
+            f"| {number(upstream[0])} | {number(upstream[1])} | {number(rest.get('/'))} "
+            f"| {number(upstream[2])} | {number(upstream[3])} |"
         )
     setting = f"`{latency.SETTING}={FAN_OUT_LATENCY}`"
     return (
         f"Fan-out (pages composed from several services, {setting}: 50 ms added to each"
         f" service's answers; {rows[0]['users']} users logged in on the pages, half of them"
         " loading the home page, half post pages). The home page asks recommend and tag; a"
-        " post page asks search and tag. `recommend` and `tag` are the home page's two calls"
-        " timed straight at those services, one at a time, while the load ran; `at rest`,"
-        f" each timed alone right after the run ({AT_REST_REQUESTS} requests each, p50)."
-        f" Ratios: to {rows[0]['stage']}.\n\n" + "\n".join(lines) + "\n\n"
+        " post page asks search and tag. Pages/s count the pages answered whole; failed, per"
+        " run, those that were not (an error, or a part missing because its service did not"
+        " answer in time); latencies cover all of them. `recommend` and `tag` are the home"
+        " page's two calls timed straight at those services, one at a time, while the load"
+        " ran; `at rest`, each timed alone once the stage answered whole again after the run"
+        f" ({AT_REST_REQUESTS} requests each, p50). Ratios: to {rows[0]['stage']}.\n\n"
+        + "\n".join(lines)
+        + "\n\n"
     )
 
 
