@@ -26,7 +26,7 @@ def create_account(username: Any, password: Any) -> None:
 def authenticate(username: str, password: str) -> bool:
     """Tell whether a username and password match a stored user."""
     user = store.get_user(username)
-    return user is not None and accounts.verify_password(user["password_hash"], password)
+    return accounts.check_login(user["password_hash"] if user else None, password)
 
 
 @bp.post("/api/users")

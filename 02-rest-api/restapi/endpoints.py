@@ -46,7 +46,7 @@ def issue_token() -> Any:
         contract.string_field(data, "password"),
     )
     user = store.get_db().users.find_one({"username": username})
-    if user is None or not accounts.verify_password(user["password_hash"], password):
+    if not accounts.check_login(user["password_hash"] if user else None, password):
         abort(401, description="wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 

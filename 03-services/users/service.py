@@ -32,7 +32,7 @@ def issue_token() -> Any:
     data = json_object(request, allowed=("username", "password"), required=("username", "password"))
     username, password = string_field(data, "username"), string_field(data, "password")
     user = store.get_user(username)
-    if user is None or not accounts.verify_password(user["password_hash"], password):
+    if not accounts.check_login(user["password_hash"] if user else None, password):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 

@@ -36,9 +36,8 @@ async def issue_token() -> Any:
     data = await json_object(request, allowed=CREDENTIALS, required=CREDENTIALS)
     username, password = string_field(data, "username"), string_field(data, "password")
     user = await store.get_user(username)
-    if user is None or not await asyncio.to_thread(
-        accounts.verify_password, user["password_hash"], password
-    ):
+    password_hash = user["password_hash"] if user else None
+    if not await asyncio.to_thread(accounts.check_login, password_hash, password):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 

@@ -1,5 +1,6 @@
 """Start a stage as a user does (`workshop up`), and talk to it over real HTTP."""
 
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from workshop.tools.launcher import LaunchedStage
 
@@ -37,10 +39,19 @@ class RunningStage(LaunchedStage):
 class Client:
     """HTTP to a stage's front door, with the contract's helpers."""
 
-    def __init__(self, base_url: str, importer: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, base_url: str, importer: tuple[str, str] | None = None, source: str | None = None
+    ) -> None:
         self.base_url = base_url
         self.importer = importer
         self.http = requests.Session()
+        if source:  # another loopback address: a client of its own (login limits count it)
+            self.http.mount("http://", SourceAddressAdapter(source))
+
+    def elsewhere(self) -> "Client":
+        """Return a client of the same stage from another loopback address of its own."""
+        source = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+        return Client(self.base_url, self.importer, source)
 
     def request(self, method: str, path: str, token: str | None = None, **kwargs: Any):
         headers = dict(kwargs.pop("headers", {}))
@@ -84,6 +95,18 @@ class Client:
             lambda answer: answer.status_code == 200,
         ).json()["token"]
         return token
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Connect from a given local address (any 127.x.y.z reaches a server on 127.0.0.1)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
 
 
 def eventually(

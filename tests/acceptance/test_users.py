@@ -1,5 +1,7 @@
 """Accounts and tokens."""
 
+import statistics
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -96,3 +98,24 @@ def test_a_refused_registration_on_the_page_logs_nobody_in(client):
     landed = submit(client, "/register", "/register", username="ab", password="correct horse")
     assert landed.status_code == 400
     assert "Signed in as" not in landed.text
+
+
+def median_login_seconds(client, username, password, times=7):
+    took = []
+    for _ in range(times):
+        started = time.perf_counter()
+        answer = client.post("/api/tokens", json={"username": username, "password": password})
+        took.append(time.perf_counter() - started)
+        assert answer.status_code == 401, answer.text
+    return statistics.median(took)
+
+
+def test_an_unknown_username_takes_as_long_as_a_wrong_password(client):
+    """Timing must not tell which usernames exist: both check a password hash."""
+    probe = client.elsewhere()  # its failed logins count against nobody else's limit
+    username, _, _ = client.new_user()
+    unknown, wrong = [], []
+    for _ in range(2):  # interleaved, so a busy moment slows both alike
+        unknown.append(median_login_seconds(probe, fresh_name(), "not the password", 3))
+        wrong.append(median_login_seconds(probe, username, "not the password", 3))
+    assert min(unknown) >= 0.5 * min(wrong), (unknown, wrong)

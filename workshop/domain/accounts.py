@@ -1,5 +1,6 @@
 """Users: who may register, with which password, and how passwords are kept."""
 
+import functools
 import re
 from typing import Any
 
@@ -41,3 +42,20 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str, password: str) -> bool:
     """Tell whether a password matches its stored hash."""
     return check_password_hash(password_hash, password)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("no user has this password: it only takes time to check")
+
+
+def check_login(password_hash: str | None, password: str) -> bool:
+    """Tell whether a login is right; `password_hash` is None when no such user exists.
+
+    An unknown username is checked against a dummy hash: both paths take as long, so the
+    time of an answer does not tell which usernames exist (it did: ~1 ms against ~70 ms).
+    """
+    if password_hash is None:
+        verify_password(_dummy_hash(), password)
+        return False
+    return verify_password(password_hash, password)
