@@ -1,5 +1,7 @@
-"""Stage 03 on the real Redis: the gateway degrades and recovers, routes versions and
-instances, and the data survives a sync restart and bootstraps a new service by replay."""
+"""Stage 03 and its async twin 04 on the real Redis: the gateway degrades and recovers,
+routes versions and instances, a stopped service catches up, and the data survives a sync
+restart and bootstraps a new service by replay. Each test runs on every stage whose writes
+travel through a sync service."""
 
 import collections
 import json
@@ -10,18 +12,22 @@ import requests
 
 from tests.acceptance.stage import assert_error, eventually
 from workshop.tools.runner import StageRunner, free_base_port, is_ready
-from workshop.tools.stages import get_stage
+from workshop.tools.stages import all_stages, get_stage
 
 SETTLE_WITHIN = 60.0
 CANARY_PERCENT = 30
+# 03 and 04: the stages with a sync service (the same messaging, threads or an event loop).
+SYNCED_STAGES = [
+    stage.name for stage in all_stages() if "sync" in {p.name for p in stage.processes()}
+]
 
 
-@pytest.fixture(scope="module")
-def stage(redis_server):
+@pytest.fixture(scope="module", params=SYNCED_STAGES)
+def stage(request, redis_server):
     import redis
 
     redis.Redis.from_url(redis_server).flushdb()
-    services = get_stage("03-services")
+    services = get_stage(request.param)
     # Room above the stage's own ports for the extra instances the tests start.
     runner = StageRunner(
         services,
@@ -31,7 +37,7 @@ def stage(redis_server):
     )  # fmt: skip
     runner.start()
     try:
-        assert runner.wait_ready(), "stage 03 did not become ready on Redis"
+        assert runner.wait_ready(), f"{request.param} did not become ready on Redis"
         yield runner
     finally:
         runner.stop()
@@ -64,6 +70,13 @@ def settled(stage: StageRunner) -> bool:
 
 def stats(stage: StageRunner, port: int) -> dict[str, int]:
     return requests.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()["collections"]
+
+
+def master_posts(stage: StageRunner) -> int:
+    """Return how many posts the owner holds: ingest's store on 03. On 04 the posts are the
+    Celery worker's, which serves no HTTP: search's copy stands in, the others must match it."""
+    owner = stats(stage, port_of(stage, "ingest"))
+    return owner["posts"] if "posts" in owner else stats(stage, port_of(stage, "search"))["posts"]
 
 
 def test_the_home_page_degrades_without_recommend_and_recovers(stage):
@@ -164,9 +177,62 @@ def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):
         within=SETTLE_WITHIN,
     )
     assert total == 1500
-    master = stats(stage, port_of(stage, "ingest"))["posts"]
+    master = master_posts(stage)
     for process in ("search", "recommend_v1", "recommend_v2", "tag"):
         assert stats(stage, port_of(stage, process))["posts"] == master, process
+
+
+def test_a_service_restarted_cleanly_keeps_its_data(stage):
+    """The embedded store is saved at a clean stop and read back at start, as a database
+    server would keep it: sync's log goes on from where it was (a replay needs all of it)."""
+    sync = f"http://127.0.0.1:{port_of(stage, 'sync')}"
+    head = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()["head"]
+    assert head > 0
+    stage.restart_process("sync")
+    assert eventually(lambda: is_ready(sync), bool, within=SETTLE_WITHIN)
+    after = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()["head"]
+    assert after >= head, f"sync's log restarted at {after} (it was at {head})"
+
+
+def test_a_stopped_service_catches_up_when_it_comes_back(stage):
+    url = front(stage)
+    _, token = register(url)
+    word = f"zc{uuid.uuid4().hex[:8]}"
+    records = [
+        {"id": f"{word[:5]}{i:04d}", "title": f"Missed {word} post {i}", "subreddit": "python",
+         "created_utc": 1.37e9, "score": i, "ups": i, "downs": 0, "num_comments": 1}
+        for i in range(200)
+    ]  # fmt: skip
+    body = "\n".join(json.dumps(record) for record in records).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    before = stats(stage, port_of(stage, "tag"))["posts"]
+    stage.stop_process("search")
+    try:
+        answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+        assert answer.status_code == 202
+        job = eventually(
+            lambda: requests.get(f"{url}/api/jobs/{answer.json()['job_id']}", timeout=10).json(),
+            lambda job: job["state"] in ("done", "failed"),
+            within=SETTLE_WITHIN,
+        )
+        assert job["state"] == "done" and job["new"] == 200, job
+        # The others have them while search is down; its queue keeps them meanwhile.
+        tagged = eventually(lambda: stats(stage, port_of(stage, "tag"))["posts"],
+                            lambda n: n == before + 200, within=SETTLE_WITHIN)  # fmt: skip
+        assert tagged == before + 200
+    finally:
+        stage.restart_process("search")
+    assert settled(stage)
+    total = eventually(
+        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=10).json()["total"],
+        lambda n: n == 200,
+        within=SETTLE_WITHIN,
+    )
+    assert total == 200
+    copies = {
+        p: stats(stage, port_of(stage, p))["posts"] for p in ("search", "tag", "recommend_v1")
+    }
+    assert len(set(copies.values())) == 1, copies
 
 
 def test_a_new_recommend_instance_is_filled_by_replay_and_agrees_with_v1(stage):
@@ -175,7 +241,7 @@ def test_a_new_recommend_instance_is_filled_by_replay_and_agrees_with_v1(stage):
     name = f"recommend-v1-{uuid.uuid4().hex[:6]}"
     stage.start_extra("recommend_new", "recommend_v1", port, {"RECOMMEND_NAME": name})
     try:
-        master = stats(stage, port_of(stage, "ingest"))["posts"]
+        master = master_posts(stage)
         # It says ready only once its replay is in: at its first 200 it holds every post.
         assert eventually(lambda: is_ready(f"http://127.0.0.1:{port}"), bool, within=SETTLE_WITHIN)
         assert stats(stage, port)["posts"] == master
