@@ -27,10 +27,16 @@ def starting_stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
     yield from start(request.param)
 
 
-@pytest.fixture
-def services_stage() -> Iterator[StageRunner]:
-    """Stage 03 just started: the stage where writes travel through queues."""
-    yield from start("03-services")
+# 03 and 04: the stages where writes travel through queues to a sync service.
+SYNCED_STAGES = [
+    stage.name for stage in all_stages() if "sync" in {p.name for p in stage.processes()}
+]
+
+
+@pytest.fixture(params=SYNCED_STAGES)
+def services_stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
+    """A stage whose writes travel through queues, just started."""
+    yield from start(request.param)
 
 
 def start(name: str) -> Iterator[StageRunner]:
