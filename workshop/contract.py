@@ -28,11 +28,14 @@ DIGITS = re.compile(r"[0-9]+")
 class ApiError(Exception):
     """An error the client can act on, answered as JSON with its HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})  # e.g. Retry-After on a 429
 
     def body(self) -> dict[str, Any]:
         """Return the contract's error body."""

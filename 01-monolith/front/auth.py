@@ -8,6 +8,7 @@ from front import store
 from workshop import tokens
 from workshop.contract import ApiError, string_field
 from workshop.domain import accounts
+from workshop.web import checked_login
 from workshop.web.bodies import json_object
 from workshop.web.policy import local_path
 
@@ -41,7 +42,7 @@ def api_register() -> Any:
 def api_token() -> Any:
     data = json_object(request, allowed=("username", "password"), required=("username", "password"))
     username, password = string_field(data, "username"), string_field(data, "password")
-    if not authenticate(username, password):
+    if not checked_login(username, lambda: authenticate(username, password)):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 
@@ -71,10 +72,14 @@ def register() -> Any:
 def login() -> Any:
     next_page = request.values.get("next", "")
     if request.method == "POST":
-        username = request.form.get("username", "")
-        if authenticate(username, request.form.get("password", "")):
-            start_session(username)
-            return redirect(local_path(next_page) or url_for("pages.index"))
+        username, password = request.form.get("username", ""), request.form.get("password", "")
+        try:
+            if checked_login(username, lambda: authenticate(username, password)):
+                start_session(username)
+                return redirect(local_path(next_page) or url_for("pages.index"))
+        except ApiError as error:  # 429: too many failed logins
+            flash(error.message[:1].upper() + error.message[1:] + ".", "error")
+            return render_template("login.html", next=next_page), error.status, error.headers
         flash("Wrong username or password.", "error")
         return render_template("login.html", next=next_page), 401
     return render_template("login.html", next=next_page)

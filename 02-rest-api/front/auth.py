@@ -7,6 +7,7 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from front import client
 from workshop.contract import ApiError, string_field
 from workshop.domain import accounts
+from workshop.web import checked_login
 from workshop.web.bodies import json_object
 from workshop.web.policy import local_path
 
@@ -38,7 +39,7 @@ def api_register() -> Any:
 def api_token() -> Any:
     data = json_object(request, allowed=("username", "password"), required=("username", "password"))
     username, password = string_field(data, "username"), string_field(data, "password")
-    token = authenticate(username, password)
+    token = checked_login(username, lambda: authenticate(username, password))
     if token is None:
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": token})
@@ -74,8 +75,12 @@ def register() -> Any:
 def login() -> Any:
     next_page = request.values.get("next", "")
     if request.method == "POST":
-        username = request.form.get("username", "")
-        token = authenticate(username, request.form.get("password", ""))
+        username, password = request.form.get("username", ""), request.form.get("password", "")
+        try:
+            token = checked_login(username, lambda: authenticate(username, password))
+        except ApiError as error:  # 429: too many failed logins
+            flash(error.message[:1].upper() + error.message[1:] + ".", "error")
+            return render_template("login.html", next=next_page), error.status, error.headers
         if token:
             start_session(username, token)
             return redirect(local_path(next_page) or url_for("pages.index"))

@@ -1,11 +1,15 @@
-"""Who is who: the registration, login and logout pages (the JSON calls go to users)."""
+"""Who is who: the registration, login and logout pages, and the token call (the other JSON
+calls go to users). The gateway takes logins itself: as the front door it counts failed ones
+(workshop.logins); users checks the password."""
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 
 from gateway import client
-from workshop.contract import ApiError
+from workshop.contract import ApiError, string_field
+from workshop.web import checked_login
+from workshop.web.bodies import json_object
 from workshop.web.policy import local_path
 
 bp = Blueprint("auth", __name__)
@@ -19,6 +23,16 @@ def create_account(username: Any, password: Any) -> None:
 def authenticate(username: str, password: str) -> str | None:
     """Return a token if a username and password match a registered user (users checks)."""
     return client.issue_token(username, password)
+
+
+@bp.post("/api/tokens")
+def api_token() -> Any:
+    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    username, password = string_field(data, "username"), string_field(data, "password")
+    token = checked_login(username, lambda: authenticate(username, password))
+    if token is None:
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    return jsonify({"token": token})
 
 
 def start_session(username: str, token: str) -> None:
@@ -51,8 +65,12 @@ def register() -> Any:
 def login() -> Any:
     next_page = request.values.get("next", "")
     if request.method == "POST":
-        username = request.form.get("username", "")
-        token = authenticate(username, request.form.get("password", ""))
+        username, password = request.form.get("username", ""), request.form.get("password", "")
+        try:
+            token = checked_login(username, lambda: authenticate(username, password))
+        except ApiError as error:  # 429: too many failed logins
+            flash(error.message[:1].upper() + error.message[1:] + ".", "error")
+            return render_template("login.html", next=next_page), error.status, error.headers
         if token:
             start_session(username, token)
             return redirect(local_path(next_page) or url_for("pages.index"))

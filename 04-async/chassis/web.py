@@ -21,6 +21,7 @@ from quart import (
     Request,
     Response,
     abort,
+    current_app,
     g,
     jsonify,
     redirect,
@@ -31,7 +32,7 @@ from quart import (
 )
 from werkzeug.exceptions import HTTPException
 
-from workshop import config, ingestion, latency, tokens
+from workshop import config, ingestion, latency, logins, tokens
 from workshop.contract import ApiError, error_body, parse_json_object
 from workshop.web import STATIC, TEMPLATES
 from workshop.web.policy import (
@@ -154,6 +155,23 @@ def api_auth_required(view: Callable) -> Callable:
     return wrapped
 
 
+async def checked_login(username: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+    """Await a login attempt unless its username or client failed too often (429, see
+    workshop.logins); count it if it fails (a false value)."""
+    limiter = current_app.extensions.get("logins")
+    if limiter is None:
+        limiter = current_app.extensions["logins"] = logins.LoginLimiter()
+    client = logins.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
+    # The limiter's store is Redis or memory, reached synchronously: a thread.
+    wait = await asyncio.to_thread(limiter.retry_after, username, client)
+    if wait:
+        raise logins.too_many_attempts(wait)
+    result = await attempt()
+    if not result:
+        await asyncio.to_thread(limiter.failed, username, client)
+    return result
+
+
 async def _security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
@@ -162,11 +180,11 @@ async def _security_headers(response: Response) -> Response:
 
 async def _api_error(error: ApiError) -> Any:
     if is_api_request():
-        return jsonify(error.body()), error.status
+        return jsonify(error.body()), error.status, error.headers
     # A page whose data is out of reach (a service down: 503) tells the person, in HTML.
     message = error.message[:1].upper() + error.message[1:] + "."
     page = await render_template("error.html", status=error.status, message=message)
-    return page, error.status
+    return page, error.status, error.headers
 
 
 async def _http_error(error: HTTPException) -> Any:

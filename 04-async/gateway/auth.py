@@ -1,11 +1,14 @@
-"""Who is who: the registration, login and logout pages (the JSON calls go to users)."""
+"""Who is who: the registration, login and logout pages, and the token call (the other JSON
+calls go to users). The gateway takes logins itself: as the front door it counts failed ones
+(workshop.logins); users checks the password."""
 
 from typing import Any
 
-from quart import Blueprint, flash, redirect, render_template, request, session, url_for
+from quart import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 
+from chassis.web import checked_login, json_object
 from gateway import client
-from workshop.contract import ApiError
+from workshop.contract import ApiError, string_field
 from workshop.web.policy import local_path
 
 bp = Blueprint("auth", __name__)
@@ -19,6 +22,17 @@ async def create_account(username: Any, password: Any) -> None:
 async def authenticate(username: str, password: str) -> str | None:
     """Return a token if a username and password match a registered user (users checks)."""
     return await client.issue_token(username, password)
+
+
+@bp.post("/api/tokens")
+async def api_token() -> Any:
+    credentials = ("username", "password")
+    data = await json_object(request, allowed=credentials, required=credentials)
+    username, password = string_field(data, "username"), string_field(data, "password")
+    token = await checked_login(username, lambda: authenticate(username, password))
+    if token is None:
+        raise ApiError(401, "invalid_credentials", "wrong username or password")
+    return jsonify({"token": token})
 
 
 def start_session(username: str, token: str) -> None:
@@ -53,8 +67,13 @@ async def login() -> Any:
     next_page = (await request.values).get("next", "")
     if request.method == "POST":
         form = await request.form
-        username = form.get("username", "")
-        token = await authenticate(username, form.get("password", ""))
+        username, password = form.get("username", ""), form.get("password", "")
+        try:
+            token = await checked_login(username, lambda: authenticate(username, password))
+        except ApiError as error:  # 429: too many failed logins
+            await flash(error.message[:1].upper() + error.message[1:] + ".", "error")
+            page = await render_template("login.html", next=next_page)
+            return page, error.status, error.headers
         if token:
             start_session(username, token)
             return redirect(local_path(next_page) or url_for("pages.index"))

@@ -1,5 +1,6 @@
 """Accounts and tokens."""
 
+import concurrent.futures
 import statistics
 import time
 import uuid
@@ -119,3 +120,45 @@ def test_an_unknown_username_takes_as_long_as_a_wrong_password(client):
         unknown.append(median_login_seconds(probe, fresh_name(), "not the password", 3))
         wrong.append(median_login_seconds(probe, username, "not the password", 3))
     assert min(unknown) >= 0.5 * min(wrong), (unknown, wrong)
+
+
+WRONG_PASSWORD = "not the password"
+
+
+def failed_login(client, username, password=WRONG_PASSWORD):
+    return client.post("/api/tokens", json={"username": username, "password": password})
+
+
+def assert_wait(answer):
+    """Check a 429 in the contract's shape, with a Retry-After within the window."""
+    assert_error(answer, 429)
+    assert 0 < int(answer.headers["Retry-After"]) <= 300, answer.headers.get("Retry-After")
+
+
+def test_failed_logins_are_limited_per_username(client):
+    username, password, _ = client.new_user()
+    attacker = client.elsewhere()
+    for _ in range(10):
+        assert_error(failed_login(attacker, username), 401)
+    # Now even the right password waits, from anywhere, and on the login page too.
+    assert_wait(failed_login(attacker, username, password))
+    assert_wait(failed_login(client.elsewhere(), username, password))
+    elsewhere = client.elsewhere()
+    page = submit(elsewhere, "/login", "/login", username=username, password=password)
+    assert page.status_code == 429 and "Signed in as" not in page.text
+    assert 0 < int(page.headers["Retry-After"]) <= 300
+    # Other users log in as before, from the same client too.
+    other, other_password, _ = client.new_user()
+    assert failed_login(attacker, other, other_password).status_code == 200
+
+
+def test_failed_logins_are_limited_per_client(client):
+    attacker = client.elsewhere()
+    names = [fresh_name() for _ in range(100)]  # one try each: no username is limited
+    # Two at a time: each failure costs the owner of users a password hash.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(lambda name: failed_login(attacker, name).status_code, names))
+    assert statuses == [401] * 100
+    username, password, _ = client.new_user()
+    assert_wait(failed_login(attacker, username, password))
+    assert failed_login(client.elsewhere(), username, password).status_code == 200

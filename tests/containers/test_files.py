@@ -345,3 +345,14 @@ def test_the_processes_that_check_importers_get_them_from_the_env_file(compose_f
         environment = services[service_name(process.name)]["environment"]
         assert environment.get("WORKSHOP_IMPORTERS") == "ada,bob", process.name
         assert environment["WORKSHOP_ENV"] == "production", process.name  # nobody, unless named
+
+
+@compose_files
+def test_the_front_door_trusts_nginx_for_the_client_address(compose_file, tmp_path):
+    """Login limits count per client: behind nginx, the client is in X-Forwarded-For."""
+    services = resolved(compose_file, tmp_path)["services"]
+    front_door = service_name(stage_of(compose_file).processes()[0].name)
+    assert services[front_door]["environment"].get("WORKSHOP_PROXY_HOPS") == "1"
+    others = {name for name, s in services.items()
+              if "WORKSHOP_PROXY_HOPS" in s.get("environment", {})}  # fmt: skip
+    assert others == {front_door}, "only the front door is behind nginx"

@@ -2,7 +2,6 @@ import pytest
 
 from workshop import config, db, tokens
 
-
 S1, S2 = "s1-" + "x1y2" * 8, "s2-" + "z3w4" * 8  # test secrets of a sound length
 
 

@@ -15,6 +15,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     g,
     jsonify,
     redirect,
@@ -25,7 +26,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from workshop import config, tokens
+from workshop import config, logins, tokens
 from workshop.contract import ApiError, error_body
 from workshop.web.bodies import BoundedJSONProvider
 from workshop.web.policy import (
@@ -138,6 +139,22 @@ def api_auth_required(view: Callable) -> Callable:
     return wrapped
 
 
+def checked_login(username: str, attempt: Callable[[], Any]) -> Any:
+    """Run a login attempt unless its username or client failed too often (429, see
+    workshop.logins); count it if it fails (returns a false value)."""
+    limiter = current_app.extensions.get("logins")
+    if limiter is None:
+        limiter = current_app.extensions["logins"] = logins.LoginLimiter()
+    client = logins.client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
+    wait = limiter.retry_after(username, client)
+    if wait:
+        raise logins.too_many_attempts(wait)
+    result = attempt()
+    if not result:
+        limiter.failed(username, client)
+    return result
+
+
 def _security_headers(response: Response) -> Response:
     """Let pages load only their own files: no inline script, no framing, no sniffing."""
     for name, value in SECURITY_HEADERS.items():
@@ -147,10 +164,11 @@ def _security_headers(response: Response) -> Response:
 
 def _api_error(error: ApiError) -> Any:
     if is_api_request():
-        return jsonify(error.body()), error.status
+        return jsonify(error.body()), error.status, error.headers
     # A page whose data is out of reach (a service down: 503) tells the person, in HTML.
     message = error.message[:1].upper() + error.message[1:] + "."
-    return render_template("error.html", status=error.status, message=message), error.status
+    page = render_template("error.html", status=error.status, message=message)
+    return page, error.status, error.headers
 
 
 def _http_error(error: HTTPException) -> Any:
