@@ -20,6 +20,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from workshop import ingestion
 
     store.init_app(app)
+    # A token or session names a user who must exist (an emptied store leaves old ones).
+    app.extensions["known_user"] = lambda username, _token: store.get_user(username) is not None
     if app.config["SEED_SAMPLE"]:
         with app.app_context():
             if store.count_posts() == 0:

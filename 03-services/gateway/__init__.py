@@ -17,6 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway.upstreams import SERVICES
 
     client.init_app(app)
+    app.extensions["known_user"] = client.known_user  # users says, once a minute per token
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)

@@ -111,6 +111,32 @@ async def call(
     raise UpstreamUnavailable(service)
 
 
+# A user users said exists stays known this long (users are never deleted; only an emptied
+# store forgets them): one call to users per token a minute, not one per request.
+KNOWN_USER_SECONDS = 60.0
+_known_tokens: dict[str, float] = {}
+
+
+async def known_user(username: str, token: str | None) -> bool:
+    """Tell whether the user a token names exists: the users service decides (it answers
+    401 to a token of a user it does not have). If users cannot answer, trust the signature."""
+    if not token:
+        return False
+    if _known_tokens.get(token, 0.0) > time.monotonic():
+        return True
+    try:
+        answer = await call("users", "GET", "/api/me/preferences",
+                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    except ApiError:  # users is down: the signature is what we have
+        return True
+    if answer.status == 401:
+        return False
+    if len(_known_tokens) > 10_000:
+        _known_tokens.clear()
+    _known_tokens[token] = time.monotonic() + KNOWN_USER_SECONDS
+    return True
+
+
 def http() -> aiohttp.ClientSession:
     return current_app.extensions["http"]
 

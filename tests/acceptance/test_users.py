@@ -10,6 +10,7 @@ import pytest
 
 from tests.acceptance.forms import submit
 from tests.acceptance.stage import assert_error, eventually
+from workshop import tokens
 
 
 def fresh_name():
@@ -162,3 +163,15 @@ def test_failed_logins_are_limited_per_client(client):
     username, password, _ = client.new_user()
     assert_wait(failed_login(attacker, username, password))
     assert failed_login(client.elsewhere(), username, password).status_code == 200
+
+
+def test_a_signed_token_for_a_user_who_does_not_exist_is_refused(client):
+    """One rule on every stage: a token is valid if its signature is and its user exists
+    (a store emptied by a restart leaves tokens that outlive their users)."""
+    ghost = tokens.issue(fresh_name())  # signed with the stage's own secret
+    assert_error(client.get("/api/me/preferences", token=ghost), 401)
+    assert_error(client.put("/api/me/preferences", token=ghost, json={"topics": ["web"]}), 401)
+    post_id = client.get("/api/search", params={"q": "python"}).json()["items"][0]["id"]
+    answer = client.post(f"/api/posts/{post_id}/tags", token=ghost, json={"tag": "ghostly"})
+    assert_error(answer, 401)
+    assert "ghostly" not in [t["tag"] for t in client.get(f"/api/posts/{post_id}").json()["tags"]]
