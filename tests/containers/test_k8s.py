@@ -196,10 +196,30 @@ def test_the_config_map_holds_what_workshop_up_gives_and_compose_sets(tmp_path):
     assert workshop_up_names(STAGE) - {"SECRET_KEY"} <= set(data)
     for name, url in addresses(STAGE).items():
         assert data[name] == url
-    front_door = service_name(STAGE.processes()[0].name)
-    compose_env = resolved(DOCKER / "04-async.yaml", tmp_path)["services"][front_door]
-    same = {k: v for k, v in compose_env["environment"].items() if k != "SECRET_KEY"}
-    assert data == same, "the ConfigMap and docker/04-async.yaml's settings differ"
+
+
+def test_each_container_gets_the_settings_compose_gives_its_service(tmp_path):
+    """ConfigMap + a container's own env == its compose service's environment (but the
+    secret, and the address a pod registers under, which only Kubernetes knows)."""
+    data = of_kind("ConfigMap")[CONFIG_MAP]["data"]
+    deployments = of_kind("Deployment")
+    services = resolved(DOCKER / "04-async.yaml", tmp_path)["services"]
+    for process in STAGE.processes():
+        name = service_name(process.name)
+        container = only_container(deployments[name])
+        own = {e["name"]: e for e in container.get("env", [])}
+        given = {**data, **plain_env(container)}
+        from_secret = {n for n, e in own.items() if "secretKeyRef" in e.get("valueFrom", {})}
+        expected = dict(services[name]["environment"])
+        for only_compose in ("SECRET_KEY", "ADVERTISE_URL", *from_secret):
+            expected.pop(only_compose, None)
+            given.pop(only_compose, None)
+        given.pop("ADVERTISE_URL", None)
+        assert given == expected, f"{name}: the manifests and docker/04-async.yaml differ"
+        for name_in_secret in from_secret:  # optional: unset, as compose's ${VAR:-}
+            reference = own[name_in_secret]["valueFrom"]["secretKeyRef"]
+            assert reference == {"name": SECRET, "key": name_in_secret, "optional": True}
+            assert name_in_secret in services[name]["environment"]
 
 
 def test_each_service_registers_its_pod_address():
