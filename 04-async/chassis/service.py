@@ -53,6 +53,9 @@ class Service:
     owns: Callable[[Any], list[Source]] | None = None
     setup: Callable[[Any], Awaitable[None]] | None = None
     batch_handler: Callable[[Any, list[Message]], Awaitable[None]] | None = None
+    # handed_off(database): work given to another process and not done yet (ingest: the
+    # tasks its Celery worker has not finished), counted in the backlog /readyz reports.
+    handed_off: Callable[[Any], Awaitable[int]] | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Runtime:
     bootstrapping: bool = False
     # The log sequence sync named when it had sent the replay (None: not heard yet).
     caught_up_through: int | None = None
+    handed_off: Callable[[Any], Awaitable[int]] | None = None
 
     def bootstrapped(self) -> bool:
         """Tell whether the start-up data is in (always, unless we started empty)."""
@@ -82,11 +86,14 @@ class Runtime:
         self.caught_up_through = int(message.payload["through"])
 
     async def backlog(self) -> int:
-        """Return the work waiting: batches in the service's queue plus unpublished changes."""
+        """Return the work waiting: batches in the service's queue, unpublished changes, and
+        work handed to another process."""
         waiting = 0
         if self.consumer:
             queued = await self.publisher.backlog(self.consumer.queue_name)
             waiting = queued + self.consumer.in_flight
+        if self.handed_off:
+            waiting += await self.handed_off(self.database)
         return waiting + (await self.relay.pending() if self.relay else 0)
 
 
@@ -108,7 +115,7 @@ def create_service(
     web.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
-    runtime = Runtime(None, Publisher())
+    runtime = Runtime(None, Publisher(), handed_off=service.handed_off)
     app.extensions["service"] = runtime
     app.register_blueprint(service.blueprint)
     app.register_blueprint(web.health_blueprint(_checks(runtime, bool(service.subscribes))))

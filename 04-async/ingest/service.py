@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from quart import Blueprint, g, jsonify, request
@@ -52,4 +53,23 @@ async def job(job_id: str) -> Any:
     return jsonify(store.public_job(found, states))
 
 
-service = Service(name="ingest", blueprint=bp)
+async def unfinished_tasks(database: Any) -> int:
+    """Count the tasks of recent jobs the worker has not finished (the /readyz backlog).
+
+    A job is asked about until all its tasks are done or failed, then never again; one
+    older than an hour is left to its own /api/jobs answer (a lost task stays pending).
+    """
+    waiting = 0
+    async for found in store.open_jobs(database, within=OPEN_JOBS_WITHIN):
+        states = await asyncio.to_thread(tasks.task_states, found["tasks"])
+        unfinished = sum(state not in FINISHED for state, _ in states)
+        if unfinished:
+            waiting += unfinished
+        else:
+            await store.close_job(database, found["_id"])
+    return waiting
+
+
+FINISHED = ("SUCCESS", "FAILURE")
+OPEN_JOBS_WITHIN = timedelta(hours=1)
+service = Service(name="ingest", blueprint=bp, handed_off=unfinished_tasks)

@@ -2,7 +2,7 @@
 (the web process's)."""
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -71,8 +71,19 @@ async def create_job(
     """Record a job: the tasks doing its work, and the rows its request already rejected."""
     await get_db().jobs.insert_one(
         {"_id": job_id, "source": description, "tasks": tasks, "rejected": rejected,
-         "error": error, "created_at": datetime.now(UTC)}
+         "error": error, "created_at": datetime.now(UTC), "open": bool(tasks)}
     )  # fmt: skip
+
+
+def open_jobs(database: Any, within: timedelta) -> Any:
+    """Return a cursor over the jobs created within `within` whose tasks may still run."""
+    since = datetime.now(UTC) - within
+    return database.jobs.find({"open": True, "created_at": {"$gte": since}})
+
+
+async def close_job(database: Any, job_id: str) -> None:
+    """Note that every task of a job has finished: it is no longer work in flight."""
+    await database.jobs.update_one({"_id": job_id}, {"$set": {"open": False}})
 
 
 async def get_job(job_id: str) -> dict[str, Any] | None:
