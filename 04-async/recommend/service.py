@@ -3,11 +3,11 @@
 from typing import Any
 
 from quart import Blueprint, current_app, g, jsonify, request
-from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 
 from chassis.service import Service
 from recommend import store
 from workshop import contract
+from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 
 bp = Blueprint("recommend", __name__, url_prefix="/api")
 

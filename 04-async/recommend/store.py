@@ -3,12 +3,12 @@
 from typing import Any
 
 from quart import current_app
-from workshop.messages import Message
 
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop.domain.recommend import FORMULAS
+from workshop.messages import Message
 from workshop.queries import stored_post
 
 

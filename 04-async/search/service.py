@@ -3,13 +3,13 @@
 from typing import Any
 
 from quart import Blueprint, jsonify, request
-from workshop.messages import POST_UPSERTED, TAGS_CHANGED
 
 from chassis.service import Service
 from search import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
+from workshop.messages import POST_UPSERTED, TAGS_CHANGED
 
 bp = Blueprint("search", __name__, url_prefix="/api")
 

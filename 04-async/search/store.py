@@ -2,11 +2,10 @@
 
 from typing import Any
 
-from workshop.messages import Message
-
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
+from workshop.messages import Message
 from workshop.queries import stored_post
 
 

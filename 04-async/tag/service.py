@@ -3,7 +3,6 @@
 from typing import Any
 
 from quart import Blueprint, g, jsonify, request
-from workshop.messages import POST_UPSERTED
 
 from chassis.service import Service
 from chassis.web import api_auth_required, json_object
@@ -11,6 +10,7 @@ from tag import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
+from workshop.messages import POST_UPSERTED
 
 bp = Blueprint("tag", __name__, url_prefix="/api")
 

@@ -3,13 +3,13 @@
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
-from workshop.messages import TAGS_CHANGED, Message
 
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
 from workshop.domain.tags import tag_list
+from workshop.messages import TAGS_CHANGED, Message
 
 
 async def setup(database: Any) -> None:

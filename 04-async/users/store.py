@@ -3,10 +3,10 @@
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
-from workshop.messages import PREFERENCES_UPDATED
 
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
+from workshop.messages import PREFERENCES_UPDATED
 
 
 async def create_user(username: str, password_hash: str) -> bool:
