@@ -8,18 +8,27 @@ one laptop share them with no server to install. How a process publishes and con
 The stock filesystem transport writes a message file in place; a consumer in another
 process can read it half-written. Here a message is written under a temporary name and
 renamed into the queue folder (a rename is atomic), so a reader sees all of it or nothing.
+
+The stock transport also deletes a message file as soon as a consumer reads it, so a
+consumer killed before it acknowledged (kill -9: no chance to put it back) lost the
+message, and a killed sync lost the whole batch it held. Here reading moves the file to
+`unacked/<queue>/`, acknowledging deletes it, and a consumer that starts on a queue first
+puts back what a dead consumer of that queue left there: at-least-once, as on Redis or
+RabbitMQ. (One consumer per queue, as every service and the Celery worker have here.)
 """
 
+import contextlib
 import os
 import uuid
+from queue import Empty
 from pathlib import Path
 from time import monotonic
 from typing import Any
 
 import kombu
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 from workshop import config
 
@@ -29,6 +38,10 @@ POLL_SECONDS = 0.05
 MAX_BATCH = 500
 # Where a message file is written before it is renamed into the queue folder.
 TMP_DIR = ".incoming"
+# Where a message taken by a consumer waits for its acknowledgement, a folder per queue.
+UNACKED_DIR = "unacked"
+# The message property that names a delivered message's file there.
+HELD_FILE = "workshop_held_file"
 
 
 def broker_url() -> str:
@@ -90,6 +103,61 @@ class Channel(filesystem.Channel):
         with open(temporary, "wb") as file:
             file.write(str_to_bytes(dumps(payload)))
         os.replace(temporary, os.path.join(self.data_folder_out, name))
+
+    def _get(self, queue: str) -> dict:
+        """Take the oldest message of `queue`: move its file to the queue's unacked folder."""
+        held = self._held_folder(queue)
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != f"{queue}.msg":  # <time>_<uuid>.<queue>.msg
+                continue
+            path = os.path.join(held, name)
+            try:
+                os.replace(os.path.join(self.data_folder_in, name), path)
+            except FileNotFoundError:  # another consumer took it first
+                continue
+            with open(path, "rb") as file:
+                payload = loads(bytes_to_str(file.read()))
+            payload.setdefault("properties", {})[HELD_FILE] = path
+            return payload
+        raise Empty()
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        """Start consuming; first put back what a dead consumer of this queue held."""
+        held = self._held_folder(queue)
+        for name in sorted(os.listdir(held)):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(os.path.join(held, name), os.path.join(self.data_folder_in, name))
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        held = self._held_file(delivery_tag)
+        super().basic_ack(delivery_tag, multiple=multiple)
+        _forget(held)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        held = self._held_file(delivery_tag)
+        super().basic_reject(delivery_tag, requeue=requeue)  # requeue: a new file
+        _forget(held)
+
+    def _restore(self, message: Any) -> None:
+        """Put a message back at shutdown (a new file), then drop its held copy."""
+        super()._restore(message)
+        _forget(message.properties.get(HELD_FILE))
+
+    def _held_folder(self, queue: str) -> str:
+        folder = os.path.join(self.data_folder_in, UNACKED_DIR, queue)
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def _held_file(self, delivery_tag: str) -> str | None:
+        message = self.qos._delivered.get(delivery_tag)
+        return message.properties.get(HELD_FILE) if message is not None else None
+
+
+def _forget(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 class Transport(filesystem.Transport):
