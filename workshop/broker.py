@@ -20,8 +20,8 @@ RabbitMQ. (One consumer per queue, as every service and the Celery worker have h
 import contextlib
 import os
 import uuid
-from queue import Empty
 from pathlib import Path
+from queue import Empty
 from time import monotonic
 from typing import Any
 

@@ -52,13 +52,15 @@ def drain(expected: int, within: float) -> list[int]:
         message.ack()
 
     deadline = time.monotonic() + within
-    with broker.connect() as connection:
-        with connection.Consumer([broker.queue(QUEUE)], callbacks=[take]):
-            while time.monotonic() < deadline and len(seen) < expected:
-                try:
-                    connection.drain_events(timeout=0.5)
-                except TimeoutError:
-                    continue
+    with (
+        broker.connect() as connection,
+        connection.Consumer([broker.queue(QUEUE)], callbacks=[take]),
+    ):
+        while time.monotonic() < deadline and len(seen) < expected:
+            try:
+                connection.drain_events(timeout=0.5)
+            except TimeoutError:
+                continue
     return sorted(seen)
 
 
