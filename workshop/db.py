@@ -9,6 +9,8 @@ support (no $text, no transactions, no change streams).
 """
 
 import atexit
+import fcntl
+import os
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import mongomock
 import pymongo
 from bson import json_util
 from mongomock.filtering import filter_applies
+from mongomock.helpers import hashdict
 from pymongo import AsyncMongoClient
 from pymongo.database import Database
 
@@ -33,6 +36,12 @@ def _lookup_by_id_first(original: Callable) -> Callable:
     """
 
     def iter_documents(self: Any, filter: Any) -> Iterator[dict]:
+        found = find(self, filter)
+        # In a write call, the documents it reads are those it may change: note them.
+        touched = getattr(_writing, "touched", None)
+        return touched.recording(found) if touched and touched.store is self._store else found
+
+    def find(self: Any, filter: Any) -> Iterator[dict]:
         wanted = filter.get("_id") if isinstance(filter, dict) else None
         if wanted is None or isinstance(wanted, dict | list):
             if (
@@ -106,13 +115,16 @@ def _embedded(name: str) -> Database:
     return handle
 
 
-# --- keeping the embedded store across a restart ------------------------------------------
-# A real server keeps data when a service restarts; the emulation lives in the process.
-# Within one `workshop up` run (WORKSHOP_RUN_DIR set), each process writes its embedded
-# databases to files when it stops and reads them back when it starts, so stopping and
-# starting a service behaves as it would with MongoDB (a kill -9 loses what it held).
+# --- keeping the embedded store across a restart, and across a kill -9 --------------------
+# A real server keeps every acknowledged write when a service stops or is killed; the
+# emulation lives in the process. Within one `workshop up` run (WORKSHOP_RUN_DIR set), every
+# write the emulation accepts is appended to its database's journal (<run>/store/<db>.journal)
+# before the call returns, and a process starting reads the snapshot (<db>.json) and replays
+# the journal. Compacting (at start and at a clean stop) folds the journal into the
+# snapshot. docs/decisions.md says why a journal, and what it guarantees.
 
-_restored: set[str] = set()
+_journals: dict[str, "Journal"] = {}
+_writing = threading.local()  # the write call this thread is in, and what it touched
 
 
 def _snapshot_dir() -> Path | None:
@@ -122,31 +134,232 @@ def _snapshot_dir() -> Path | None:
 
 def _restore_once(handle: Database) -> None:
     folder = _snapshot_dir()
-    with _lock:
-        if folder is None or handle.name in _restored:
+    if folder is None:
+        return
+    with _lock:  # held while loading: no one sees the database half restored
+        if handle.name in _journals:
             return
-        _restored.add(handle.name)
-        if len(_restored) == 1:
-            atexit.register(save_embedded)
-    snapshot = folder / f"{handle.name}.json"
-    if snapshot.exists():
-        for collection, documents in json_util.loads(snapshot.read_text()).items():
+        journal = Journal(folder, handle.name)
+        for collection, documents in journal.compact().items():
             if documents:
-                handle[collection].insert_many(documents)
+                handle[collection].insert_many(list(documents.values()))
+        _journals[handle.name] = journal  # journaling starts after the restored data is in
+        if len(_journals) == 1:
+            atexit.register(save_embedded)
 
 
 def save_embedded() -> None:
-    """Write this process's embedded databases to the run's folder (at exit)."""
-    folder = _snapshot_dir()
-    if folder is None:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in sorted(_restored):
-        handle = client(None)[name]
-        data = {c: list(handle[c].find()) for c in handle.list_collection_names()}
-        temporary = folder / f".{name}.json"
-        temporary.write_text(json_util.dumps(data))
-        temporary.replace(folder / f"{name}.json")
+    """Compact this process's embedded databases: fold each journal into its snapshot.
+
+    Nothing is lost without it (every write is in the journal already); it keeps the
+    journal short. Called at a clean exit.
+    """
+    for journal in list(_journals.values()):
+        journal.compact()
+
+
+def _store_key(document_id: Any) -> Hashable:
+    """Return the key the emulation files a document under (a dict _id as a hashable dict)."""
+    return hashdict(document_id) if isinstance(document_id, dict) else document_id
+
+
+State = dict[str, dict[Hashable, dict[str, Any]]]  # collection -> _id -> document
+# Canonical extended JSON names every BSON type (an Int64 stays one, a double stays one).
+EXACT = json_util.CANONICAL_JSON_OPTIONS
+
+
+class Journal:
+    """One database's snapshot and journal of writes, in the run's store folder.
+
+    A record is one line, written before the write call returns: the post-image of every
+    document the call inserted or changed ("put"), and the _id of every one it removed
+    ("gone"), so a replay gives back the same documents whatever the update operators did.
+    Each record starts with a newline, so a record torn by a kill cannot swallow the next
+    one; a line that does not parse is a torn record and replay skips it.
+
+    Records are written with one os.write on a file opened for appending: a process killed
+    afterwards loses nothing, as the operating system has the bytes (no fsync: a power cut
+    may lose the last writes). Two processes may share a database (04's ingest web process
+    and worker): appends take a shared flock, compaction an exclusive one, and compaction
+    folds what is on disk, never one process's memory.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.snapshot = folder / f"{name}.json"
+        self.path = folder / f"{name}.journal"
+        self.lock = threading.RLock()  # one write call at a time, record included
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record; return once the operating system holds it."""
+        data = ("\n" + json_util.dumps(record, json_options=EXACT)).encode()
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def compact(self) -> State:
+        """Fold the journal into the snapshot, empty the journal, and return the data."""
+        with self.lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                state = self.read()
+                temporary = self.snapshot.with_name(f".{self.snapshot.name}")
+                temporary.write_text(
+                    json_util.dumps(
+                        {c: list(d.values()) for c, d in state.items()}, json_options=EXACT
+                    )
+                )
+                temporary.replace(self.snapshot)
+                os.ftruncate(self._fd, 0)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return state
+
+    def read(self) -> State:
+        """Return the snapshot with the journal replayed on it (torn records skipped)."""
+        state: State = {}
+        if self.snapshot.exists():
+            for collection, documents in json_util.loads(self.snapshot.read_text()).items():
+                state[collection] = {_store_key(d["_id"]): d for d in documents}
+        for line in self.path.read_bytes().split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = json_util.loads(line)
+            except ValueError:  # torn by a kill in the middle of its write
+                continue
+            _replay(state, record)
+        return state
+
+
+def _replay(state: State, record: dict[str, Any]) -> None:
+    if "drop_database" in record:
+        state.clear()
+    elif "drop" in record:
+        state.pop(record["drop"], None)
+    elif "rename" in record:
+        old, new = record["rename"]
+        state[new] = state.pop(old, {})
+    else:
+        documents = state.setdefault(record["c"], {})
+        for document in record["put"]:
+            documents[_store_key(document["_id"])] = document
+        for key in record["gone"]:
+            documents.pop(_store_key(key), None)
+
+
+class _Touched:
+    """The documents one write call touched in one collection (keys, in order)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.keys: dict[Hashable, None] = {}
+
+    def recording(self, documents: Iterator[dict]) -> Iterator[dict]:
+        for document in documents:
+            self.keys[_store_key(document["_id"])] = None
+            yield document
+
+
+def _journal_of(database: Any) -> "Journal | None":
+    """Return the journal of an embedded database this run keeps, else None."""
+    if database.client is not _clients.get(None):
+        return None
+    return _journals.get(database.name)
+
+
+def _journaled(write: Callable) -> Callable:
+    """Make a collection write call journal what it did before it returns.
+
+    The outermost call journals (find_one_and_update runs _update, which may run _insert):
+    the post-images of the documents it touched, read under the journal's lock so the last
+    record of a document is its latest state. It journals after a failure too: an unordered
+    bulk write that fails on one document has still written the others.
+    """
+
+    def journaled_write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        journal = None if getattr(_writing, "touched", None) else _journal_of(self.database)
+        if journal is None:
+            return write(self, *args, **kwargs)
+        with journal.lock:
+            store = self._store
+            touched = _writing.touched = _Touched(store)
+            try:
+                return write(self, *args, **kwargs)
+            finally:
+                _writing.touched = None
+                present = store._documents  # the raw store: no expiry pass, no reader lock
+                put = [present[key] for key in touched.keys if key in present]
+                gone = [key for key in touched.keys if key not in present]
+                if put or gone:
+                    journal.append({"c": self.name, "put": put, "gone": gone})
+
+    return journaled_write
+
+
+def _touching(change: Callable) -> Callable:
+    """Make the emulation's store note the keys a write call sets or deletes."""
+
+    def note_key(self: Any, key: Any, *args: Any) -> Any:
+        touched = getattr(_writing, "touched", None)
+        if touched is not None and touched.store is self:
+            touched.keys[key] = None
+        return change(self, key, *args)
+
+    return note_key
+
+
+for _write in ("_insert", "_update", "_delete", "insert_one", "insert_many", "update_one",
+               "update_many", "replace_one", "delete_one", "delete_many", "bulk_write",
+               "find_one_and_delete", "find_one_and_replace", "find_one_and_update"):  # fmt: skip
+    _method = getattr(mongomock.collection.Collection, _write)
+    setattr(mongomock.collection.Collection, _write, _journaled(_method))
+for _change in ("__setitem__", "__delitem__"):
+    _method = getattr(mongomock.store.CollectionStore, _change)
+    setattr(mongomock.store.CollectionStore, _change, _touching(_method))
+
+
+def _journaled_drop(drop: Callable) -> Callable:
+    """Journal dropping a collection (or renaming one) of a kept database."""
+
+    def journaled_drop(self: Any, name: Any, *args: Any, **kwargs: Any) -> Any:
+        journal = _journal_of(self)
+        if journal is None:
+            return drop(self, name, *args, **kwargs)
+        name = getattr(name, "name", name)
+        with journal.lock:
+            result = drop(self, name, *args, **kwargs)
+            if drop.__name__ == "rename_collection":
+                journal.append({"rename": [name, args[0] if args else kwargs["new_name"]]})
+            else:
+                journal.append({"drop": name})
+        return result
+
+    return journaled_drop
+
+
+def _journaled_drop_database(drop: Callable) -> Callable:
+    def journaled_drop_database(self: Any, name: Any) -> Any:
+        name = getattr(name, "name", name)
+        journal = _journals.get(name) if self is _clients.get(None) else None
+        if journal is None:
+            return drop(self, name)
+        with journal.lock:
+            result = drop(self, name)
+            journal.append({"drop_database": True})
+        return result
+
+    return journaled_drop_database
+
+
+for _drop in ("drop_collection", "rename_collection"):
+    _method = getattr(mongomock.database.Database, _drop)
+    setattr(mongomock.database.Database, _drop, _journaled_drop(_method))
+mongomock.MongoClient.drop_database = _journaled_drop_database(mongomock.MongoClient.drop_database)
 
 
 def ping(db: Database) -> dict[str, object]:
