@@ -37,14 +37,20 @@ class Message:
     source: str
     occurred_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     sequence: int | None = None  # set by the sync service's ordered log
+    # The trace the change belongs to, as W3C headers (traceparent), when tracing is on:
+    # not part of the id, so a change published again under another trace is still a dup.
+    trace: dict[str, str] | None = None
 
     @property
     def id(self) -> str:
         return f"{self.type}/{self.key}/{self.version}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the envelope as JSON-ready data."""
-        return {"id": self.id, **asdict(self)}
+        """Return the envelope as JSON-ready data (no trace field when untraced)."""
+        data = {"id": self.id, **asdict(self)}
+        if data["trace"] is None:
+            del data["trace"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> "Message":
@@ -60,6 +66,7 @@ class Message:
                 source=str(data["source"]),
                 occurred_at=str(data["occurred_at"]),
                 sequence=None if data.get("sequence") is None else int(data["sequence"]),
+                trace=_trace(data.get("trace")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidMessage(f"not an envelope: {error}") from error
@@ -68,3 +75,10 @@ class Message:
     def with_sequence(self, sequence: int) -> "Message":
         """Return the same message, placed in the sync log at `sequence`."""
         return Message(**{**asdict(self), "sequence": sequence})
+
+
+def _trace(headers: Any) -> dict[str, str] | None:
+    """Read an envelope's trace headers; anything but an object of strings is ignored."""
+    if not isinstance(headers, dict) or not headers:
+        return None
+    return {str(name): str(value) for name, value in headers.items()}

@@ -5,13 +5,17 @@ from typing import Any
 
 from flask import Flask
 
-from workshop import web
+from workshop import tracing, web
 from workshop.web.health import health_blueprint
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the gateway: pages, auth pages, the routed API, and readiness of every service."""
     app = web.create_flask(__name__, test_config)
+    # A trace per request starts here; the calls to the services carry it on.
+    tracing.setup("gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or WORKSHOP_TRACE_FILE
+    tracing.instrument_flask(app)
+    tracing.instrument_requests()
 
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES

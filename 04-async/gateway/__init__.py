@@ -11,11 +11,16 @@ from quart import Quart
 
 from chassis import web
 from chassis.web import health_blueprint
+from workshop import tracing
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     """Create the gateway: pages, auth pages, the routed API, and readiness of every service."""
     app = web.create_quart(__name__, test_config)
+    # A trace per request starts here; the calls to the services carry it on.
+    tracing.setup("gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or WORKSHOP_TRACE_FILE
+    tracing.instrument_asgi(app)
+    tracing.instrument_aiohttp()
 
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES

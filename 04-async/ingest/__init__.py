@@ -6,9 +6,11 @@ the Celery worker (tasks.py) does them and owns the posts (its database: ingest)
 
 from typing import Any
 
+from celery import signals
 from quart import Quart
 
 from chassis.service import create_service
+from workshop import tracing
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Quart:
@@ -16,6 +18,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from ingest.service import service
 
     # The jobs are this process's; the posts are the worker's: two databases, one owner.
-    return create_service(
-        service, __name__, {"DATABASE_NAME": "ingest-jobs", **(test_config or {})}
-    )
+    app = create_service(service, __name__, {"DATABASE_NAME": "ingest-jobs", **(test_config or {})})
+    tracing.instrument_celery()  # a task sent carries the request's trace in its headers
+    return app
+
+
+@signals.worker_init.connect
+def _trace_worker(**_: Any) -> None:
+    """In the Celery worker (`-A ingest.tasks` imports this package): each task joins the
+    trace of the request that sent it."""
+    tracing.setup("ingest-worker")
+    tracing.instrument_celery()

@@ -11,6 +11,7 @@ from typing import Any
 
 import kombu
 
+from workshop import tracing
 from workshop.broker import broker_url, connect, queue, safe_url
 from workshop.messages import InvalidMessage, Message
 
@@ -32,8 +33,8 @@ class Publisher:
         """
         if not messages:
             return
-        body = {"messages": [message.to_dict() for message in messages]}
-        with self._lock:
+        with tracing.producing(messages, queue_name) as sent, self._lock:  # a span each, traced
+            body = {"messages": [message.to_dict() for message in sent]}
             producer = self._connection.Producer(serializer="json")
             publish = self._connection.ensure(producer, producer.publish, max_retries=3)
             publish(body, exchange="", routing_key=queue_name,
@@ -121,12 +122,7 @@ class Consumer:
             return
         self.in_flight = len(messages)
         try:
-            if self.batch_handler is not None:
-                self.batch_handler(messages)
-            for message in messages:
-                handler = self.handlers.get(message.type)
-                if handler is not None:  # other types are not this service's business
-                    handler(message)
+            self._apply(messages)
         except Exception:
             log.exception("a handler failed on %s; the batch goes back", self.queue_name)
             raw.requeue()
@@ -137,3 +133,12 @@ class Consumer:
         self.in_flight = 0
         self.handled += len(messages)
         self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
+
+    def _apply(self, batch: list[Message]) -> None:
+        with tracing.consuming(batch, self.queue_name) as messages:  # a span each, when traced
+            if self.batch_handler is not None:
+                self.batch_handler(messages)
+            for message in messages:
+                handler = self.handlers.get(message.type)
+                if handler is not None:  # other types are not this service's business
+                    handler(message)

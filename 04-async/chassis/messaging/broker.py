@@ -22,6 +22,7 @@ from typing import Any
 
 import kombu
 
+from workshop import tracing
 from workshop.broker import broker_url, connect, queue, safe_url
 from workshop.messages import InvalidMessage, Message
 
@@ -43,7 +44,8 @@ class Publisher:
     async def publish(self, messages: list[Message], queue_name: str) -> None:
         """Send messages to a queue as one batch (in a thread: kombu blocks)."""
         if messages:
-            await asyncio.to_thread(self._publish, messages, queue_name)
+            with tracing.producing(messages, queue_name) as sent:  # a span each, when traced
+                await asyncio.to_thread(self._publish, sent, queue_name)
 
     def _publish(self, messages: list[Message], queue_name: str) -> None:
         body = {"messages": [message.to_dict() for message in messages]}
@@ -164,10 +166,11 @@ class Consumer:
         self.handled += len(messages)
         self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
 
-    async def _apply(self, messages: list[Message]) -> None:
-        if self.batch_handler is not None:
-            await self.batch_handler(messages)
-        for message in messages:
-            handler = self.handlers.get(message.type)
-            if handler is not None:  # other types are not this service's business
-                await handler(message)
+    async def _apply(self, batch: list[Message]) -> None:
+        with tracing.consuming(batch, self.queue_name) as messages:  # a span each, when traced
+            if self.batch_handler is not None:
+                await self.batch_handler(messages)
+            for message in messages:
+                handler = self.handlers.get(message.type)
+                if handler is not None:  # other types are not this service's business
+                    await handler(message)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chassis.messaging.broker import Publisher
+from workshop import tracing
 from workshop.broker import MAX_BATCH, SYNC_QUEUE
 from workshop.messages import OUTBOX_DRAINED, Message
 
@@ -51,7 +52,8 @@ def nudge() -> None:
 def changed(fields: dict[str, Any]) -> dict[str, Any]:
     """Return the update that sets fields AND records that the change must be published."""
     return {
-        "$set": {**fields, "outbox_pending": True},
+        # With tracing on, the change keeps the trace it was made in, for its message.
+        "$set": {**fields, "outbox_pending": True, **tracing.outbox_fields()},
         "$inc": {"version": 1},
         # A relay that claimed the old version must not clear the new one.
         "$unset": {"lease_owner": "", "lease_until": ""},
@@ -61,7 +63,7 @@ def changed(fields: dict[str, Any]) -> dict[str, Any]:
 def changed_inc(increments: dict[str, int]) -> dict[str, Any]:
     """Like `changed`, for counters: increment fields and mark the document pending."""
     return {
-        "$set": {"outbox_pending": True},
+        "$set": {"outbox_pending": True, **tracing.outbox_fields()},
         "$inc": {**increments, "version": 1},
         "$unset": {"lease_owner": "", "lease_until": ""},
     }
@@ -174,7 +176,12 @@ class Relay:
         leased = source.collection.find({"_id": {"$in": batch}, "lease_owner": owner})
         messages = [
             Message(
-                source.message_type, str(d["_id"]), d["version"], source.payload(d), self.service
+                source.message_type,
+                str(d["_id"]),
+                d["version"],
+                source.payload(d),
+                self.service,
+                trace=tracing.outbox_trace(d),
             )
             for d in await leased.to_list()
         ]
