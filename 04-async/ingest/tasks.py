@@ -10,6 +10,10 @@ Celery tasks are plain functions; the 04 store is async. The worker runs one eve
 a thread of its own (`Bridge`) and each task hands its coroutine to it: the store and the
 relay live on that loop, as they would in a Quart service.
 
+Celery beat (`celery -A ingest.tasks beat`, a Procfile line) sends one task on a
+schedule: `retag_topics`, every WORKSHOP_RETAG_SECONDS (an hour by default), which gives
+the stored posts the topics the current vocabulary assigns and publishes those that changed.
+
 Tasks are idempotent by key (a post is stored by its reddit id: storing a batch twice
 changes nothing), acknowledged late (a worker killed mid-task leaves the task in the queue)
 and only once their posts are published (the embedded store dies with the worker), taken
@@ -35,6 +39,7 @@ from workshop.queries import Upserted
 log = logging.getLogger(__name__)
 
 QUEUE = "ingest-jobs"
+RETAG_SECONDS = 3600  # how often beat re-tags the posts, unless WORKSHOP_RETAG_SECONDS says
 # Uploads reach the worker in batches of this many posts, never as one large message.
 BATCH_SIZE = 500
 
@@ -59,7 +64,13 @@ def celery_settings() -> dict[str, Any]:
         "result_expires": 24 * 3600,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Celery beat: what it sends when, and where it remembers when it last sent it.
+        "beat_schedule": {
+            "retag-topics": {"task": "ingest.retag_topics", "schedule": retag_seconds()}
+        },
+        "beat_schedule_filename": str(run_dir / "celerybeat-schedule"),
     }
+    run_dir.mkdir(parents=True, exist_ok=True)
     if url.startswith("filesystem"):
         # No broker server: messages are files, as for the services' messages (workshop.broker).
         folder = run_dir / "celery"
@@ -69,6 +80,7 @@ def celery_settings() -> dict[str, Any]:
             broker_transport_options=broker.filesystem_options(str(folder / "queue")),
             result_backend=f"file://{folder / 'results'}",
             worker_enable_remote_control=False,  # needs a broadcast exchange files lack
+            beat_enable_remote_control=False,
         )
         (folder / "queue").mkdir(parents=True, exist_ok=True)
     else:
@@ -77,6 +89,9 @@ def celery_settings() -> dict[str, Any]:
         )
         if settings["result_backend"].startswith("file://"):
             (run_dir / "celery-results").mkdir(parents=True, exist_ok=True)
+        # Beat answers `celery inspect ping` too (celerybeat@host), while its clock ticks:
+        # the containers' health check of the beat process.
+        settings["beat_enable_remote_control"] = True
         if url.startswith("redis"):
             # An unacknowledged task comes back this long after its worker died...
             visibility = int(config.env("CELERY_VISIBILITY_TIMEOUT", "60") or 60)
@@ -88,6 +103,11 @@ def celery_settings() -> dict[str, Any]:
                 "unacked_restore_throttle": 1,
             }
     return settings
+
+
+def retag_seconds() -> float:
+    """Return how often beat re-tags the posts: WORKSHOP_RETAG_SECONDS, or an hour."""
+    return float(config.env("WORKSHOP_RETAG_SECONDS") or RETAG_SECONDS)
 
 
 app = Celery("ingest")
@@ -130,12 +150,21 @@ class Owner:
         posts are in the broker, on their way to sync; a redelivered task stores them again.
         """
         stored = await store.upsert_posts(posts, self.database)
+        await self._publish([post["id"] for post in posts])
+        return stored
+
+    async def retag(self) -> tuple[int, list[str]]:
+        """Re-tag the stored posts; return once the changed ones are published."""
+        checked, retagged = await store.retag_topics(self.database)
+        await self._publish(retagged)
+        return checked, retagged
+
+    async def _publish(self, post_ids: list[str]) -> None:
         assert self.relay is not None
         try:
-            await self.relay.flush([post["id"] for post in posts])
+            await self.relay.flush(post_ids)
         except Exception as error:  # the broker is down or refuses: stored, not yet published
             raise NotPublished(f"the posts are stored but not yet published: {error}") from error
-        return stored
 
     async def close(self) -> None:
         if self.relay:
@@ -201,6 +230,15 @@ def collect_and_store(job_id: str, source: str, subreddit: str, limit: int) -> d
     stored = outcome.stored
     counts = {"new": stored.new, "updated": stored.updated, "unchanged": stored.unchanged}
     return {**counts, "rejected": outcome.rejected}
+
+
+@app.task(name="ingest.retag_topics", **TASK_OPTIONS)
+def retag_topics() -> dict[str, int]:
+    """Give the stored posts the topics the current vocabulary assigns (beat sends it)."""
+    current = owner()
+    checked, retagged = current.bridge.run(current.retag())
+    log.info("re-tagged %d of %d posts", len(retagged), checked)
+    return {"checked": checked, "retagged": len(retagged)}
 
 
 class IngestFailed(RuntimeError):

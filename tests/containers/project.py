@@ -42,7 +42,7 @@ TEST_SECRET = "a-test-secret"
 # In its container every process listens on 0.0.0.0:8000 (the Procfile: 127.0.0.1:$PORT).
 CONTAINER_PORT = "8000"
 # Where each program a Procfile runs is told to listen: gunicorn --bind HOST:PORT,
-# uvicorn --host HOST --port PORT. A program with neither (the Celery worker) serves no HTTP.
+# uvicorn --host HOST --port PORT. A program with neither (Celery's worker, beat) serves no HTTP.
 LISTEN_OPTIONS = {"--bind": ("127.0.0.1:$PORT", f"0.0.0.0:{CONTAINER_PORT}"),
                   "--host": ("127.0.0.1", "0.0.0.0"),
                   "--port": ("$PORT", CONTAINER_PORT)}  # fmt: skip
@@ -53,8 +53,10 @@ FOLDER_OPTIONS = ("--chdir", "--app-dir", "--workdir")
 REGISTRY_URL = "redis://redis:6379/1"
 # The database a process uses where it is not the one named after its service: 04's ingest
 # web process keeps the jobs (04-async/ingest/__init__.py), its worker owns the posts
-# (04-async/ingest/tasks.py). Both are on the one MongoDB server.
-DATABASES = {("04-async", "ingest"): "ingest-jobs", ("04-async", "worker"): "ingest"}
+# (04-async/ingest/tasks.py). Both are on the one MongoDB server. None: no database (04's
+# Celery beat only sends tasks).
+DATABASES = {("04-async", "ingest"): "ingest-jobs", ("04-async", "worker"): "ingest",
+             ("04-async", "beat"): None}  # fmt: skip
 
 
 @functools.cache
@@ -176,8 +178,9 @@ def registers(stage: Stage, process: Process) -> bool:
     return uses_registry(stage) and serves_http(process) and process != front_door
 
 
-def database_of(stage: Stage, process: Process) -> str:
-    """Return the database a process of a split stage uses (its service's name, by default)."""
+def database_of(stage: Stage, process: Process) -> str | None:
+    """Return the database a process of a split stage uses (its service's name, by default;
+    None if it uses none)."""
     return DATABASES.get((stage.name, process.name), service_name(process.name))
 
 

@@ -185,9 +185,11 @@ def test_the_deployments_run_the_procfile():
         sources = container["envFrom"]
         assert {"configMapRef": {"name": CONFIG_MAP}} in sources, process.name
         assert {"secretRef": {"name": SECRET}} in sources, process.name
-        if process.package != "gateway":  # the gateway holds no data
-            wanted = f"mongodb://mongo:27017/{database_of(STAGE, process)}"
-            assert env["MONGO_URL"] == wanted, process.name
+        database = database_of(STAGE, process)
+        if process.package == "gateway" or database is None:  # the gateway and beat hold none
+            assert "MONGO_URL" not in env, process.name
+        else:
+            assert env["MONGO_URL"] == f"mongodb://mongo:27017/{database}", process.name
 
 
 def test_the_config_map_holds_what_workshop_up_gives_and_compose_sets(tmp_path):
@@ -242,12 +244,14 @@ def test_http_processes_have_a_service_and_probes_and_the_worker_a_ping():
     for process in STAGE.processes():
         name = service_name(process.name)
         container = only_container(deployments[name])
-        if not serves_http(process):  # the Celery worker: nothing to route to
+        if not serves_http(process):  # Celery's worker and beat: nothing to route to
             assert name not in services
             assert "readinessProbe" not in container
             line = container["livenessProbe"]["exec"]["command"]
             assert line[:2] == ["sh", "-c"] and "inspect ping" in line[2]
-            assert "celery@$HOSTNAME" in line[2]  # its own node, not any worker's
+            # Its own node, not any worker's: beat answers as celerybeat@host.
+            node = "celerybeat" if "beat" in procfile_view(process.command)[1] else "celery"
+            assert f"--destination {node}@$HOSTNAME" in line[2], name
             continue
         (port,) = services[name]["spec"]["ports"]
         assert (port["port"], port["targetPort"]) == (int(CONTAINER_PORT), "http")
@@ -258,6 +262,14 @@ def test_http_processes_have_a_service_and_probes_and_the_worker_a_ping():
         # take the whole site out instead of the one part that degrades (web.yaml).
         wanted = "/healthz" if process == front_door else "/readyz"
         assert container["readinessProbe"]["httpGet"]["path"] == wanted, name
+
+
+def test_one_beat_even_while_it_is_replaced():
+    """Two Celery beats would send every scheduled task twice: one replica, and a new pod
+    only once the old one is gone (Recreate, not a rolling update)."""
+    beat = of_kind("Deployment")["beat"]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_two_gateways_behind_nginx():

@@ -1,0 +1,194 @@
+"""Stage 04's periodic re-tagging: Celery beat sends the worker `ingest.retag_topics`, which
+gives every stored post the topics the current vocabulary assigns and publishes the ones
+that changed. Real processes only (the stage's Procfile: worker and beat), on the
+broker-free default and on Redis; never Celery's eager mode.
+
+A post with stale topics is made as an older vocabulary would have left it: with the
+worker stopped, its saved store (the embedded store of this run, reloaded at start) gets
+other topics and a new version to publish, so search shows them. Beat must then put the
+vocabulary's topics back, through the same outbox and sync as any change.
+"""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+import yaml
+from bson import json_util
+from celery import Celery
+
+from tests.acceptance.stage import eventually
+from tests.containers.project import DOCKER, resolved
+from workshop import ingestion
+from workshop.config import ROOT
+from workshop.domain.topics import TOPICS
+from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.stages import get_stage
+
+STAGE = get_stage("04-async")
+# A Redis database of these tests' own (the others use 9 to 12 and 14).
+REDIS_DB = 13
+RETAG_SECONDS = 3  # beat's interval here (an hour by default)
+START_WITHIN = 150.0
+VISIBLE_WITHIN = 60.0  # a change reaches search through the outbox and sync
+RETAG_WITHIN = 90.0  # beat's next run, the worker's pass over every post, then sync
+TASK_WITHIN = 90.0
+PROBE_SECONDS = 60
+
+
+def redis_db(redis_server: str) -> str:
+    return f"{redis_server.rsplit('/', 1)[0]}/{REDIS_DB}"
+
+
+@pytest.fixture(scope="module", params=["default", "redis"])
+def stage(request: pytest.FixtureRequest, redis_server: str) -> Iterator[StageRunner]:
+    """Stage 04 with beat re-tagging every few seconds, on one broker."""
+    env = {"WORKSHOP_RETAG_SECONDS": str(RETAG_SECONDS), "WORKSHOP_SEED_SAMPLE": "1",
+           "BROKER_URL": "", "CELERY_RESULT_BACKEND": "", "REGISTRY_URL": "",
+           "MONGO_URL": ""}  # fmt: skip
+    if request.param == "redis":
+        env["BROKER_URL"] = redis_db(redis_server)
+    client = redis.Redis.from_url(redis_db(redis_server))
+    client.flushdb()
+    runner = StageRunner(STAGE, free_base_port(len(STAGE.processes())), env)
+    runner.start()
+    try:
+        assert runner.wait_ready(START_WITHIN), f"04 did not start on {request.param}"
+        yield runner
+    finally:
+        runner.stop()
+        client.flushdb()
+
+
+def post_topics(stage: StageRunner, post_id: str) -> list[str]:
+    answer = requests.get(f"http://127.0.0.1:{stage.port}/api/posts/{post_id}", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["topics"]
+
+
+def log_head(stage: StageRunner) -> int:
+    """Return the sync log's head: it moves with every change an owner publishes."""
+    sync = stage.stage.ports(stage.port)["sync"]
+    answer = requests.get(f"http://127.0.0.1:{sync}/api/sync/subscribers", timeout=10)
+    return answer.json()["head"]
+
+
+def give_stale_topics(stage: StageRunner, post_id: str, topics: list[str]) -> None:
+    """With the worker stopped, change a post's topics in its saved store, as a change of
+    its own (a new version, marked for publishing): what an older vocabulary left."""
+    path = Path(stage.env["WORKSHOP_RUN_DIR"]) / "store" / "ingest.json"
+    data = json_util.loads(path.read_text())
+    (post,) = [p for p in data["posts"] if p["_id"] == post_id]
+    post.update(topics=topics, version=post["version"] + 1, outbox_pending=True)
+    path.write_text(json_util.dumps(data))
+
+
+@contextlib.contextmanager
+def celery_client(stage: StageRunner) -> Iterator[Celery]:
+    """A Celery client with the worker's own settings (the stage's broker and result store)."""
+    names = ("BROKER_URL", "CELERY_RESULT_BACKEND", "WORKSHOP_RUN_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: stage.env[name] for name in names})
+    try:
+        client = Celery("it-retag-client")
+        client.conf.update(STAGE.load("ingest.tasks").celery_settings())
+        yield client
+        client.close()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_beat_gives_stale_posts_the_vocabulary_topics_and_a_second_run_changes_nothing(stage):
+    post = next(p for p in ingestion.sample().posts if p["topics"])
+    current = post["topics"]
+    stale = [next(topic for topic in TOPICS if topic not in current)]
+    assert post_topics(stage, post["id"]) == current
+
+    stage.stop_process("beat")
+    stage.stop_process("worker")  # a clean stop saves its store
+    give_stale_topics(stage, post["id"], stale)
+    stage.restart_process("worker")
+    seen = eventually(lambda: post_topics(stage, post["id"]), lambda t: t == stale,
+                      within=VISIBLE_WITHIN)  # fmt: skip
+    assert seen == stale, "the stale topics never reached search"
+
+    stage.restart_process("beat")
+    fixed = eventually(lambda: post_topics(stage, post["id"]), lambda t: t == current,
+                       within=RETAG_WITHIN)  # fmt: skip
+    assert fixed == current, "beat did not re-tag the post"
+
+    # Beat keeps sending the task; one more run, followed to its end, finds nothing to do.
+    head = log_head(stage)
+    with celery_client(stage) as client:
+        result = client.send_task("ingest.retag_topics").get(timeout=TASK_WITHIN)
+    assert result["retagged"] == 0 and result["checked"] >= len(ingestion.sample().posts)
+    assert log_head(stage) == head, "a run that changed nothing published a change"
+    assert post_topics(stage, post["id"]) == current
+
+
+# --- beat's health check in containers --------------------------------------------------
+
+
+def probe_lines(tmp_path: Path) -> dict[str, str]:
+    """Return beat's healthcheck (compose) and liveness probe (Kubernetes): shell lines."""
+    services = resolved(DOCKER / "04-async.yaml", tmp_path)["services"]
+    kind, line = services["beat"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    (deployment,) = yaml.safe_load_all((DOCKER / "k8s" / "beat.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    shell, flag, probe = container["livenessProbe"]["exec"]["command"]
+    assert (shell, flag) == ("sh", "-c")
+    # `config` writes $$ so that its output is a compose file again; the engine gets $.
+    return {"compose": line.replace("$$", "$"), "kubernetes": probe}
+
+
+def run_probe(line: str, broker_url: str, run_dir: Path) -> subprocess.CompletedProcess:
+    """Run a probe's shell line as in the container (from the repository root, as /app)."""
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "HOSTNAME": socket.gethostname(),
+        "BROKER_URL": broker_url,
+        "WORKSHOP_RUN_DIR": str(run_dir),
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
+    return subprocess.run(["sh", "-c", line], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=PROBE_SECONDS)  # fmt: skip
+
+
+def test_the_beat_probes_ping_beat_over_the_broker(redis_server, tmp_path):
+    lines = probe_lines(tmp_path)
+    for line in lines.values():
+        assert "celerybeat@$HOSTNAME" in line  # beat's own node, not a worker's
+    broker_url = redis_db(redis_server)
+    redis.Redis.from_url(broker_url).flushdb()
+    run_dir = tmp_path / "run"
+    runner = StageRunner(STAGE, free_base_port(1), {"BROKER_URL": broker_url,
+                                                    "WORKSHOP_RUN_DIR": str(run_dir)})  # fmt: skip
+    runner.start_extra("beat", "beat", runner.port, {})
+    try:
+        for source, line in lines.items():
+            answer: Any = eventually(
+                lambda line=line: run_probe(line, broker_url, run_dir),
+                lambda done: done.returncode == 0 or runner.failed() is not None,
+                within=PROBE_SECONDS,
+            )
+            assert answer.returncode == 0, (source, answer.stdout + answer.stderr)
+            assert runner.failed() is None, "beat exited"
+    finally:
+        runner.stop()
+        redis.Redis.from_url(broker_url).flushdb()
+    for source, line in lines.items():
+        gone = run_probe(line, broker_url, run_dir)
+        assert gone.returncode != 0, (source, gone.stdout)
