@@ -40,6 +40,7 @@ FILE_FLUSH_MILLIS = 500
 
 _active = False
 _service = ""
+_provider: Any = None  # the SDK's TracerProvider, once set up
 _lock = threading.Lock()
 
 
@@ -79,7 +80,7 @@ def setup(service: str) -> bool:
     The first call names the process (later ones, e.g. a module imported by another
     service, change nothing). Return whether tracing is on.
     """
-    global _active, _service
+    global _active, _service, _provider
     with _lock:
         if _service or not enabled():
             return _active
@@ -106,10 +107,23 @@ def setup(service: str) -> bool:
                 BatchSpanProcessor(exporter, schedule_delay_millis=FILE_FLUSH_MILLIS)
             )
         trace.set_tracer_provider(provider)
+        _provider = provider
         PymongoInstrumentor().instrument()  # store queries (a MongoDB server, not the emulation)
         RedisInstrumentor().instrument()  # the login counters, a Redis broker, the registry
         _active = True
         return True
+
+
+@contextlib.contextmanager
+def recording(provider: Any) -> Iterator[None]:
+    """Trace the envelopes with this provider for a while (tests: the in-memory exporter)."""
+    global _active, _provider
+    saved = _active, _provider
+    _active, _provider = True, provider
+    try:
+        yield
+    finally:
+        _active, _provider = saved
 
 
 def _request_roots() -> Any:
@@ -221,7 +235,7 @@ def producing(messages: Sequence[Message], destination: str) -> Iterator[list[Me
         return
     from opentelemetry import propagate, trace
 
-    tracer = trace.get_tracer(__name__)
+    tracer = _provider.get_tracer(__name__)
     spans, sent = [], []
     for message in messages:
         if not message.trace:
@@ -263,7 +277,7 @@ def consuming(messages: Sequence[Message], queue: str) -> Iterator[list[Message]
         return
     from opentelemetry import propagate, trace
 
-    tracer = trace.get_tracer(__name__)
+    tracer = _provider.get_tracer(__name__)
     spans, taken = [], []
     for message in messages:
         if not message.trace:

@@ -10,12 +10,13 @@ import click
 import requests
 from tqdm import tqdm
 
-from workshop import config
+from workshop import config, tracing
 from workshop.config import DEFAULT_PORT, ROOT
 from workshop.tools import stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
 from workshop.tools.runner import PortInUse, StageRunner, running_stages, stage_environment
+from workshop.tools.trace import trace
 
 JOB_TIMEOUT_SECONDS = 600
 
@@ -27,6 +28,7 @@ def main() -> None:
 
 main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/tools/bench.py)
 main.add_command(diff)  # `workshop diff FROM TO`: what a step changed (workshop/tools/diff.py)
+main.add_command(trace)  # `workshop trace`: the last traced requests (workshop/tools/trace.py)
 
 
 @main.command("stages")
@@ -41,10 +43,14 @@ def list_stages() -> None:
 @click.argument("stage_name", metavar="STAGE")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="Front door port.")
 @click.option("--no-sample", is_flag=True, help="Start with an empty store.")
-def up(stage_name: str, port: int, no_sample: bool) -> None:
+@click.option("--trace", "traced", is_flag=True,
+              help="Trace requests into .workshop/traces.jsonl (`workshop trace`).")  # fmt: skip
+def up(stage_name: str, port: int, no_sample: bool, traced: bool) -> None:
     """Start every process of STAGE in the foreground; Ctrl-C stops them all."""
     stage = _stage_or_fail(stage_name)
     env = {"WORKSHOP_SEED_SAMPLE": "0" if no_sample else "1"}
+    if traced and not tracing.trace_file():  # a file named in WORKSHOP_TRACE_FILE wins
+        env[tracing.TRACE_FILE_ENV] = str(tracing.default_trace_file())
     try:
         runner = StageRunner(stage, port, env)  # every process gets the checked secret
     except config.InsecureSecret as error:
@@ -244,9 +250,22 @@ def sync_status(url: str) -> None:
 
 @sync.command("replay")
 @click.argument("service")
-@click.option("--url", default=_sync_url, show_default="the running stage's sync service")
-def sync_replay(service: str, url: str) -> None:
-    """Re-send SERVICE every change from the start of the log (bootstrap a new version)."""
+@click.option("--url", default=None, help="Ask this sync service over HTTP (as on 03) "
+              "[default: the running stage's]")  # fmt: skip
+@click.option("--port", type=int, default=None, help="The running stage's front door port "
+              "[default: the newest stage with a sync service]")  # fmt: skip
+def sync_replay(service: str, url: str | None, port: int | None) -> None:
+    """Re-send SERVICE every change from the start of the log (bootstrap a new version).
+
+    On stage 03 the sync service replays while it answers. On 04 the replay is a Celery
+    task (`sync.replay`): queued here, done by the worker asking sync through the broker,
+    and followed until sync has sent everything (a stage on Redis: the same BROKER_URL).
+    """
+    running = None if url else _stage_with_sync(port)
+    if running and _runs_celery(running["stage"]):
+        _replay_as_task(service, running)
+        return
+    url = url or _sync_url()
     try:
         answer = requests.post(
             f"{url.rstrip('/')}/api/sync/subscribers/{service}/replay", timeout=60
@@ -256,6 +275,41 @@ def sync_replay(service: str, url: str) -> None:
     if answer.status_code != 202:
         raise click.ClickException(f"replay refused: {_error_message(answer)}")
     click.echo(f"sent {answer.json()['sent']} changes to {service}")
+
+
+def _stage_with_sync(port: int | None) -> dict | None:
+    """Return the record of the running stage with a sync service (on `port`, else the
+    newest), or None."""
+    found = [r for r in running_stages() if "sync" in r["ports"] and port in (None, r["port"])]
+    return found[0] if found else None
+
+
+def _runs_celery(stage_name: str) -> bool:
+    """Tell whether a stage's Procfile runs a Celery worker (stage 04)."""
+    return any(p.command.startswith("celery") for p in stages.get_stage(stage_name).processes())
+
+
+CELERY_STATES = {"PENDING": "pending", "STARTED": "running", "RETRY": "running"}
+
+
+def _replay_as_task(service: str, running: dict) -> None:
+    """Queue sync's replay as a Celery task on a running stage; follow it to its end."""
+    os.environ["WORKSHOP_RUN_DIR"] = running["run_dir"]  # its broker and results, by default
+    tasks = stages.get_stage(running["stage"]).load("ingest.tasks")
+    result = tasks.app.send_task("sync.replay", args=[service])
+    click.echo(f"replay {result.id} queued")
+    seen, deadline = None, time.monotonic() + JOB_TIMEOUT_SECONDS
+    while not result.ready():
+        state = CELERY_STATES.get(result.state, result.state.lower())
+        if state != seen:
+            click.echo(f"replay {state}")
+            seen = state
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"replay {result.id} did not end in {JOB_TIMEOUT_SECONDS} s")
+        time.sleep(0.2)
+    if result.failed():
+        raise click.ClickException(f"replay failed: {result.result}")
+    click.echo(f"sent {result.result['sent']} changes to {service}")
 
 
 def _login(api: str, username: str | None, password: str | None) -> str:

@@ -1,0 +1,241 @@
+"""Tracing (issue 11): one click is one trace across the gateway, services, broker and Celery.
+
+In process, the SDK's in-memory exporter shows the envelope carrying the context through
+the real broker; on the real multi-process stages, the file exporter shows a tag request
+(and on 04 an ingest) as one trace; with nothing configured, nothing of it is loaded.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.acceptance.stage import Client, RunningStage, eventually
+from workshop import config, tracing
+from workshop import db as databases
+from workshop.messages import TAGS_CHANGED, Message
+from workshop.tools.cli import main as workshop
+from workshop.tools.stages import get_stage
+
+STAGES = ["03-services", "04-async"]
+WITHIN = 30.0
+broker_module = get_stage("03-services").load("chassis.messaging.broker")
+outbox = get_stage("03-services").load("chassis.messaging.outbox")
+
+# Builds a service's app without starting its workers, then says what tracing loaded.
+PROBE = """
+import json, sys
+from tag import create_app
+from workshop import messages, tracing
+app = create_app({"START_WORKERS": False})
+print(json.dumps({
+    "active": tracing.active(),
+    # (redis-py imports OpenTelemetry's API itself: the SDK's tracing is what counts.)
+    "sdk_loaded": any(name.startswith(("opentelemetry.sdk.trace", "opentelemetry.instrumentation"))
+                      for name in sys.modules),
+    "outbox_fields": sorted(tracing.outbox_fields()),
+}))
+"""
+
+
+@pytest.mark.parametrize("stage_name", STAGES)
+@pytest.mark.parametrize("configured", [False, True], ids=["default", "trace-file"])
+def test_tracing_is_off_unless_configured(stage_name, configured, tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OTEL_") and k != tracing.TRACE_FILE_ENV}  # fmt: skip
+    env.update(WORKSHOP_STATE_DIR=str(tmp_path / "state"), WORKSHOP_RUN_DIR=str(tmp_path / "run"))
+    traces = tmp_path / "traces.jsonl"
+    if configured:
+        env[tracing.TRACE_FILE_ENV] = str(traces)
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=config.ROOT / stage_name,
+        env={**env, "PYTHONPATH": f"{config.ROOT / stage_name}{os.pathsep}{config.ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    if configured:
+        assert seen == {"active": True, "sdk_loaded": True, "outbox_fields": ["outbox_trace"]}
+    else:
+        # Off: the SDK's tracing is not even imported, and an outbox write records no more.
+        assert seen == {"active": False, "sdk_loaded": False, "outbox_fields": []}
+        assert not traces.exists()
+
+
+@pytest.fixture
+def recorded():
+    """Spans kept in memory while the envelopes are traced with their provider."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with tracing.recording(provider):
+        yield provider, exporter
+
+
+def test_the_envelope_carries_the_trace_through_the_broker(redis_url, monkeypatch, recorded):
+    """A write's context goes with its outbox mark, the publish, a forwarding hop (what sync
+    does) and the apply at the end: one trace, each span under the one before."""
+    monkeypatch.setenv("BROKER_URL", redis_url)
+    provider, exporter = recorded
+    first, second = f"it-trace-{uuid.uuid4().hex[:6]}", f"it-trace-{uuid.uuid4().hex[:6]}"
+    counts = databases.database(f"it-trace-{uuid.uuid4().hex[:6]}").counts
+    publisher = broker_module.Publisher()
+    applied: list[tuple[Message, object]] = []
+
+    def forward(message: Message) -> None:
+        publisher.publish([message], second)
+
+    def apply(message: Message) -> None:
+        applied.append((message, trace.get_current_span().get_span_context()))
+
+    hop = broker_module.Consumer(first, {TAGS_CHANGED: forward})
+    end = broker_module.Consumer(second, {TAGS_CHANGED: apply})
+    hop.start(), end.start()
+    try:
+        with provider.get_tracer("test").start_as_current_span("click", kind=trace.SpanKind.SERVER):
+            counts.update_one({"_id": "p1"}, outbox.changed_inc({"counts.t": 1}), upsert=True)
+        document = counts.find_one({"_id": "p1"})
+        message = Message(TAGS_CHANGED, "p1", document["version"], {"tags": []}, "tag",
+                          trace=tracing.outbox_trace(document))  # fmt: skip
+        publisher.publish([message], first)
+        eventually(lambda: applied, bool, within=WITHIN)
+    finally:
+        hop.stop(), end.stop()
+        publisher.close()
+
+    spans = {span.name + "@" + _destination(span): span for span in exporter.get_finished_spans()}
+    assert set(spans) == {
+        "click@",
+        f"publish tags.changed@{first}",
+        f"apply tags.changed@{first}",
+        f"publish tags.changed@{second}",
+        f"apply tags.changed@{second}",
+    }
+    chain = [spans["click@"], spans[f"publish tags.changed@{first}"],
+             spans[f"apply tags.changed@{first}"], spans[f"publish tags.changed@{second}"],
+             spans[f"apply tags.changed@{second}"]]  # fmt: skip
+    assert len({span.context.trace_id for span in chain}) == 1
+    for parent, child in zip(chain, chain[1:], strict=False):
+        assert child.parent.span_id == parent.context.span_id, child.name
+    # The handler ran inside its apply span: the store's queries would join the trace.
+    assert applied[0][1].span_id == chain[-1].context.span_id
+    assert applied[0][0].id == message.id, "the trace is not part of the message's id"
+
+
+def _destination(span) -> str:
+    return str((span.attributes or {}).get("messaging.destination.name", ""))
+
+
+def spans_of(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def trace_of(path: Path, root_name_part: str, wanted: set[tuple[str, str]]) -> list[dict]:
+    """The spans of the trace whose gateway span names `root_name_part`, once it holds the
+    wanted (service, span name) pairs (or what it holds at the deadline)."""
+
+    def current() -> list[dict]:
+        spans = spans_of(path)
+        roots = [s for s in spans if s["service"] == "gateway" and s["parent_id"] is None
+                 and root_name_part in s["name"]]  # fmt: skip
+        if not roots:
+            return []
+        trace_id = roots[-1]["trace_id"]
+        return [s for s in spans if s["trace_id"] == trace_id]
+
+    return eventually(current, lambda got: wanted <= _pairs(got), within=WITHIN)
+
+
+def _pairs(spans: list[dict]) -> set[tuple[str, str]]:
+    return {(span["service"], span["name"]) for span in spans}
+
+
+@pytest.fixture(params=STAGES)
+def traced_stage(request, tmp_path):
+    traces = tmp_path / "traces.jsonl"
+    running = RunningStage(request.param, tmp_path, importers=True)
+    running.env[tracing.TRACE_FILE_ENV] = str(traces)
+    running.start()
+    yield running, traces
+    assert running.stop() == 0, running.log_tail()
+
+
+def test_one_tag_click_is_one_trace_across_the_stage(traced_stage):
+    running, traces = traced_stage
+    client = Client(running.url, running.importer)
+    _, _, token = client.new_user()
+    post_id = client.get("/api/search", params={"q": "docker"}).json()["items"][0]["id"]
+    tag = f"t-{uuid.uuid4().hex[:8]}"
+    answer = client.post(f"/api/posts/{post_id}/tags", token=token, json={"tag": tag})
+    assert answer.status_code == 201, answer.text
+
+    wanted = {
+        ("tag", "publish tags.changed"),  # the tag service's relay, from its outbox
+        ("sync", "apply tags.changed"),  # sync logs it ...
+        ("sync", "publish tags.changed"),  # ... and forwards it to each subscriber
+        ("search", "apply tags.changed"),  # search applies it
+    }
+    spans = trace_of(traces, "tags", wanted)
+    assert wanted <= _pairs(spans), sorted(_pairs(spans))
+    assert {"gateway", "tag", "sync", "search"} <= {span["service"] for span in spans}
+    by_id = {span["span_id"]: span for span in spans}
+    roots = [span for span in spans if span["parent_id"] not in by_id]
+    assert [(r["service"], r["kind"]) for r in roots] == [("gateway", "SERVER")], roots
+    tag_server = [s for s in spans if s["service"] == "tag" and s["kind"] == "SERVER"]
+    assert len(tag_server) == 1 and by_id[tag_server[0]["parent_id"]]["service"] == "gateway"
+
+    # `workshop trace` draws that trace: a line per span, with its service.
+    shown = CliRunner().invoke(workshop, ["trace", "--file", str(traces), "--trace-id",
+                                          spans[0]["trace_id"]])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].startswith(f"trace {spans[0]['trace_id']}")
+    assert len([line for line in lines[1:] if "|" in line]) == len(spans)
+    assert any(line.split()[0] == "search" and "apply tags.changed" in line for line in lines)
+
+
+def test_an_ingest_on_04_joins_the_celery_task_to_the_request(tmp_path):
+    traces = tmp_path / "traces.jsonl"
+    running = RunningStage("04-async", tmp_path, importers=True)
+    running.env[tracing.TRACE_FILE_ENV] = str(traces)
+    running.start()
+    try:
+        client = Client(running.url, running.importer)
+        _, _, token = client.new_importer()
+        post_id = uuid.uuid4().hex[:10]
+        record = {"id": post_id, "title": "Traced ingest", "subreddit": "python",
+                  "author": "tester", "created_utc": 1.37e9, "score": 1, "ups": 1,
+                  "downs": 0, "num_comments": 0, "is_self": "True", "selftext": "body",
+                  "edited": "False"}  # fmt: skip
+        listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
+        answer = client.post("/api/ingest", token=token, json=listing)
+        assert answer.status_code == 202, answer.text
+        # The worker's task span: Celery's instrumentation names it run/<task>.
+        spans = eventually(
+            lambda: trace_of(traces, "ingest", set()),
+            # Each process writes its spans in its own time: wait for all three.
+            lambda got: {"ingest", "ingest-worker"} <= {s["service"] for s in got},
+            within=WITHIN,
+        )
+    finally:
+        assert running.stop() == 0, running.log_tail()
+    assert {"gateway", "ingest", "ingest-worker"} <= {s["service"] for s in spans}, spans
+    by_id = {span["span_id"]: span for span in spans}
+    task = [s for s in spans if s["service"] == "ingest-worker" and s["kind"] == "CONSUMER"]
+    assert task and task[0]["name"].startswith("run/"), sorted(_pairs(spans))
+    # The task runs under the ingest service's send of it, in the request's trace.
+    assert by_id[task[0]["parent_id"]]["service"] == "ingest"
