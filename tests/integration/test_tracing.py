@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -23,7 +22,6 @@ from tests.acceptance.stage import Client, RunningStage, eventually
 from workshop import config, tracing
 from workshop import db as databases
 from workshop.messages import TAGS_CHANGED, Message
-from workshop.tools.cli import main as workshop
 from workshop.tools.stages import get_stage
 
 STAGES = ["03-services", "04-async"]
@@ -166,16 +164,21 @@ def _pairs(spans: list[dict]) -> set[tuple[str, str]]:
 
 @pytest.fixture(params=STAGES)
 def traced_stage(request, tmp_path):
-    traces = tmp_path / "traces.jsonl"
+    """A stage started as the READMEs say, `workshop up STAGE --trace`: its spans go to
+    traces.jsonl in the state folder (one of the test's own here)."""
+    state = tmp_path / "state"
     running = RunningStage(request.param, tmp_path, importers=True)
-    running.env[tracing.TRACE_FILE_ENV] = str(traces)
+    running.env.pop(tracing.TRACE_FILE_ENV, None)
+    running.env["WORKSHOP_STATE_DIR"] = str(state)
+    running.options.append("--trace")
     running.start()
-    yield running, traces
+    yield running, state
     assert running.stop() == 0, running.log_tail()
 
 
 def test_one_tag_click_is_one_trace_across_the_stage(traced_stage):
-    running, traces = traced_stage
+    running, state = traced_stage
+    traces = state / "traces.jsonl"
     client = Client(running.url, running.importer)
     _, _, token = client.new_user()
     post_id = client.get("/api/search", params={"q": "docker"}).json()["items"][0]["id"]
@@ -198,13 +201,18 @@ def test_one_tag_click_is_one_trace_across_the_stage(traced_stage):
     tag_server = [s for s in spans if s["service"] == "tag" and s["kind"] == "SERVER"]
     assert len(tag_server) == 1 and by_id[tag_server[0]["parent_id"]]["service"] == "gateway"
 
-    # `workshop trace` draws that trace: a line per span, with its service.
-    shown = CliRunner().invoke(workshop, ["trace", "--file", str(traces), "--trace-id",
-                                          spans[0]["trace_id"]])  # fmt: skip
-    assert shown.exit_code == 0, shown.output
-    lines = shown.output.splitlines()
-    assert lines[0].startswith(f"trace {spans[0]['trace_id']}")
-    assert len([line for line in lines[1:] if "|" in line]) == len(spans)
+    # `workshop trace` (as the READMEs give it) draws the latest traces, this one last.
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("workshop")), "trace"],
+        env={**os.environ, "WORKSHOP_STATE_DIR": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = shown.stdout.rstrip().split("\n\n")[-1].splitlines()
+    assert lines[0].startswith(f"trace {spans[0]['trace_id']}"), shown.stdout
+    assert len([line for line in lines[1:] if "|" in line]) >= len(spans)
     assert any(line.split()[0] == "search" and "apply tags.changed" in line for line in lines)
 
 

@@ -28,10 +28,17 @@ class StageDidNotStart(RuntimeError):
 class LaunchedStage:
     """A stage started with `workshop up` on free ports, in its own process group."""
 
-    def __init__(self, name: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        options: list[str] | None = None,
+    ) -> None:
         self.name = get_stage(name).name
         self.log_path = log_dir / f"{self.name}.log"
         self.env = env or {}
+        self.options = options or []  # more of `workshop up`'s options (--trace, ...)
         self.port = 0
         self.process: subprocess.Popen | None = None
 
@@ -45,7 +52,7 @@ class LaunchedStage:
         workshop = Path(sys.executable).with_name("workshop")
         with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
             self.process = subprocess.Popen(
-                [str(workshop), "up", self.name, "--port", str(self.port)],
+                [str(workshop), "up", self.name, "--port", str(self.port), *self.options],
                 cwd=config.ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
