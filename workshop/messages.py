@@ -15,6 +15,9 @@ PREFERENCES_UPDATED = "preferences.updated"  # users: a user's current topics
 SUBSCRIPTION_DECLARED = "subscription.declared"  # any subscriber, to sync, at start
 OUTBOX_DRAINED = "outbox.drained"  # any owner, to sync: what it held at start is published
 CAUGHT_UP = "subscription.caught_up"  # sync, to a new subscriber: the log so far is yours
+# Stage 04: sync's replay as a Celery task, which asks sync and waits for its answer.
+REPLAY_REQUESTED = "replay.requested"  # the task, to sync: re-send a subscriber the log
+REPLAY_DONE = "replay.done"  # sync, to the task's own queue: how many changes it sent
 MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
 
 

@@ -14,6 +14,10 @@ Celery beat (`celery -A ingest.tasks beat`, a Procfile line) sends one task on a
 schedule: `retag_topics`, every WORKSHOP_RETAG_SECONDS (an hour by default), which gives
 the stored posts the topics the current vocabulary assigns and publishes those that changed.
 
+The worker is the stage's only Celery worker, so it also runs an operator's task that is
+not ingest's: `sync.replay`, which asks the sync service to re-send a subscriber its log
+and waits for sync's answer (`workshop sync replay SERVICE` queues it and follows it).
+
 Tasks are idempotent by key (a post is stored by its reddit id: storing a batch twice
 changes nothing), acknowledged late (a worker killed mid-task leaves the task in the queue)
 and only once their posts are published (the embedded store dies with the worker), taken
@@ -22,7 +26,9 @@ one at a time, and retried with backoff and jitter when the store or broker fail
 
 import asyncio
 import logging
+import queue as queues
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from chassis.messaging.outbox import Relay
 from ingest import store
 from workshop import broker, config, ingestion
 from workshop import db as databases
+from workshop.messages import REPLAY_REQUESTED, Message
 from workshop.queries import Upserted
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ QUEUE = "ingest-jobs"
 RETAG_SECONDS = 3600  # how often beat re-tags the posts, unless WORKSHOP_RETAG_SECONDS says
 # Uploads reach the worker in batches of this many posts, never as one large message.
 BATCH_SIZE = 500
+REPLY_SECONDS = 120  # how long a replay task waits for sync's answer
 
 
 def celery_settings() -> dict[str, Any]:
@@ -239,6 +247,52 @@ def retag_topics() -> dict[str, int]:
     checked, retagged = current.bridge.run(current.retag())
     log.info("re-tagged %d of %d posts", len(retagged), checked)
     return {"checked": checked, "retagged": len(retagged)}
+
+
+@app.task(name="sync.replay", bind=True, **TASK_OPTIONS)
+def replay(self: Any, subscriber: str) -> dict[str, Any]:
+    """Have sync re-send a subscriber every change from the start; return what sync sent.
+
+    The replay is sync's work (its log, its lock, its checkpoints: no other process may
+    touch them), so the task only asks, through the broker, like any message to sync: a
+    "replay.requested" naming a queue of this task's own, where sync answers "replay.done"
+    once it has sent everything. The task's state follows the replay: started while sync
+    re-sends, done with the count. Run twice, a replay re-sends twice: harmless, as every
+    subscriber applies a change at most once.
+    """
+    reply_to = f"replay-{self.request.id}"
+    ask = Message(REPLAY_REQUESTED, subscriber, time.time_ns(),
+                  {"queue": subscriber, "reply_to": reply_to}, "worker")  # fmt: skip
+    with broker.connect() as connection:
+        replies = connection.SimpleQueue(broker.queue(reply_to))  # there before sync answers
+        try:
+            producer = connection.Producer(serializer="json")
+            sync = broker.queue(broker.SYNC_QUEUE)
+            producer.publish({"messages": [ask.to_dict()]}, exchange="", routing_key=sync.name,
+                             declare=[sync], delivery_mode=2)  # fmt: skip
+            try:
+                reply = replies.get(block=True, timeout=REPLY_SECONDS)
+            except queues.Empty:
+                raise ReplayNotAnswered(
+                    f"sync did not answer in {REPLY_SECONDS} s (it replays when it is back)"
+                ) from None
+            reply.ack()
+            replies.queue.delete()
+        finally:
+            replies.close()
+    (answer,) = [Message.from_dict(m).payload for m in reply.payload["messages"]]
+    if answer["sent"] is None:
+        raise ReplayRefused(f"sync has no subscriber {subscriber!r}")
+    log.info("replay: sync sent %d changes to %s", answer["sent"], subscriber)
+    return answer
+
+
+class ReplayNotAnswered(RuntimeError):
+    """Sync did not answer a replay in time (it is down or busy): not retried."""
+
+
+class ReplayRefused(RuntimeError):
+    """Sync knows no such subscriber: not retried."""
 
 
 class IngestFailed(RuntimeError):

@@ -5,6 +5,10 @@ sequence), then delivers to every subscriber whose types match everything after 
 subscriber's checkpoint. Live fan-out, catching up after a crash and a full replay are the
 same loop from different checkpoints.
 
+An operator's replay (`workshop sync replay SERVICE`) is a Celery task in 04: the worker
+sends sync a "replay.requested" message, sync replays in turn with its other batches and
+answers "replay.done" on the task's own queue (see ingest/tasks.py).
+
 A subscriber that starts empty asks for a replay and waits: once every owner of its types
 has said its outbox is drained (what it held at start is in the log), sync follows the
 replay with a "caught up" message naming the last change of its types, and the subscriber
@@ -25,6 +29,8 @@ from workshop.messages import (
     CAUGHT_UP,
     MASTER_DATA_TYPES,
     OUTBOX_DRAINED,
+    REPLAY_DONE,
+    REPLAY_REQUESTED,
     SUBSCRIPTION_DECLARED,
     Message,
 )
@@ -135,7 +141,7 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
     """Log the changes in a batch, record subscriptions, then bring every subscriber up to date."""
     async with _lock():
         before = await head(database)
-        logged = []
+        logged, replays = [], []
         for message in messages:
             if message.type in MASTER_DATA_TYPES:
                 entry = await append(database, message)
@@ -147,6 +153,8 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
                           bool(payload["replay"]), bool(payload.get("catching_up")))  # fmt: skip
             elif message.type == OUTBOX_DRAINED:
                 await drained(database, list(message.payload["types"]))
+            elif message.type == REPLAY_REQUESTED:
+                replays.append(message.payload)
         for subscriber in await database.subscribers.find().to_list():
             if subscriber["checkpoint"] >= before:
                 await send_new(database, publisher, subscriber, logged)
@@ -154,6 +162,8 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
                 await deliver(database, publisher, subscriber)
             if subscriber.get("catching_up"):
                 await tell_caught_up(database, publisher, subscriber)
+        for request in replays:
+            await answer_replay(database, publisher, request)
 
 
 async def send_new(
@@ -171,11 +181,24 @@ async def send_new(
 async def replay(database: Any, publisher: Publisher, queue: str) -> int | None:
     """Re-send a subscriber everything from zero (a new version's bootstrap); None if unknown."""
     async with _lock():
-        subscriber = await database.subscribers.find_one({"_id": queue})
-        if subscriber is None:
-            return None
-        await database.subscribers.update_one({"_id": queue}, {"$set": {"checkpoint": 0}})
-        return await deliver(database, publisher, {**subscriber, "checkpoint": 0})
+        return await _replay(database, publisher, queue)
+
+
+async def _replay(database: Any, publisher: Publisher, queue: str) -> int | None:
+    subscriber = await database.subscribers.find_one({"_id": queue})
+    if subscriber is None:
+        return None
+    await database.subscribers.update_one({"_id": queue}, {"$set": {"checkpoint": 0}})
+    return await deliver(database, publisher, {**subscriber, "checkpoint": 0})
+
+
+async def answer_replay(database: Any, publisher: Publisher, request: dict[str, Any]) -> None:
+    """Replay for a task that asked (the lock held), and tell it on its own queue how many
+    changes were sent (None: no such subscriber)."""
+    sent = await _replay(database, publisher, str(request["queue"]))
+    answer = {"queue": request["queue"], "sent": sent}
+    message = Message(REPLAY_DONE, str(request["queue"]), time.time_ns(), answer, "sync")
+    await publisher.publish([message], str(request["reply_to"]))
 
 
 async def subscribers(database: Any) -> list[dict[str, Any]]:

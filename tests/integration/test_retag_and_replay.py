@@ -1,7 +1,10 @@
-"""Stage 04's periodic re-tagging: Celery beat sends the worker `ingest.retag_topics`, which
-gives every stored post the topics the current vocabulary assigns and publishes the ones
-that changed. Real processes only (the stage's Procfile: worker and beat), on the
-broker-free default and on Redis; never Celery's eager mode.
+"""Stage 04's Celery extras, with real processes only (the stage's Procfile: worker and
+beat), on the broker-free default and on Redis; never Celery's eager mode.
+
+The periodic re-tagging: Celery beat sends the worker `ingest.retag_topics`, which gives
+every stored post the topics the current vocabulary assigns and publishes the ones that
+changed. Sync's replay as a task: `workshop sync replay SERVICE` queues `sync.replay` and
+follows it; the worker asks sync through the broker, and sync answers when it is done.
 
 A post with stale topics is made as an older vocabulary would have left it: with the
 worker stopped, its saved store (the embedded store of this run, reloaded at start) gets
@@ -136,6 +139,38 @@ def test_beat_gives_stale_posts_the_vocabulary_topics_and_a_second_run_changes_n
     assert result["retagged"] == 0 and result["checked"] >= len(ingestion.sample().posts)
     assert log_head(stage) == head, "a run that changed nothing published a change"
     assert post_topics(stage, post["id"]) == current
+
+
+# --- sync's replay as a Celery task ------------------------------------------------------
+
+
+def replay(stage: StageRunner, subscriber: str) -> subprocess.CompletedProcess:
+    """Run `workshop sync replay SUBSCRIBER` on the stage, as an operator would."""
+    workshop = Path(sys.executable).with_name("workshop")
+    env = {**os.environ, "BROKER_URL": stage.env["BROKER_URL"]}
+    return subprocess.run(
+        [str(workshop), "sync", "replay", subscriber, "--port", str(stage.port)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TASK_WITHIN,
+    )  # fmt: skip
+
+
+def test_a_replay_is_a_celery_task_that_ends_when_sync_has_sent_everything(stage):
+    done = replay(stage, "search")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    task_id = lines[0].removeprefix("replay ").removesuffix(" queued")
+    sent = int(lines[-1].removeprefix("sent ").removesuffix(" changes to search"))
+    assert sent >= len(ingestion.sample().posts), lines  # every post, from the start
+    # The task's own record in Celery's result store says what sync answered.
+    with celery_client(stage) as client:
+        result = client.AsyncResult(task_id)
+        assert (result.state, result.result) == ("SUCCESS", {"queue": "search", "sent": sent})
+
+
+def test_a_replay_for_no_subscriber_fails_with_sync_s_reason(stage):
+    refused = replay(stage, "nobody")
+    assert refused.returncode != 0
+    assert "sync has no subscriber 'nobody'" in refused.stderr, refused.stdout + refused.stderr
 
 
 # --- beat's health check in containers --------------------------------------------------
