@@ -5,7 +5,11 @@ travel through a sync service."""
 
 import collections
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -253,6 +257,21 @@ def test_a_new_recommend_instance_is_filled_by_replay_and_agrees_with_v1(stage):
         assert [p["id"] for p in fresh["items"]] == [p["id"] for p in v1["items"]]
     finally:
         stage.stop_process("recommend_new")
+
+
+def test_the_replay_command_re_sends_a_subscriber_everything(stage):
+    """`workshop sync replay SERVICE --port P`: 03's sync replays as it answers, 04's
+    replay is a Celery task (the worker asks sync by message); either ends with the count."""
+    workshop = Path(sys.executable).with_name("workshop")
+    env = {**os.environ, "BROKER_URL": stage.env["BROKER_URL"]}
+    done = subprocess.run(
+        [str(workshop), "sync", "replay", "recommend-v2", "--port", str(stage.port)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("sent ") and last.endswith(" changes to recommend-v2"), last
+    assert int(last.split()[1]) >= master_posts(stage)
 
 
 def register(url: str) -> tuple[str, str]:

@@ -265,7 +265,8 @@ def sync_replay(service: str, url: str | None, port: int | None) -> None:
     if running and _runs_celery(running["stage"]):
         _replay_as_task(service, running)
         return
-    url = url or _sync_url()
+    if url is None:
+        url = f"http://127.0.0.1:{running['ports']['sync']}" if running else _sync_url()
     try:
         answer = requests.post(
             f"{url.rstrip('/')}/api/sync/subscribers/{service}/replay", timeout=60
