@@ -5,15 +5,19 @@ the real broker; on the real multi-process stages, the file exporter shows a tag
 (and on 04 an ingest) as one trace; with nothing configured, nothing of it is loaded.
 """
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -247,3 +251,79 @@ def test_an_ingest_on_04_joins_the_celery_task_to_the_request(tmp_path):
     assert task and task[0]["name"].startswith("run/"), sorted(_pairs(spans))
     # The task runs under the ingest service's send of it, in the request's trace.
     assert by_id[task[0]["parent_id"]]["service"] == "ingest"
+
+
+# A request to a service with a collector configured: its span goes out by OTLP over HTTP.
+OTLP_PROBES = {
+    "03-services": """
+from opentelemetry import trace
+from tag import create_app
+answer = create_app({"START_WORKERS": False}).test_client().get("/api/tags")
+assert answer.status_code == 200, answer.status_code
+trace.get_tracer_provider().force_flush()
+""",
+    # Through the ASGI entry (the traced one), as uvicorn calls it, once the app is serving.
+    "04-async": """
+import asyncio
+from opentelemetry import trace
+from tag import create_app
+app = create_app({"START_WORKERS": False})
+scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+         "scheme": "http", "path": "/api/tags", "raw_path": b"/api/tags", "query_string": b"",
+         "root_path": "", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+         "server": ("127.0.0.1", 80)}
+sent, asked = [], []
+async def receive():  # the request, then nothing until the response is sent
+    if asked:
+        await asyncio.Event().wait()
+    asked.append(1)
+    return {"type": "http.request", "body": b"", "more_body": False}
+async def send(message):
+    sent.append(message)
+async def main():
+    async with app.test_app():
+        await app(scope, receive, send)
+asyncio.run(main())
+assert sent[0]["status"] == 200, sent[0]
+trace.get_tracer_provider().force_flush()
+""",
+}
+
+
+@pytest.mark.parametrize("stage_name", STAGES)
+def test_with_an_otlp_endpoint_spans_go_to_the_collector(stage_name, tmp_path):
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OTEL_") and k != tracing.TRACE_FILE_ENV}  # fmt: skip
+    env.update(
+        WORKSHOP_STATE_DIR=str(tmp_path / "state"),
+        WORKSHOP_RUN_DIR=str(tmp_path / "run"),
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{server.server_port}",
+        PYTHONPATH=f"{config.ROOT / stage_name}{os.pathsep}{config.ROOT}",
+    )
+    try:
+        probe = OTLP_PROBES[stage_name]
+        subprocess.run([sys.executable, "-c", probe], cwd=config.ROOT / stage_name, env=env,
+                       capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert [path for path, _ in received] == ["/v1/traces"]
+    sent = ExportTraceServiceRequest.FromString(received[0][1])
+    (resource_spans,) = sent.resource_spans
+    names = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert names["service.name"] == "tag"
+    spans = [span for scope in resource_spans.scope_spans for span in scope.spans]
+    assert [span.kind for span in spans] == [Span.SPAN_KIND_SERVER]
+    assert "/api/tags" in spans[0].name
