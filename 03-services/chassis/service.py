@@ -34,6 +34,8 @@ from workshop.web.health import health_blueprint
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0
+# The collection where a subscriber keeps how far through sync's log it has applied.
+POSITION = "sync_position"
 
 # handler(database, message): applies one message to the service's own store.
 Handler = Callable[[Database, Message], None]
@@ -49,6 +51,9 @@ class Service:
     owns: Callable[[Database], list[Source]] | None = None
     setup: Callable[[Database], None] | None = None
     batch_handler: Callable[[Database, list[Message]], None] | None = None
+    # waiting(database): work this service knows waits elsewhere (sync: subscribers that
+    # lack changes they were sent), counted in the backlog /readyz reports.
+    waiting: Callable[[Database], int] | None = None
 
 
 @dataclass
@@ -65,6 +70,7 @@ class Runtime:
     bootstrapping: bool = False
     # The log sequence sync named when it had sent the replay (None: not heard yet).
     caught_up_through: int | None = None
+    waiting: Callable[[Database], int] | None = None
 
     def bootstrapped(self) -> bool:
         """Tell whether the start-up data is in (always, unless we started empty)."""
@@ -78,10 +84,13 @@ class Runtime:
         self.caught_up_through = int(message.payload["through"])
 
     def backlog(self) -> int:
-        """Return the work waiting: batches in the service's queue plus unpublished changes."""
+        """Return the work waiting: batches in the service's queue, unpublished changes, and
+        work the service knows waits elsewhere."""
         waiting = 0
         if self.consumer:
             waiting = self.publisher.backlog(self.consumer.queue_name) + self.consumer.in_flight
+        if self.waiting:
+            waiting += self.waiting(self.database)
         return waiting + (self.relay.pending() if self.relay else 0)
 
 
@@ -105,7 +114,9 @@ def create_service(
     latency.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
-    runtime = Runtime(databases.database(app.config["DATABASE_NAME"]), Publisher())
+    runtime = Runtime(
+        databases.database(app.config["DATABASE_NAME"]), Publisher(), waiting=service.waiting
+    )
     app.extensions["service"] = runtime
     if service.setup:
         with app.app_context():
@@ -147,6 +158,7 @@ def start_workers(service: Service, runtime: Runtime) -> None:
         # Ask for a replay only if the store was empty before anything was consumed.
         empty = _empty(runtime.database)
         runtime.bootstrapping = empty and bool(service.subscribes)
+        _keep_position(runtime.consumer, runtime.database)
         runtime.consumer.start()
         if service.subscribes:
             runtime.declarer = Declarer(
@@ -191,9 +203,26 @@ def declare_subscription(queue_name: str, types: list[str], runtime: Runtime, re
         "replay": replay,
         "catching_up": not runtime.bootstrapped(),
     }
+    consumer = runtime.consumer
+    if consumer and not consumer.in_flight and not runtime.publisher.backlog(queue_name):
+        # Idle: everything sync sent has arrived, so sync can compare what we applied with
+        # what it sent, and send again what the broker lost.
+        payload["applied"] = consumer.position
     version = time.time_ns()  # each declaration is news
     message = Message(SUBSCRIPTION_DECLARED, queue_name, version, payload, queue_name)
     runtime.publisher.publish([message], SYNC_QUEUE)
+
+
+def _keep_position(consumer: Consumer, database: Database) -> None:
+    """Give the consumer the position it had applied through, and keep each new one."""
+    found = database[POSITION].find_one({"_id": consumer.queue_name})
+    consumer.position = found["seq"] if found else 0
+
+    def save(position: int) -> None:
+        database[POSITION].update_one({"_id": consumer.queue_name},
+                                      {"$max": {"seq": position}}, upsert=True)  # fmt: skip
+
+    consumer.on_position = save
 
 
 def _empty(database: Database) -> bool:

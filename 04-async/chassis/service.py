@@ -38,6 +38,8 @@ from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0
+# The collection where a subscriber keeps how far through sync's log it has applied.
+POSITION = "sync_position"
 
 # handler(database, message): applies one message to the service's own store.
 Handler = Callable[[Any, Message], Awaitable[None]]
@@ -53,9 +55,10 @@ class Service:
     owns: Callable[[Any], list[Source]] | None = None
     setup: Callable[[Any], Awaitable[None]] | None = None
     batch_handler: Callable[[Any, list[Message]], Awaitable[None]] | None = None
-    # handed_off(database): work given to another process and not done yet (ingest: the
-    # tasks its Celery worker has not finished), counted in the backlog /readyz reports.
-    handed_off: Callable[[Any], Awaitable[int]] | None = None
+    # waiting(database): work this service knows waits elsewhere (sync: subscribers that
+    # lack changes they were sent; ingest: the tasks its Celery worker has not finished),
+    # counted in the backlog /readyz reports.
+    waiting: Callable[[Any], Awaitable[int]] | None = None
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Runtime:
     bootstrapping: bool = False
     # The log sequence sync named when it had sent the replay (None: not heard yet).
     caught_up_through: int | None = None
-    handed_off: Callable[[Any], Awaitable[int]] | None = None
+    waiting: Callable[[Any], Awaitable[int]] | None = None
 
     def bootstrapped(self) -> bool:
         """Tell whether the start-up data is in (always, unless we started empty)."""
@@ -87,13 +90,13 @@ class Runtime:
 
     async def backlog(self) -> int:
         """Return the work waiting: batches in the service's queue, unpublished changes, and
-        work handed to another process."""
+        work the service knows waits elsewhere."""
         waiting = 0
         if self.consumer:
             queued = await self.publisher.backlog(self.consumer.queue_name)
             waiting = queued + self.consumer.in_flight
-        if self.handed_off:
-            waiting += await self.handed_off(self.database)
+        if self.waiting:
+            waiting += await self.waiting(self.database)
         return waiting + (await self.relay.pending() if self.relay else 0)
 
 
@@ -117,7 +120,7 @@ def create_service(
     web.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
-    runtime = Runtime(None, Publisher(), handed_off=service.handed_off)
+    runtime = Runtime(None, Publisher(), waiting=service.waiting)
     app.extensions["service"] = runtime
     app.register_blueprint(service.blueprint)
     app.register_blueprint(web.health_blueprint(_checks(runtime, bool(service.subscribes))))
@@ -173,6 +176,7 @@ async def start_workers(service: Service, runtime: Runtime) -> None:
         # Ask for a replay only if the store was empty before anything was consumed.
         empty = await _empty(runtime.database)
         runtime.bootstrapping = empty and bool(service.subscribes)
+        await _keep_position(runtime.consumer, runtime.database)
         runtime.consumer.start(asyncio.get_running_loop())
         if service.subscribes:
             declaring = declare_periodically(
@@ -212,9 +216,26 @@ async def declare_subscription(
         "replay": replay,
         "catching_up": not runtime.bootstrapped(),
     }
+    consumer = runtime.consumer
+    if consumer and not consumer.in_flight and not await runtime.publisher.backlog(queue_name):
+        # Idle: everything sync sent has arrived, so sync can compare what we applied with
+        # what it sent, and send again what the broker lost.
+        payload["applied"] = consumer.position
     version = time.time_ns()  # each declaration is news
     message = Message(SUBSCRIPTION_DECLARED, queue_name, version, payload, queue_name)
     await runtime.publisher.publish([message], SYNC_QUEUE)
+
+
+async def _keep_position(consumer: Consumer, database: Any) -> None:
+    """Give the consumer the position it had applied through, and keep each new one."""
+    found = await database[POSITION].find_one({"_id": consumer.queue_name})
+    consumer.position = found["seq"] if found else 0
+
+    async def save(position: int) -> None:
+        await database[POSITION].update_one({"_id": consumer.queue_name},
+                                            {"$max": {"seq": position}}, upsert=True)  # fmt: skip
+
+    consumer.on_position = save
 
 
 async def _empty(database: Any) -> bool:

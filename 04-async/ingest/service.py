@@ -72,4 +72,4 @@ async def unfinished_tasks(database: Any) -> int:
 
 FINISHED = ("SUCCESS", "FAILURE")
 OPEN_JOBS_WITHIN = timedelta(hours=1)
-service = Service(name="ingest", blueprint=bp, handed_off=unfinished_tasks)
+service = Service(name="ingest", blueprint=bp, waiting=unfinished_tasks)

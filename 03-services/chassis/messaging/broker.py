@@ -25,16 +25,20 @@ class Publisher:
         self._connection = connect()
         self._lock = threading.Lock()
 
-    def publish(self, messages: list[Message], queue_name: str) -> None:
+    def publish(self, messages: list[Message], queue_name: str, after: int | None = None) -> None:
         """Send messages to a queue as one batch, retrying the connection briefly.
 
         Each envelope stays whole inside the batch; batching only saves trips when a
-        whole dataset moves (a bootstrap, a replay).
+        whole dataset moves (a bootstrap, a replay). `after` (sync's deliveries): the log
+        sequence of the last change sent to this queue before this batch, so a subscriber
+        can tell when a batch went missing.
         """
         if not messages:
             return
         with tracing.producing(messages, queue_name) as sent, self._lock:  # a span each, traced
-            body = {"messages": [message.to_dict() for message in sent]}
+            body: dict[str, Any] = {"messages": [message.to_dict() for message in sent]}
+            if after is not None:
+                body["after"] = after
             producer = self._connection.Producer(serializer="json")
             publish = self._connection.ensure(producer, producer.publish, max_retries=3)
             publish(body, exchange="", routing_key=queue_name,
@@ -86,6 +90,11 @@ class Consumer:
         self.handled = 0
         self.in_flight = 0  # messages taken from the queue and not yet acknowledged
         self.applied = 0  # the highest log sequence among the messages handled so far
+        # The log sequence through which every change sent to this queue has been applied:
+        # it moves only when a batch follows on (its `after` is at most this), so a batch
+        # the broker lost leaves it behind, and sync sends from there again.
+        self.position = 0
+        self.on_position: Callable[[int], None] | None = None  # keeps it (the service's store)
 
     def start(self) -> None:
         self._thread.start()
@@ -122,7 +131,7 @@ class Consumer:
             return
         self.in_flight = len(messages)
         try:
-            self._apply(messages)
+            self._apply(messages, body.get("after"))
         except Exception:
             log.exception("a handler failed on %s; the batch goes back", self.queue_name)
             raw.requeue()
@@ -134,7 +143,7 @@ class Consumer:
         self.handled += len(messages)
         self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
 
-    def _apply(self, batch: list[Message]) -> None:
+    def _apply(self, batch: list[Message], after: Any) -> None:
         with tracing.consuming(batch, self.queue_name) as messages:  # a span each, when traced
             if self.batch_handler is not None:
                 self.batch_handler(messages)
@@ -142,3 +151,17 @@ class Consumer:
                 handler = self.handlers.get(message.type)
                 if handler is not None:  # other types are not this service's business
                     handler(message)
+        self._follow(after, messages)
+
+    def _follow(self, after: Any, messages: list[Message]) -> None:
+        """Move the position past a batch that follows on from it; note a gap otherwise."""
+        if not isinstance(after, int):
+            return  # not one of sync's deliveries (e.g. its "caught up" note)
+        last = max((m.sequence for m in messages if m.sequence), default=0)
+        if after > self.position:
+            log.warning("%s missed changes %d..%d; sync will send them again",
+                        self.queue_name, self.position + 1, after)  # fmt: skip
+        elif last > self.position:
+            self.position = last
+            if self.on_position is not None:
+                self.on_position(last)

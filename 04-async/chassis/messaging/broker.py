@@ -41,14 +41,22 @@ class Publisher:
         self._connection = connect()
         self._lock = threading.Lock()
 
-    async def publish(self, messages: list[Message], queue_name: str) -> None:
-        """Send messages to a queue as one batch (in a thread: kombu blocks)."""
+    async def publish(
+        self, messages: list[Message], queue_name: str, after: int | None = None
+    ) -> None:
+        """Send messages to a queue as one batch (in a thread: kombu blocks).
+
+        `after` (sync's deliveries): the log sequence of the last change sent to this queue
+        before this batch, so a subscriber can tell when a batch went missing.
+        """
         if messages:
             with tracing.producing(messages, queue_name) as sent:  # a span each, when traced
-                await asyncio.to_thread(self._publish, sent, queue_name)
+                await asyncio.to_thread(self._publish, sent, queue_name, after)
 
-    def _publish(self, messages: list[Message], queue_name: str) -> None:
-        body = {"messages": [message.to_dict() for message in messages]}
+    def _publish(self, messages: list[Message], queue_name: str, after: int | None) -> None:
+        body: dict[str, Any] = {"messages": [message.to_dict() for message in messages]}
+        if after is not None:
+            body["after"] = after
         with self._lock:
             producer = self._connection.Producer(serializer="json")
             publish = self._connection.ensure(producer, producer.publish, max_retries=3)
@@ -108,6 +116,11 @@ class Consumer:
         self.handled = 0
         self.in_flight = 0  # messages taken from the queue and not yet acknowledged
         self.applied = 0  # the highest log sequence among the messages handled so far
+        # The log sequence through which every change sent to this queue has been applied:
+        # it moves only when a batch follows on (its `after` is at most this), so a batch
+        # the broker lost leaves it behind, and sync sends from there again.
+        self.position = 0
+        self.on_position: Callable[[int], Awaitable[None]] | None = None  # keeps it (the store)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start consuming; batches are applied on `loop` (the service's event loop)."""
@@ -148,7 +161,9 @@ class Consumer:
         assert self._loop is not None
         try:
             # The bridge: run the async handlers on the service's loop, wait here for them.
-            applying = asyncio.run_coroutine_threadsafe(self._apply(messages), self._loop)
+            applying = asyncio.run_coroutine_threadsafe(
+                self._apply(messages, body.get("after")), self._loop
+            )
             try:
                 applying.result(HANDLER_TIMEOUT_SECONDS)
             finally:
@@ -166,7 +181,7 @@ class Consumer:
         self.handled += len(messages)
         self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
 
-    async def _apply(self, batch: list[Message]) -> None:
+    async def _apply(self, batch: list[Message], after: Any) -> None:
         with tracing.consuming(batch, self.queue_name) as messages:  # a span each, when traced
             if self.batch_handler is not None:
                 await self.batch_handler(messages)
@@ -174,3 +189,17 @@ class Consumer:
                 handler = self.handlers.get(message.type)
                 if handler is not None:  # other types are not this service's business
                     await handler(message)
+        await self._follow(after, messages)
+
+    async def _follow(self, after: Any, messages: list[Message]) -> None:
+        """Move the position past a batch that follows on from it; note a gap otherwise."""
+        if not isinstance(after, int):
+            return  # not one of sync's deliveries (e.g. its "caught up" note)
+        last = max((m.sequence for m in messages if m.sequence), default=0)
+        if after > self.position:
+            log.warning("%s missed changes %d..%d; sync will send them again",
+                        self.queue_name, self.position + 1, after)  # fmt: skip
+        elif last > self.position:
+            self.position = last
+            if self.on_position is not None:
+                await self.on_position(last)
