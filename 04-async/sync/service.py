@@ -34,4 +34,6 @@ async def _on_batch(database: Any, messages: list) -> None:
     await store.on_batch(database, current_app.extensions["service"].publisher, messages)
 
 
-service = Service(name="sync", blueprint=bp, batch_handler=_on_batch, setup=store.setup)
+service = Service(
+    name="sync", blueprint=bp, batch_handler=_on_batch, setup=store.setup, waiting=store.waiting
+)

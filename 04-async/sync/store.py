@@ -13,9 +13,17 @@ A subscriber that starts empty asks for a replay and waits: once every owner of 
 has said its outbox is drained (what it held at start is in the log), sync follows the
 replay with a "caught up" message naming the last change of its types, and the subscriber
 is ready when it has applied that one.
+
+Nothing lost goes unnoticed: each batch sync sends names the last change it sent that
+subscriber before (`after`), and a subscriber's position moves only along batches that
+follow on. An idle subscriber reports its position when it declares itself again (every
+few seconds); if sync has sent it more than that and sent nothing for a while, the broker
+lost what was missing, and sync sends it again from there. Until the positions agree with
+what was sent, sync's /readyz counts the subscriber as waiting, so the stage is not settled.
 """
 
 import asyncio
+import logging
 import time
 import weakref
 from typing import Any
@@ -44,6 +52,11 @@ _locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
 
 def _lock() -> asyncio.Lock:
     return _locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
+log = logging.getLogger(__name__)
+# An idle subscriber behind what it was sent, this long after the last send: lost, resend.
+QUIET_SECONDS = 2.0
 
 
 async def setup(database: Any) -> None:
@@ -79,16 +92,36 @@ async def head(database: Any) -> int:
 
 
 async def subscribe(
-    database: Any, queue: str, types: list[str], replay: bool, catching_up: bool = False
+    database: Any,
+    queue: str,
+    types: list[str],
+    replay: bool,
+    catching_up: bool = False,
+    applied: int | None = None,
 ) -> None:
     """Record a subscriber; a new one (or one asking for a replay) starts from zero.
 
-    `catching_up`: the subscriber still waits to hear that it has caught up.
+    `catching_up`: the subscriber still waits to hear that it has caught up. `applied`:
+    an idle subscriber's position; behind what it was sent, it is sent the rest again.
     """
     known = await database.subscribers.find_one({"_id": queue})
     checkpoint = 0 if replay or known is None else known["checkpoint"]
-    fields = {"types": types, "checkpoint": checkpoint, "catching_up": catching_up}
+    fields: dict[str, Any] = {"types": types, "checkpoint": checkpoint, "catching_up": catching_up}
+    if applied is not None and known is not None and not replay:
+        fields.update(applied=applied, ahead=applied > await head(database))
+        sent_through = known.get("sent_through", 0)
+        quiet = time.time() - known.get("sent_at", 0) > QUIET_SECONDS
+        if applied < sent_through and quiet:
+            log.warning("%s applied through %d of %d it was sent: the broker lost the rest; "
+                        "sending it again", queue, applied, sent_through)  # fmt: skip
+            fields["checkpoint"] = min(checkpoint, applied)
     await database.subscribers.update_one({"_id": queue}, {"$set": fields}, upsert=True)
+
+
+async def waiting(database: Any) -> int:
+    """Count the subscribers that lack changes they were sent, or hold ones the log lacks."""
+    reported = await database.subscribers.find({"applied": {"$exists": True}}).to_list()
+    return sum(1 for s in reported if s["applied"] < s.get("sent_through", 0) or s.get("ahead"))
 
 
 async def drained(database: Any, types: list[str]) -> None:
@@ -119,22 +152,31 @@ async def tell_caught_up(database: Any, publisher: Publisher, subscriber: dict[s
 
 async def deliver(database: Any, publisher: Publisher, subscriber: dict[str, Any]) -> int:
     """Send a subscriber every change of its types after its checkpoint; return how many."""
-    sent, checkpoint = 0, subscriber["checkpoint"]
+    sent, checkpoint, types = 0, subscriber["checkpoint"], subscriber["types"]
+    before = await database.log.find_one({"seq": {"$lte": checkpoint}, "type": {"$in": types}},
+                                         sort=[("seq", -1)])  # fmt: skip
+    after = before["seq"] if before else 0
     while True:
-        after = {"seq": {"$gt": checkpoint}, "type": {"$in": subscriber["types"]}}
-        entries = await database.log.find(after).sort("seq", 1).limit(MAX_BATCH).to_list()
+        newer = {"seq": {"$gt": checkpoint}, "type": {"$in": types}}
+        entries = await database.log.find(newer).sort("seq", 1).limit(MAX_BATCH).to_list()
         if not entries:
             break
-        await publisher.publish(
-            [Message.from_dict(e["message"]) for e in entries], subscriber["_id"]
-        )
-        checkpoint = entries[-1]["seq"]
+        messages = [Message.from_dict(e["message"]) for e in entries]
+        await publisher.publish(messages, subscriber["_id"], after=after)
+        after = checkpoint = entries[-1]["seq"]
         # The checkpoint moves only after the broker took the batch: a crash re-sends it.
-        await database.subscribers.update_one(
-            {"_id": subscriber["_id"]}, {"$max": {"checkpoint": checkpoint}}
-        )
+        await _sent(database, subscriber["_id"], checkpoint, checkpoint)
         sent += len(entries)
     return sent
+
+
+async def _sent(database: Any, queue: str, checkpoint: int, sent_through: int | None) -> None:
+    """Record how far a subscriber has been brought, and the last change sent to it."""
+    changes: dict[str, Any] = {"$max": {"checkpoint": checkpoint}}
+    if sent_through is not None:
+        changes["$max"]["sent_through"] = sent_through
+        changes["$set"] = {"sent_at": time.time()}
+    await database.subscribers.update_one({"_id": queue}, changes)
 
 
 async def on_batch(database: Any, publisher: Publisher, messages: list[Message]) -> None:
@@ -149,8 +191,10 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
                     logged.append(entry)
             elif message.type == SUBSCRIPTION_DECLARED:
                 payload = message.payload
+                applied = payload.get("applied")
                 await subscribe(database, payload["queue"], list(payload["types"]),
-                          bool(payload["replay"]), bool(payload.get("catching_up")))  # fmt: skip
+                                bool(payload["replay"]), bool(payload.get("catching_up")),
+                                applied if isinstance(applied, int) else None)  # fmt: skip
             elif message.type == OUTBOX_DRAINED:
                 await drained(database, list(message.payload["types"]))
             elif message.type == REPLAY_REQUESTED:
@@ -171,11 +215,10 @@ async def send_new(
 ) -> None:
     """Send an up-to-date subscriber just this batch's changes (no need to read the log)."""
     wanted = [message for message in logged if message.type in subscriber["types"]]
-    await publisher.publish(wanted, subscriber["_id"])
+    await publisher.publish(wanted, subscriber["_id"], after=subscriber.get("sent_through", 0))
     if logged:
-        await database.subscribers.update_one(
-            {"_id": subscriber["_id"]}, {"$max": {"checkpoint": logged[-1].sequence}}
-        )
+        last_sent = wanted[-1].sequence if wanted else None
+        await _sent(database, subscriber["_id"], logged[-1].sequence, last_sent)
 
 
 async def replay(database: Any, publisher: Publisher, queue: str) -> int | None:
