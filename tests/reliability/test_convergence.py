@@ -65,7 +65,13 @@ class PrivateRedis:
             except redis.ConnectionError:
                 return False
 
-        assert eventually(answers, bool, within=10), "the private redis-server did not start"
+        if not eventually(answers, bool, within=10):
+            self.kill()
+            pytest.fail("the private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
 
     def kill(self) -> None:
         assert self.process is not None
@@ -77,6 +83,7 @@ class PrivateRedis:
 def stage_on_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StageRunner]:
     server = PrivateRedis(tmp_path)
     server.start()
+    request.addfinalizer(server.stop)
     stage: Stage = get_stage(request.param)
     env = {"BROKER_URL": server.url(0), "REGISTRY_URL": "", "WORKSHOP_SEED_SAMPLE": "1",
            "CELERY_RESULT_BACKEND": f"file://{tmp_path}/results"}  # fmt: skip
@@ -92,8 +99,6 @@ def stage_on_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGCONT)
         runner.stop()
-        if server.process and server.process.poll() is None:
-            server.kill()
 
 
 def front(stage: StageRunner) -> str:
@@ -166,11 +171,11 @@ def copies_of(stage: StageRunner, names: list[str]) -> dict[str, int]:
 def test_the_private_redis_really_forgets(tmp_path):
     """The premise: a killed Redis without persistence comes back empty."""
     server = PrivateRedis(tmp_path)
-    server.start()
     try:
+        server.start()
         redis.Redis.from_url(server.url(0)).rpush("search", "a batch")
         server.kill()
         server.start()
         assert redis.Redis.from_url(server.url(0)).llen("search") == 0
     finally:
-        server.kill()
+        server.stop()
