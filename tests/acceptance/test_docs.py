@@ -48,6 +48,9 @@ MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ct
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
 KNOB = "tests/unit/test_latency.py::test_the_knob_delays_a_flask_service_and_no_other"
 FANOUT = "tests/integration/test_fanout.py::test_the_home_page_asks_its_services_at_the_same_time"
+# `workshop up STAGE --trace`, a tag click, then `workshop trace`: one trace drawn.
+TRACE = "tests/integration/test_tracing.py::test_one_tag_click_is_one_trace_across_the_stage"
+OTLP = "tests/integration/test_tracing.py::test_with_an_otlp_endpoint_spans_go_to_the_collector"
 
 # Commands that run for minutes, run the whole suite, start a whole stage in the
 # foreground or need a second broker: the test that exercises each instead.
@@ -81,6 +84,10 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop env 03-services --port 8000 > .env": HONCHO,  # writes the repository's .env
     "echo BROKER_URL=redis://127.0.0.1:6379/0 >> .env": HONCHO,
     "honcho -f 03-services/Procfile -d . start -p 8000": HONCHO,
+    "workshop up 03-services --trace": TRACE,
+    "workshop up 04-async --trace": TRACE,
+    "workshop trace": TRACE,  # draws nothing on a stage that was not started traced
+    "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 workshop up 03-services": OTLP,
 }
 # A command of this form must be run elsewhere: here it would never end.
 LONG_RUNNING = re.compile(
