@@ -165,6 +165,10 @@ def instrument_flask(app: Any) -> None:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
         FlaskInstrumentor.instrument_app(app, excluded_urls=excluded_urls("FLASK"))
+        # The request's span starts first, so the app's own hooks (the user lookup that
+        # asks the users service, the CSRF check) run inside it, as they do under ASGI.
+        hooks = app.before_request_funcs[None]
+        hooks.insert(0, hooks.pop(hooks.index(app._before_request)))
 
 
 def instrument_asgi(app: Any) -> None:
@@ -199,6 +203,18 @@ def instrument_celery() -> None:
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
         CeleryInstrumentor().instrument()
+
+
+def current_ids() -> dict[str, str]:
+    """Return the current trace and span ids (for log lines), empty outside a trace."""
+    if not _active:
+        return {}
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
 def carrier() -> dict[str, str]:

@@ -26,7 +26,7 @@ from pymongo.database import Database
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
-from workshop import config, latency, tracing, web
+from workshop import config, latency, logs, tracing, web
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
@@ -111,6 +111,7 @@ def create_service(
     app = web.create_flask(import_name, test_config)
     tracing.setup(service.name)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or WORKSHOP_TRACE_FILE
     tracing.instrument_flask(app)
+    logs.init_flask(app, service.name)  # X-Request-ID; JSON log lines if WORKSHOP_LOG_FORMAT
     latency.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from workshop import tracing, web
+from workshop import logs, tracing, web
 from workshop.web.health import health_blueprint
 
 
@@ -16,6 +16,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     tracing.setup("gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or WORKSHOP_TRACE_FILE
     tracing.instrument_flask(app)
     tracing.instrument_requests()
+    logs.init_flask(app, "gateway")  # X-Request-ID from nginx, else made here; passed on
 
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES

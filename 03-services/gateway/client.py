@@ -10,6 +10,7 @@ from purgatory.domain.model import OpenedState
 from werkzeug.datastructures import MultiDict
 
 from gateway.upstreams import NoInstance, Upstreams
+from workshop import logs
 from workshop.contract import ApiError
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
@@ -46,7 +47,7 @@ def recommend_service() -> str:
 
 def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Response:
     """Call a service; raise UpstreamUnavailable if it cannot answer."""
-    headers = kwargs.pop("headers", {})
+    headers = {**logs.passed_on(), **kwargs.pop("headers", {})}  # the request id goes along
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
     kwargs.setdefault("timeout", TIMEOUT)

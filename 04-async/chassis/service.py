@@ -31,7 +31,7 @@ from chassis import web
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
-from workshop import config, tracing
+from workshop import config, logs, tracing
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
@@ -117,6 +117,7 @@ def create_service(
     app = web.create_quart(import_name, test_config)
     tracing.setup(service.name)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or WORKSHOP_TRACE_FILE
     tracing.instrument_asgi(app)
+    logs.init_quart(app, service.name)  # X-Request-ID; JSON log lines if WORKSHOP_LOG_FORMAT
     web.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)

@@ -11,7 +11,7 @@ from quart import Quart
 
 from chassis import web
 from chassis.web import health_blueprint
-from workshop import tracing
+from workshop import logs, tracing
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Quart:
@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     tracing.setup("gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or WORKSHOP_TRACE_FILE
     tracing.instrument_asgi(app)
     tracing.instrument_aiohttp()
+    logs.init_quart(app, "gateway")  # X-Request-ID from nginx, else made here; passed on
 
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES

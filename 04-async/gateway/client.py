@@ -16,6 +16,7 @@ from quart import Quart, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
 from gateway.upstreams import NoInstance, Upstreams
+from workshop import logs
 from workshop.contract import ApiError
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
@@ -79,7 +80,7 @@ async def call(
     The answer's body is read inside the call (its time, its breaker), unless `stream`:
     then the caller reads it, and releases the connection (see `body_of`).
     """
-    headers = kwargs.pop("headers", {})
+    headers = {**logs.passed_on(), **kwargs.pop("headers", {})}  # the request id goes along
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
     timeout = timeout or TIMEOUT

@@ -191,6 +191,7 @@ def test_one_tag_click_is_one_trace_across_the_stage(traced_stage):
     assert answer.status_code == 201, answer.text
 
     wanted = {
+        ("users", "GET /api/me/preferences"),  # the gateway checks the token's user exists
         ("tag", "publish tags.changed"),  # the tag service's relay, from its outbox
         ("sync", "apply tags.changed"),  # sync logs it ...
         ("sync", "publish tags.changed"),  # ... and forwards it to each subscriber
