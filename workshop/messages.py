@@ -4,6 +4,7 @@ Like the public HTTP contract (contract.py), the message contract is the same in
 stage that has messages; how a stage sends and takes them is its own (its chassis).
 """
 
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,16 @@ CAUGHT_UP = "subscription.caught_up"  # sync, to a new subscriber: the log so fa
 REPLAY_REQUESTED = "replay.requested"  # the task, to sync: re-send a subscriber the log
 REPLAY_DONE = "replay.done"  # sync, to the task's own queue: how many changes it sent
 MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
+
+
+def first_version() -> int:
+    """Return a new entity's first version: the clock, in microseconds.
+
+    Each change then adds one. Starting from the clock rather than from 1, an owner that
+    lost its store and starts again numbers its changes above every version it sent
+    before, so its subscribers take them (they drop a version they have seen as old).
+    """
+    return time.time_ns() // 1000
 
 
 class InvalidMessage(ValueError):

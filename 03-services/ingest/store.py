@@ -10,7 +10,7 @@ from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
 from workshop import config, ingestion, queries
 from workshop.domain.posts import POST_FIELDS
-from workshop.messages import POST_UPSERTED
+from workshop.messages import POST_UPSERTED, first_version
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
@@ -31,12 +31,13 @@ def upsert_posts(
     """
     collection = (database if database is not None else get_db()).posts
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
+    first = first_version()  # a new post's version (counted from the clock)
     inserted = queries.upsert_each(
         collection,
         [
             UpdateOne(
                 {"_id": post_id},
-                {"$setOnInsert": {**fields, "version": 1, "outbox_pending": True}},
+                {"$setOnInsert": {**fields, "version": first, "outbox_pending": True}},
                 upsert=True,
             )
             for post_id, fields in documents.items()

@@ -10,7 +10,7 @@ from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
 from workshop import queries
 from workshop.domain.tags import tag_list
-from workshop.messages import TAGS_CHANGED, Message
+from workshop.messages import TAGS_CHANGED, Message, first_version
 
 
 def setup(database: Database) -> None:
@@ -29,8 +29,12 @@ def add_tag(post_id: str, tag: str, user: str) -> None:
         get_db().taggings.insert_one({"post_id": post_id, "tag": tag, "user": user})
     except DuplicateKeyError:
         return  # tagged already: nothing changes
+    # A post's first count starts its versions from the clock (see first_version).
+    get_db().counts.update_one(
+        {"_id": post_id}, {"$setOnInsert": {"version": first_version()}}, upsert=True
+    )
     # $inc is atomic, so two users tagging at once both count, in any order.
-    get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": 1}), upsert=True)
+    get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": 1}))
     nudge()
 
 

@@ -7,14 +7,19 @@ from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
-from workshop.messages import PREFERENCES_UPDATED
+from workshop.messages import PREFERENCES_UPDATED, first_version
 
 
 def create_user(username: str, password_hash: str) -> bool:
     """Store a new user; return False if the name is taken."""
     try:
         get_db().users.insert_one(
-            {"_id": username, "password_hash": password_hash, "topics": [], "version": 0}
+            {
+                "_id": username,
+                "password_hash": password_hash,
+                "topics": [],
+                "version": first_version(),
+            }
         )
     except DuplicateKeyError:
         return False

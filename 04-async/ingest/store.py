@@ -13,7 +13,7 @@ from chassis.service import get_db
 from workshop import config, ingestion
 from workshop.domain.posts import POST_FIELDS, search_terms
 from workshop.domain.topics import assign_topics
-from workshop.messages import POST_UPSERTED
+from workshop.messages import POST_UPSERTED, first_version
 from workshop.queries import JOB_COUNTS, Upserted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
@@ -34,13 +34,14 @@ async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = N
     """
     collection = (database if database is not None else get_db()).posts
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
+    first = first_version()  # a new post's version (counted from the clock)
     inserted = (
         await queries.upsert_each(
             collection,
             [
                 UpdateOne(
                     {"_id": post_id},
-                    {"$setOnInsert": {**fields, "version": 1, "outbox_pending": True}},
+                    {"$setOnInsert": {**fields, "version": first, "outbox_pending": True}},
                     upsert=True,
                 )
                 for post_id, fields in documents.items()

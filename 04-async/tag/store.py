@@ -9,7 +9,7 @@ from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
 from workshop.domain.tags import tag_list
-from workshop.messages import TAGS_CHANGED, Message
+from workshop.messages import TAGS_CHANGED, Message, first_version
 
 
 async def setup(database: Any) -> None:
@@ -28,9 +28,12 @@ async def add_tag(post_id: str, tag: str, user: str) -> None:
         await get_db().taggings.insert_one({"post_id": post_id, "tag": tag, "user": user})
     except DuplicateKeyError:
         return  # tagged already: nothing changes
+    # A post's first count starts its versions from the clock (see first_version).
+    await get_db().counts.update_one(
+        {"_id": post_id}, {"$setOnInsert": {"version": first_version()}}, upsert=True
+    )
     # $inc is atomic, so two users tagging at once both count, in any order.
-    counted = changed_inc({f"counts.{tag}": 1})
-    await get_db().counts.update_one({"_id": post_id}, counted, upsert=True)
+    await get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": 1}))
     nudge()
 
 
