@@ -51,6 +51,9 @@ FANOUT = "tests/integration/test_fanout.py::test_the_home_page_asks_its_services
 # `workshop up STAGE --trace`, a tag click, then `workshop trace`: one trace drawn.
 TRACE = "tests/integration/test_tracing.py::test_one_tag_click_is_one_trace_across_the_stage"
 OTLP = "tests/integration/test_tracing.py::test_with_an_otlp_endpoint_spans_go_to_the_collector"
+LOGS = (
+    "tests/integration/test_logs.py::test_every_line_of_a_request_carries_its_request_and_trace_id"  # noqa: E501
+)
 
 # Commands that run for minutes, run the whole suite, start a whole stage in the
 # foreground or need a second broker: the test that exercises each instead.
@@ -88,6 +91,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop up 04-async --trace": TRACE,
     "workshop trace": TRACE,  # draws nothing on a stage that was not started traced
     "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 workshop up 03-services": OTLP,
+    "WORKSHOP_LOG_FORMAT=json workshop up 03-services --trace": LOGS,
 }
 # A command of this form must be run elsewhere: here it would never end.
 LONG_RUNNING = re.compile(
