@@ -22,6 +22,7 @@ from workshop.tools.stages import all_stages, get_stage
 
 SETTLE_WITHIN = 90.0
 IMPORTED = 300
+MID_STREAM = 1500
 SYNCED_STAGES = [s.name for s in all_stages() if "sync" in {p.name for p in s.processes()}]
 # Who owns the posts: ingest on 03; on 04 its Celery worker stores them.
 POSTS_OWNER = {"03-services": "ingest", "04-async": "worker"}
@@ -136,3 +137,44 @@ def test_the_owners_keep_their_data_through_a_kill(stage):
     assert log_in(url, username) == 200
     found = requests.get(f"{url}/api/posts/{records[7]['id']}", timeout=10)
     assert found.status_code == 200 and found.json()["title"] == records[7]["title"]
+
+
+def test_sync_killed_mid_stream_logs_every_change_once(stage):
+    """Sync is killed while an import flows through it: its log keeps what it had logged,
+    the broker gives back the batch it held, and every copy gets every post."""
+    url = front(stage)
+    username = f"mid_{uuid.uuid4().hex[:8]}"
+    requests.post(
+        f"{url}/api/users", json={"username": username, "password": "correct horse"}, timeout=10
+    )
+    token = requests.post(
+        f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
+    ).json()["token"]
+    assert settled(stage)
+    logged_before = sync_log(stage)[0]
+    word = f"zs{uuid.uuid4().hex[:8]}"
+    records = [
+        {"id": f"{word[:6]}{i:04d}", "title": f"Streamed {word} post {i}", "subreddit": "python",
+         "created_utc": 1.37e9, "score": i, "ups": i, "downs": 0, "num_comments": 1}
+        for i in range(MID_STREAM)
+    ]  # fmt: skip
+    body = "\n".join(json.dumps(record) for record in records).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+    assert answer.status_code == 202
+    # Kill it once it has logged some of the import and before it has logged all of it.
+    partly = eventually(
+        lambda: sync_log(stage)[0] - logged_before,
+        lambda n: n >= 100,
+        within=SETTLE_WITHIN,
+    )
+    assert 100 <= partly < MID_STREAM, "the import went through sync before the kill"
+    kill_and_restart(stage, ["sync"])
+    assert settled(stage)
+    assert sync_log(stage)[0] == logged_before + MID_STREAM
+    total = eventually(
+        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=10).json()["total"],
+        lambda n: n == MID_STREAM,
+        within=SETTLE_WITHIN,
+    )
+    assert total == MID_STREAM
