@@ -1,0 +1,53 @@
+"""A client cannot escape the per-client login limit by claiming another address.
+
+Login failures are counted per client address (workshop/logins.py), which a front door
+takes from the TCP peer, or from X-Forwarded-For only behind WORKSHOP_PROXY_HOPS trusted
+proxies. uvicorn rewrites the peer itself from X-Forwarded-For when the request comes from
+127.0.0.1 (its default --forwarded-allow-ips), so on stage 04 anyone on the machine could
+name a new address with every try and guess passwords without limit.
+
+Each stage runs on its own here: the attacker comes from 127.0.0.1 and ends up limited.
+"""
+
+import concurrent.futures
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.acceptance.stage import eventually
+from workshop import logins
+from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.stages import all_stages, get_stage
+
+START_WITHIN = 150.0
+
+
+@pytest.fixture(params=[stage.name for stage in all_stages()])
+def stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
+    stage = get_stage(request.param)
+    runner = StageRunner(stage, free_base_port(len(stage.processes())), {"REGISTRY_URL": ""})
+    runner.start()
+    try:
+        assert runner.wait_ready(START_WITHIN), f"{stage.name} did not start"
+        yield runner
+    finally:
+        runner.stop()
+
+
+def test_a_forwarded_address_does_not_make_a_new_client(stage):
+    url = f"http://127.0.0.1:{stage.port}/api/tokens"
+    tries = logins.PER_CLIENT.amount
+
+    def fail_once(number: int) -> int:
+        claimed = f"198.51.{number // 250}.{number % 250 + 1}"  # a new address each try
+        body = {"username": f"fa_{uuid.uuid4().hex[:10]}", "password": "wrong password"}
+        answer = requests.post(url, json=body, headers={"X-Forwarded-For": claimed}, timeout=30)
+        return answer.status_code
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(fail_once, range(tries)))
+    assert set(statuses) <= {401, 429}, statuses
+    last = eventually(lambda: fail_once(tries), lambda status: status == 429, within=5)
+    assert last == 429, "a new X-Forwarded-For made a new client: the limit never applied"
