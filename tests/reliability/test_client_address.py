@@ -17,23 +17,16 @@ import pytest
 import requests
 
 from tests.acceptance.stage import eventually
+from tests.running import running_stage
 from workshop import logins
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import all_stages, get_stage
-
-START_WITHIN = 150.0
+from workshop.tools.runner import StageRunner
+from workshop.tools.stages import all_stages
 
 
 @pytest.fixture(params=[stage.name for stage in all_stages()])
 def stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
-    stage = get_stage(request.param)
-    runner = StageRunner(stage, free_base_port(len(stage.processes())), {"REGISTRY_URL": ""})
-    runner.start()
-    try:
-        assert runner.wait_ready(START_WITHIN), f"{stage.name} did not start"
+    with running_stage(request.param, {"REGISTRY_URL": ""}) as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 def test_a_forwarded_address_does_not_make_a_new_client(stage):

@@ -24,15 +24,12 @@ import redis
 import requests
 
 from tests.acceptance.stage import eventually
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import Stage, all_stages, get_stage
+from tests.running import SYNCED_STAGES, running_stage
+from workshop.tools.runner import StageRunner
 
-START_WITHIN = 150.0
 SETTLE_WITHIN = 90.0
 IMPORTED = 1500
 COPIES = ("search", "recommend_v1", "recommend_v2", "tag")  # the subscribers' copies of posts
-# 03 and 04: the stages where changes travel through a broker to a sync service.
-SYNCED_STAGES = [s.name for s in all_stages() if "sync" in {p.name for p in s.processes()}]
 
 
 class PrivateRedis:
@@ -84,21 +81,17 @@ def stage_on_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
     server = PrivateRedis(tmp_path)
     server.start()
     request.addfinalizer(server.stop)
-    stage: Stage = get_stage(request.param)
+    (tmp_path / "results").mkdir()
     env = {"BROKER_URL": server.url(0), "REGISTRY_URL": "", "WORKSHOP_SEED_SAMPLE": "1",
            "CELERY_RESULT_BACKEND": f"file://{tmp_path}/results"}  # fmt: skip
-    (tmp_path / "results").mkdir()
-    runner = StageRunner(stage, free_base_port(len(stage.processes())), env)
-    runner.redis = server  # type: ignore[attr-defined]
-    runner.start()
-    try:
-        assert runner.wait_ready(START_WITHIN), f"{stage.name} did not start on Redis"
-        yield runner
-    finally:
-        for child in runner.children.values():  # a paused process cannot stop
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGCONT)
-        runner.stop()
+    with running_stage(request.param, env) as runner:
+        runner.redis = server  # type: ignore[attr-defined]
+        try:
+            yield runner
+        finally:
+            for child in runner.children.values():  # a paused process cannot stop
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGCONT)
 
 
 def front(stage: StageRunner) -> str:

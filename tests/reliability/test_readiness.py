@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.acceptance.stage import eventually
+from tests.running import SYNCED_STAGES
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import all_stages, get_stage
 
@@ -25,12 +26,6 @@ WORD = "python"  # a subreddit of the sample: many posts match
 def starting_stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
     """A stage just started as `workshop up` starts it (sample data), not yet ready."""
     yield from start(request.param)
-
-
-# 03 and 04: the stages where writes travel through queues to a sync service.
-SYNCED_STAGES = [
-    stage.name for stage in all_stages() if "sync" in {p.name for p in stage.processes()}
-]
 
 
 @pytest.fixture(params=SYNCED_STAGES)

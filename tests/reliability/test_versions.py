@@ -15,13 +15,10 @@ import pytest
 import requests
 
 from tests.acceptance.stage import eventually
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import all_stages, get_stage
+from tests.running import START_WITHIN, SYNCED_STAGES, running_stage
+from workshop.tools.runner import StageRunner
 
-START_WITHIN = 150.0
 VISIBLE_WITHIN = 60.0
-# 03 and 04: the stages where changes travel through a broker to a sync service.
-SYNCED_STAGES = [s.name for s in all_stages() if "sync" in {p.name for p in s.processes()}]
 # The process that owns the posts, and its database.
 OWNER = {"03-services": "ingest", "04-async": "worker"}
 POSTS_DATABASE = "ingest"
@@ -29,15 +26,9 @@ POSTS_DATABASE = "ingest"
 
 @pytest.fixture(params=SYNCED_STAGES)
 def stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
-    stage = get_stage(request.param)
-    runner = StageRunner(stage, free_base_port(len(stage.processes())), {"BROKER_URL": "",
-                         "REGISTRY_URL": "", "WORKSHOP_SEED_SAMPLE": "1"})  # fmt: skip
-    runner.start()
-    try:
-        assert runner.wait_ready(START_WITHIN), f"{stage.name} did not start"
+    env = {"BROKER_URL": "", "REGISTRY_URL": "", "WORKSHOP_SEED_SAMPLE": "1"}
+    with running_stage(request.param, env) as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 def front(stage: StageRunner) -> str:

@@ -1,0 +1,28 @@
+"""Whole stages for the tests that stop, pause or restart one of a stage's processes.
+
+`workshop up`'s own runner (StageRunner) on free ports, with the environment a test gives;
+the tests that only talk to a stage's front door use the acceptance suite's stages.
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.stages import all_stages, get_stage
+
+START_WITHIN = 150.0
+# 03 and 04: the stages where changes travel through a broker to a sync service.
+SYNCED_STAGES = [s.name for s in all_stages() if "sync" in {p.name for p in s.processes()}]
+
+
+@contextlib.contextmanager
+def running_stage(name: str, env: dict[str, str] | None = None) -> Iterator[StageRunner]:
+    """Run a stage until the block ends; fail if it is not ready in START_WITHIN seconds."""
+    stage = get_stage(name)
+    runner = StageRunner(stage, free_base_port(len(stage.processes())), env or {})
+    runner.start()
+    try:
+        assert runner.wait_ready(START_WITHIN), f"{name} did not start (exited: {runner.failed()})"
+        yield runner
+    finally:
+        runner.stop()
