@@ -23,6 +23,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 from pymongo.database import Database
 
+from chassis import metrics
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
@@ -30,6 +31,7 @@ from workshop import config, latency, logs, tracing, web
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
+from workshop.metrics import Metrics
 from workshop.web.health import health_blueprint
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ class Service:
     # waiting(database): work this service knows waits elsewhere (sync: subscribers that
     # lack changes they were sent), counted in the backlog /readyz reports.
     waiting: Callable[[Database], int] | None = None
+    # lag(database): how many changes each subscriber is behind (sync), for /metrics.
+    lag: Callable[[Database], dict[str, int]] | None = None
 
 
 @dataclass
@@ -83,12 +87,16 @@ class Runtime:
         """Note the last change of the replay sync sent us (sync's "caught up" message)."""
         self.caught_up_through = int(message.payload["through"])
 
+    def queued(self) -> int:
+        """Return the batches waiting in the service's queue or being applied."""
+        if not self.consumer:
+            return 0
+        return self.publisher.backlog(self.consumer.queue_name) + self.consumer.in_flight
+
     def backlog(self) -> int:
         """Return the work waiting: batches in the service's queue, unpublished changes, and
         work the service knows waits elsewhere."""
-        waiting = 0
-        if self.consumer:
-            waiting = self.publisher.backlog(self.consumer.queue_name) + self.consumer.in_flight
+        waiting = self.queued()
         if self.waiting:
             waiting += self.waiting(self.database)
         return waiting + (self.relay.pending() if self.relay else 0)
@@ -125,6 +133,7 @@ def create_service(
     app.register_blueprint(service.blueprint)
     app.register_blueprint(health_blueprint(_checks(runtime, bool(service.subscribes))))
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
+    metrics.init_flask(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
     app.after_request(lambda response: _label(response, served_by))
     if service.subscribes or service.batch_handler:
@@ -272,6 +281,14 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[s
     if subscriber:
         checks["bootstrap"] = bootstrap
     return checks
+
+
+def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
+    """Set the gauges /metrics shows from what /readyz computes."""
+    waiting = runtime.queued() + (runtime.waiting(runtime.database) if runtime.waiting else 0)
+    metrics.set_backlog(waiting, runtime.relay.pending() if runtime.relay else None)
+    if service.lag:
+        metrics.set_subscriber_lag(service.lag(runtime.database))
 
 
 def _stats(runtime: Runtime, name: str) -> Any:

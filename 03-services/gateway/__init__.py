@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Flask
 
+from chassis import metrics
 from workshop import logs, tracing, web
 from workshop.web.health import health_blueprint
 
@@ -22,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway.upstreams import SERVICES
 
     client.init_app(app)
+    metrics.init_flask(app, "gateway", client.sample_breakers)  # /metrics
     app.extensions["known_user"] = client.known_user  # users says, once a minute per token
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)

@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 from gateway.upstreams import NoInstance, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
+from workshop.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = (0.5, 5.0)
@@ -67,7 +68,13 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
             if attempt + 1 == attempts:
                 break
             time.sleep(0.05)
+    current_app.extensions["metrics"].upstream_error(service)
     raise UpstreamUnavailable(service)
+
+
+def sample_breakers(metrics: Metrics) -> None:
+    """Set each breaker's state on /metrics (a service never called has none yet)."""
+    metrics.set_breakers(upstreams().breaker_states())
 
 
 # A user users said exists stays known this long (users are never deleted; only an emptied

@@ -71,3 +71,8 @@ class Upstreams:
     def breaker(self, service: str) -> Any:
         """Return the circuit breaker guarding calls to a service."""
         return self.breakers.get_breaker(service)
+
+    def breaker_states(self) -> dict[str, str]:
+        """Return the state of each breaker made so far ("closed", "opened", ...)."""
+        contexts = self.breakers.uow.contexts.breakers  # purgatory's in-memory store
+        return {name: context.state for name, context in contexts.items()}

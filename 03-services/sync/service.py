@@ -34,5 +34,10 @@ def _on_batch(database: Any, messages: list) -> None:
 
 
 service = Service(
-    name="sync", blueprint=bp, batch_handler=_on_batch, setup=store.setup, waiting=store.waiting
+    name="sync",
+    blueprint=bp,
+    batch_handler=_on_batch,
+    setup=store.setup,
+    waiting=store.waiting,
+    lag=store.lag,
 )

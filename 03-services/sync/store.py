@@ -36,6 +36,7 @@ from workshop.messages import (
     SUBSCRIPTION_DECLARED,
     Message,
 )
+from workshop.metrics import subscriber_lag
 
 log = logging.getLogger(__name__)
 # One writer at a time: the consumer thread and the admin replay call share the log.
@@ -223,3 +224,8 @@ def subscribers(database: Database) -> list[dict[str, Any]]:
          "catching_up": bool(s.get("catching_up"))}
         for s in database.subscribers.find().sort("_id", 1)
     ]  # fmt: skip
+
+
+def lag(database: Database) -> dict[str, int]:
+    """Return how many changes of the log each subscriber's checkpoint is behind."""
+    return subscriber_lag(head(database), subscribers(database))

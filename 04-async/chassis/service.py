@@ -27,7 +27,7 @@ from typing import Any
 
 from quart import Blueprint, Quart, current_app, jsonify
 
-from chassis import web
+from chassis import metrics, web
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
@@ -35,6 +35,7 @@ from workshop import config, logs, tracing
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
+from workshop.metrics import Metrics
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0
@@ -59,6 +60,8 @@ class Service:
     # lack changes they were sent; ingest: the tasks its Celery worker has not finished),
     # counted in the backlog /readyz reports.
     waiting: Callable[[Any], Awaitable[int]] | None = None
+    # lag(database): how many changes each subscriber is behind (sync), for /metrics.
+    lag: Callable[[Any], Awaitable[dict[str, int]]] | None = None
 
 
 @dataclass
@@ -88,13 +91,16 @@ class Runtime:
         """Note the last change of the replay sync sent us (sync's "caught up" message)."""
         self.caught_up_through = int(message.payload["through"])
 
+    async def queued(self) -> int:
+        """Return the batches waiting in the service's queue or being applied."""
+        if not self.consumer:
+            return 0
+        return await self.publisher.backlog(self.consumer.queue_name) + self.consumer.in_flight
+
     async def backlog(self) -> int:
         """Return the work waiting: batches in the service's queue, unpublished changes, and
         work the service knows waits elsewhere."""
-        waiting = 0
-        if self.consumer:
-            queued = await self.publisher.backlog(self.consumer.queue_name)
-            waiting = queued + self.consumer.in_flight
+        waiting = await self.queued()
         if self.waiting:
             waiting += await self.waiting(self.database)
         return waiting + (await self.relay.pending() if self.relay else 0)
@@ -126,6 +132,7 @@ def create_service(
     app.register_blueprint(service.blueprint)
     app.register_blueprint(web.health_blueprint(_checks(runtime, bool(service.subscribes))))
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
+    metrics.init_quart(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
     app.after_request(functools.partial(_label, served_by=served_by))
     if service.subscribes or service.batch_handler:
@@ -289,6 +296,16 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, web.Check]:
     if subscriber:
         checks["bootstrap"] = bootstrap
     return checks
+
+
+async def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
+    """Set the gauges /metrics shows from what /readyz computes."""
+    waiting = await runtime.queued()
+    if runtime.waiting:
+        waiting += await runtime.waiting(runtime.database)
+    metrics.set_backlog(waiting, await runtime.relay.pending() if runtime.relay else None)
+    if service.lag:
+        metrics.set_subscriber_lag(await service.lag(runtime.database))
 
 
 async def _stats(runtime: Runtime, name: str) -> Any:

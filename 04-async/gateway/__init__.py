@@ -9,7 +9,7 @@ from typing import Any
 
 from quart import Quart
 
-from chassis import web
+from chassis import metrics, web
 from chassis.web import health_blueprint
 from workshop import logs, tracing
 
@@ -27,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     from gateway.upstreams import SERVICES
 
     client.init_app(app)
+    metrics.init_quart(app, "gateway", client.sample_breakers)  # /metrics
     app.extensions["known_user"] = client.known_user  # users says, once a minute per token
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)

@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 from gateway.upstreams import NoInstance, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
+from workshop.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = aiohttp.ClientTimeout(total=5.0, sock_connect=0.5)
@@ -109,7 +110,13 @@ async def call(
             if attempt + 1 == attempts or deadline - time.monotonic() <= 2 * RETRY_PAUSE:
                 break
             await asyncio.sleep(RETRY_PAUSE)
+    current_app.extensions["metrics"].upstream_error(service)
     raise UpstreamUnavailable(service)
+
+
+async def sample_breakers(metrics: Metrics) -> None:
+    """Set each breaker's state on /metrics (a service never called has none yet)."""
+    metrics.set_breakers(upstreams().breaker_states())
 
 
 # A user users said exists stays known this long (users are never deleted; only an emptied

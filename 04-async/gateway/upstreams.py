@@ -73,6 +73,11 @@ class Upstreams:
         """Return the circuit breaker guarding calls to a service."""
         return await self.breakers.get_breaker(service)
 
+    def breaker_states(self) -> dict[str, str]:
+        """Return the state of each breaker made so far ("closed", "opened", ...)."""
+        contexts = self.breakers.uow.contexts.breakers  # purgatory's in-memory store
+        return {name: context.state for name, context in contexts.items()}
+
     async def close(self) -> None:
         """Close the registry's connections (they belong to the serving loop)."""
         if self.registry:

@@ -42,6 +42,7 @@ from workshop.messages import (
     SUBSCRIPTION_DECLARED,
     Message,
 )
+from workshop.metrics import subscriber_lag
 
 # One writer at a time: the consumer's batches and the admin replay call share the log.
 # One lock per event loop: an asyncio.Lock belongs to the loop it first waits on.
@@ -251,3 +252,8 @@ async def subscribers(database: Any) -> list[dict[str, Any]]:
          "catching_up": bool(s.get("catching_up"))}
         for s in await database.subscribers.find().sort("_id", 1).to_list()
     ]  # fmt: skip
+
+
+async def lag(database: Any) -> dict[str, int]:
+    """Return how many changes of the log each subscriber's checkpoint is behind."""
+    return subscriber_lag(await head(database), await subscribers(database))
