@@ -118,11 +118,13 @@ class Relay:
                 _nudge.clear()
 
     def announce_drained(self) -> None:
-        """Tell sync every change this owner holds is published (new subscribers wait for it)."""
+        """Tell sync every change this owner holds is published (new subscribers wait for it),
+        and how many entities it holds of each type: fewer than sync has logged means this
+        owner lost data its subscribers have (sync then says the stage is not settled)."""
         types = [source.message_type for source in self.sources]
-        message = Message(
-            OUTBOX_DRAINED, self.service, time.time_ns(), {"types": types}, self.service
-        )
+        held = {s.message_type: s.collection.estimated_document_count() for s in self.sources}
+        payload = {"types": types, "held": held}
+        message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         self.publisher.publish([message], SYNC_QUEUE)
 
     def relay_once(self, source: Source) -> int:

@@ -146,11 +146,14 @@ class Relay:
 
     async def announce_drained(self) -> None:
         """Tell sync that every change this owner holds is published: sync waits for this
-        before it tells a new subscriber it has caught up (the owner's start-up data is in)."""
+        before it tells a new subscriber it has caught up (the owner's start-up data is in).
+        Also how many entities it holds of each type: fewer than sync has logged means this
+        owner lost data its subscribers have (sync then says the stage is not settled)."""
         types = [source.message_type for source in self.sources]
-        message = Message(
-            OUTBOX_DRAINED, self.service, time.time_ns(), {"types": types}, self.service
-        )
+        held = {s.message_type: await s.collection.estimated_document_count()
+                for s in self.sources}  # fmt: skip
+        payload = {"types": types, "held": held}
+        message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         await self.publisher.publish([message], SYNC_QUEUE)
 
     async def relay_once(self, source: Source, keys: list[Any] | None = None) -> int:
