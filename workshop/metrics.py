@@ -45,6 +45,7 @@ class Metrics:
             registry=self.registry,
         )
         self._gauges: dict[str, Gauge] = {}
+        self._counters: dict[str, Counter] = {}
         self._upstream_errors: Counter | None = None
         self._breakers: Enum | None = None
 
@@ -106,6 +107,18 @@ class Metrics:
             )
         for service, state in states.items():
             self._breakers.labels(service).state(state)
+
+    def task_outcome(self, task: str, outcome: str) -> None:
+        """Count a Celery task that succeeded, failed or is retried."""
+        counter = self._counters.get("celery_tasks")
+        if counter is None:
+            counter = self._counters["celery_tasks"] = Counter(
+                "celery_tasks",
+                "Celery tasks the worker ended, per task name and outcome.",
+                ["task", "outcome"],
+                registry=self.registry,
+            )
+        counter.labels(task, outcome).inc()
 
     def render(self) -> tuple[bytes, str]:
         """Return the exposition (Prometheus' text format) and its content type."""

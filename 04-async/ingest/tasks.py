@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
+from prometheus_client import start_http_server
 
 from chassis.messaging.broker import Publisher
 from chassis.messaging.outbox import Relay
@@ -41,6 +42,7 @@ from ingest import store
 from workshop import broker, config, ingestion
 from workshop import db as databases
 from workshop.messages import REPLAY_REQUESTED, Message
+from workshop.metrics import Metrics
 from workshop.queries import Upserted
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,45 @@ def owner() -> Owner:
 @signals.worker_ready.connect
 def _open_at_start(**_: Any) -> None:
     owner()  # seed and start relaying before the first task, not with it
+    serve_metrics()
+
+
+# The worker's own metrics (it serves no app): its tasks' outcomes and its queue's length.
+metrics = Metrics("worker")
+
+
+def serve_metrics() -> None:
+    """Serve /metrics on the worker's PORT (the Procfile gives every process one)."""
+    port = config.env("PORT")
+    if not port:
+        return
+    documentation = "Tasks waiting in the worker's queue (taken but unfinished ones not counted)."
+    metrics.gauge("celery_queue_length", documentation).set_function(queue_length)
+    start_http_server(int(port), addr="127.0.0.1", registry=metrics.registry)
+
+
+def queue_length() -> int:
+    """Return how many tasks wait in the queue (0 while the broker cannot say)."""
+    try:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(QUEUE, passive=True).message_count
+    except Exception:  # the broker is down or the queue not made yet: nothing to count
+        return 0
+
+
+@signals.task_success.connect
+def _count_success(sender: Any = None, **_: Any) -> None:
+    metrics.task_outcome(sender.name, "succeeded")
+
+
+@signals.task_failure.connect
+def _count_failure(sender: Any = None, **_: Any) -> None:
+    metrics.task_outcome(sender.name, "failed")
+
+
+@signals.task_retry.connect
+def _count_retry(sender: Any = None, **_: Any) -> None:
+    metrics.task_outcome(sender.name, "retried")
 
 
 @signals.worker_shutting_down.connect

@@ -1,0 +1,152 @@
+"""/metrics on stages 03 and 04 (issue 11): every process's exposition parses with
+prometheus_client's own parser, requests are counted under their route (never the raw
+path), the backlog rises while a subscriber is paused and falls back to 0 after, the gateway
+counts the calls a paused service leaves unanswered, and 04's Celery worker counts its
+tasks' outcomes on its own port. One launch of each stage for all of it."""
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.acceptance.stage import eventually
+from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.stages import all_stages, get_stage
+
+SETTLE_WITHIN = 90.0
+SYNCED_STAGES = [
+    stage.name for stage in all_stages() if "sync" in {p.name for p in stage.processes()}
+]
+NO_HTTP = {"worker", "beat"}  # 04's Celery processes: the worker serves only /metrics
+
+
+@pytest.fixture(scope="module", params=SYNCED_STAGES)
+def stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
+    """The stage on its default broker (files in its run folder) and static addresses."""
+    services = get_stage(request.param)
+    env = {"BROKER_URL": "", "REGISTRY_URL": "", "CELERY_RESULT_BACKEND": "",
+           "REDDIT_URL": "http://127.0.0.1:9"}  # fmt: skip
+    runner = StageRunner(services, free_base_port(len(services.processes())), env)
+    runner.start()
+    try:
+        assert runner.wait_ready(150.0), f"{request.param} did not become ready"
+        yield runner
+    finally:
+        runner.stop()
+
+
+def address(stage: StageRunner, process: str) -> str:
+    return f"http://127.0.0.1:{stage.stage.ports(stage.port)[process]}"
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Return every sample of a /metrics page, by name and labels (parsed, so it must parse)."""
+    answer = requests.get(f"{url}/metrics", timeout=10)
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def upload(stage: StageRunner, word: str, count: int) -> None:
+    """Register a user and import `count` new posts through the gateway."""
+    url, password = address(stage, "web"), "correct horse battery"
+    username = f"metrics_{uuid.uuid4().hex[:8]}"
+    user = {"username": username, "password": password}
+    assert requests.post(f"{url}/api/users", json=user, timeout=10).status_code == 201
+    token = requests.post(f"{url}/api/tokens", json=user, timeout=10).json()["token"]
+    rows = [
+        {"id": f"{word[:5]}{i:05d}", "title": f"Metrics {word} post {i}", "subreddit": "python",
+         "created_utc": 1.37e9, "score": 1, "ups": 1, "downs": 0, "num_comments": 1}
+        for i in range(count)
+    ]  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    body = "\n".join(json.dumps(row) for row in rows).encode()
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+    assert answer.status_code == 202, answer.text
+
+
+def test_every_process_serves_metrics_and_counts_requests_per_route(stage):
+    for process in stage.stage.processes():
+        if process.name not in NO_HTTP:
+            answer = requests.get(f"{address(stage, process.name)}/metrics", timeout=10)
+            names = {f.name for f in text_string_to_metric_families(answer.text)}
+            assert {"http_requests", "http_request_duration_seconds"} <= names, process.name
+    search, gateway = address(stage, "search"), address(stage, "web")
+    before = value(scrape(search), "http_requests_total", route="/healthz", method="GET",
+                   status="2xx")  # fmt: skip
+    for _ in range(3):
+        assert requests.get(f"{search}/healthz", timeout=10).status_code == 200
+    after = scrape(search)
+    assert value(after, "http_requests_total", route="/healthz", method="GET", status="2xx") == (
+        before + 3
+    )
+    assert value(after, "http_request_duration_seconds_count", route="/healthz", method="GET") > 0
+    # A path with an id is counted under its rule: one series, whatever the id.
+    rule = dict(route="/api/posts/<post_id>", method="GET", status="4xx")
+    before = value(scrape(gateway), "http_requests_total", **rule)
+    for _ in range(2):
+        post_id = f"nope{uuid.uuid4().hex[:8]}"
+        assert requests.get(f"{gateway}/api/posts/{post_id}", timeout=30).status_code == 404
+    assert post_id not in requests.get(f"{gateway}/metrics", timeout=10).text
+    assert value(scrape(gateway), "http_requests_total", **rule) == before + 2
+
+
+def test_the_backlog_rises_while_a_subscriber_is_paused_and_returns_to_zero(stage):
+    sync, search, gateway = (address(stage, p) for p in ("sync", "search", "web"))
+    backlog = lambda url: value(scrape(url), "service_backlog")  # noqa: E731
+    assert eventually(lambda: backlog(sync), lambda n: n == 0, within=SETTLE_WITHIN) == 0
+    errors_before = value(scrape(gateway), "gateway_upstream_errors_total", service="search")
+    searcher = stage.children["search"]
+    os.killpg(searcher.pid, signal.SIGSTOP)
+    try:
+        upload(stage, f"zm{uuid.uuid4().hex[:8]}", 20)
+        # Sync sent search the new posts; search, paused, has not said it applied them.
+        assert eventually(lambda: backlog(sync), lambda n: n > 0, within=SETTLE_WITHIN) > 0
+        lag = scrape(sync)
+        assert ("sync_subscriber_lag", (("subscriber", "search"),)) in lag, sorted(lag)
+        # The gateway's call to the paused service times out: counted, and its breaker shown.
+        answer = requests.get(f"{gateway}/api/search", params={"q": "python"}, timeout=30)
+        assert answer.status_code == 503, answer.text[:300]
+        front = scrape(gateway)
+        errors = value(front, "gateway_upstream_errors_total", service="search")
+        assert errors == errors_before + 1
+        states = {
+            dict(labels)["gateway_circuit_breaker"]: state
+            for (name, labels), state in front.items()
+            if name == "gateway_circuit_breaker" and dict(labels)["service"] == "search"
+        }
+        assert sum(states.values()) == 1 and set(states) == {"closed", "half-opened", "opened"}
+    finally:
+        os.killpg(searcher.pid, signal.SIGCONT)
+    assert eventually(lambda: backlog(sync), lambda n: n == 0, within=SETTLE_WITHIN) == 0
+    assert eventually(lambda: backlog(search), lambda n: n == 0, within=SETTLE_WITHIN) == 0
+    assert ("service_outbox_pending", ()) in scrape(address(stage, "tag"))  # an owner of data
+
+
+def test_the_celery_worker_counts_its_tasks_outcomes(stage):
+    if "worker" not in {p.name for p in stage.stage.processes()}:
+        pytest.skip("no Celery worker in this stage")
+    worker = address(stage, "worker")
+    succeeded = dict(task="ingest.store_posts", outcome="succeeded")
+    before = value(scrape(worker), "celery_tasks_total", **succeeded)
+    upload(stage, f"zc{uuid.uuid4().hex[:8]}", 10)
+    counted = eventually(
+        lambda: value(scrape(worker), "celery_tasks_total", **succeeded),
+        lambda n: n > before,
+        within=SETTLE_WITHIN,
+    )
+    assert counted == before + 1
+    assert ("celery_queue_length", ()) in scrape(worker)
