@@ -216,7 +216,10 @@ def serve_metrics() -> None:
         return
     documentation = "Tasks waiting in the worker's queue (taken but unfinished ones not counted)."
     metrics.gauge("celery_queue_length", documentation).set_function(queue_length)
-    start_http_server(int(port), addr="127.0.0.1", registry=metrics.registry)
+    try:
+        start_http_server(int(port), addr="127.0.0.1", registry=metrics.registry)
+    except OSError:  # a second worker started by hand on the same PORT: the first serves them
+        log.warning("metrics not served: port %s is taken", port)
 
 
 def queue_length() -> int:
