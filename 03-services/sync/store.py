@@ -105,19 +105,25 @@ def subscribe(
 
 
 def waiting(database: Database) -> int:
-    """Count the subscribers that lack changes they were sent, or hold ones the log lacks."""
-    return sum(
+    """Count the stores that disagree with the log: subscribers that lack changes they were
+    sent or hold ones the log lacks, and owners that hold fewer entities than it knows of."""
+    subscribers = sum(
         1
         for s in database.subscribers.find({"applied": {"$exists": True}})
         if s["applied"] < s.get("sent_through", 0) or s.get("ahead")
     )
+    return subscribers + database.drained.count_documents({"missing": {"$gt": 0}})
 
 
-def drained(database: Database, types: list[str]) -> None:
-    """Record that the owner of these types has published everything it held."""
+def drained(database: Database, types: list[str], held: dict[str, int] | None = None) -> None:
+    """Record that the owner of these types has published everything it held, and how many
+    entities the log knows of that it no longer holds (it lost data its subscribers have)."""
     for message_type in types:
-        database.drained.update_one({"_id": message_type}, {"$set": {"at": time.time()}},
-                                    upsert=True)  # fmt: skip
+        fields: dict[str, Any] = {"at": time.time()}
+        if held and isinstance(held.get(message_type), int):
+            logged = len(database.log.distinct("message.key", {"type": message_type}))
+            fields["missing"] = max(0, logged - held[message_type])
+        database.drained.update_one({"_id": message_type}, {"$set": fields}, upsert=True)
 
 
 def tell_caught_up(database: Database, publisher: Publisher, subscriber: dict[str, Any]) -> None:
@@ -186,7 +192,7 @@ def on_batch(database: Database, publisher: Publisher, messages: list[Message]) 
                           bool(payload["replay"]), bool(payload.get("catching_up")),
                           applied if isinstance(applied, int) else None)  # fmt: skip
             elif message.type == OUTBOX_DRAINED:
-                drained(database, list(message.payload["types"]))
+                drained(database, list(message.payload["types"]), message.payload.get("held"))
         for subscriber in database.subscribers.find():
             if subscriber["checkpoint"] >= before:
                 send_new(database, publisher, subscriber, logged)

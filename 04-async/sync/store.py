@@ -120,16 +120,24 @@ async def subscribe(
 
 
 async def waiting(database: Any) -> int:
-    """Count the subscribers that lack changes they were sent, or hold ones the log lacks."""
+    """Count the stores that disagree with the log: subscribers that lack changes they were
+    sent or hold ones the log lacks, and owners that hold fewer entities than it knows of."""
     reported = await database.subscribers.find({"applied": {"$exists": True}}).to_list()
-    return sum(1 for s in reported if s["applied"] < s.get("sent_through", 0) or s.get("ahead"))
+    subscribers = sum(
+        1 for s in reported if s["applied"] < s.get("sent_through", 0) or s.get("ahead")
+    )
+    return subscribers + await database.drained.count_documents({"missing": {"$gt": 0}})
 
 
-async def drained(database: Any, types: list[str]) -> None:
-    """Record that the owner of these types has published everything it held."""
+async def drained(database: Any, types: list[str], held: dict[str, int] | None = None) -> None:
+    """Record that the owner of these types has published everything it held, and how many
+    entities the log knows of that it no longer holds (it lost data its subscribers have)."""
     for message_type in types:
-        await database.drained.update_one({"_id": message_type}, {"$set": {"at": time.time()}},
-                                    upsert=True)  # fmt: skip
+        fields: dict[str, Any] = {"at": time.time()}
+        if held and isinstance(held.get(message_type), int):
+            logged = len(await database.log.distinct("message.key", {"type": message_type}))
+            fields["missing"] = max(0, logged - held[message_type])
+        await database.drained.update_one({"_id": message_type}, {"$set": fields}, upsert=True)
 
 
 async def tell_caught_up(database: Any, publisher: Publisher, subscriber: dict[str, Any]) -> None:
@@ -197,7 +205,8 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
                                 bool(payload["replay"]), bool(payload.get("catching_up")),
                                 applied if isinstance(applied, int) else None)  # fmt: skip
             elif message.type == OUTBOX_DRAINED:
-                await drained(database, list(message.payload["types"]))
+                await drained(database, list(message.payload["types"]),
+                              message.payload.get("held"))  # fmt: skip
             elif message.type == REPLAY_REQUESTED:
                 replays.append(message.payload)
         for subscriber in await database.subscribers.find().to_list():

@@ -1,5 +1,6 @@
 """Versions never go backwards: an owner that lost its store and starts again numbers its
-changes above every version its subscribers have seen.
+changes above every version its subscribers have seen, and the stage is not "settled"
+while the owner holds less than its subscribers were sent.
 
 The case: ingest (04: its worker, which owns the posts) loses its store and starts empty.
 A post imported again was numbered version 1, which every subscriber had seen already, so
@@ -78,5 +79,14 @@ def test_an_owner_that_lost_its_store_is_heard_again(stage):
         path.unlink()
     stage.restart_process(owner)
     assert stage.wait_ready(START_WITHIN)
+    # The owner holds less than the log knows of: the stage says it is not settled...
+    assert eventually(lambda: settled(stage), lambda s: s is False, within=VISIBLE_WITHIN) is False
     import_post(stage, bearer, post_id, "Third title")
     assert shows(stage, post_id, "Third title") == "Third title", "the change was dropped as old"
+    # ...until it holds every post again.
+    assert eventually(lambda: settled(stage), bool, within=VISIBLE_WITHIN)
+
+
+def settled(stage: StageRunner) -> bool:
+    answer = requests.get(f"{front(stage)}/readyz", timeout=10)
+    return answer.status_code == 200 and answer.json().get("settled") is True
