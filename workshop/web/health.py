@@ -1,5 +1,6 @@
 """Liveness and readiness, the same two calls on every process of every stage."""
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +14,7 @@ def health_blueprint(
     checks: Mapping[str, Check],
     settled: Callable[[dict[str, dict[str, Any]]], bool] | None = None,
 ) -> Blueprint:
-    """Return a blueprint serving /healthz (alive) and /readyz (dependencies reachable).
+    """Return a blueprint serving /healthz (alive) and /readyz (dependencies, with latency).
 
     `settled`, where messages flow between services, adds whether they have all arrived:
     ready means "can serve", settled means "serves the latest data" too.
@@ -26,7 +27,7 @@ def health_blueprint(
 
     @blueprint.get("/readyz")
     def readyz() -> Any:
-        states = {name: dict(check()) for name, check in checks.items()}
+        states = {name: _timed(check) for name, check in checks.items()}
         ready = all(state.get("ok") for state in states.values())
         body: dict[str, Any] = {"status": "ready" if ready else "degraded", "dependencies": states}
         if settled is not None:
@@ -34,3 +35,11 @@ def health_blueprint(
         return jsonify(body), 200 if ready else 503
 
     return blueprint
+
+
+def _timed(check: Check) -> dict[str, Any]:
+    """Run one check and add how long it took (ms), unless it says so itself."""
+    started = time.perf_counter()
+    state = dict(check())
+    state.setdefault("ms", round((time.perf_counter() - started) * 1000, 1))
+    return state
