@@ -15,29 +15,20 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.stage import eventually
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import all_stages, get_stage
+from tests.running import SYNCED_STAGES, running_stage
+from workshop.tools.runner import StageRunner
 
 SETTLE_WITHIN = 90.0
-SYNCED_STAGES = [
-    stage.name for stage in all_stages() if "sync" in {p.name for p in stage.processes()}
-]
 NO_HTTP = {"worker", "beat"}  # 04's Celery processes: the worker serves only /metrics
 
 
 @pytest.fixture(scope="module", params=SYNCED_STAGES)
 def stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
     """The stage on its default broker (files in its run folder) and static addresses."""
-    services = get_stage(request.param)
     env = {"BROKER_URL": "", "REGISTRY_URL": "", "CELERY_RESULT_BACKEND": "",
            "REDDIT_URL": "http://127.0.0.1:9"}  # fmt: skip
-    runner = StageRunner(services, free_base_port(len(services.processes())), env)
-    runner.start()
-    try:
-        assert runner.wait_ready(150.0), f"{request.param} did not become ready"
+    with running_stage(request.param, env) as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 def address(stage: StageRunner, process: str) -> str:
