@@ -54,6 +54,8 @@ OTLP = "tests/integration/test_tracing.py::test_with_an_otlp_endpoint_spans_go_t
 LOGS = (
     "tests/integration/test_logs.py::test_every_line_of_a_request_carries_its_request_and_trace_id"  # noqa: E501
 )
+LOGS_CLI = "tests/integration/test_logs.py::test_workshop_logs_merges_the_processes_and_picks_out_one_click"  # noqa: E501
+LOGS_FOLLOW = "tests/integration/test_logs.py::test_workshop_logs_follows_new_lines"
 
 # Commands that run for minutes, run the whole suite, start a whole stage in the
 # foreground or need a second broker: the test that exercises each instead.
@@ -92,6 +94,8 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop trace": TRACE,  # draws nothing on a stage that was not started traced
     "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 workshop up 03-services": OTLP,
     "WORKSHOP_LOG_FORMAT=json workshop up 03-services --trace": LOGS,
+    "workshop logs web tag": LOGS_FOLLOW,  # follows until Ctrl-C
+    "workshop logs --no-follow --lines -1 --trace-id 4bf92f3577b34da6a3ce929d0e0e4736": LOGS_CLI,
 }
 # A command of this form must be run elsewhere: here it would never end.
 LONG_RUNNING = re.compile(

@@ -1,5 +1,6 @@
 """The `workshop` command: run stages and manage the data they serve."""
 
+import contextlib
 import io
 import os
 import sys
@@ -168,6 +169,44 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
         f"imported {job['ingested']} posts: {job['new']} new, {job['updated']} updated, "
         f"{job['unchanged']} unchanged ({job['rejected']} rejected rows)"
     )
+
+
+@main.command("logs")
+@click.argument("processes", nargs=-1)
+@click.option("--port", type=int, default=None, help="The stage's front door port "
+              "[default: the stage started last]")  # fmt: skip
+@click.option("-n", "--lines", type=int, default=10, show_default=True,
+              help="How many of each process's last lines to show first (-1: all)")  # fmt: skip
+@click.option(
+    "--trace-id",
+    default=None,
+    help="Only the lines of this trace (JSON log lines: WORKSHOP_LOG_FORMAT=json)",
+)
+@click.option("--request-id", default=None, help="Only the lines of this request (X-Request-ID)")
+@click.option("--follow/--no-follow", default=True, show_default=True,
+              help="Keep printing new lines until Ctrl-C")  # fmt: skip
+def logs(
+    processes: tuple[str, ...],
+    port: int | None,
+    lines: int,
+    trace_id: str | None,
+    request_id: str | None,
+    follow: bool,
+) -> None:
+    """Show the running stage's output merged, a colour a process (PROCESSES: only those)."""
+    from workshop.tools import logfiles
+
+    record = _running_stage(port)
+    run_dir = Path(record["run_dir"])
+    known = logfiles.processes(run_dir)
+    unknown = sorted(set(processes) - set(known))
+    if unknown:
+        raise click.ClickException(f"no process {unknown[0]} in {record['stage']}: "
+                                   f"pick from {', '.join(known)}")  # fmt: skip
+    keep = logfiles.Filter(trace_id, request_id)
+    with contextlib.suppress(KeyboardInterrupt):
+        for line in logfiles.follow(run_dir, processes or known, lines, keep, follow):
+            click.echo(line)
 
 
 @main.group()

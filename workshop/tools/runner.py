@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from workshop import config
+from workshop.tools import logfiles
 from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
@@ -155,13 +156,22 @@ class StageRunner:
         )
         self.children[name] = child
         width = max(len(p.name) for p in self.stage.processes()) + 2
-        threading.Thread(target=self._relay, args=(name.ljust(width), child), daemon=True).start()
+        log_file = logfiles.path(Path(self.env["WORKSHOP_RUN_DIR"]), name)
+        relay = threading.Thread(
+            target=self._relay, args=(name.ljust(width), child, log_file), daemon=True
+        )
+        relay.start()
 
-    def _relay(self, label: str, child: subprocess.Popen) -> None:
+    def _relay(self, label: str, child: subprocess.Popen, log_file: Path) -> None:
+        """Print a process's output, prefixed with its name, and keep it in its log file
+        (`workshop logs` follows those files)."""
         assert child.stdout is not None
-        for line in child.stdout:
-            sys.stdout.write(f"{label} | {line}")
-            sys.stdout.flush()
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a", encoding="utf-8", buffering=1) as kept:  # a line at a time
+            for line in child.stdout:
+                sys.stdout.write(f"{label} | {line}")
+                sys.stdout.flush()
+                kept.write(line)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
         """Wait until the front door is ready (answers /readyz 200)."""
