@@ -22,7 +22,7 @@ import os
 import uuid
 from pathlib import Path
 from queue import Empty
-from time import monotonic
+from time import monotonic_ns
 from typing import Any
 
 import kombu
@@ -96,7 +96,8 @@ class Channel(filesystem.Channel):
     """kombu's filesystem channel, writing each message whole (see the module's note)."""
 
     def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
-        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        # Taken oldest first by name: a fixed-width clock keeps the names in time order.
+        name = f"{monotonic_ns():020d}_{uuid.uuid4()}.{queue}.msg"
         staging = os.path.join(self.data_folder_out, TMP_DIR)
         os.makedirs(staging, exist_ok=True)
         temporary = os.path.join(staging, name)
@@ -135,9 +136,15 @@ class Channel(filesystem.Channel):
         _forget(held)
 
     def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """Drop a message, or put it back where it was (its file, at the head of the queue,
+        as Redis and RabbitMQ do: what came after it still comes after it)."""
         held = self._held_file(delivery_tag)
-        super().basic_reject(delivery_tag, requeue=requeue)  # requeue: a new file
-        _forget(held)
+        super().basic_reject(delivery_tag, requeue=False)
+        if requeue and held:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(held, os.path.join(self.data_folder_in, os.path.basename(held)))
+        else:
+            _forget(held)
 
     def _restore(self, message: Any) -> None:
         """Put a message back at shutdown (a new file), then drop its held copy."""

@@ -61,7 +61,7 @@ def drain(expected: int, within: float) -> list[int]:
                 connection.drain_events(timeout=0.5)
             except TimeoutError:
                 continue
-    return sorted(seen)
+    return seen  # in the order the queue gave them
 
 
 def test_a_message_held_by_a_killed_consumer_comes_back(tmp_path, monkeypatch):
@@ -96,3 +96,27 @@ def test_an_acknowledged_message_is_gone_and_a_requeued_one_comes_back(tmp_path,
     assert drain(expected=1, within=1) == []  # nothing else left
     held = tmp_path / "broker" / broker.UNACKED_DIR
     assert not any(held.rglob("*.msg")), "an acknowledged message left its file behind"
+
+
+def test_a_requeued_message_comes_back_before_the_ones_after_it(tmp_path, monkeypatch):
+    """As on Redis and RabbitMQ: a batch put back is taken again first, so the batches a
+    subscriber gets stay in the order sync sent them."""
+    monkeypatch.setenv("WORKSHOP_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("BROKER_URL", raising=False)
+    publish([1, 2, 3])
+    with broker.connect() as connection:
+        queue = connection.SimpleQueue(broker.queue(QUEUE))
+        message = queue.get(timeout=5)
+        assert message.payload["n"] == 1
+        message.requeue()
+        queue.close()
+    assert drain(expected=3, within=5) == [1, 2, 3]
+
+
+def test_message_files_sort_in_the_order_they_were_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKSHOP_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("BROKER_URL", raising=False)
+    publish(list(range(12)))
+    names = sorted(p.name for p in (tmp_path / "broker").glob("*.msg"))
+    assert len({len(name.split("_")[0]) for name in names}) == 1  # one width: no 9 < 10 trap
+    assert drain(expected=12, within=5) == list(range(12))
