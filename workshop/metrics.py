@@ -24,6 +24,8 @@ from prometheus_client import (
 UNMATCHED = "unmatched"
 # purgatory's states, in the order they name them.
 BREAKER_STATES = ["closed", "half-opened", "opened"]
+# HTTP's methods; a client may send any word, which would make a new series each.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -52,6 +54,7 @@ class Metrics:
     def observe(self, route: str | None, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its time."""
         route = route or UNMATCHED
+        method = method if method in KNOWN_METHODS else "other"
         self.requests.labels(route, method, f"{status // 100}xx").inc()
         self.latency.labels(route, method).observe(seconds)
 

@@ -34,7 +34,7 @@ TRACE_FILE_ENV = "WORKSHOP_TRACE_FILE"
 # The field an owner's document keeps the context of its pending change in.
 OUTBOX_TRACE_FIELD = "outbox_trace"
 # Health probes and the registry's heartbeats are not clicks: no trace for them.
-EXCLUDED_URLS = "healthz,readyz,stats,static,favicon"
+EXCLUDED_URLS = "healthz,readyz,stats,metrics,static,favicon"
 # How often the file exporter writes what it holds (the OTLP exporter keeps its default).
 FILE_FLUSH_MILLIS = 500
 

@@ -126,3 +126,9 @@ def test_the_apps_own_error_passes_unchanged_and_sets_no_instance_aside(nginx, u
         assert answer.status_code == 503
         assert answer.json()["error"]["code"] == "upstream_unavailable", answer.text
     assert sum(len(server.seen) for server in upstreams) == 12  # both tried, every time
+
+
+def test_the_gateways_metrics_are_not_served_to_the_world(nginx, upstreams):
+    answer = requests.get(f"{nginx.url}/metrics", timeout=10)
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    assert not any(path == "/metrics" for server in upstreams for _, path, _ in server.seen)
