@@ -41,8 +41,14 @@ from workshop.metrics import subscriber_lag
 log = logging.getLogger(__name__)
 # One writer at a time: the consumer thread and the admin replay call share the log.
 _lock = threading.Lock()
-# An idle subscriber behind what it was sent, this long after the last send: lost, resend.
-QUIET_SECONDS = 2.0
+# A change sent this long before an idle subscriber's report has had time to arrive: if
+# the subscriber lacks it, the broker lost it.
+ARRIVED_WITHIN_SECONDS = 2.0
+# What sync remembers of its sends to a subscriber: the last change sent in each second,
+# for the last SENDS_KEPT seconds it sent anything.
+SENDS_KEPT = 30
+# A subscriber silent this long (stopped for good, say) no longer counts as waiting.
+REPORTS_EXPIRE_SECONDS = 15.0
 
 
 def setup(database: Database) -> None:
@@ -84,34 +90,41 @@ def subscribe(
     replay: bool,
     catching_up: bool = False,
     applied: int | None = None,
+    reported_at: float | None = None,
 ) -> None:
     """Record a subscriber; a new one (or one asking for a replay) starts from zero.
 
     `catching_up`: the subscriber still waits to hear that it has caught up. `applied`:
-    an idle subscriber's position; behind what it was sent, it is sent the rest again.
+    the position an idle subscriber reported at `reported_at`; if it lacks a change sent
+    well before that, the broker lost it, and it is sent everything after `applied` again.
     """
     known = database.subscribers.find_one({"_id": queue})
     checkpoint = 0 if replay or known is None else known["checkpoint"]
     fields: dict[str, Any] = {"types": types, "checkpoint": checkpoint, "catching_up": catching_up}
-    if applied is not None and known is not None and not replay:
-        fields.update(applied=applied, ahead=applied > head(database))
-        sent_through = known.get("sent_through", 0)
-        quiet = time.time() - known.get("sent_at", 0) > QUIET_SECONDS
-        if applied < sent_through and quiet:
-            log.warning("%s applied through %d of %d it was sent: the broker lost the rest; "
-                        "sending it again", queue, applied, sent_through)  # fmt: skip
+    if applied is not None and reported_at is not None and known is not None and not replay:
+        arrived = sent_before(known, reported_at - ARRIVED_WITHIN_SECONDS)
+        fields.update(applied=applied, reported_at=time.time(), behind=applied < arrived,
+                      ahead=applied > head(database))  # fmt: skip
+        if applied < arrived:
+            log.warning("%s applied through %d, but was sent %d: the broker lost the rest; "
+                        "sending it again", queue, applied, arrived)  # fmt: skip
             fields["checkpoint"] = min(checkpoint, applied)
     database.subscribers.update_one({"_id": queue}, {"$set": fields}, upsert=True)
 
 
+def sent_before(subscriber: dict[str, Any], moment: float) -> int:
+    """Return the last change sent to a subscriber before `moment` (as far as remembered)."""
+    sends = [seq for second, seq in subscriber.get("sends", []) if second + 1 <= moment]
+    return max(sends, default=0)
+
+
 def waiting(database: Database) -> int:
-    """Count the stores that disagree with the log: subscribers that lack changes they were
-    sent or hold ones the log lacks, and owners that hold fewer entities than it knows of."""
-    subscribers = sum(
-        1
-        for s in database.subscribers.find({"applied": {"$exists": True}})
-        if s["applied"] < s.get("sent_through", 0) or s.get("ahead")
-    )
+    """Count the stores that disagree with the log: subscribers that lacked changes they
+    were sent (until they report having them) or hold ones the log lacks, and owners that
+    hold fewer entities than it knows of. A subscriber silent for long is not counted."""
+    recent = {"reported_at": {"$gt": time.time() - REPORTS_EXPIRE_SECONDS}}
+    disagree = {"$or": [{"behind": True}, {"ahead": True}]}
+    subscribers = database.subscribers.count_documents({**recent, **disagree})
     return subscribers + database.drained.count_documents({"missing": {"$gt": 0}})
 
 
@@ -120,9 +133,14 @@ def drained(database: Database, types: list[str], held: dict[str, int] | None = 
     entities the log knows of that it no longer holds (it lost data its subscribers have)."""
     for message_type in types:
         fields: dict[str, Any] = {"at": time.time()}
-        if held and isinstance(held.get(message_type), int):
-            logged = len(database.log.distinct("message.key", {"type": message_type}))
-            fields["missing"] = max(0, logged - held[message_type])
+        if isinstance(held, dict) and isinstance(held.get(message_type), int):
+            # Counting the log's keys scans it: only when the owner or the log has changed.
+            before = database.drained.find_one({"_id": message_type}) or {}
+            log_head = head(database)
+            if (before.get("held"), before.get("checked_head")) != (held[message_type], log_head):
+                logged = len(database.log.distinct("message.key", {"type": message_type}))
+                fields.update(missing=max(0, logged - held[message_type]),
+                              held=held[message_type], checked_head=log_head)  # fmt: skip
         database.drained.update_one({"_id": message_type}, {"$set": fields}, upsert=True)
 
 
@@ -167,12 +185,22 @@ def deliver(database: Database, publisher: Publisher, subscriber: dict[str, Any]
 
 
 def _sent(database: Database, queue: str, checkpoint: int, sent_through: int | None) -> None:
-    """Record how far a subscriber has been brought, and the last change sent to it."""
+    """Record how far a subscriber has been brought, and the last change sent to it (in
+    the second it was sent: an idle subscriber's report is compared with these)."""
     changes: dict[str, Any] = {"$max": {"checkpoint": checkpoint}}
     if sent_through is not None:
         changes["$max"]["sent_through"] = sent_through
-        changes["$set"] = {"sent_at": time.time()}
+        known = database.subscribers.find_one({"_id": queue}, {"sends": 1}) or {}
+        changes["$set"] = {"sends": remember_send(known.get("sends", []), sent_through)}
     database.subscribers.update_one({"_id": queue}, changes)
+
+
+def remember_send(sends: list[list[float]], seq: int) -> list[list[float]]:
+    """Add a send to a subscriber's record: the last change sent in each second, a few."""
+    second = float(int(time.time()))
+    if sends and sends[-1][0] == second:
+        return [*sends[:-1], [second, max(seq, sends[-1][1])]]
+    return [*sends, [second, seq]][-SENDS_KEPT:]
 
 
 def on_batch(database: Database, publisher: Publisher, messages: list[Message]) -> None:
@@ -190,7 +218,8 @@ def on_batch(database: Database, publisher: Publisher, messages: list[Message]) 
                 applied = payload.get("applied")
                 subscribe(database, payload["queue"], list(payload["types"]),
                           bool(payload["replay"]), bool(payload.get("catching_up")),
-                          applied if isinstance(applied, int) else None)  # fmt: skip
+                          applied if isinstance(applied, int) else None,
+                          message.version / 1e9)  # fmt: skip  # (declared at: time_ns)
             elif message.type == OUTBOX_DRAINED:
                 drained(database, list(message.payload["types"]), message.payload.get("held"))
         for subscriber in database.subscribers.find():

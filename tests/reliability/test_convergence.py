@@ -146,8 +146,9 @@ def test_a_subscriber_whose_queue_the_broker_lost_catches_up(stage_on_redis):
     import_posts(stage, f"cv{uuid.uuid4().hex[:6]}", IMPORTED)
     others = [name for name in COPIES if name != "search"]
     # Every other copy has it all: sync has logged and sent every change.
-    eventually(lambda: copies_of(stage, others), lambda c: set(c.values()) == {expected},
-               within=SETTLE_WITHIN)  # fmt: skip
+    sent = eventually(lambda: copies_of(stage, others), lambda c: set(c.values()) == {expected},
+                      within=SETTLE_WITHIN)  # fmt: skip
+    assert set(sent.values()) == {expected}, sent
     stage.redis.kill()  # type: ignore[attr-defined]
     stage.redis.start()  # type: ignore[attr-defined]
     os.killpg(search.pid, signal.SIGCONT)
