@@ -238,7 +238,11 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
                 await drained(database, list(message.payload["types"]),
                               message.payload.get("held"))  # fmt: skip
             elif message.type == REPLAY_REQUESTED:
-                replays.append(message.payload)
+                if {"queue", "reply_to"} <= set(message.payload):
+                    replays.append(message.payload)
+                else:  # one bad request must not stop the log: drop it, say so
+                    log.error("dropping a replay request without queue and reply_to: %r",
+                              message.payload)  # fmt: skip
         for subscriber in await database.subscribers.find().to_list():
             if subscriber["checkpoint"] >= before:
                 await send_new(database, publisher, subscriber, logged)
