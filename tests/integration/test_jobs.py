@@ -36,8 +36,9 @@ RABBITMQ = ("127.0.0.1", 5672)
 # Redis hands an unacknowledged task back this long after its worker died.
 VISIBILITY_SECONDS = 10
 START_WITHIN = 150.0
-# A new worker starts and finishes a small job in this long (past the visibility timeout).
-RECOVER_WITHIN = 30.0
+# A new worker starts (loading the store the killed one left) and finishes a small job in
+# this long, past the visibility timeout: generous, as a busy 2-core machine is slow.
+RECOVER_WITHIN = 90.0
 SETTLE_WITHIN = 60.0  # every subscriber has every change
 JOB_WITHIN = 90.0
 BATCH = 500  # ingest.tasks.BATCH_SIZE: an upload reaches the worker in tasks of this many
