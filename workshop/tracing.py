@@ -245,38 +245,8 @@ def producing(messages: Sequence[Message], destination: str) -> Iterator[list[Me
 
     Yield the messages to send, each envelope now carrying its publish span's context.
     """
-    traced = [m for m in messages if m.trace] if _active else []
-    if not traced:
-        yield list(messages)
-        return
-    from opentelemetry import propagate, trace
-
-    tracer = _provider.get_tracer(__name__)
-    spans, sent = [], []
-    for message in messages:
-        if not message.trace:
-            sent.append(message)
-            continue
-        span = tracer.start_span(
-            f"publish {message.type}",
-            context=propagate.extract(message.trace),
-            kind=trace.SpanKind.PRODUCER,
-            attributes=_message_attributes(message, destination, "publish"),
-        )
-        spans.append(span)
-        headers: dict[str, str] = {}
-        propagate.inject(headers, context=trace.set_span_in_context(span))
-        sent.append(dataclasses.replace(message, trace=headers))
-    try:
+    with _message_spans(messages, destination, "publish") as (sent, _):
         yield sent
-    except BaseException as error:
-        for span in spans:
-            span.record_exception(error)
-            span.set_status(trace.StatusCode.ERROR)
-        raise
-    finally:
-        for span in spans:
-            span.end()
 
 
 @contextlib.contextmanager
@@ -287,32 +257,47 @@ def consuming(messages: Sequence[Message], queue: str) -> Iterator[list[Message]
     logs and forwards them under it). While one message is applied, its span is the
     current one, so the store's queries join its trace.
     """
-    traced = [m for m in messages if m.trace] if _active else []
-    if not traced:
-        yield list(messages)
+    with _message_spans(messages, queue, "process") as (taken, spans):
+        if len(spans) != 1:
+            yield taken
+            return
+        from opentelemetry import trace
+
+        with trace.use_span(spans[0]):
+            yield taken
+
+
+@contextlib.contextmanager
+def _message_spans(
+    messages: Sequence[Message], destination: str, operation: str
+) -> Iterator[tuple[list[Message], list[Any]]]:
+    """Open a span per traced message ("publish" or "process"), each under the context its
+    envelope carries; yield the envelopes re-stamped with their span's context, and the
+    spans. A failure marks every span; all end when the block does."""
+    if not _active or not any(m.trace for m in messages):
+        yield list(messages), []
         return
     from opentelemetry import propagate, trace
 
     tracer = _provider.get_tracer(__name__)
-    spans, taken = [], []
+    producer = operation == "publish"
+    spans, stamped = [], []
     for message in messages:
         if not message.trace:
-            taken.append(message)
+            stamped.append(message)
             continue
         span = tracer.start_span(
-            f"apply {message.type}",
+            f"{'publish' if producer else 'apply'} {message.type}",
             context=propagate.extract(message.trace),
-            kind=trace.SpanKind.CONSUMER,
-            attributes=_message_attributes(message, queue, "process"),
+            kind=trace.SpanKind.PRODUCER if producer else trace.SpanKind.CONSUMER,
+            attributes=_message_attributes(message, destination, operation),
         )
         spans.append(span)
         headers: dict[str, str] = {}
         propagate.inject(headers, context=trace.set_span_in_context(span))
-        taken.append(dataclasses.replace(message, trace=headers))
-    current = trace.use_span(spans[0]) if len(spans) == 1 else contextlib.nullcontext()
+        stamped.append(dataclasses.replace(message, trace=headers))
     try:
-        with current:
-            yield taken
+        yield stamped, spans
     except BaseException as error:
         for span in spans:
             span.record_exception(error)
