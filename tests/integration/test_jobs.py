@@ -25,8 +25,9 @@ import requests
 from celery import Celery
 
 from tests.acceptance.stage import eventually
+from tests.running import running_stage
 from workshop.data import importers
-from workshop.tools.runner import StageRunner, free_base_port
+from workshop.tools.runner import StageRunner
 from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
@@ -35,7 +36,6 @@ CELERY_DB = 9
 RABBITMQ = ("127.0.0.1", 5672)
 # Redis hands an unacknowledged task back this long after its worker died.
 VISIBILITY_SECONDS = 10
-START_WITHIN = 150.0
 # A new worker starts (loading the store the killed one left) and finishes a small job in
 # this long, past the visibility timeout: generous, as a busy 2-core machine is slow.
 RECOVER_WITHIN = 90.0
@@ -90,14 +90,8 @@ def stage(request: pytest.FixtureRequest, redis_server: str) -> Iterator[StageRu
             path = "/" if vhost == "/" else vhost
             env["BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{path}"
             env["CELERY_RESULT_BACKEND"] = redis_db(redis_server)
-        runner = StageRunner(STAGE, free_base_port(len(STAGE.processes())), env)
-        runner.start()
-        try:
-            assert runner.wait_ready(START_WITHIN), f"04 did not start on {request.param}"
-            yield runner
-        finally:
-            runner.stop()
-            results.flushdb()
+        stack.callback(results.flushdb)
+        yield stack.enter_context(running_stage(STAGE.name, env))
 
 
 def front(stage: StageRunner) -> str:

@@ -30,6 +30,7 @@ from celery import Celery
 
 from tests.acceptance.stage import eventually
 from tests.containers.project import DOCKER, resolved
+from tests.running import running_stage
 from workshop import ingestion
 from workshop.config import ROOT
 from workshop.domain.topics import TOPICS
@@ -43,7 +44,6 @@ REDIS_DB = 13
 # celerybeat@<host>) may still run on REDIS_DB while it does.
 PROBE_DB = 15
 RETAG_SECONDS = 3  # beat's interval here (an hour by default)
-START_WITHIN = 150.0
 VISIBLE_WITHIN = 60.0  # a change reaches search through the outbox and sync
 RETAG_WITHIN = 90.0  # beat's next run, the worker's pass over every post, then sync
 TASK_WITHIN = 90.0
@@ -64,13 +64,10 @@ def stage(request: pytest.FixtureRequest, redis_server: str) -> Iterator[StageRu
         env["BROKER_URL"] = redis_db(redis_server)
     client = redis.Redis.from_url(redis_db(redis_server))
     client.flushdb()
-    runner = StageRunner(STAGE, free_base_port(len(STAGE.processes())), env)
-    runner.start()
     try:
-        assert runner.wait_ready(START_WITHIN), f"04 did not start on {request.param}"
-        yield runner
+        with running_stage(STAGE.name, env) as runner:
+            yield runner
     finally:
-        runner.stop()
         client.flushdb()
 
 

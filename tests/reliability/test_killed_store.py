@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from tests.acceptance.stage import eventually
-from workshop.tools.runner import StageRunner, free_base_port, is_ready
-from workshop.tools.stages import all_stages, get_stage
+from tests.running import running_stage
+from workshop.tools.runner import StageRunner, is_ready
+from workshop.tools.stages import all_stages
 
 SETTLE_WITHIN = 90.0
 IMPORTED = 300
@@ -30,15 +31,9 @@ POSTS_OWNER = {"03-services": "ingest", "04-async": "worker"}
 
 @pytest.fixture(scope="module", params=SYNCED_STAGES)
 def stage(request: pytest.FixtureRequest) -> Iterator[StageRunner]:
-    services = get_stage(request.param)
     # The default set-up: embedded stores, the filesystem broker.
-    runner = StageRunner(services, free_base_port(len(services.processes())), {"MONGO_URL": ""})
-    runner.start()
-    try:
-        assert runner.wait_ready(), f"{request.param} did not become ready"
+    with running_stage(request.param, {"MONGO_URL": ""}) as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 def front(stage: StageRunner) -> str:
