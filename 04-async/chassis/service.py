@@ -164,8 +164,8 @@ def create_service(
     @app.after_serving
     async def stop_and_close_store() -> None:
         await stop_workers(runtime)
-        # uvicorn ends by raising the signal it caught, so exit handlers never run: save the
-        # embedded store for the next start here (files: in a thread).
+        # uvicorn ends by raising the signal it caught, so exit handlers never run: compact
+        # the embedded store's journal here (files: in a thread).
         await asyncio.to_thread(databases.save_embedded)
         await databases.close_async_clients()
 
