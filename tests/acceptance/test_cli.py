@@ -46,7 +46,7 @@ def test_import_reports_bad_rows_and_imports_the_rest(stage, client, tmp_path):
     username, password, _ = client.new_importer()
     word = f"zq{uuid.uuid4().hex[:8]}"
     upload = tmp_path / "mixed.ndjson"
-    record = {"id": word[:6], "title": f"{word} post", "subreddit": "python", "created_utc": 1.37e9}
+    record = {"id": word, "title": f"{word} post", "subreddit": "python", "created_utc": 1.37e9}
     upload.write_text(json.dumps(record) + "\n{broken\n")
     credentials = {"WORKSHOP_USERNAME": username, "WORKSHOP_PASSWORD": password}
     imported = run("data", "import", str(upload), "--url", stage.url, env=credentials)

@@ -116,7 +116,7 @@ def token(stage: StageRunner) -> str:
 
 def records(word: str, count: int) -> list[dict[str, Any]]:
     return [
-        {"id": f"{word[:5]}{i:05d}", "title": f"Job {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:05d}", "title": f"Job {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": i % 50, "ups": i % 50, "downs": 0, "num_comments": 1}
         for i in range(count)
     ]  # fmt: skip

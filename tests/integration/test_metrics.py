@@ -59,7 +59,7 @@ def upload(stage: StageRunner, word: str, count: int) -> None:
     assert requests.post(f"{url}/api/users", json=user, timeout=10).status_code == 201
     token = requests.post(f"{url}/api/tokens", json=user, timeout=10).json()["token"]
     rows = [
-        {"id": f"{word[:5]}{i:05d}", "title": f"Metrics {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:05d}", "title": f"Metrics {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": 1, "ups": 1, "downs": 0, "num_comments": 1}
         for i in range(count)
     ]  # fmt: skip

@@ -165,7 +165,7 @@ def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):
     _, token = register(url)
     word = f"zq{uuid.uuid4().hex[:8]}"
     records = [
-        {"id": f"{word[:4]}{i:05d}", "title": f"Batch {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:05d}", "title": f"Batch {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": i % 50, "ups": i % 50, "downs": 0, "num_comments": 1}
         for i in range(1500)
     ]  # fmt: skip
@@ -203,7 +203,7 @@ def test_a_stopped_service_catches_up_when_it_comes_back(stage):
     _, token = register(url)
     word = f"zc{uuid.uuid4().hex[:8]}"
     records = [
-        {"id": f"{word[:5]}{i:04d}", "title": f"Missed {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:04d}", "title": f"Missed {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": i, "ups": i, "downs": 0, "num_comments": 1}
         for i in range(200)
     ]  # fmt: skip

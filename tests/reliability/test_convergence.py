@@ -125,7 +125,7 @@ def import_posts(stage: StageRunner, word: str, count: int) -> None:
         lambda answer: answer.status_code == 200,
     ).json()["token"]  # fmt: skip
     rows = "\n".join(
-        f'{{"id": "{word[:4]}{i:05d}", "title": "Converge {word} {i}", "subreddit": "python", '
+        f'{{"id": "{word}{i:05d}", "title": "Converge {word} {i}", "subreddit": "python", '
         f'"created_utc": 1.37e9, "score": 1, "ups": 1, "downs": 0, "num_comments": 0}}'
         for i in range(count)
     )

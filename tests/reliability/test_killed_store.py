@@ -105,7 +105,7 @@ def test_the_owners_keep_their_data_through_a_kill(stage):
     ).json()["token"]
     word = f"zk{uuid.uuid4().hex[:8]}"
     records = [
-        {"id": f"{word[:6]}{i:04d}", "title": f"Kept {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:04d}", "title": f"Kept {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": i, "ups": i, "downs": 0, "num_comments": 1}
         for i in range(IMPORTED)
     ]  # fmt: skip
@@ -149,7 +149,7 @@ def test_sync_killed_mid_stream_logs_every_change_once(stage):
     logged_before = sync_log(stage)[0]
     word = f"zs{uuid.uuid4().hex[:8]}"
     records = [
-        {"id": f"{word[:6]}{i:04d}", "title": f"Streamed {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:04d}", "title": f"Streamed {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": i, "ups": i, "downs": 0, "num_comments": 1}
         for i in range(MID_STREAM)
     ]  # fmt: skip

@@ -95,7 +95,7 @@ def test_a_serving_stage_stays_ready_while_an_import_is_in_flight(services_stage
     token = register(url)
     word = f"zr{uuid.uuid4().hex[:8]}"
     records = [
-        {"id": f"{word[:4]}{i:05d}", "title": f"Import {word} post {i}", "subreddit": "python",
+        {"id": f"{word}{i:05d}", "title": f"Import {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": i % 50, "ups": i % 50, "downs": 0, "num_comments": 1}
         for i in range(3000)
     ]  # fmt: skip
