@@ -6,7 +6,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from chassis.messaging.outbox import Source, changed, nudge
+from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import get_db
 from workshop import config, ingestion, queries
 from workshop.domain.posts import POST_FIELDS
@@ -37,7 +37,7 @@ def upsert_posts(
         [
             UpdateOne(
                 {"_id": post_id},
-                {"$setOnInsert": {**fields, "version": first, "outbox_pending": True}},
+                created(fields, first),
                 upsert=True,
             )
             for post_id, fields in documents.items()

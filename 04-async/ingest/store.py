@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from chassis import queries
-from chassis.messaging.outbox import Source, changed, nudge
+from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import get_db
 from workshop import config, ingestion
 from workshop.domain.posts import POST_FIELDS, search_terms
@@ -41,7 +41,7 @@ async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = N
             [
                 UpdateOne(
                     {"_id": post_id},
-                    {"$setOnInsert": {**fields, "version": first, "outbox_pending": True}},
+                    created(fields, first),
                     upsert=True,
                 )
                 for post_id, fields in documents.items()

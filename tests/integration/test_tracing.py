@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.acceptance.stage import Client, RunningStage, eventually
 from workshop import config, tracing
 from workshop import db as databases
-from workshop.messages import TAGS_CHANGED, Message
+from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
 from workshop.tools.stages import get_stage
 
 STAGES = ["03-services", "04-async"]
@@ -221,11 +221,20 @@ def test_one_tag_click_is_one_trace_across_the_stage(traced_stage):
     assert any(line.split()[0] == "search" and "apply tags.changed" in line for line in lines)
 
 
-def test_an_ingest_on_04_joins_the_celery_task_to_the_request(tmp_path):
+@pytest.mark.parametrize("stage_name", STAGES)
+def test_an_ingest_is_one_trace_to_the_search_service(stage_name, tmp_path):
+    """The import request's trace goes on with the post it stored: (on 04 the Celery task,)
+    the owner's publish, sync's log and the search service's apply of the new post."""
     traces = tmp_path / "traces.jsonl"
-    running = RunningStage("04-async", tmp_path, importers=True)
+    running = RunningStage(stage_name, tmp_path, importers=True)
     running.env[tracing.TRACE_FILE_ENV] = str(traces)
     running.start()
+    owner = "ingest-worker" if stage_name == "04-async" else "ingest"
+    wanted = {
+        (owner, f"publish {POST_UPSERTED}"),  # the owner's relay, from its outbox
+        ("sync", f"apply {POST_UPSERTED}"),  # sync logs it ...
+        ("search", f"apply {POST_UPSERTED}"),  # ... and search applies it
+    }
     try:
         client = Client(running.url, running.importer)
         _, _, token = client.new_importer()
@@ -237,21 +246,26 @@ def test_an_ingest_on_04_joins_the_celery_task_to_the_request(tmp_path):
         listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
         answer = client.post("/api/ingest", token=token, json=listing)
         assert answer.status_code == 202, answer.text
-        # The worker's task span: Celery's instrumentation names it run/<task>.
-        spans = eventually(
-            lambda: trace_of(traces, "ingest", set()),
-            # Each process writes its spans in its own time: wait for all three.
-            lambda got: {"ingest", "ingest-worker"} <= {s["service"] for s in got},
-            within=WITHIN,
-        )
+        # Each process writes its spans in its own time: wait for the whole chain.
+        spans = trace_of(traces, "ingest", wanted)
     finally:
         assert running.stop() == 0, running.log_tail()
-    assert {"gateway", "ingest", "ingest-worker"} <= {s["service"] for s in spans}, spans
+    assert wanted <= _pairs(spans), sorted(_pairs(spans))
     by_id = {span["span_id"]: span for span in spans}
-    task = [s for s in spans if s["service"] == "ingest-worker" and s["kind"] == "CONSUMER"]
-    assert task and task[0]["name"].startswith("run/"), sorted(_pairs(spans))
-    # The task runs under the ingest service's send of it, in the request's trace.
-    assert by_id[task[0]["parent_id"]]["service"] == "ingest"
+    roots = [span for span in spans if span["parent_id"] not in by_id]
+    assert [(r["service"], r["kind"]) for r in roots] == [("gateway", "SERVER")], roots
+    applied = [
+        s for s in spans if (s["service"], s["name"]) == ("search", f"apply {POST_UPSERTED}")
+    ]
+    # ... of this very post (a message's id is type/key/version).
+    ids = [s["attributes"]["messaging.message.id"].split("/")[1] for s in applied]
+    assert post_id in ids, applied
+    if stage_name == "04-async":
+        # The worker's task span (Celery's instrumentation names it run/<task>) runs under
+        # the ingest service's send of it, and the publish under the task.
+        task = [s for s in spans if s["service"] == owner and s["kind"] == "CONSUMER"]
+        assert task and task[0]["name"].startswith("run/"), sorted(_pairs(spans))
+        assert by_id[task[0]["parent_id"]]["service"] == "ingest"
 
 
 # A request to a service with a collector configured: its span goes out by OTLP over HTTP.

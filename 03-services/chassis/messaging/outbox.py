@@ -43,6 +43,12 @@ def nudge() -> None:
     _nudge.set()
 
 
+def created(fields: dict[str, Any], version: int) -> dict[str, Any]:
+    """Return an upsert's insert: a new document, at its first version, to be published."""
+    fields = {**fields, "version": version, "outbox_pending": True, **tracing.outbox_fields()}
+    return {"$setOnInsert": fields}
+
+
 def changed(fields: dict[str, Any]) -> dict[str, Any]:
     """Return the update that sets fields AND records that the change must be published."""
     return {
