@@ -117,6 +117,46 @@ def passed_on() -> dict[str, str]:
     return {REQUEST_ID_HEADER: rid} if rid else {}
 
 
+# The task header that carries the request id from the process that sends a Celery task
+# to the worker that runs it (stage 04), as X-Request-ID carries it between services.
+TASK_HEADER = "x_request_id"
+
+
+def init_celery_sender() -> None:
+    """Have the tasks this process sends (04's ingest service) carry the request's id."""
+    from celery import signals
+
+    signals.before_task_publish.connect(_stamp_task, weak=False)
+
+
+def init_celery_worker(service: str) -> None:
+    """Give a Celery process (04's worker, beat) its log lines: JSON ones when asked for,
+    else Celery's own; and run each task under the id of the request that sent it."""
+    from celery import signals
+
+    if json_lines():
+        # With a receiver for setup_logging, Celery leaves logging to it: its own lines
+        # ("Task ... received", "succeeded") become JSON lines too.
+        signals.setup_logging.connect(lambda **_: setup(service), weak=False)
+    signals.task_prerun.connect(_begin_task, weak=False)
+    signals.task_postrun.connect(_end_task, weak=False)
+
+
+def _stamp_task(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    rid = request_id()
+    if rid and headers is not None:
+        headers.setdefault(TASK_HEADER, rid)
+
+
+def _begin_task(task: Any = None, **_: Any) -> None:
+    given = getattr(task.request, TASK_HEADER, None) if task is not None else None
+    _request_id.set(given if isinstance(given, str) and VALID_REQUEST_ID.fullmatch(given) else None)
+
+
+def _end_task(**_: Any) -> None:
+    _request_id.set(None)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, service, logger, message, and the ids."""
 

@@ -150,3 +150,28 @@ def test_workshop_logs_follows_new_lines(logging_stage):
     finally:
         follower.terminate()
         follower.wait(timeout=10)
+
+
+def test_an_ingest_is_logged_under_its_request_id_where_the_posts_are_stored(logging_stage):
+    """03 stores the posts in the ingest service's request; 04 in the Celery worker, whose
+    lines (its own and Celery's) carry the id of the request that sent the task."""
+    client = Client(logging_stage.url, logging_stage.importer)
+    _, _, token = client.new_importer()
+    request_id = f"ingest-{uuid.uuid4().hex}"
+    record = {"id": uuid.uuid4().hex[:12], "title": "Logged ingest", "subreddit": "python",
+              "created_utc": 1.37e9, "score": 1, "num_comments": 0}  # fmt: skip
+    listing = {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": record}]}}
+    answer = client.post("/api/ingest", token=token, json=listing,
+                         headers={logs.REQUEST_ID_HEADER: request_id})  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    storer = "ingest-worker" if logging_stage.name == "04-async" else "ingest"
+    mine = eventually(
+        lambda: [line for line in json_lines(logging_stage) if line["request_id"] == request_id],
+        lambda lines: {"gateway", storer} <= {line["service"] for line in lines},
+        within=WITHIN,
+    )
+    assert len({line.get("trace_id") for line in mine}) == 1, mine
+    if storer == "ingest-worker":
+        worker = [line["message"] for line in mine if line["service"] == storer]
+        assert any("stored 1 posts" in message for message in worker), worker
+        assert any(message.startswith("Task ingest.store_posts") for message in worker), worker
