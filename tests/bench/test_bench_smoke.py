@@ -60,3 +60,27 @@ def test_fan_out_runs_with_the_latency_knob_and_the_other_scenarios_without(tmp_
     report = (tmp_path / "RESULTS.md").read_text()
     assert f"| fan-out | {ASYNC_STAGE} |" in report
     assert "WORKSHOP_LATENCY_MS" in report
+
+
+def test_traced_runs_on_a_traced_twin_taking_turns_with_the_untraced_stage(tmp_path: Path) -> None:
+    workshop = Path(sys.executable).with_name("workshop")
+    command = [str(workshop), "bench", "01-monolith", "03-services", "--scenario", "reads",
+               "--scenario", "traced", "--duration", "2", "--users", "2", "--repeat", "1",
+               "--out", str(tmp_path)]  # fmt: skip
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    # Only the stages that trace have a traced twin; the twins' runs come after the others'.
+    assert [(run["scenario"], run["stage"]) for run in runs] == [
+        ("reads", "01-monolith"), ("reads", "03-services"), ("traced", "03-services"),
+    ]  # fmt: skip
+    assert all(run["errors"] == 0 and run["requests"] > 0 for run in runs), runs
+    # The twin traced the requests it served, the untraced stage did not.
+    spans = [json.loads(line) for line in
+             (tmp_path / "raw" / "traced" / "traces.jsonl").read_text().splitlines()]  # fmt: skip
+    assert any(span["service"] == "gateway" and span["kind"] == "SERVER" for span in spans)
+    assert not (tmp_path / "raw" / "traces.jsonl").exists()
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "Tracing overhead" in report
+    assert "| 03-services |" in report.split("Tracing overhead", 1)[1]

@@ -16,6 +16,11 @@ knob, and only fan-out runs on them. No scenario ever runs on a stage started fo
 another's environment, and the two sets never run at the same time (they would share the
 2 cores). A scenario runs only on the stages that have what it needs: fan-out on those
 with the services the knob delays (03 on), `keyed-direct` on those with a search service.
+
+`traced` is `reads` on a traced twin of each stage that traces (03 on): the same stage
+started alongside with WORKSHOP_TRACE_FILE set (spans to raw/traced/traces.jsonl). The
+twins take their turns between the untraced stages' runs, so the tracing overhead is a
+ratio measured in one run, with the same drift on both.
 """
 
 import json
@@ -40,7 +45,7 @@ from typing import Any
 import click
 import requests
 
-from workshop import config, latency
+from workshop import config, latency, tracing
 from workshop.tools import stages
 from workshop.tools.launcher import LaunchedStage, StageDidNotStart, process_tree
 
@@ -87,6 +92,7 @@ class Scenario:
     # (process, path): timed directly while the load runs, and at rest after it.
     probes: tuple[tuple[str, str], ...] = ()
     needs: tuple[str, ...] = ()  # services the stage must run
+    traced: bool = False  # runs on the stage's traced twin (started with a trace file)
 
     def runs_on(self, stage: stages.Stage) -> bool:
         """Tell whether the stage has every service this scenario needs."""
@@ -108,6 +114,8 @@ SCENARIO_TABLE = (
     # The same keyed read through the front door and straight at the service that owns it.
     Scenario("keyed", needs=("search",)),
     Scenario("keyed-direct", locust_scenario="keyed", target="search"),
+    # `reads` with every request traced; only the stages with services trace (03 on).
+    Scenario("traced", locust_scenario="reads", traced=True, needs=("sync",)),
     Scenario(
         "fan-out",
         users=FAN_OUT_USERS,
@@ -458,14 +466,20 @@ class BenchOptions:
 
 
 def start_stages(
-    names: Sequence[str], log_dir: Path, running: list[LaunchedStage], env: dict[str, str]
+    instances: Sequence[tuple[str, bool]],
+    log_dir: Path,
+    running: list[LaunchedStage],
+    env: dict[str, str],
 ) -> None:
-    """Start each stage in turn (appending it to `running` first, so it is always stopped)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        stage = LaunchedStage(name, log_dir, env)
+    """Start each (stage, traced) in turn (appending it to `running` first, so it is always
+    stopped); a traced twin writes its log and its spans under log_dir/traced."""
+    for name, traced in instances:
+        folder = log_dir / "traced" if traced else log_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        own_env = {**env, tracing.TRACE_FILE_ENV: str(folder / "traces.jsonl")} if traced else env
+        stage = LaunchedStage(name, folder, own_env)
         running.append(stage)
-        setting = " ".join(f"{key}={value!r}" for key, value in env.items())
+        setting = " ".join(f"{key}={value!r}" for key, value in own_env.items())
         click.echo(f"bench: starting {name} {setting}...", err=True)
         try:
             stage.start()
@@ -477,15 +491,17 @@ def start_stages(
 
 @dataclass
 class Phase:
-    """Scenarios whose stages start with the same environment, and the stages they run on."""
+    """Scenarios whose stages start with the same environment, and the stages they run on
+    (each as (name, traced): a traced twin is a stage of its own)."""
 
     env: dict[str, str]
     scenarios: list[Scenario]
-    stages: list[str]
+    instances: list[tuple[str, bool]]
 
     def pairs(self) -> list[tuple[Scenario, str]]:
         """Return (scenario, stage) for every run of one repeat, in running order."""
-        return [(scenario, name) for scenario in self.scenarios for name in self.stages
+        return [(scenario, name) for scenario in self.scenarios
+                for name in dict.fromkeys(name for name, _ in self.instances)
                 if scenario.runs_on(stages.get_stage(name))]  # fmt: skip
 
 
@@ -496,8 +512,9 @@ def plan(options: BenchOptions) -> list[Phase]:
         phase = phases.setdefault(scenario.env, Phase(dict(scenario.env), [], []))
         phase.scenarios.append(scenario)
         for name in options.stages:
-            if scenario.runs_on(stages.get_stage(name)) and name not in phase.stages:
-                phase.stages.append(name)
+            instance = (name, scenario.traced)
+            if scenario.runs_on(stages.get_stage(name)) and instance not in phase.instances:
+                phase.instances.append(instance)
     return [phase for phase in phases.values() if phase.pairs()]
 
 
@@ -516,13 +533,14 @@ def run_all(options: BenchOptions) -> list[RunResult]:
         running: list[LaunchedStage] = []
         try:
             log_dir = options.out / "raw" / (f"stages-{number}" if number else "")
-            start_stages(phase.stages, log_dir, running, phase.env)
-            by_name = {stage.name: stage for stage in running}
+            start_stages(phase.instances, log_dir, running, phase.env)
+            by_name = dict(zip(phase.instances, running, strict=True))
             for repeat in range(1, options.repeat + 1):
                 for scenario, name in phase.pairs():
                     click.echo(f"bench: [{len(results) + 1}/{total}] {scenario.name} on "
                                f"{name} (repeat {repeat})", err=True)  # fmt: skip
-                    result = run_scenario(by_name[name], scenario, options, repeat)
+                    stage = by_name[(name, scenario.traced)]
+                    result = run_scenario(stage, scenario, options, repeat)
                     click.echo(f"bench:   {result.rps:.1f} req/s, p50 {result.p50:.0f} ms, "
                                f"{result.errors} errors", err=True)  # fmt: skip
                     results.append(result)
@@ -707,6 +725,40 @@ def gateway_cost_section(summaries: list[dict[str, Any]]) -> str:
     )
 
 
+# Tracing on should cost less than this share of a stage's throughput.
+TRACING_BUDGET = 0.10
+
+
+def tracing_section(summaries: list[dict[str, Any]]) -> str:
+    """Return `reads` against `traced` per stage (the tracing overhead), or nothing."""
+    found = {(s["scenario"], s["stage"]): s for s in summaries}
+    pairs = [(found[("reads", stage)], traced) for (scenario, stage), traced in found.items()
+             if scenario == "traced" and ("reads", stage) in found]  # fmt: skip
+    if not pairs:
+        return ""
+    lines = [
+        "| stage | untraced req/s | traced req/s | traced / untraced req/s | untraced p50 ms "
+        "| traced p50 ms | untraced p99 ms | traced p99 ms | within budget |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--|",
+    ]
+    for plain, traced in pairs:
+        share = traced["rps"] / plain["rps"] if plain.get("rps") else 0.0
+        lines.append(
+            f"| {plain['stage']} | {number(plain['rps'], 1)} | {number(traced['rps'], 1)}"
+            f" | {share:.2f} | {number(plain['p50'])} | {number(traced['p50'])}"
+            f" | {number(plain['p99'])} | {number(traced['p99'])}"
+            f" | {'yes' if share >= 1 - TRACING_BUDGET else 'no'} |"
+        )
+    return (
+        "Tracing overhead: `reads` on each stage and on its traced twin (the same stage"
+        " started alongside with every request traced, spans written to a file), their runs"
+        f" taking turns. Budget: under {TRACING_BUDGET:.0%} of the throughput; compare the"
+        " ratio with the req/s min–max spread above before reading much into it.\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+    )
+
+
 def number(value: float | None, digits: int = 0) -> str:
     """Format a figure, or a dash when it was not measured."""
     return "–" if value is None else f"{value:,.{digits}f}"
@@ -793,6 +845,7 @@ def render_report(
 {figures_table(summaries)}
 
 {lag_section(summaries)}{fan_out_section(summaries)}{gateway_cost_section(summaries)}\
+{tracing_section(summaries)}\
 ![requests/s and p99 per scenario and stage](bench.png)
 
 ## How to read this
