@@ -780,7 +780,8 @@ def run_description(options: BenchOptions, elapsed: float, load: Sequence[float]
         f"- date: {date}; the whole run took {elapsed / 60:.1f} min",
         f"- machine: {os.cpu_count()} cores ({machine}), shared by the stages and locust;"
         f" 1-min load average {load[0]:.1f} before the run, {load[1]:.1f} after"
-        " (above the core count: other programs competed for the cores)",
+        + (" (above the core count: other programs competed for the cores)"
+           if max(load) > (os.cpu_count() or 1) else ""),
         f"- load: {users_description(options)} with no think time, measured for"
         f" {options.duration} s per run once every user has set up (registered, logged in),"
         f" {options.repeat} repeat(s), interleaved round-robin over the stages",
