@@ -43,6 +43,7 @@ INSTANCES = "tests/integration/test_stage03.py::test_the_gateway_spreads_calls_o
 HONCHO = "tests/integration/test_honcho.py::test_stage_03_runs_under_honcho_on_redis"
 BENCH = "tests/bench/test_bench_smoke.py::test_bench_runs_one_scenario_on_one_stage"
 FANOUT_BENCH = "tests/bench/test_bench_smoke.py::test_fan_out_runs_with_the_latency_knob_and_the_other_scenarios_without"  # noqa: E501
+TRACED_BENCH = "tests/bench/test_bench_smoke.py::test_traced_runs_on_a_traced_twin_taking_turns_with_the_untraced_stage"  # noqa: E501
 UP = "tests/acceptance/conftest.py::stage"  # `workshop up STAGE --port P`, until stopped
 MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ctrl_c"
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
@@ -68,6 +69,8 @@ RUN_ELSEWHERE: dict[str, str] = {
     "make bench": BENCH,
     "workshop bench --duration 8 --repeat 2": BENCH,
     "workshop bench 03-services 04-async --scenario fan-out": FANOUT_BENCH,
+    "workshop bench 03-services 04-async --scenario reads --scenario traced --duration 15 "
+    "--repeat 3": TRACED_BENCH,
     "workshop bench 01-monolith --scenario reads --duration 5 --repeat 1": BENCH,
     "workshop bench 01-monolith 02-rest-api 03-services 04-async --duration 8 --repeat 2": BENCH,
     "pip install -e '.[bench]'": "tests/unit/test_bench_extra.py::"
