@@ -123,8 +123,9 @@ def _embedded(name: str) -> Database:
 # emulation lives in the process. Within one `workshop up` run (WORKSHOP_RUN_DIR set), every
 # write the emulation accepts is appended to its database's journal (<run>/store/<db>.journal)
 # before the call returns, and a process starting reads the snapshot (<db>.json) and replays
-# the journal. Compacting (at start and at a clean stop) folds the journal into the
-# snapshot. docs/decisions.md says why a journal, and what it guarantees.
+# the journal. Compacting (at start, at a clean stop, and when a long run's journal
+# outgrows its snapshot) folds the journal into the snapshot. docs/decisions.md says why a
+# journal, and what it guarantees.
 
 _journals: dict[str, "Journal"] = {}
 _writing = threading.local()  # the write call this thread is in, and what it touched
@@ -190,6 +191,10 @@ class Journal:
     folds what is on disk, never one process's memory.
     """
 
+    # Past this size, and past its snapshot's, the journal is folded into the snapshot at
+    # the next write: a long run's journal stays short, and a restart replays little.
+    COMPACT_AFTER_BYTES = 16 * 1024 * 1024
+
     def __init__(self, folder: Path, name: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.snapshot = folder / f"{name}.json"
@@ -206,6 +211,14 @@ class Journal:
                 data = data[os.write(self._fd, data) :]
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if os.fstat(self._fd).st_size > self.COMPACT_AFTER_BYTES and self._outgrew_snapshot():
+            self.compact()
+
+    def _outgrew_snapshot(self) -> bool:
+        try:
+            return os.fstat(self._fd).st_size > self.snapshot.stat().st_size
+        except FileNotFoundError:  # no snapshot yet
+            return True
 
     def compact(self) -> State:
         """Fold the journal into the snapshot, empty the journal, and return the data."""
