@@ -701,11 +701,18 @@ def fan_out_section(summaries: list[dict[str, Any]]) -> str:
     )
 
 
+def paired(
+    summaries: list[dict[str, Any]], first: str, second: str
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Return (first's summary, second's) for each stage that ran both scenarios."""
+    found = {(s["scenario"], s["stage"]): s for s in summaries}
+    return [(found[(first, stage)], other) for (scenario, stage), other in found.items()
+            if scenario == second and (first, stage) in found]  # fmt: skip
+
+
 def gateway_cost_section(summaries: list[dict[str, Any]]) -> str:
     """Return the keyed read through the front door against straight at the service."""
-    found = {(s["scenario"], s["stage"]): s for s in summaries}
-    pairs = [(found[("keyed", stage)], direct) for (scenario, stage), direct in found.items()
-             if scenario == "keyed-direct" and ("keyed", stage) in found]  # fmt: skip
+    pairs = paired(summaries, "keyed", "keyed-direct")
     if not pairs:
         return ""
     lines = [
@@ -731,9 +738,7 @@ TRACING_BUDGET = 0.10
 
 def tracing_section(summaries: list[dict[str, Any]]) -> str:
     """Return `reads` against `traced` per stage (the tracing overhead), or nothing."""
-    found = {(s["scenario"], s["stage"]): s for s in summaries}
-    pairs = [(found[("reads", stage)], traced) for (scenario, stage), traced in found.items()
-             if scenario == "traced" and ("reads", stage) in found]  # fmt: skip
+    pairs = paired(summaries, "reads", "traced")
     if not pairs:
         return ""
     lines = [
