@@ -47,6 +47,7 @@ TRACED_BENCH = "tests/bench/test_bench_smoke.py::test_traced_runs_on_a_traced_tw
 UP = "tests/acceptance/conftest.py::stage"  # `workshop up STAGE --port P`, until stopped
 MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ctrl_c"
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
+MAKE_RUN_TRACE = "tests/acceptance/test_docs.py::test_make_run_with_trace_is_workshop_up_traced"
 KNOB = "tests/unit/test_latency.py::test_the_knob_delays_a_flask_service_and_no_other"
 FANOUT = "tests/integration/test_fanout.py::test_the_home_page_asks_its_services_at_the_same_time"
 # `workshop up STAGE --trace`, a tag click, then `workshop trace`: one trace drawn.
@@ -93,6 +94,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "echo BROKER_URL=redis://127.0.0.1:6379/0 >> .env": HONCHO,
     "honcho -f 03-services/Procfile -d . start -p 8000": HONCHO,
     "workshop up 03-services --trace": TRACE,
+    "make run STAGE=03-services TRACE=1": MAKE_RUN_TRACE,
     "workshop up 04-async --trace": TRACE,
     "workshop trace": TRACE,  # draws nothing on a stage that was not started traced
     "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 workshop up 03-services": OTLP,
@@ -374,6 +376,19 @@ def test_make_run_serves_a_stage_until_ctrl_c(tmp_path):
         stop_group(make, signal.SIGINT)  # Ctrl-C in the terminal reaches its process group
     stopped = wait_until(lambda: all(port_is_free(p) for p in stage.ports(port).values()), 30)
     assert stopped, f"a process of the stage still holds its port:\n{log.read_text()[-3000:]}"
+
+
+def test_make_run_with_trace_is_workshop_up_traced():
+    """`make run ... TRACE=1` runs the command test_tracing starts its traced stages with."""
+
+    def dry_run(*settings: str) -> str:
+        command = ["make", "-n", "run", "STAGE=03-services", "PORT=8000", *settings]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()[-1]
+
+    assert dry_run("TRACE=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--trace"]
+    assert "--trace" not in dry_run()
 
 
 # --- links and names ----------------------------------------------------------------------
