@@ -3,9 +3,10 @@
 Each app gets its own registry (not prometheus_client's global one), so an app factory run
 twice in one process (the tests do) registers nothing twice. Requests are counted per route
 (the URL rule, `/api/posts/<post_id>`, never the raw path: label values stay few) and
-status class; the gauges (backlog, outbox, sync's lag, breakers) are set when scraped, from
-what /readyz computes, so they cost nothing between scrapes. The chassis of each stage hooks
-this into Flask or Quart; the Celery worker serves its own (04-async/ingest/tasks.py).
+status class; the gauges (backlog, outbox, sync's lag, breakers, the gateway's instances)
+are set when scraped, from what /readyz computes, so they cost nothing between scrapes. The
+chassis of each stage hooks this into Flask or Quart; the Celery worker serves its own
+(04-async/ingest/tasks.py).
 """
 
 from collections.abc import Mapping
@@ -110,6 +111,16 @@ class Metrics:
             )
         for service, state in states.items():
             self._breakers.labels(service).state(state)
+
+    def set_instances(self, counts: Mapping[str, int]) -> None:
+        """Set how many instances of each service the gateway calls: the registry's live
+        ones (an instance that stopped drops out with its entry), else its one address."""
+        gauge = self.gauge(
+            "gateway_instances", "Instances of each service the gateway sends calls to.",
+            ("service",),
+        )  # fmt: skip
+        for service, count in counts.items():
+            gauge.labels(service).set(count)
 
     def task_outcome(self, task: str, outcome: str) -> None:
         """Count a Celery task that succeeded, failed or is retried."""

@@ -5,14 +5,19 @@ TTL_SECONDS. An instance that stops (or hangs) stops writing, its key expires, a
 gateway stops sending it traffic. REGISTRY_URL names the Redis; unset, there is no
 registry and the gateway uses the addresses `workshop up` gives it (SEARCH_URL, ...).
 ADVERTISE_URL is the address an instance registers (default http://127.0.0.1:$PORT).
+The entry also says which code the instance runs (`version`) and since when (`started`);
+an entry written without them reads as null.
 """
 
 import contextlib
+import datetime
+import importlib.metadata
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -23,11 +28,32 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
 TTL_SECONDS = 3
 PREFIX = "registry"
+# The installed project (pyproject.toml's name): its version is the code's version.
+PROJECT = "workshop"
+# When this process started (its first import of the chassis), in UTC.
+STARTED = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def registry_url() -> str | None:
     """Return REGISTRY_URL (a redis:// URL), or None when no registry is used."""
     return config.env("REGISTRY_URL")
+
+
+def code_version() -> str:
+    """Return the version of the code this instance runs: SERVICE_VERSION when set (a
+    canary or a rolling upgrade names its own), else the installed project's version."""
+    override = config.env("SERVICE_VERSION")
+    if override:
+        return override
+    try:
+        return importlib.metadata.version(PROJECT)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def about() -> dict[str, str]:
+    """Return what an instance says of itself in the registry and on /readyz."""
+    return {"version": code_version(), "started": STARTED}
 
 
 def advertise_url() -> str | None:
@@ -54,7 +80,7 @@ class Heartbeat:
         self.ready = ready
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.key = f"{PREFIX}:{service}:{address}"
-        self.value = json.dumps({"service": service, "address": address})
+        self.value = json.dumps({"service": service, "address": address, **about()})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{service}", daemon=True)
 
@@ -103,3 +129,35 @@ class Registry:
         with self._lock:
             self._cache[service] = (time.monotonic(), addresses)
         return addresses
+
+    def entries(self, service: str) -> list[dict[str, Any]]:
+        """Return each live instance of a service as its entry says: address, version and
+        start (null where an older entry does not say), sorted by address.
+
+        Not cached, unlike `instances`: /readyz asks it, not every call.
+        """
+        try:
+            keys = self.client.scan_iter(match=f"{PREFIX}:{service}:*", count=100)
+            keys = sorted(keys)
+            values = self.client.mget(keys) if keys else []
+        except redis.RedisError:
+            log.warning("registry unreachable; using what was known of %s", service)
+            cached = self._cache.get(service)
+            return [_entry(address, None) for address in (cached[1] if cached else [])]
+        # A key that expired between the scan and the read is gone: left out.
+        return [
+            _entry(key.decode().split(":", 2)[2], value)
+            for key, value in zip(keys, values, strict=True)
+            if value is not None
+        ]
+
+
+def _entry(address: str, value: bytes | None) -> dict[str, Any]:
+    """Return an instance's address with the version and start its entry holds (or null)."""
+    try:
+        fields = json.loads(value) if value else {}
+    except ValueError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    return {"address": address, "version": fields.get("version"), "started": fields.get("started")}

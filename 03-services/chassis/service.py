@@ -26,7 +26,7 @@ from pymongo.database import Database
 from chassis import metrics
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
-from chassis.registry import Heartbeat, advertise_url, registry_url
+from chassis.registry import Heartbeat, about, advertise_url, registry_url
 from workshop import config, latency, logs, tracing, web
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
@@ -131,7 +131,8 @@ def create_service(
         with app.app_context():
             service.setup(runtime.database)
     app.register_blueprint(service.blueprint)
-    app.register_blueprint(health_blueprint(_checks(runtime, bool(service.subscribes))))
+    checks = _checks(runtime, bool(service.subscribes))
+    app.register_blueprint(health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     metrics.init_flask(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"

@@ -2,6 +2,7 @@
 a circuit breaker per service, and the services' own errors passed through unchanged."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -20,6 +21,13 @@ LONG_TIMEOUT = (0.5, 600.0)
 # A read (idempotent) that fails - no answer, a 5xx, an open circuit - is tried once more;
 # with several instances, round robin sends the second try to another one.
 READ_ATTEMPTS = 2
+RETRY_PAUSE = 0.05
+# /readyz asks every instance at once, each within PING_SECONDS (a refused connection is
+# tried once more meanwhile): many instances make it no slower than one.
+PING_SECONDS = 2.0
+PING_CONNECT = 0.5
+PING_ATTEMPTS = 2
+PINGS_AT_ONCE = 32
 
 
 class UpstreamUnavailable(ApiError):
@@ -31,9 +39,11 @@ class UpstreamUnavailable(ApiError):
 
 
 def init_app(app: Flask) -> None:
-    """Give the app one pooled HTTP session and the routing table."""
+    """Give the app one pooled HTTP session, the routing table, and threads for /readyz to
+    ask every instance at once."""
     app.extensions["http"] = requests.Session()
     app.extensions["upstreams"] = Upstreams.from_environment()
+    app.extensions["pings"] = ThreadPoolExecutor(PINGS_AT_ONCE, thread_name_prefix="readyz")
 
 
 def upstreams() -> Upstreams:
@@ -67,14 +77,16 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
         except (requests.RequestException, NoInstance, OpenedState, UpstreamUnavailable):
             if attempt + 1 == attempts:
                 break
-            time.sleep(0.05)
+            time.sleep(RETRY_PAUSE)
     current_app.extensions["metrics"].upstream_error(service)
     raise UpstreamUnavailable(service)
 
 
-def sample_breakers(metrics: Metrics) -> None:
-    """Set each breaker's state on /metrics (a service never called has none yet)."""
+def sample_upstreams(metrics: Metrics) -> None:
+    """Set on /metrics each breaker's state (a service never called has none yet) and how
+    many instances of each service there are to call."""
     metrics.set_breakers(upstreams().breaker_states())
+    metrics.set_instances(upstreams().instance_counts())
 
 
 # A user users said exists stays known this long (users are never deleted; only an emptied
@@ -117,17 +129,73 @@ def answer_of(response: requests.Response, *expected: int) -> Any:
 
 
 def ping(service: str) -> dict[str, Any]:
-    """Return a service's readiness as it reports it (for the gateway's /readyz)."""
-    try:
-        response = call(service, "GET", "/readyz", timeout=(0.5, 2.0))
-        body = response.json()
-    except (ApiError, ValueError):
-        return {"ok": False}
-    dependencies = body.get("dependencies", {})
-    state = {"ok": response.status_code == 200,
-             "backlog": dependencies.get("backlog", {}).get("waiting", 0)}  # fmt: skip
-    if not dependencies.get("bootstrap", {"ok": True}).get("ok"):
-        state["bootstrap"] = dependencies["bootstrap"]  # still loading its start-up data
+    """Return a service's readiness for the gateway's /readyz: every instance there is to
+    call (the registry's, else the one address) asked at once, each with its own answer."""
+    instances = upstreams().instances(service)
+    session, headers = current_app.extensions["http"], logs.passed_on()
+    checked = current_app.extensions["pings"].map(
+        lambda instance: ping_instance(session, instance, headers), instances
+    )
+    return readiness(list(checked))
+
+
+def ping_instance(
+    session: requests.Session, instance: dict[str, Any], headers: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ask one instance's /readyz; return it as listed (address, version, started, status:
+    "ready", "not ready" or "unreachable", ms) and the answer's body (empty if none)."""
+    started = time.perf_counter()
+    deadline = started + PING_SECONDS  # a second try fits in the check's time or not at all
+    status, body = None, None
+    for _ in range(PING_ATTEMPTS):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        try:
+            answer = session.get(instance["address"] + "/readyz", headers=headers,
+                                 timeout=(min(PING_CONNECT, left), left))  # fmt: skip
+        except requests.RequestException:
+            time.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.perf_counter())))
+            continue
+        status = answer.status_code
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        break
+    return listed(instance, status, body, started), body if isinstance(body, dict) else {}
+
+
+def listed(
+    instance: dict[str, Any], status: int | None, body: Any, started: float
+) -> dict[str, Any]:
+    """Return an instance as /readyz lists it: what the registry says of it, else what it
+    says of itself on its /readyz, its health, and how long asking took."""
+    said = body if isinstance(body, dict) else {}
+    health = "unreachable" if status is None else "ready" if status == 200 else "not ready"
+    return {
+        "address": instance["address"],
+        "version": instance.get("version") or said.get("version"),
+        "started": instance.get("started") or said.get("started"),
+        "status": health,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def readiness(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Return a service's readiness from its instances': ok when one is ready, the backlog
+    all of theirs, a start-up still loading if one is (its `bootstrap`), and the list."""
+    instances = [instance for instance, _ in checked]
+    dependencies = [body.get("dependencies") or {} for _, body in checked]
+    state: dict[str, Any] = {
+        "ok": any(instance["status"] == "ready" for instance in instances),
+        "backlog": sum((d.get("backlog") or {}).get("waiting", 0) for d in dependencies),
+    }
+    for depends in dependencies:
+        if not depends.get("bootstrap", {"ok": True}).get("ok"):
+            state["bootstrap"] = depends["bootstrap"]  # still loading its start-up data
+            break
+    state["instances"] = instances
     return state
 
 

@@ -68,6 +68,24 @@ class Upstreams:
                 self._turns[key] = itertools.cycle(instances)
             return next(self._turns[key])
 
+    def instances(self, service: str) -> list[dict[str, Any]]:
+        """Return every instance of a service there is to call, for /readyz to check: the
+        registry's live ones (address, version, started), else the address it was started
+        with (version and start unknown here: the instance's /readyz says them)."""
+        entries = self.registry.entries(service) if self.registry else []
+        if not entries and service in self.static:
+            entries = [{"address": self.static[service], "version": None, "started": None}]
+        return entries
+
+    def instance_counts(self) -> dict[str, int]:
+        """Return how many instances of each service calls go to (for /metrics): the
+        registry's live ones, else the one address it was started with, else none."""
+        counts: dict[str, int] = {}
+        for service in SERVICES:
+            live = self.registry.instances(service) if self.registry else []
+            counts[service] = len(live) or int(service in self.static)
+        return counts
+
     def breaker(self, service: str) -> Any:
         """Return the circuit breaker guarding calls to a service."""
         return self.breakers.get_breaker(service)

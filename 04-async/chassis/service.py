@@ -30,7 +30,7 @@ from quart import Blueprint, Quart, current_app, jsonify
 from chassis import metrics, web
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
-from chassis.registry import Heartbeat, advertise_url, registry_url
+from chassis.registry import Heartbeat, about, advertise_url, registry_url
 from workshop import config, logs, tracing
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
@@ -130,7 +130,8 @@ def create_service(
     runtime = Runtime(None, Publisher(), waiting=service.waiting)
     app.extensions["service"] = runtime
     app.register_blueprint(service.blueprint)
-    app.register_blueprint(web.health_blueprint(_checks(runtime, bool(service.subscribes))))
+    checks = _checks(runtime, bool(service.subscribes))
+    app.register_blueprint(web.health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     metrics.init_quart(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"

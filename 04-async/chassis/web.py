@@ -244,11 +244,13 @@ async def body_within(request: Request, max_bytes: int) -> bytes:
 def health_blueprint(
     checks: Mapping[str, Check],
     settled: Callable[[dict[str, dict[str, Any]]], bool] | None = None,
+    about: Mapping[str, Any] | None = None,
 ) -> Blueprint:
     """Return a blueprint serving /healthz (alive) and /readyz (dependencies, with latency).
 
     `settled`, where messages flow between services, adds whether they have all arrived:
-    ready means "can serve", settled means "serves the latest data" too.
+    ready means "can serve", settled means "serves the latest data" too. `about` is what
+    the process says of itself besides (its code's version, since when it runs).
     """
     blueprint = Blueprint("health", __name__)
 
@@ -263,6 +265,7 @@ def health_blueprint(
         states = dict(zip(checks, results, strict=True))
         ready = all(state.get("ok") for state in states.values())
         body: dict[str, Any] = {"status": "ready" if ready else "degraded", "dependencies": states}
+        body.update(about or {})
         if settled is not None:
             body["settled"] = settled(states)
         return jsonify(body), 200 if ready else 503

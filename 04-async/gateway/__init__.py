@@ -23,17 +23,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     tracing.instrument_aiohttp()
     logs.init_quart(app, "gateway")  # X-Request-ID from nginx, else made here; passed on
 
+    from chassis.registry import about
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES
 
     client.init_app(app)
-    metrics.init_quart(app, "gateway", client.sample_breakers)  # /metrics
+    metrics.init_quart(app, "gateway", client.sample_upstreams)  # /metrics
     app.extensions["known_user"] = client.known_user  # users says, once a minute per token
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     checks = {service: (lambda s=service: client.ping(s)) for service in SERVICES}
-    app.register_blueprint(health_blueprint(checks, settled=_settled))
+    app.register_blueprint(health_blueprint(checks, settled=_settled, about=about()))
     return app
 
 

@@ -6,6 +6,7 @@ loop (a page asks its services at the same time) instead of a thread per waiting
 """
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,12 +24,16 @@ from workshop.metrics import Metrics
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = aiohttp.ClientTimeout(total=5.0, sock_connect=0.5)
 LONG_TIMEOUT = aiohttp.ClientTimeout(total=600.0, sock_connect=0.5)
-PING_TIMEOUT = aiohttp.ClientTimeout(total=2.0, sock_connect=0.5)
 # A read (idempotent) that fails - no answer, a 5xx - is tried once more, if the call's time
 # allows; with several instances, round robin sends it to another one. An open circuit
 # answers at once: no second try, no pause.
 READ_ATTEMPTS = 2
 RETRY_PAUSE = 0.05
+# /readyz asks every instance at once, each within PING_SECONDS (a refused connection is
+# tried once more meanwhile): many instances make it no slower than one.
+PING_SECONDS = 2.0
+PING_CONNECT = 0.5
+PING_ATTEMPTS = 2
 # Calls in flight at once over the one pooled session (each page holds two or three).
 MAX_CONNECTIONS = 256
 
@@ -114,9 +119,11 @@ async def call(
     raise UpstreamUnavailable(service)
 
 
-async def sample_breakers(metrics: Metrics) -> None:
-    """Set each breaker's state on /metrics (a service never called has none yet)."""
+async def sample_upstreams(metrics: Metrics) -> None:
+    """Set on /metrics each breaker's state (a service never called has none yet) and how
+    many instances of each service there are to call."""
     metrics.set_breakers(upstreams().breaker_states())
+    metrics.set_instances(await upstreams().instance_counts())
 
 
 # A user users said exists stays known this long (users are never deleted; only an emptied
@@ -168,17 +175,75 @@ async def answer_of(response: aiohttp.ClientResponse, *expected: int) -> Any:
 
 
 async def ping(service: str) -> dict[str, Any]:
-    """Return a service's readiness as it reports it (for the gateway's /readyz)."""
-    try:
-        response = await call(service, "GET", "/readyz", timeout=PING_TIMEOUT)
-        body = await response.json(content_type=None)
-    except (ApiError, ValueError):
-        return {"ok": False}
-    dependencies = body.get("dependencies", {})
-    state = {"ok": response.status == 200,
-             "backlog": dependencies.get("backlog", {}).get("waiting", 0)}  # fmt: skip
-    if not dependencies.get("bootstrap", {"ok": True}).get("ok"):
-        state["bootstrap"] = dependencies["bootstrap"]  # still loading its start-up data
+    """Return a service's readiness for the gateway's /readyz: every instance there is to
+    call (the registry's, else the one address) asked at once, each with its own answer."""
+    instances = await upstreams().instances(service)
+    session, headers = http(), logs.passed_on()
+    checked = await asyncio.gather(
+        *(ping_instance(session, instance, headers) for instance in instances)
+    )
+    return readiness(list(checked))
+
+
+async def ping_instance(
+    session: aiohttp.ClientSession, instance: dict[str, Any], headers: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ask one instance's /readyz; return it as listed (address, version, started, status:
+    "ready", "not ready" or "unreachable", ms) and the answer's body (empty if none)."""
+    started = time.perf_counter()
+    deadline = started + PING_SECONDS  # a second try fits in the check's time or not at all
+    status, body = None, None
+    for _ in range(PING_ATTEMPTS):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            break
+        try:
+            timeout = aiohttp.ClientTimeout(total=left, sock_connect=min(PING_CONNECT, left))
+            async with session.get(instance["address"] + "/readyz", headers=headers,
+                                   timeout=timeout) as answer:  # fmt: skip
+                text = await answer.text()
+        except (aiohttp.ClientError, TimeoutError):
+            await asyncio.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.perf_counter())))
+            continue
+        status = answer.status
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        break
+    return listed(instance, status, body, started), body if isinstance(body, dict) else {}
+
+
+def listed(
+    instance: dict[str, Any], status: int | None, body: Any, started: float
+) -> dict[str, Any]:
+    """Return an instance as /readyz lists it: what the registry says of it, else what it
+    says of itself on its /readyz, its health, and how long asking took."""
+    said = body if isinstance(body, dict) else {}
+    health = "unreachable" if status is None else "ready" if status == 200 else "not ready"
+    return {
+        "address": instance["address"],
+        "version": instance.get("version") or said.get("version"),
+        "started": instance.get("started") or said.get("started"),
+        "status": health,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def readiness(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Return a service's readiness from its instances': ok when one is ready, the backlog
+    all of theirs, a start-up still loading if one is (its `bootstrap`), and the list."""
+    instances = [instance for instance, _ in checked]
+    dependencies = [body.get("dependencies") or {} for _, body in checked]
+    state: dict[str, Any] = {
+        "ok": any(instance["status"] == "ready" for instance in instances),
+        "backlog": sum((d.get("backlog") or {}).get("waiting", 0) for d in dependencies),
+    }
+    for depends in dependencies:
+        if not depends.get("bootstrap", {"ok": True}).get("ok"):
+            state["bootstrap"] = depends["bootstrap"]  # still loading its start-up data
+            break
+    state["instances"] = instances
     return state
 
 

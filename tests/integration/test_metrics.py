@@ -1,8 +1,9 @@
 """/metrics on stages 03 and 04 (issue 11): every process's exposition parses with
 prometheus_client's own parser, requests are counted under their route (never the raw
 path), the backlog rises while a subscriber is paused and falls back to 0 after, the gateway
-counts the calls a paused service leaves unanswered, and 04's Celery worker counts its
-tasks' outcomes on its own port. One launch of each stage for all of it."""
+counts the calls a paused service leaves unanswered and the instances it calls, and 04's
+Celery worker counts its tasks' outcomes on its own port. One launch of each stage for all
+of it."""
 
 import json
 import os
@@ -125,6 +126,20 @@ def test_the_backlog_rises_while_a_subscriber_is_paused_and_returns_to_zero(stag
     assert eventually(lambda: backlog(sync), lambda n: n == 0, within=SETTLE_WITHIN) == 0
     assert eventually(lambda: backlog(search), lambda n: n == 0, within=SETTLE_WITHIN) == 0
     assert ("service_outbox_pending", ()) in scrape(address(stage, "tag"))  # an owner of data
+
+
+def test_without_a_registry_the_gateway_shows_its_one_address_per_service(stage):
+    """No registry: each service is the one address the gateway was started with, counted
+    on /metrics and listed on /readyz with the version the instance's own /readyz says."""
+    gateway, search = address(stage, "web"), address(stage, "search")
+    front = scrape(gateway)
+    for service in ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2"):
+        assert value(front, "gateway_instances", service=service) == 1, service
+    own = requests.get(f"{search}/readyz", timeout=10).json()
+    assert own["version"] and own["started"]
+    listed = requests.get(f"{gateway}/readyz", timeout=10).json()["dependencies"]["search"]
+    seen = [(i["address"], i["version"], i["started"], i["status"]) for i in listed["instances"]]
+    assert seen == [(search, own["version"], own["started"], "ready")]
 
 
 def test_the_celery_worker_counts_its_tasks_outcomes(stage):

@@ -1,11 +1,16 @@
 """Stage 03 and its async twin 04 on the real Redis: the gateway degrades and recovers,
-routes versions and instances, a stopped service catches up, and the data survives a sync
-restart and bootstraps a new service by replay. Each test runs on every stage whose writes
-travel through a sync service."""
+routes versions and instances, lists each instance's version and health on /readyz, a
+stopped service catches up, and the data survives a sync restart and bootstraps a new
+service by replay. Each test runs on every stage whose writes travel through a sync
+service. The stage's broker and registry share the test session's Redis database: the
+instances a test starts register where the stage's gateway reads them."""
 
 import collections
+import datetime
+import importlib.metadata
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -13,12 +18,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.stage import assert_error, eventually
 from workshop.tools.runner import StageRunner, free_base_port, is_ready
 from workshop.tools.stages import all_stages, get_stage
 
 SETTLE_WITHIN = 60.0
+TTL_SECONDS = 3  # an instance's registry entry outlives its last heartbeat by this much
 CANARY_PERCENT = 30
 # 03 and 04: the stages with a sync service (the same messaging, threads or an event loop).
 SYNCED_STAGES = [
@@ -158,6 +165,59 @@ def test_the_gateway_spreads_calls_over_live_instances_and_drops_a_dead_one(stag
     ]
     assert all(a.status_code == 200 for a in answers)
     assert eventually(served_by, lambda s: s == {f"search@{port_of(stage, 'search')}"}, within=10)
+
+
+def search_instances(stage: StageRunner) -> list[dict]:
+    """Return the search instances the gateway's /readyz lists."""
+    answer = requests.get(f"{front(stage)}/readyz", timeout=10)
+    return answer.json()["dependencies"]["search"].get("instances", [])
+
+
+def instances_on_metrics(stage: StageRunner, service: str) -> float | None:
+    """Return the gateway's `gateway_instances` gauge for a service (None: not shown)."""
+    answer = requests.get(f"{front(stage)}/metrics", timeout=10)
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name == "gateway_instances" and sample.labels["service"] == service:
+                return sample.value
+    return None
+
+
+def test_readiness_lists_every_instance_with_its_version_and_health(stage):
+    """Each instance says in the registry which code it runs (SERVICE_VERSION overrides the
+    project's version: a canary) and since when; the gateway's /readyz checks each one. A
+    killed instance, whose heartbeat cannot leave, drops out when its entry's TTL ends."""
+    own = f"http://127.0.0.1:{port_of(stage, 'search')}"
+    port = extra_port(stage, 2)
+    canary = f"canary-{uuid.uuid4().hex[:6]}"
+    # INSTANCE=b: the queue and store the test above gave a second search, not one more.
+    stage.start_extra("search_canary", "search", port, {"INSTANCE": "b", "SERVICE_VERSION": canary})
+    try:
+        listed = eventually(
+            lambda: search_instances(stage),
+            lambda found: len(found) == 2 and all(i["status"] == "ready" for i in found),
+            within=SETTLE_WITHIN,
+        )
+        versions = {i["address"]: i["version"] for i in listed}
+        assert versions == {own: importlib.metadata.version("workshop"),
+                            f"http://127.0.0.1:{port}": canary}  # fmt: skip
+        for instance in listed:
+            assert datetime.datetime.fromisoformat(instance["started"]).tzinfo is not None
+            assert isinstance(instance["ms"], int | float)
+        assert eventually(lambda: instances_on_metrics(stage, "search"), lambda n: n == 2,
+                          within=10)  # fmt: skip
+    finally:
+        child = stage.children["search_canary"]
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)  # no clean exit: the entry outlives it
+            child.wait()
+    # Killed, it stops answering at once and leaves the list when its entry expires.
+    left = eventually(
+        lambda: search_instances(stage), lambda found: len(found) == 1, within=TTL_SECONDS + 5
+    )
+    assert [(i["address"], i["status"]) for i in left] == [(own, "ready")]
+    assert eventually(lambda: instances_on_metrics(stage, "search"), lambda n: n == 1, within=10)
+    assert requests.get(f"{front(stage)}/readyz", timeout=10).status_code == 200
 
 
 def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):

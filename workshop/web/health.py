@@ -13,11 +13,13 @@ Check = Callable[[], Mapping[str, Any]]
 def health_blueprint(
     checks: Mapping[str, Check],
     settled: Callable[[dict[str, dict[str, Any]]], bool] | None = None,
+    about: Mapping[str, Any] | None = None,
 ) -> Blueprint:
     """Return a blueprint serving /healthz (alive) and /readyz (dependencies, with latency).
 
     `settled`, where messages flow between services, adds whether they have all arrived:
-    ready means "can serve", settled means "serves the latest data" too.
+    ready means "can serve", settled means "serves the latest data" too. `about` is what
+    the process says of itself besides (its code's version, since when it runs).
     """
     blueprint = Blueprint("health", __name__)
 
@@ -30,6 +32,7 @@ def health_blueprint(
         states = {name: _timed(check) for name, check in checks.items()}
         ready = all(state.get("ok") for state in states.values())
         body: dict[str, Any] = {"status": "ready" if ready else "degraded", "dependencies": states}
+        body.update(about or {})
         if settled is not None:
             body["settled"] = settled(states)
         return jsonify(body), 200 if ready else 503
