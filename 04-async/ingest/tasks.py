@@ -52,6 +52,8 @@ RETAG_SECONDS = 3600  # how often beat re-tags the posts, unless WORKSHOP_RETAG_
 # Uploads reach the worker in batches of this many posts, never as one large message.
 BATCH_SIZE = 500
 REPLY_SECONDS = 120  # how long a replay task waits for sync's answer
+# Where the worker's /metrics listens, if not on 127.0.0.1 (compose: 0.0.0.0).
+METRICS_HOST_ENV = "WORKSHOP_METRICS_HOST"
 
 
 def celery_settings() -> dict[str, Any]:
@@ -210,16 +212,23 @@ metrics = Metrics("worker")
 
 
 def serve_metrics() -> None:
-    """Serve /metrics on the worker's PORT (the Procfile gives every process one)."""
+    """Serve /metrics on the worker's PORT (the Procfile gives every process one), on
+    127.0.0.1 as every process listens, or where WORKSHOP_METRICS_HOST says (a container's
+    0.0.0.0, so that Prometheus in another container can scrape it)."""
     port = config.env("PORT")
     if not port:
         return
     documentation = "Tasks waiting in the worker's queue (taken but unfinished ones not counted)."
     metrics.gauge("celery_queue_length", documentation).set_function(queue_length)
     try:
-        start_http_server(int(port), addr="127.0.0.1", registry=metrics.registry)
+        start_http_server(int(port), addr=metrics_host(), registry=metrics.registry)
     except OSError:  # a second worker started by hand on the same PORT: the first serves them
         log.warning("metrics not served: port %s is taken", port)
+
+
+def metrics_host() -> str:
+    """Return the address the worker's /metrics listens on."""
+    return config.env(METRICS_HOST_ENV) or "127.0.0.1"
 
 
 def queue_length() -> int:
