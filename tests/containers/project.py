@@ -95,11 +95,24 @@ def compose(compose_file: Path, env: Path, *args: str) -> subprocess.CompletedPr
     )
 
 
-def resolved(compose_file: Path, folder: Path) -> dict[str, Any]:
-    """Return the compose file as Compose reads it: anchors merged, variables filled in."""
-    answer = compose(compose_file, env_file(folder), "config", "--format", "yaml")
+def resolved(compose_file: Path, folder: Path, profiles: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Return the compose file as Compose reads it: anchors merged, variables filled in,
+    with the services of the given profiles (`--profile`) besides those of none."""
+    options = [word for profile in profiles for word in ("--profile", profile)]
+    answer = compose(compose_file, env_file(folder), *options, "config", "--format", "yaml")
     assert answer.returncode == 0, answer.stderr
     return yaml.safe_load(answer.stdout)
+
+
+def declared_profiles(compose_file: Path) -> tuple[str, ...]:
+    """Return the profiles a compose file's services name (`profiles:`), sorted."""
+    services = yaml.safe_load(compose_file.read_text())["services"]
+    return tuple(sorted({p for s in services.values() for p in s.get("profiles", [])}))
+
+
+def everything(compose_file: Path, folder: Path) -> dict[str, Any]:
+    """Return the compose file as Compose reads it with every profile it declares on."""
+    return resolved(compose_file, folder, declared_profiles(compose_file))
 
 
 def stage_of(compose_file: Path) -> Stage:

@@ -28,7 +28,9 @@ from tests.containers.project import (
     app_package,
     compose,
     database_of,
+    declared_profiles,
     env_file,
+    everything,
     procfile_view,
     registers,
     resolved,
@@ -44,6 +46,13 @@ from workshop.tools.stages import all_stages
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
 SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"
+# `--profile observability` (03, 04): Jaeger and Prometheus, each publishing its UI on
+# 127.0.0.1 (the container port, and the docker/.env variable that moves it).
+OBSERVABILITY = "observability"
+UIS = {"jaeger": (16686, "JAEGER_PORT"), "prometheus": (9090, "PROMETHEUS_PORT")}
+# Images whose own entrypoint starts as root only to hand the data folder to their user
+# and step down to it (gosu, su-exec): MongoDB's and Redis's official images.
+STEPS_DOWN = ("mongo:", "redis:")
 BIN = Path(sys.executable).parent
 
 compose_files = pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambda p: p.stem)
@@ -81,6 +90,9 @@ def test_hadolint_fails_on_a_warning(tmp_path):
 def test_compose_accepts_the_file(compose_file, tmp_path):
     answer = compose(compose_file, env_file(tmp_path), "config", "-q")
     assert answer.returncode == 0, answer.stderr
+    for profile in declared_profiles(compose_file):
+        answer = compose(compose_file, env_file(tmp_path), "--profile", profile, "config", "-q")
+        assert answer.returncode == 0, (profile, answer.stderr)
 
 
 @pytest.mark.parametrize(
@@ -188,11 +200,30 @@ def test_services_register_where_other_containers_reach_them(compose_file, tmp_p
 
 @compose_files
 def test_the_front_door_is_behind_nginx_the_only_published_port(compose_file, tmp_path):
+    """Without a profile only nginx publishes a port; with --profile observability (03,
+    04) the only others are the Jaeger and Prometheus UIs. All of them on 127.0.0.1."""
     services = resolved(compose_file, tmp_path)["services"]
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"nginx"}
     (port,) = services["nginx"]["ports"]
     assert port["host_ip"] == "127.0.0.1", port
+    profiles = declared_profiles(compose_file)
+    if stage_of(compose_file).name in ("03-services", "04-async"):
+        assert profiles == (OBSERVABILITY,)
+    assert set(profiles) <= {OBSERVABILITY}, profiles
+    if profiles:
+        observed = resolved(compose_file, tmp_path, profiles)["services"]
+        assert set(observed) - set(services) == set(UIS)
+        extra = {name: s["ports"] for name, s in observed.items()
+                 if s.get("ports") and name != "nginx"}  # fmt: skip
+        assert set(extra) == set(UIS), extra
+        env = env_file(tmp_path).read_text()
+        for name, (target, variable) in UIS.items():
+            (ui,) = extra[name]
+            assert ui["host_ip"] == "127.0.0.1", (name, ui)
+            assert (ui["target"], ui["published"]) == (target, str(target)), (name, ui)
+            assert re.search(rf"(?m)^{variable}={target}$", env), f"{variable} in .env.example"
+            assert f"${{{variable}:-{target}}}" in compose_file.read_text(), variable
     front_door = service_name(stage_of(compose_file).processes()[0].name)
     servers = services["nginx"]["environment"]["UPSTREAM_SERVERS"]
     assert re.fullmatch(rf"server {front_door}:{CONTAINER_PORT} [^;]*;", servers), servers
@@ -201,7 +232,7 @@ def test_the_front_door_is_behind_nginx_the_only_published_port(compose_file, tm
 
 @compose_files
 def test_every_service_is_watched_restarted_and_limited(compose_file, tmp_path):
-    services = resolved(compose_file, tmp_path)["services"]
+    services = everything(compose_file, tmp_path)["services"]
     for name, service in services.items():
         health = service.get("healthcheck", {})
         assert health.get("test") and not health.get("disable"), f"{name}: no healthcheck"
@@ -254,12 +285,28 @@ def test_no_image_runs_as_root(tmp_path):
         assert users, f"{dockerfile.name}: no USER"
         assert users[-1].split(":")[0] not in ("root", "0"), dockerfile.name
     for compose_file in COMPOSE_FILES:
-        for name, service in resolved(compose_file, tmp_path)["services"].items():
+        for name, service in everything(compose_file, tmp_path)["services"].items():
             user = str(service.get("user", "")).split(":")[0]
             assert user not in ("root", "0"), f"{compose_file.name}: {name} runs as root"
             if "build" in service:
                 built = ROOT / service["build"]["dockerfile"]
                 assert built in DOCKERFILES, f"{name} builds from {built}"
+            elif not service["image"].startswith(STEPS_DOWN):
+                # An image we neither build nor trust to step down (Jaeger, Prometheus):
+                # its own non-root user is named here, so no other image runs unseen.
+                assert user.isdigit() and int(user) != 0, f"{name}: name its non-root user"
+
+
+@compose_files
+def test_every_image_not_built_here_is_pinned_by_tag_and_digest(compose_file, tmp_path):
+    """An exact version for the reader, and the digest that version had when it was pinned
+    (a tag can be pushed again)."""
+    for name, service in everything(compose_file, tmp_path)["services"].items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        assert re.fullmatch(r"[\w./-]+:[\w.-]*\d[\w.-]*@sha256:[0-9a-f]{64}", image), (name, image)
+        assert ":latest@" not in image, (name, image)
 
 
 def test_the_image_installs_the_project_without_extras():
