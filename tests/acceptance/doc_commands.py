@@ -55,7 +55,8 @@ class Command:
 def documents() -> list[Path]:
     """Return the docs whose commands are checked: READMEs, exercises and docs/."""
     stage_docs = [p for s in all_stages() for p in (s.path / "README.md", s.path / "EXERCISES.md")]
-    found = [ROOT / "README.md", *stage_docs, *sorted((ROOT / "docs").rglob("*.md"))]
+    found = [ROOT / "README.md", *stage_docs, ROOT / "docker" / "README.md",
+             *sorted((ROOT / "docs").rglob("*.md"))]  # fmt: skip
     return [path for path in found if path.exists()]
 
 

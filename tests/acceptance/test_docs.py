@@ -1,7 +1,8 @@
 """Every command the docs give is run, so the docs cannot drift from the code.
 
-The docs are README.md, each stage's README.md and EXERCISES.md, and docs/**/*.md; what
-counts as a command is said in tests/acceptance/doc_commands.py. Each command runs in a
+The docs are README.md, each stage's README.md and EXERCISES.md, docker/README.md and
+docs/**/*.md; what counts as a command is said in tests/acceptance/doc_commands.py (docker/'s
+need an engine: the static checks of tests/containers stand for them). Each command runs in a
 reader's shell (the venv active, the repository root as the current folder, variables kept
 from one command to the next of the same doc) against a running stage of the doc's kind
 (the stage a command's comment names, else the doc's stage folder, else 01), moved to that
@@ -102,6 +103,28 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop logs web tag": LOGS_FOLLOW,  # follows until Ctrl-C
     "workshop logs --no-follow --lines -1 --trace-id 4bf92f3577b34da6a3ce929d0e0e4736": LOGS_CLI,
 }
+# docker/README.md: no Docker engine or cluster runs here; the static checks of the files
+# each command reads stand for it (tests/containers/).
+FILES = "tests/containers/test_files.py::"
+K8S = "tests/containers/test_k8s.py::"
+RUN_ELSEWHERE.update({
+    "cp docker/.env.example docker/.env": FILES + "test_the_secret_has_no_default",
+    "docker compose -f docker/01-monolith.yaml up --build": FILES + "test_compose_accepts_the_file",
+    "docker compose -f docker/01-monolith.yaml down": FILES + "test_compose_accepts_the_file",
+    "docker compose -f docker/03-services.yaml --profile observability up --build":
+        FILES + "test_the_front_door_is_behind_nginx_the_only_published_port",
+    "docker compose -f docker/04-async.yaml build": FILES + "test_dockerfile_passes_hadolint",
+    "python3 -c \"import secrets; print('SECRET_KEY=' + secrets.token_urlsafe(32))\" "
+    "> docker/k8s/secret.env": K8S + "test_the_secret_comes_from_a_file_that_is_never_committed",
+    "kubectl apply -k docker/k8s": K8S + "test_kustomize_renders_valid_kubernetes",
+    "kubectl -n workshop rollout status deployment/web":
+        K8S + "test_http_processes_have_a_service_and_probes_and_the_worker_a_ping",
+    "kubectl -n workshop port-forward service/nginx 8000:8080":
+        K8S + "test_two_gateways_behind_nginx",
+    "kubectl delete namespace workshop": K8S + "test_kustomize_renders_valid_kubernetes",
+    "pip install .": FILES + "test_the_image_installs_every_program_a_procfile_runs",
+})  # fmt: skip
+
 # A command of this form must be run elsewhere: here it would never end.
 LONG_RUNNING = re.compile(
     r"^(\w+=\S+ )*(make (run|test|bench|slides)\b|workshop (up|bench)\b|honcho\b|npx\b|pip\b)"
