@@ -56,7 +56,7 @@ def documents() -> list[Path]:
     """Return the docs whose commands are checked: READMEs, exercises and docs/."""
     stage_docs = [p for s in all_stages() for p in (s.path / "README.md", s.path / "EXERCISES.md")]
     found = [ROOT / "README.md", *stage_docs, ROOT / "docker" / "README.md",
-             *sorted((ROOT / "docs").rglob("*.md"))]  # fmt: skip
+             ROOT / "slides" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]  # fmt: skip
     return [path for path in found if path.exists()]
 
 

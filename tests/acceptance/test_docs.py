@@ -1,18 +1,19 @@
 """Every command the docs give is run, so the docs cannot drift from the code.
 
-The docs are README.md, each stage's README.md and EXERCISES.md, docker/README.md and
-docs/**/*.md; what counts as a command is said in tests/acceptance/doc_commands.py (docker/'s
-need an engine: the static checks of tests/containers stand for them). Each command runs in a
-reader's shell (the venv active, the repository root as the current folder, variables kept
-from one command to the next of the same doc) against a running stage of the doc's kind
-(the stage a command's comment names, else the doc's stage folder, else 01), moved to that
-stage's ports (`doc_commands.localize`: 8000 becomes its port, 8100 the next, and a command
-that would find the stage by itself is given its address), in the doc's order, as the user
-`ada` (password `correct horse`) whom the reader registered on the site. A command must
-exit 0 unless EXPECTED says otherwise, and EXPECTED says what its output must show where
-that matters. A command that starts a server (gunicorn, as the docs restart a stopped
-process) must bring the stage back to ready, and one that starts stage 04's Celery worker
-must say it is ready; either keeps running until the stage stops.
+The docs are README.md, each stage's README.md and EXERCISES.md, docker/ and slides/ READMEs
+and docs/**/*.md; what counts as a command is said in tests/acceptance/doc_commands.py
+(docker/'s need an engine: the static checks of tests/containers stand for them, and
+slides/' need npm). Each command runs in a reader's shell (the venv active, the repository
+root as the current folder, variables kept from one command to the next of the same doc)
+against a running stage of the doc's kind (the stage a command's comment names, else the
+doc's stage folder, else 01), moved to that stage's ports (`doc_commands.localize`: 8000
+becomes its port, 8100 the next, and a command that would find the stage by itself is given
+its address), in the doc's order, as the user `ada` (password `correct horse`) whom the
+reader registered on the site. A command must exit 0 unless EXPECTED says otherwise, and
+EXPECTED says what its output must show where that matters. A command that starts a server
+(gunicorn, as the docs restart a stopped process) must bring the stage back to ready, and
+one that starts stage 04's Celery worker must say it is ready; either keeps running until
+the stage stops.
 
 What cannot run here, a whole-suite or long-running command, is listed in RUN_ELSEWHERE
 with the test that exercises it. A command in neither table is run as it is: a new
@@ -107,6 +108,7 @@ RUN_ELSEWHERE: dict[str, str] = {
 # each command reads stand for it (tests/containers/).
 FILES = "tests/containers/test_files.py::"
 K8S = "tests/containers/test_k8s.py::"
+SLIDES = "tests/unit/test_slides.py::test_make_slides_runs_the_marp_command_the_slides_readme_gives"
 RUN_ELSEWHERE.update({
     "cp docker/.env.example docker/.env": FILES + "test_the_secret_has_no_default",
     "docker compose -f docker/01-monolith.yaml up --build": FILES + "test_compose_accepts_the_file",
@@ -123,6 +125,9 @@ RUN_ELSEWHERE.update({
         K8S + "test_two_gateways_behind_nginx",
     "kubectl delete namespace workshop": K8S + "test_kustomize_renders_valid_kubernetes",
     "pip install .": FILES + "test_the_image_installs_every_program_a_procfile_runs",
+    # slides/README.md: Marp comes from npm, which is not reachable here.
+    "npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html": SLIDES,
+    "npx --yes @marp-team/marp-cli@4 --notes slides/workshop.md -o notes.txt": SLIDES,
 })  # fmt: skip
 
 # A command of this form must be run elsewhere: here it would never end.

@@ -2,6 +2,7 @@
 every slide, and every repository path, `make` target and `workshop` command it names exists."""
 
 import re
+import subprocess
 from itertools import takewhile
 from pathlib import Path
 
@@ -157,3 +158,15 @@ def test_every_command_on_a_slide_exists(slide: str) -> None:
             if names and (result.exit_code != 0 or "COMMAND [ARGS]" in usage):
                 wrong.append(f"{command}: not a workshop command")
     assert not wrong, f"{title(slide)!r}: {wrong}"
+
+
+def test_make_slides_runs_the_marp_command_the_slides_readme_gives() -> None:
+    """The deck is built by Marp from npm (no network here): `make slides` and the README
+    must name the same command, so following either builds the same file."""
+    dry = subprocess.run(["make", "-n", "slides"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    command = "npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html"
+    assert dry.stdout.strip().splitlines()[-1] == command
+    readme = (ROOT / "slides" / "README.md").read_text()
+    assert f"`{command}`" in readme
+    assert "`npx --yes @marp-team/marp-cli@4 --notes slides/workshop.md -o notes.txt`" in readme
