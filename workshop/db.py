@@ -11,8 +11,10 @@ support (no $text, no transactions, no change streams).
 import atexit
 import base64
 import fcntl
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from pymongo import AsyncMongoClient
 from pymongo.database import Database
 
 from workshop import config
+
+log = logging.getLogger(__name__)
 
 
 def _lookup_by_id_first(original: Callable) -> Callable:
@@ -191,9 +195,10 @@ class Journal:
     folds what is on disk, never one process's memory.
     """
 
-    # Past this size, and past its snapshot's, the journal is folded into the snapshot at
-    # the next write: a long run's journal stays short, and a restart replays little.
+    # Past this size, and past its snapshot's, the journal is folded into the snapshot by a
+    # thread of its own: a long run's journal stays short, and a restart replays little.
     COMPACT_AFTER_BYTES = 16 * 1024 * 1024
+    RETRY_COMPACT_SECONDS = 60.0  # after a compaction failed (a full disk, ...)
 
     def __init__(self, folder: Path, name: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -201,6 +206,8 @@ class Journal:
         self.path = folder / f"{name}.journal"
         self.lock = threading.RLock()  # one write call at a time, record included
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._compacting = threading.Lock()  # held while a background compaction runs
+        self._next_try = 0.0
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record; return once the operating system holds it."""
@@ -212,13 +219,31 @@ class Journal:
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         if os.fstat(self._fd).st_size > self.COMPACT_AFTER_BYTES and self._outgrew_snapshot():
-            self.compact()
+            self._compact_in_background()
 
     def _outgrew_snapshot(self) -> bool:
         try:
             return os.fstat(self._fd).st_size > self.snapshot.stat().st_size
         except FileNotFoundError:  # no snapshot yet
             return True
+
+    def _compact_in_background(self) -> None:
+        """Fold the journal in a thread: the write that crossed the limit returns at once
+        (the event loop of a 04 service goes on; writes wait only while the fold runs), and
+        a failure is logged and tried again later, never raised to a write that succeeded."""
+        if time.monotonic() < self._next_try or not self._compacting.acquire(blocking=False):
+            return
+
+        def fold() -> None:
+            try:
+                self.compact()
+            except Exception:
+                self._next_try = time.monotonic() + self.RETRY_COMPACT_SECONDS
+                log.exception("could not compact %s; the journal keeps every write", self.path)
+            finally:
+                self._compacting.release()
+
+        threading.Thread(target=fold, name=f"compact-{self.path.stem}", daemon=True).start()
 
     def compact(self) -> State:
         """Fold the journal into the snapshot, empty the journal, and return the data."""

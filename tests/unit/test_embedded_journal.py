@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -183,24 +184,67 @@ def test_a_process_stopping_cleanly_keeps_the_writes_of_another_sharing_its_data
     assert found == {"jobs": [{"_id": "j"}], "posts": [{"_id": "w"}]}
 
 
-def test_a_long_run_folds_its_journal_into_the_snapshot_as_it_grows(tmp_path):
-    """A run that writes for hours must not keep every write in its journal: past a size
-    (made small here) the next write compacts, and a kill still loses nothing."""
-    many = """
+LONG_RUN = """
 from workshop.db import Journal
 Journal.COMPACT_AFTER_BYTES = 4096
+FAIL
 for n in range(400):
     db.counters.update_one({"_id": "log"}, {"$inc": {"seq": 1}}, upsert=True)
     db.log.insert_one({"_id": n, "text": "x" * 40})
 """
-    held = write_then_get_killed(tmp_path, "long", many)
-    store = tmp_path / "store"
-    # ~60 KB of records were written; the journal is folded whenever it outgrows both the
-    # limit and the snapshot (compacting costs a pass over the snapshot: amortized so).
-    snapshot = (store / "long.json").stat().st_size
-    assert (store / "long.journal").stat().st_size <= max(4096, snapshot) + 200
-    assert '"seq"' in (store / "long.json").read_text()
+FAILING_FOLD = """
+def fail(self):
+    raise OSError(28, "No space left on device")
+Journal.compact = fail
+"""
+
+
+def journal_size(run_dir: Path, name: str) -> int:
+    return (run_dir / "store" / f"{name}.journal").stat().st_size
+
+
+def test_a_long_run_folds_its_journal_into_the_snapshot_as_it_grows(tmp_path):
+    """A run that writes for hours must not keep every write in its journal: past a size
+    (made small here) a thread folds it into the snapshot, and a kill still loses nothing."""
+    code = ("NAME = 'long'\nfrom workshop import db as databases\nimport time\n"
+            "db = databases.database(NAME)\n" + LONG_RUN.replace("FAIL", "") + DUMP
+            + "time.sleep(60)\n")  # fmt: skip
+    process = child(tmp_path, code)
+    held = process.stdout.readline()
+    try:
+        # ~60 KB of records were written; the journal is folded whenever it outgrows both
+        # the limit and the snapshot (a fold costs a pass over the snapshot: amortized so).
+        def folded() -> bool:
+            snapshot = tmp_path / "store" / "long.json"
+            limit = max(4096, snapshot.stat().st_size if snapshot.exists() else 0)
+            return journal_size(tmp_path, "long") <= limit + 200
+
+        deadline = time.monotonic() + 30
+        while not folded() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert folded(), journal_size(tmp_path, "long")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    assert '"seq"' in (tmp_path / "store" / "long.json").read_text()
     found = json.loads(held)
     assert found["counters"] == [{"_id": "log", "seq": {"$numberInt": "400"}}]
     assert len(found["log"]) == 400
     assert read_back(tmp_path, "long") == held
+
+
+def test_a_fold_that_fails_fails_no_write(tmp_path):
+    """A full disk while folding: every write still succeeds (its record is in the
+    journal), the failure is logged, and nothing is lost."""
+    code = ("NAME = 'full'\nfrom workshop import db as databases\n"
+            "db = databases.database(NAME)\n" + LONG_RUN.replace("FAIL", FAILING_FOLD)
+            + DUMP)  # fmt: skip
+    env_code = "import logging, sys\nlogging.basicConfig(stream=sys.stdout)\n" + code
+    process = child(tmp_path, env_code)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, out
+    assert "could not compact" in out and "No space left on device" in out
+    held = out[out.index("{") :].splitlines()[0]
+    assert len(json.loads(held)["log"]) == 400
+    assert journal_size(tmp_path, "full") > 4096  # kept whole: the fold never happened
+    assert read_back(tmp_path, "full").strip() == held
