@@ -22,7 +22,7 @@ system-deps:  ## install the Debian packages the browser test needs (chromium)
 	scripts/install-system-deps.sh
 
 run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [PORT=8000] [TRACE=1]
-	$(BIN)/workshop up $(STAGE) --port $(PORT)$(if $(TRACE), --trace)
+	$(BIN)/workshop up $(STAGE) --port $(PORT)$(if $(filter 1 yes true,$(TRACE)), --trace)
 
 test: setup system-deps  ## run every test: unit, acceptance (each stage), fuzz, browser
 	$(BIN)/pytest

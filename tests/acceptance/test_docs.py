@@ -417,6 +417,7 @@ def test_make_run_with_trace_is_workshop_up_traced():
 
     assert dry_run("TRACE=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--trace"]
     assert "--trace" not in dry_run()
+    assert "--trace" not in dry_run("TRACE=0")
 
 
 # --- links and names ----------------------------------------------------------------------
