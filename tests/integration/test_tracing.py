@@ -148,7 +148,8 @@ def spans_of(path: Path) -> list[dict]:
 
 def trace_of(path: Path, root_name_part: str, wanted: set[tuple[str, str]]) -> list[dict]:
     """The spans of the trace whose gateway span names `root_name_part`, once it holds the
-    wanted (service, span name) pairs (or what it holds at the deadline)."""
+    wanted (service, span name) pairs and the parent of every span (or what it holds at the
+    deadline)."""
 
     def current() -> list[dict]:
         spans = spans_of(path)
@@ -159,7 +160,14 @@ def trace_of(path: Path, root_name_part: str, wanted: set[tuple[str, str]]) -> l
         trace_id = roots[-1]["trace_id"]
         return [s for s in spans if s["trace_id"] == trace_id]
 
-    return eventually(current, lambda got: wanted <= _pairs(got), within=WITHIN)
+    # Every parent too: a parent span ends after its children (the request after the relay
+    # published), so its process may write it a flush later.
+    return eventually(current, lambda got: wanted <= _pairs(got) and _whole(got), within=WITHIN)
+
+
+def _whole(spans: list[dict]) -> bool:
+    ids = {span["span_id"] for span in spans}
+    return all(span["parent_id"] is None or span["parent_id"] in ids for span in spans)
 
 
 def _pairs(spans: list[dict]) -> set[tuple[str, str]]:
