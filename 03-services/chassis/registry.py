@@ -142,7 +142,8 @@ class Registry:
             values = self.client.mget(keys) if keys else []
         except redis.RedisError:
             log.warning("registry unreachable; using what was known of %s", service)
-            cached = self._cache.get(service)
+            with self._lock:  # the gateway's request threads write the cache
+                cached = self._cache.get(service)
             return [_entry(address, None) for address in (cached[1] if cached else [])]
         # A key that expired between the scan and the read is gone: left out.
         return [
