@@ -1,7 +1,9 @@
-"""docker/prometheus/prometheus.yml: Prometheus (--profile observability, stages 03 and 04)
-scrapes exactly the compose services that serve /metrics, in their containers, on the port
-they serve it on. Which processes serve /metrics is read from the code each one runs, so a
-new service that is not scraped (or a scraped one that is gone) fails here.
+"""docker/prometheus/<stage>.yml: Prometheus (--profile observability, stages 03 and 04),
+one config per stage, each mounted by its stage's compose file, scrapes exactly that stage's
+compose services that serve /metrics, in their containers, on the port they serve it on.
+Which processes serve /metrics is read from the code each one runs, so a new service that
+is not scraped (or a scraped one that is gone, such as 04's Celery worker on 03, whose name
+no DNS answers) fails here.
 
 No Prometheus here (promtool), and check-jsonschema has no builtin schema for its config:
 the file is read as YAML and held to the few keys it uses.
@@ -25,7 +27,7 @@ from tests.containers.project import (
 )
 from workshop.tools.stages import Process, Stage
 
-CONFIG = DOCKER / "prometheus" / "prometheus.yml"
+CONFIGS = DOCKER / "prometheus"
 MOUNTED_AT = "/etc/prometheus/prometheus.yml"
 # What the file may say, and no more: a misspelled key would be ignored by nobody here.
 GLOBAL_KEYS = {"scrape_interval", "scrape_timeout", "evaluation_interval"}
@@ -66,8 +68,13 @@ def serves_metrics(stage: Stage, process: Process) -> bool:
     return command[0] == "celery" and "worker" in command and bool(WORKER_SERVES.search(source))
 
 
-def config() -> dict[str, Any]:
-    return yaml.safe_load(CONFIG.read_text())
+def config_path(compose_file: Path) -> Path:
+    """Return the scrape config of a compose file's stage: docker/prometheus/03-services.yml."""
+    return CONFIGS / f"{compose_file.stem}.yml"
+
+
+def config(compose_file: Path) -> dict[str, Any]:
+    return yaml.safe_load(config_path(compose_file).read_text())
 
 
 def targets(described: dict[str, Any]) -> dict[str, tuple[str, int]]:
@@ -86,11 +93,6 @@ def targets(described: dict[str, Any]) -> dict[str, tuple[str, int]]:
         (name,) = dns["names"]
         found[job["job_name"]] = (name, dns["port"])
     return found
-
-
-def scraping(compose_file: Path, folder: Path) -> dict[str, Any]:
-    """Return the compose file's prometheus service, if it has one."""
-    return everything(compose_file, folder)["services"].get("prometheus")
 
 
 def metrics_services(compose_file: Path, folder: Path) -> dict[str, int]:
@@ -114,21 +116,6 @@ def metrics_services(compose_file: Path, folder: Path) -> dict[str, int]:
     return found
 
 
-def expected_targets(folder: Path) -> tuple[dict[str, int], set[str]]:
-    """Return what the compose files that mount the config scrape (by service), and every
-    service those files run."""
-    wanted: dict[str, int] = {}
-    everyone: set[str] = set()
-    for compose_file in COMPOSE_FILES:
-        if scraping(compose_file, folder) is None:
-            continue
-        serving = metrics_services(compose_file, folder)
-        for name, port in serving.items():
-            assert wanted.setdefault(name, port) == port, f"{name}: two ports"
-        everyone |= set(everything(compose_file, folder)["services"])
-    return wanted, everyone
-
-
 def mismatch(found: dict[str, tuple[str, int]], wanted: dict[str, int]) -> list[str]:
     """Return what is wrong with the scrape jobs against the services serving /metrics."""
     complaints = []
@@ -144,40 +131,72 @@ def mismatch(found: dict[str, tuple[str, int]], wanted: dict[str, int]) -> list[
     return complaints
 
 
+# The compose files that run Prometheus (--profile observability).
+SCRAPING = [f for f in COMPOSE_FILES if "prometheus:" in f.read_text()]
+BY_STAGE = pytest.mark.parametrize("compose_file", SCRAPING, ids=lambda p: p.stem)
+
+
+def by_stem(stem: str) -> Path:
+    (compose_file,) = [f for f in SCRAPING if f.stem == stem]
+    return compose_file
+
+
 def test_the_stages_with_services_scrape_them():
-    have = {stage_of(f).name for f in COMPOSE_FILES if "prometheus:" in f.read_text()}
-    assert have == {"03-services", "04-async"}
+    assert {stage_of(f).name for f in SCRAPING} == {"03-services", "04-async"}
 
 
-def test_prometheus_scrapes_exactly_the_services_that_serve_metrics(tmp_path):
-    wanted, _ = expected_targets(tmp_path)
-    assert {"web", "worker"} <= set(wanted)  # the gateway, and 04's Celery worker
+def test_each_stage_has_its_own_config_and_no_other_is_left():
+    assert sorted(CONFIGS.iterdir()) == sorted(config_path(f) for f in SCRAPING)
+
+
+@BY_STAGE
+def test_prometheus_scrapes_exactly_the_stage_services_that_serve_metrics(compose_file, tmp_path):
+    wanted = metrics_services(compose_file, tmp_path)
+    assert "web" in wanted  # the gateway
     assert "beat" not in wanted and "nginx" not in wanted
-    assert mismatch(targets(config()), wanted) == []
+    assert mismatch(targets(config(compose_file)), wanted) == []
 
 
-def test_a_service_left_unscraped_is_caught(tmp_path):
-    wanted, _ = expected_targets(tmp_path)
-    described = config()
-    described["scrape_configs"] = [j for j in described["scrape_configs"]
-                                   if j["job_name"] != "worker"]  # fmt: skip
-    assert mismatch(targets(described), wanted) == ["worker serves /metrics and is not scraped"]
+def test_the_worker_is_scraped_where_it_runs_and_only_there(tmp_path):
+    """04's Celery worker serves /metrics; 03 has no worker container, and a job for it
+    would fail its DNS lookup on every refresh."""
+    assert "worker" in metrics_services(by_stem("04-async"), tmp_path)
+    assert "worker" not in everything(by_stem("03-services"), tmp_path)["services"]
+    assert "worker" not in targets(config(by_stem("03-services")))
+
+
+@BY_STAGE
+def test_a_service_left_unscraped_is_caught(compose_file, tmp_path):
+    wanted = metrics_services(compose_file, tmp_path)
+    for name in wanted:
+        described = config(compose_file)
+        described["scrape_configs"] = [j for j in described["scrape_configs"]
+                                       if j["job_name"] != name]  # fmt: skip
+        assert mismatch(targets(described), wanted) == [
+            f"{name} serves /metrics and is not scraped"
+        ]
     wanted_more = {**wanted, "beat": 8000}
-    assert "beat serves /metrics and is not scraped" in mismatch(targets(config()), wanted_more)
+    assert "beat serves /metrics and is not scraped" in mismatch(
+        targets(config(compose_file)), wanted_more
+    )
+
+
+def test_a_job_for_another_stage_service_is_caught(tmp_path):
+    """04's config on 03 scrapes a worker 03 does not run."""
+    wanted = metrics_services(by_stem("03-services"), tmp_path)
+    found = targets(config(by_stem("04-async")))
+    assert mismatch(found, wanted) == ["worker is scraped and serves no /metrics"]
 
 
 def test_the_code_decides_who_serves_metrics():
     """The worker serves them, beat (the same module) does not; so do all HTTP processes."""
-    (stage,) = {stage_of(f) for f in COMPOSE_FILES if f.stem == "04-async"}
+    stage = stage_of(by_stem("04-async"))
     serving = {p.name for p in stage.processes() if serves_metrics(stage, p)}
     assert serving == {p.name for p in stage.processes()} - {"beat"}
 
 
-@pytest.mark.parametrize(
-    "compose_file", [f for f in COMPOSE_FILES if "prometheus:" in f.read_text()],
-    ids=lambda p: p.stem,
-)  # fmt: skip
-def test_prometheus_reads_the_config_read_only_and_keeps_its_data_in_a_volume(
+@BY_STAGE
+def test_prometheus_reads_its_stage_config_read_only_and_keeps_its_data_in_a_volume(
     compose_file, tmp_path
 ):
     described = everything(compose_file, tmp_path)
@@ -185,13 +204,14 @@ def test_prometheus_reads_the_config_read_only_and_keeps_its_data_in_a_volume(
     mounts = {v["target"]: v for v in service["volumes"]}
     config_mount = mounts[MOUNTED_AT]
     assert config_mount["type"] == "bind" and config_mount["read_only"] is True
-    assert Path(config_mount["source"]) == CONFIG
+    assert Path(config_mount["source"]) == config_path(compose_file)
     assert f"--config.file={MOUNTED_AT}" in service["command"]
     (path,) = [
         w.split("=", 1)[1] for w in service["command"] if w.startswith("--storage.tsdb.path=")
     ]
     assert mounts[path]["type"] == "volume" and mounts[path]["source"] in described["volumes"]
+    assert "--storage.tsdb.retention.time=2d" in service["command"]
     health = shlex.join(service["healthcheck"]["test"])
     assert "http://127.0.0.1:9090/-/healthy" in health
-    assert everything(compose_file, tmp_path)["services"]["jaeger"]["profiles"] == ["observability"]
+    assert described["services"]["jaeger"]["profiles"] == ["observability"]
     assert service["profiles"] == ["observability"]
