@@ -413,7 +413,9 @@ def test_make_run_with_trace_is_workshop_up_traced():
         command = ["make", "-n", "run", "STAGE=03-services", "PORT=8000", *settings]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        return done.stdout.splitlines()[-1]
+        # Under `make test`, make prints "Entering directory" lines around what it would run.
+        (line,) = [line for line in done.stdout.splitlines() if "workshop up" in line]
+        return line
 
     assert dry_run("TRACE=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--trace"]
     assert "--trace" not in dry_run()
