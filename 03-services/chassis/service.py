@@ -26,10 +26,11 @@ from pymongo.database import Database
 from chassis import metrics
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
-from chassis.registry import Heartbeat, about, advertise_url, registry_url
+from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config, latency, logs, tracing, web
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
+from workshop.instances import about
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.metrics import Metrics
 from workshop.web.health import health_blueprint

@@ -19,9 +19,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     tracing.instrument_requests()
     logs.init_flask(app, "gateway")  # X-Request-ID from nginx, else made here; passed on
 
-    from chassis.registry import about
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES
+    from workshop.instances import about
 
     client.init_app(app)
     metrics.init_flask(app, "gateway", client.sample_upstreams)  # /metrics

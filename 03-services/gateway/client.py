@@ -13,6 +13,7 @@ from werkzeug.datastructures import MultiDict
 from gateway.upstreams import NoInstance, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
+from workshop.instances import listed, readiness
 from workshop.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
@@ -164,39 +165,6 @@ def ping_instance(
             body = None
         break
     return listed(instance, status, body, started), body if isinstance(body, dict) else {}
-
-
-def listed(
-    instance: dict[str, Any], status: int | None, body: Any, started: float
-) -> dict[str, Any]:
-    """Return an instance as /readyz lists it: what the registry says of it, else what it
-    says of itself on its /readyz, its health, and how long asking took."""
-    said = body if isinstance(body, dict) else {}
-    health = "unreachable" if status is None else "ready" if status == 200 else "not ready"
-    return {
-        "address": instance["address"],
-        "version": instance.get("version") or said.get("version"),
-        "started": instance.get("started") or said.get("started"),
-        "status": health,
-        "ms": round((time.perf_counter() - started) * 1000, 1),
-    }
-
-
-def readiness(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    """Return a service's readiness from its instances': ok when one is ready, the backlog
-    all of theirs, a start-up still loading if one is (its `bootstrap`), and the list."""
-    instances = [instance for instance, _ in checked]
-    dependencies = [body.get("dependencies") or {} for _, body in checked]
-    state: dict[str, Any] = {
-        "ok": any(instance["status"] == "ready" for instance in instances),
-        "backlog": sum((d.get("backlog") or {}).get("waiting", 0) for d in dependencies),
-    }
-    for depends in dependencies:
-        if not depends.get("bootstrap", {"ok": True}).get("ok"):
-            state["bootstrap"] = depends["bootstrap"]  # still loading its start-up data
-            break
-    state["instances"] = instances
-    return state
 
 
 # --- what the pages need -----------------------------------------------------------------

@@ -15,8 +15,6 @@ objects where they are used (at serving start) and close them when serving ends.
 
 import asyncio
 import contextlib
-import datetime
-import importlib.metadata
 import json
 import logging
 import time
@@ -27,38 +25,18 @@ import redis
 import redis.asyncio
 
 from workshop import config
+from workshop.instances import about
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
 TTL_SECONDS = 3
 PREFIX = "registry"
-# The installed project (pyproject.toml's name): its version is the code's version.
-PROJECT = "workshop"
-# When this process started (its first import of the chassis), in UTC.
-STARTED = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def registry_url() -> str | None:
     """Return REGISTRY_URL (a redis:// URL), or None when no registry is used."""
     return config.env("REGISTRY_URL")
-
-
-def code_version() -> str:
-    """Return the version of the code this instance runs: SERVICE_VERSION when set (a
-    canary or a rolling upgrade names its own), else the installed project's version."""
-    override = config.env("SERVICE_VERSION")
-    if override:
-        return override
-    try:
-        return importlib.metadata.version(PROJECT)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def about() -> dict[str, str]:
-    """Return what an instance says of itself in the registry and on /readyz."""
-    return {"version": code_version(), "started": STARTED}
 
 
 def advertise_url() -> str | None:

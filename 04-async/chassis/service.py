@@ -30,10 +30,11 @@ from quart import Blueprint, Quart, current_app, jsonify
 from chassis import metrics, web
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
-from chassis.registry import Heartbeat, about, advertise_url, registry_url
+from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config, logs, tracing
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
+from workshop.instances import about
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.metrics import Metrics
 
