@@ -1,14 +1,15 @@
 """What a running instance says of itself, and how a gateway lists a service's instances.
 
 Stages 03 and 04 share this: each instance says which code it runs (`version`) and since
-when (`started`) in its registry entry and on its /readyz, and the gateway's /readyz lists
-every instance of a service with its own health. The two gateways differ only in how they
-ask the instances (threads in 03, awaited together in 04), so the asking stays in each
-stage's gateway/client.py and what is made of the answers lives here.
+when (`started`) in its registry entry (read back by `entry`) and on its /readyz, and the
+gateway's /readyz lists every instance of a service with its own health. The two gateways
+differ only in how they ask the instances (threads in 03, awaited together in 04), so the
+asking stays in each stage's gateway/client.py and what is made of the answers lives here.
 """
 
 import datetime
 import importlib.metadata
+import json
 import time
 from typing import Any
 
@@ -35,6 +36,18 @@ def code_version() -> str:
 def about() -> dict[str, str]:
     """Return what an instance says of itself in the registry and on /readyz."""
     return {"version": code_version(), "started": STARTED}
+
+
+def entry(address: str, value: bytes | None) -> dict[str, Any]:
+    """Return an instance as its registry entry (JSON, or None) describes it: its address
+    with the version and start the entry holds (null where it does not say)."""
+    try:
+        fields = json.loads(value) if value else {}
+    except ValueError:
+        fields = {}
+    if not isinstance(fields, dict):
+        fields = {}
+    return {"address": address, "version": fields.get("version"), "started": fields.get("started")}
 
 
 def listed(

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from workshop import config
-from workshop.instances import about
+from workshop.instances import about, entry
 
 log = logging.getLogger(__name__)
 
@@ -122,21 +122,10 @@ class Registry:
             log.warning("registry unreachable; using what was known of %s", service)
             with self._lock:  # the gateway's request threads write the cache
                 cached = self._cache.get(service)
-            return [_entry(address, None) for address in (cached[1] if cached else [])]
+            return [entry(address, None) for address in (cached[1] if cached else [])]
         # A key that expired between the scan and the read is gone: left out.
         return [
-            _entry(key.decode().split(":", 2)[2], value)
+            entry(key.decode().split(":", 2)[2], value)
             for key, value in zip(keys, values, strict=True)
             if value is not None
         ]
-
-
-def _entry(address: str, value: bytes | None) -> dict[str, Any]:
-    """Return an instance's address with the version and start its entry holds (or null)."""
-    try:
-        fields = json.loads(value) if value else {}
-    except ValueError:
-        fields = {}
-    if not isinstance(fields, dict):
-        fields = {}
-    return {"address": address, "version": fields.get("version"), "started": fields.get("started")}

@@ -25,7 +25,7 @@ import redis
 import redis.asyncio
 
 from workshop import config
-from workshop.instances import about
+from workshop.instances import about, entry
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,10 @@ class Registry:
         except redis.RedisError:
             log.warning("registry unreachable; using what was known of %s", service)
             cached = self._cache.get(service)
-            return [_entry(address, None) for address in (cached[1] if cached else [])]
+            return [entry(address, None) for address in (cached[1] if cached else [])]
         # A key that expired between the scan and the read is gone: left out.
         return [
-            _entry(key.decode().split(":", 2)[2], value)
+            entry(key.decode().split(":", 2)[2], value)
             for key, value in zip(keys, values, strict=True)
             if value is not None
         ]
@@ -139,14 +139,3 @@ class Registry:
     async def close(self) -> None:
         """Close the connections (they belong to the loop that opened them)."""
         await self.client.aclose()
-
-
-def _entry(address: str, value: bytes | None) -> dict[str, Any]:
-    """Return an instance's address with the version and start its entry holds (or null)."""
-    try:
-        fields = json.loads(value) if value else {}
-    except ValueError:
-        fields = {}
-    if not isinstance(fields, dict):
-        fields = {}
-    return {"address": address, "version": fields.get("version"), "started": fields.get("started")}

@@ -9,6 +9,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,18 +44,22 @@ def json_lines(running: RunningStage) -> list[dict]:
     return found
 
 
-def test_every_line_of_a_request_carries_its_request_and_trace_id(logging_stage):
-    client = Client(logging_stage.url, logging_stage.importer)
+def tag_a_post(running: RunningStage, request_id: str) -> Any:
+    """A new user tags a post, the request sent with an X-Request-ID (as nginx sends it)."""
+    client = Client(running.url, running.importer)
     _, _, token = client.new_user()
     post_id = client.get("/api/search", params={"q": "docker"}).json()["items"][0]["id"]
-    request_id = f"test-{uuid.uuid4().hex}"
-    answer = client.post(
-        f"/api/posts/{post_id}/tags",
-        token=token,
-        json={"tag": f"t-{uuid.uuid4().hex[:8]}"},
-        headers={logs.REQUEST_ID_HEADER: request_id},
-    )
+    answer = client.post(f"/api/posts/{post_id}/tags", token=token,
+                         json={"tag": f"t-{uuid.uuid4().hex[:8]}"},
+                         headers={logs.REQUEST_ID_HEADER: request_id})  # fmt: skip
     assert answer.status_code == 201, answer.text
+    return answer
+
+
+def test_every_line_of_a_request_carries_its_request_and_trace_id(logging_stage):
+    client = Client(logging_stage.url, logging_stage.importer)
+    request_id = f"test-{uuid.uuid4().hex}"
+    answer = tag_a_post(logging_stage, request_id)
     assert answer.headers[logs.REQUEST_ID_HEADER] == request_id  # nginx's id is kept
 
     mine = eventually(
@@ -94,14 +99,8 @@ def workshop_logs(running: RunningStage, *arguments: str) -> list[tuple[str, str
 
 
 def test_workshop_logs_merges_the_processes_and_picks_out_one_click(logging_stage):
-    client = Client(logging_stage.url, logging_stage.importer)
-    _, _, token = client.new_user()
-    post_id = client.get("/api/search", params={"q": "docker"}).json()["items"][0]["id"]
     request_id = f"cli-{uuid.uuid4().hex}"
-    answer = client.post(f"/api/posts/{post_id}/tags", token=token,
-                         json={"tag": f"t-{uuid.uuid4().hex[:8]}"},
-                         headers={logs.REQUEST_ID_HEADER: request_id})  # fmt: skip
-    assert answer.status_code == 201, answer.text
+    tag_a_post(logging_stage, request_id)
 
     # Every process of the stage, merged (the last lines of each).
     everything = workshop_logs(logging_stage, "--lines", "-1")
