@@ -5,18 +5,41 @@ BIN := $(VENV)/bin
 STAGE ?= 01-monolith
 PORT ?= 8000
 
-.PHONY: help setup system-deps run test bench lint format diff slides clean
+.PHONY: help setup setup-dev system-deps run test bench lint format diff lock wheelhouse floors slides clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(BIN)/workshop: pyproject.toml
+# The locks (requirements/*.txt, from uv.lock: `make lock`) pin every package with its hashes:
+# a laptop, CI and the image install the same versions. pip installs them as they are
+# (--no-deps: nothing to resolve) with no build isolation (setuptools comes from the lock).
+# WHEELHOUSE=DIR installs from a folder `make wheelhouse` filled, with no package index.
+PIP_SOURCE = $(if $(WHEELHOUSE),--no-index --find-links $(WHEELHOUSE))
+PIP_LOCKED = $(BIN)/pip install --quiet --require-hashes --no-deps --no-build-isolation $(PIP_SOURCE)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "the workshop needs Python 3.11 or newer: $(PYTHON) is $$($(PYTHON) -V)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+
+# What running a stage needs, and nothing else: the runtime lock and the project itself.
+$(VENV)/.runtime: requirements/build.txt requirements/runtime.txt pyproject.toml | $(BIN)/python
+	$(PIP_LOCKED) -r requirements/build.txt
+	$(PIP_LOCKED) -r requirements/runtime.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation $(PIP_SOURCE) -e .
 	@touch $@
 
-setup: $(BIN)/workshop  ## create .venv and install the project with its test tools
+$(VENV)/.bench: $(VENV)/.runtime requirements/bench.txt
+	$(PIP_LOCKED) -r requirements/bench.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
+	$(PIP_LOCKED) -r requirements/dev.txt
+	@touch $@
+
+setup: $(VENV)/.runtime  ## create .venv with what running a stage needs (the runtime lock)
+
+setup-dev: $(VENV)/.dev  ## add the test, lint and bench tools (the dev lock) to .venv
 
 system-deps:  ## install the Debian packages the browser test needs (chromium)
 	scripts/install-system-deps.sh
@@ -24,17 +47,17 @@ system-deps:  ## install the Debian packages the browser test needs (chromium)
 run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [PORT=8000] [TRACE=1]
 	$(BIN)/workshop up $(STAGE) --port $(PORT)$(if $(filter 1 yes true,$(TRACE)), --trace)
 
-test: setup system-deps  ## run every test: unit, acceptance (each stage), fuzz, browser
+test: setup-dev system-deps  ## run every test: unit, acceptance (each stage), fuzz, browser
 	$(BIN)/pytest
 
-bench: setup  ## run the same load on every stage, side by side: make bench [BENCH_ARGS="--duration 10"]
+bench: $(VENV)/.bench  ## run the same load on every stage, side by side: make bench [BENCH_ARGS="--duration 10"]
 	$(BIN)/workshop bench $(BENCH_ARGS)
 
-lint: setup  ## check style with ruff
+lint: setup-dev  ## check style with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: setup  ## reformat with ruff
+format: setup-dev  ## reformat with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
@@ -46,8 +69,19 @@ diff: setup  ## what a step changed, renamed files paired: make diff FROM=01-mon
 	fi
 	$(BIN)/workshop diff $(FROM) $(TO) $(DIFF_ARGS)
 
+lock: setup-dev  ## resolve the locks again from pyproject.toml: make lock [UPGRADE=1] (uv.lock, requirements/)
+	UV=$(BIN)/uv scripts/lock.sh
+
+wheelhouse:  ## every locked wheel for Linux and macOS into a folder for a classroom: make wheelhouse [WHEELHOUSE=wheelhouse]
+	$(PYTHON) scripts/wheelhouse.py $(or $(WHEELHOUSE),wheelhouse)
+
+floors: setup-dev  ## the lowest versions pyproject.toml allows, in .venv-floors, pass the unit tests
+	$(BIN)/uv venv --quiet --allow-existing --python $(PYTHON) .venv-floors
+	$(BIN)/uv pip install --quiet --python .venv-floors/bin/python --resolution lowest-direct -e '.[dev]'
+	.venv-floors/bin/pytest -q -p no:cacheprovider tests/unit
+
 slides:  ## build the workshop deck as HTML with Marp (needs npx): slides/workshop.html
 	npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html
 
 clean:  ## remove the virtualenv and local state
-	rm -rf $(VENV) .workshop .pytest_cache
+	rm -rf $(VENV) .venv-floors .workshop .pytest_cache

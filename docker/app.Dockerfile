@@ -6,7 +6,30 @@
 #   docker build -f docker/app.Dockerfile --build-arg STAGE=03-services -t workshop-app:03 .
 
 # Pinned by tag and by digest: a tag can be pushed again, a digest cannot.
-FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+# --- wheels: every runtime package as the lock pins it, checked against its hashes ----------
+# The lock leaves pip nothing to resolve (--no-deps), so the pip this image ships installs it
+# as a newer one would (tests/install/test_lock.py installs it with that pip).
+FROM ${PYTHON_IMAGE} AS wheels
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+
+COPY requirements/build.txt requirements/runtime.txt requirements/
+# setuptools from the lock builds what ships as source only (Eve's `events`) and the project.
+RUN pip install --require-hashes --no-deps -r requirements/build.txt \
+    && pip wheel --require-hashes --no-deps --no-build-isolation --wheel-dir /wheels \
+       -r requirements/runtime.txt
+
+COPY pyproject.toml README.md ./
+COPY workshop/ workshop/
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
+
+# --- the runtime: the wheels installed, nothing to build with -------------------------------
+FROM ${PYTHON_IMAGE}
 
 ARG STAGE=01-monolith
 
@@ -18,12 +41,10 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# The shared package and its dependencies first: this layer stays cached while stage code
-# changes. Only the runtime dependencies: no dev or bench extras.
-COPY pyproject.toml README.md ./
-COPY workshop/ workshop/
-RUN pip install --no-cache-dir . \
-    && rm -rf build workshop.egg-info
+# Only the runtime lock: no dev or bench extras. The wheels were checked against the lock's
+# hashes above; mounted, not copied, so they leave no layer behind.
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    pip install --no-index --no-deps /wheels/*.whl
 
 # The stage's own packages (front, restapi, gateway, chassis, services): the Procfile's
 # command imports them from this folder (gunicorn --chdir, uvicorn --app-dir, celery
