@@ -8,7 +8,38 @@ import os
 import secrets
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# Where the package sits: in a checkout (an editable install, the tests), the repository.
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+# Names the workshop's repository when the package was installed outside it (`pip install .`).
+HOME_ENV = "WORKSHOP_HOME"
+# A stage is a folder NN-name with a Procfile (workshop/tools/stages.py).
+STAGE_PROCFILES = "[0-9][0-9]-*/Procfile"
+
+
+def holds_stages(folder: Path) -> bool:
+    """Tell whether a folder holds the workshop's stage folders (NN-name/Procfile)."""
+    return any(folder.glob(STAGE_PROCFILES))
+
+
+def find_root(here: Path | None = None) -> Path | None:
+    """Return the workshop's repository: WORKSHOP_HOME if set, else the checkout the package
+    is used from, else the current folder or the nearest parent holding stage folders.
+
+    The stages are folders of the repository, not part of the package: after a plain `pip
+    install .` the package's parent is site-packages' parent, so the command looks where
+    it runs. None: no repository found (WORKSHOP_HOME, if set, is returned as it is).
+    """
+    home = os.environ.get(HOME_ENV, "")
+    if home:
+        return Path(home).expanduser().resolve()
+    if holds_stages(PACKAGE_PARENT):
+        return PACKAGE_PARENT
+    here = (here or Path.cwd()).resolve()
+    return next((folder for folder in (here, *here.parents) if holds_stages(folder)), None)
+
+
+# Without a repository the command still runs what needs none (data sample, doctor) here.
+ROOT = find_root() or Path.cwd().resolve()
 # Where local, untracked state lives (the generated development secret).
 STATE_DIR = Path(os.environ.get("WORKSHOP_STATE_DIR", ROOT / ".workshop"))
 

@@ -22,7 +22,18 @@ from workshop.tools.trace import trace
 JOB_TIMEOUT_SECONDS = 600
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class WorkshopGroup(click.Group):
+    """The command group; a command that needs the stage folders, run where there are none
+    (the package installed outside the repository), fails in one line saying so."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except stages.NoStages as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=WorkshopGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Run the workshop's stages and manage their data."""
 
@@ -35,7 +46,7 @@ main.add_command(trace)  # `workshop trace`: the last traced requests (workshop/
 @main.command("stages")
 def list_stages() -> None:
     """List the stages, in workshop order."""
-    for stage in stages.all_stages():
+    for stage in stages.required_stages():
         names = ", ".join(p.name for p in stage.processes())
         click.echo(f"{stage.name:<14} {stage.summary}  [{names}]")
 
@@ -91,7 +102,7 @@ def _stage_or_fail(stage_name: str) -> stages.Stage:
     try:
         return stages.get_stage(stage_name)
     except KeyError:
-        known = ", ".join(s.name for s in stages.all_stages())
+        known = ", ".join(s.name for s in stages.required_stages())
         raise click.ClickException(f"no stage {stage_name!r} (stages: {known})") from None
 
 

@@ -336,12 +336,12 @@ def _name(f: FileDiff) -> str:
 def _resolve(name: str) -> stages.Stage | Path:
     try:
         return stages.get_stage(name)
-    except KeyError:
+    except (KeyError, stages.NoStages):
         pass
     # Any folder works too: a stage in the making, or a copy of one.
     if Path(name).is_dir():
         return Path(name)
-    known = ", ".join(s.name for s in stages.all_stages())
+    known = ", ".join(s.name for s in stages.required_stages())
     raise click.UsageError(f"no stage {name!r} (stages: {known}) and no such folder")
 
 

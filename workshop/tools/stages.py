@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from workshop import config
 from workshop.config import ROOT
 
 PORT_STEP = 100
@@ -91,15 +92,39 @@ class Stage:
         return {p.name: base + PORT_STEP * i for i, p in enumerate(self.processes())}
 
 
+class NoStages(LookupError):
+    """No stage folder was found: the command runs outside the workshop's repository."""
+
+
+def no_stages_message() -> str:
+    """Say in one line why there are no stages, and how to get them."""
+    home = config.env(config.HOME_ENV)
+    if home:
+        return (f"{config.HOME_ENV}={home} holds no stage folder (NN-name/Procfile): point it "
+                "at your copy of the workshop's repository")  # fmt: skip
+    return (f"no workshop stages in {ROOT} or its parents: the workshop runs from its "
+            "repository (git clone it, or copy it from the instructor); cd into it, or set "
+            f"{config.HOME_ENV} to it")  # fmt: skip
+
+
 def all_stages() -> list[Stage]:
     """Return every stage, in workshop order: each folder NN-name that has a Procfile."""
-    folders = sorted(p.parent for p in ROOT.glob("[0-9][0-9]-*/Procfile"))
+    folders = sorted(p.parent for p in ROOT.glob(config.STAGE_PROCFILES))
     return [Stage(folder.name, folder) for folder in folders]
 
 
+def required_stages() -> list[Stage]:
+    """Return every stage, or raise NoStages saying where the command looked."""
+    found = all_stages()
+    if not found:
+        raise NoStages(no_stages_message())
+    return found
+
+
 def get_stage(name: str) -> Stage:
-    """Return a stage by its folder name (or its number: "1", "01"), or raise KeyError."""
-    for stage in all_stages():
+    """Return a stage by its folder name (or its number: "1", "01"), or raise KeyError
+    (NoStages when there is no stage at all)."""
+    for stage in required_stages():
         number = stage.name.split("-", 1)[0]
         if name in (stage.name, number, number.lstrip("0")):
             return stage
