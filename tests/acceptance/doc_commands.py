@@ -187,10 +187,13 @@ def localize(text: str, stage: str, port: int, scratch: Path) -> str:
     text = re.sub(rf"(\.workshop/run/{re.escape(stage)}-)8([0-9])00\b", moved, text)
     # Commands that find the stage themselves would find the reader's one stage on 8000
     # (or whichever ran last on this machine): tell them which.
-    if text.startswith("workshop data import ") and "--url" not in text:
+    names_it = re.search(r"--(port|url)\b", text)
+    if text.startswith("workshop data import ") and not names_it:
         text = text.replace("workshop data import ", f"workshop data import --url {url} ", 1)
+    if not names_it:
+        text = re.sub(r"^workshop (importers (add|list)|logs)\b", rf"\g<0> --port {port}", text)
     sync = get_stage(stage).ports(port).get("sync")
-    if sync and "--url" not in text:
+    if sync and not names_it:
         text = re.sub(r"^workshop sync (status|replay)\b",
                       rf"\g<0> --url http://127.0.0.1:{sync}", text)  # fmt: skip
     return text.replace("/tmp/", f"{scratch}/")

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.acceptance.stage import eventually
+from workshop import roles
+from workshop.tools.runner import free_base_port
 from workshop.tools.stages import all_stages, get_stage
 
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
@@ -183,3 +186,79 @@ def test_stages_lists_every_stage_folder_with_its_lesson():
     listed = run("stages").stdout
     for stage in all_stages():
         assert stage.name in listed and stage.summary in listed
+
+
+def record_stage(state_dir: Path, stage: str, port: int, age: float = 0.0) -> Path:
+    """Write what `workshop up` records for a running stage into a state folder of the
+    test's own (WORKSHOP_STATE_DIR), as if started `age` seconds ago; return its run folder.
+
+    The pid is this test's: alive for as long as the commands under test run.
+    """
+    run_dir = state_dir / "run" / f"{stage}-{port}"
+    run_dir.mkdir(parents=True)
+    record = run_dir / "running.json"
+    ports = get_stage(stage).ports(port)
+    record.write_text(json.dumps({"stage": stage, "pid": os.getpid(), "ports": ports,
+                                  "port": port, "run_dir": str(run_dir)}))  # fmt: skip
+    started = time.time() - age
+    os.utime(record, (started, started))
+    return run_dir
+
+
+def test_importers_go_to_the_stage_started_last_or_the_one_named(tmp_path):
+    older = record_stage(tmp_path, "01-monolith", 9000, age=60)
+    newer = record_stage(tmp_path, "02-rest-api", 9200)
+    state = {"WORKSHOP_STATE_DIR": str(tmp_path)}
+
+    empty = run("importers", "list", env=state)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.startswith("no importers added on 02-rest-api (port 9200)")
+    (said,) = empty.stderr.splitlines()  # one line, naming the stage picked
+    assert "02-rest-api on port 9200" in said and "started last" in said
+
+    added = run("importers", "add", "ada", env=state)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "ada may ingest on 02-rest-api (port 9200)"
+    assert run("importers", "list", env=state).stdout.split() == ["ada"]
+    named = run("importers", "add", "bob", "--port", "9000", env=state)
+    assert named.returncode == 0 and named.stderr == "", named.stderr
+    listed = run("importers", "list", "--url", "http://127.0.0.1:9000", env=state)
+    assert listed.stdout.split() == ["bob"]
+    assert roles.importers_file(older).read_text().split() == ["bob"]
+    assert roles.importers_file(newer).read_text().split() == ["ada"]
+
+    elsewhere = run("importers", "list", "--url", "http://10.0.0.5:9000", env=state)
+    assert elsewhere.returncode != 0
+    assert "WORKSHOP_IMPORTERS" in elsewhere.stderr.splitlines()[-1]
+
+
+def test_import_talks_to_the_port_named_or_the_stage_started_last(stage, client, tmp_path):
+    username, password, _ = client.new_importer()
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    upload = tmp_path / "one.ndjson"
+    record = {"id": word, "title": f"{word} post", "subreddit": "python", "created_utc": 1.37e9}
+    upload.write_text(json.dumps(record) + "\n")
+    login = ("--username", username, "--password", password)
+
+    by_port = run("data", "import", str(upload), "--port", str(stage.port), *login)
+    assert by_port.returncode == 0, by_port.stderr
+    assert "imported 1 posts: 1 new" in by_port.stdout
+
+    # Unnamed: the stage started last in a state folder of the test's own (other stages may
+    # run on this machine), an older record on a port where nothing listens.
+    state_dir = tmp_path / "state"
+    record_stage(state_dir, "01-monolith", free_base_port(1), age=60)
+    record_stage(state_dir, stage.name, stage.port)
+    unnamed = run("data", "import", str(upload), *login,
+                  env={"WORKSHOP_STATE_DIR": str(state_dir)})  # fmt: skip
+    assert unnamed.returncode == 0, unnamed.stderr
+    assert "imported 1 posts: 0 new, 0 updated, 1 unchanged" in unnamed.stdout
+    assert f"workshop: {stage.name} on port {stage.port}, the stage started last" in unnamed.stderr
+
+
+def test_sync_status_takes_the_stage_port(stage):
+    if "sync" not in get_stage(stage.name).ports(stage.port):
+        pytest.skip(f"{stage.name} has no sync service")
+    status = run("sync", "status", "--port", str(stage.port))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.startswith("log head: ") and "search" in status.stdout

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import requests
@@ -16,7 +17,8 @@ from workshop.config import DEFAULT_PORT, ROOT
 from workshop.tools import stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
-from workshop.tools.runner import PortInUse, StageRunner, running_stages, stage_environment
+from workshop.tools.runner import PortInUse, StageRunner, stage_environment
+from workshop.tools.target import pick, pick_running, pick_sync, stage_options
 from workshop.tools.trace import trace
 
 JOB_TIMEOUT_SECONDS = 600
@@ -154,12 +156,13 @@ def data_fetch(subreddit: str, limit: int, out: Path | None) -> None:
 
 @data.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True,
-              help="The running stage's front door.")  # fmt: skip
+@stage_options
 @click.option("--username", envvar="WORKSHOP_USERNAME", help="[env WORKSHOP_USERNAME]")
 @click.option("--password", envvar="WORKSHOP_PASSWORD", help="[env WORKSHOP_PASSWORD]")
 @click.option("--token", envvar="WORKSHOP_TOKEN", help="An API token instead [env WORKSHOP_TOKEN]")
-def data_import(path: Path, url: str, username: str, password: str, token: str) -> None:
+def data_import(
+    path: Path, port: int | None, url: str | None, username: str, password: str, token: str
+) -> None:
     """Send a file (mongoexport lines or a reddit listing) to a running stage's ingest API."""
     from workshop.data.importers import ImportFormatError, read_file
 
@@ -167,7 +170,7 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
         body, content_type = read_file(path)
     except (ImportFormatError, OSError) as error:
         raise click.ClickException(f"{path}: {error}") from None
-    api = url.rstrip("/")
+    api = pick(port, url).url
     try:
         token = token or _login(api, username, password)
         job_id = _upload(api, token, body, content_type)
@@ -184,8 +187,7 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
 
 @main.command("logs")
 @click.argument("processes", nargs=-1)
-@click.option("--port", type=int, default=None, help="The stage's front door port "
-              "[default: the stage started last]")  # fmt: skip
+@stage_options
 @click.option("-n", "--lines", type=int, default=10, show_default=True,
               help="How many of each process's last lines to show first (-1: all)")  # fmt: skip
 @click.option(
@@ -199,6 +201,7 @@ def data_import(path: Path, url: str, username: str, password: str, token: str) 
 def logs(
     processes: tuple[str, ...],
     port: int | None,
+    url: str | None,
     lines: int,
     trace_id: str | None,
     request_id: str | None,
@@ -207,7 +210,8 @@ def logs(
     """Show the running stage's output merged, a colour a process (PROCESSES: only those)."""
     from workshop.tools import logfiles
 
-    record = _running_stage(port)
+    record = pick_running(port, url, LOGS_ELSEWHERE).record
+    assert record is not None  # pick_running refuses a stage it has no record of
     run_dir = Path(record["run_dir"])
     known = logfiles.processes(run_dir)
     unknown = sorted(set(processes) - set(known))
@@ -225,23 +229,28 @@ def importers() -> None:
     """Name the users who may ingest (importers) on a running stage."""
 
 
-def _running_stage(port: int | None) -> dict:
-    """Return the record of the stage `workshop up` runs (on `port`, else the newest)."""
-    running = [r for r in running_stages() if port is None or r.get("port") == port]
-    if not running:
-        where = f" on port {port}" if port else ""
-        raise click.ClickException(
-            f"no stage runs{where}: start one with `workshop up STAGE` (or name importers "
-            "in WORKSHOP_IMPORTERS before it starts)"
-        )
-    return running[0]
+# What to do where `workshop up` does not run the stage (its run folder is not here).
+IMPORTERS_ELSEWHERE = (
+    "importers added here live in the run folder of a stage `workshop up` runs; elsewhere, "
+    "name them in WORKSHOP_IMPORTERS before it starts"
+)
+LOGS_ELSEWHERE = (
+    "logs are read from the run folder of a stage `workshop up` runs; in containers: "
+    "docker compose logs"
+)
+
+
+def _running_stage(port: int | None, url: str | None) -> dict:
+    """Return the record of the stage `workshop up` runs that holds the importers."""
+    record = pick_running(port, url, IMPORTERS_ELSEWHERE).record
+    assert record is not None  # pick_running refuses a stage it has no record of
+    return record
 
 
 @importers.command("add")
 @click.argument("username")
-@click.option("--port", type=int, default=None, help="The stage's front door port "
-              "[default: the stage started last]")  # fmt: skip
-def importers_add(username: str, port: int | None) -> None:
+@stage_options
+def importers_add(username: str, port: int | None, url: str | None) -> None:
     """Let USERNAME ingest on the running stage (at once, until the stage stops)."""
     from workshop import roles
     from workshop.domain.accounts import username_problem
@@ -249,21 +258,23 @@ def importers_add(username: str, port: int | None) -> None:
     problem = username_problem(username)
     if problem:
         raise click.ClickException(problem)
-    record = _running_stage(port)
+    record = _running_stage(port, url)
     roles.add(username, Path(record["run_dir"]))
     click.echo(f"{username} may ingest on {record['stage']} (port {record['port']})")
 
 
 @importers.command("list")
-@click.option("--port", type=int, default=None, help="The stage's front door port "
-              "[default: the stage started last]")  # fmt: skip
-def importers_list(port: int | None) -> None:
+@stage_options
+def importers_list(port: int | None, url: str | None) -> None:
     """List the importers added on the running stage (WORKSHOP_IMPORTERS names the others)."""
     from workshop import roles
 
-    record = _running_stage(port)
+    record = _running_stage(port, url)
     path = roles.importers_file(Path(record["run_dir"]))
     names = path.read_text(encoding="utf-8").split() if path.exists() else []
+    if not names:
+        click.echo(f"no importers added on {record['stage']} (port {record['port']}): "
+                   "`workshop importers add NAME` adds one")  # fmt: skip
     for name in dict.fromkeys(names):
         click.echo(name)
 
@@ -273,25 +284,30 @@ def sync() -> None:
     """Look after the sync service (stage 03 on): subscribers, checkpoints, replays."""
 
 
-def _sync_url() -> str:
-    """Return the sync service of the stage `workshop up` runs, else of the newest stage's
-    default ports."""
-    for running in running_stages():
-        if "sync" in running["ports"]:
-            return f"http://127.0.0.1:{running['ports']['sync']}"
-    with_sync = [s for s in stages.all_stages() if "sync" in s.ports(DEFAULT_PORT)]
-    return f"http://127.0.0.1:{with_sync[-1].ports(DEFAULT_PORT)['sync']}"
+def sync_options(command: Any) -> Any:
+    """Add --port and --url to a sync command: --url names the sync service itself."""
+    command = click.option(
+        "--url", default=None, help="The sync service's own address (on 03: the stage's "
+        "port + 500) [default: the newest running stage's]",
+    )(command)  # fmt: skip
+    return click.option(
+        "--port", type=int, default=None,
+        help="The running stage's front door port [default: the newest stage with a sync service]",
+    )(command)  # fmt: skip
 
 
 @sync.command("status")
-@click.option("--url", default=_sync_url, show_default="the running stage's sync service")
-def sync_status(url: str) -> None:
+@sync_options
+def sync_status(port: int | None, url: str | None) -> None:
     """Show the log's head and each subscriber's checkpoint."""
+    url = pick_sync(port, url).url
     try:
-        body = requests.get(f"{url.rstrip('/')}/api/sync/subscribers", timeout=5).json()
+        body = requests.get(f"{url}/api/sync/subscribers", timeout=5).json()
     except (requests.RequestException, ValueError) as error:
         raise click.ClickException(f"cannot reach the sync service at {url}: {error}") from None
     click.echo(f"log head: {body['head']}")
+    if not body["items"]:
+        click.echo("  no subscribers yet")
     for item in body["items"]:
         click.echo(
             f"  {item['queue']:<14} checkpoint {item['checkpoint']:>7}  {', '.join(item['types'])}"
@@ -300,39 +316,26 @@ def sync_status(url: str) -> None:
 
 @sync.command("replay")
 @click.argument("service")
-@click.option("--url", default=None, help="Ask this sync service over HTTP (as on 03) "
-              "[default: the running stage's]")  # fmt: skip
-@click.option("--port", type=int, default=None, help="The running stage's front door port "
-              "[default: the newest stage with a sync service]")  # fmt: skip
-def sync_replay(service: str, url: str | None, port: int | None) -> None:
+@sync_options
+def sync_replay(service: str, port: int | None, url: str | None) -> None:
     """Re-send SERVICE every change from the start of the log (bootstrap a new version).
 
     On stage 03 the sync service replays while it answers. On 04 the replay is a Celery
     task (`sync.replay`): queued here, done by the worker asking sync through the broker,
     and followed until sync has sent everything (a stage on Redis: the same BROKER_URL).
     """
-    running = None if url else _stage_with_sync(port)
-    if running and _runs_celery(running["stage"]):
-        _replay_as_task(service, running)
+    target = pick_sync(port, url)  # --url: over HTTP, whichever stage serves it
+    if target.record and _runs_celery(target.record["stage"]):
+        _replay_as_task(service, target.record)
         return
-    if url is None:
-        url = f"http://127.0.0.1:{running['ports']['sync']}" if running else _sync_url()
+    url = target.url
     try:
-        answer = requests.post(
-            f"{url.rstrip('/')}/api/sync/subscribers/{service}/replay", timeout=60
-        )
+        answer = requests.post(f"{url}/api/sync/subscribers/{service}/replay", timeout=60)
     except requests.RequestException as error:
         raise click.ClickException(f"cannot reach the sync service at {url}: {error}") from None
     if answer.status_code != 202:
         raise click.ClickException(f"replay refused: {_error_message(answer)}")
     click.echo(f"sent {answer.json()['sent']} changes to {service}")
-
-
-def _stage_with_sync(port: int | None) -> dict | None:
-    """Return the record of the running stage with a sync service (on `port`, else the
-    newest), or None."""
-    found = [r for r in running_stages() if "sync" in r["ports"] and port in (None, r["port"])]
-    return found[0] if found else None
 
 
 def _runs_celery(stage_name: str) -> bool:
