@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAGE ?= 01-monolith
 PORT ?= 8000
 
-.PHONY: help setup setup-dev system-deps run test bench lint format diff lock wheelhouse floors slides clean
+.PHONY: help setup setup-dev system-deps doctor run test bench lint format diff lock wheelhouse floors slides clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ setup-dev: $(VENV)/.dev  ## add the test, lint and bench tools (the dev lock) to
 
 system-deps:  ## install the Debian packages the browser test needs (chromium)
 	scripts/install-system-deps.sh
+
+doctor: setup  ## the week before: set up .venv, check this machine: make doctor [STAGE=...] [PORT=...]
+	$(BIN)/workshop doctor --stage $(STAGE) --port $(PORT)
 
 run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [PORT=8000] [TRACE=1]
 	$(BIN)/workshop up $(STAGE) --port $(PORT)$(if $(filter 1 yes true,$(TRACE)), --trace)

@@ -60,6 +60,11 @@ LOGS = (
 )
 LOGS_CLI = "tests/integration/test_logs.py::test_workshop_logs_merges_the_processes_and_picks_out_one_click"  # noqa: E501
 LOGS_FOLLOW = "tests/integration/test_logs.py::test_workshop_logs_follows_new_lines"
+WHEELHOUSE = (
+    "tests/install/test_lock.py::test_make_setup_installs_from_a_wheelhouse_with_the_network_off"  # noqa: E501
+)
+BENCH_LOCK = "tests/unit/test_bench_extra.py::test_the_bench_extra_holds_what_bench_imports_and_dev_includes_it"  # noqa: E501
+DOCTOR = "tests/unit/test_doctor.py::test_make_doctor_checks_the_stage_and_port_it_is_given"
 
 # Commands that run for minutes, run the whole suite, start a whole stage in the
 # foreground or need a second broker: the test that exercises each instead.
@@ -76,8 +81,9 @@ RUN_ELSEWHERE: dict[str, str] = {
     "--repeat 3": TRACED_BENCH,
     "workshop bench 01-monolith --scenario reads --duration 5 --repeat 1": BENCH,
     "workshop bench 01-monolith 02-rest-api 03-services 04-async --duration 8 --repeat 2": BENCH,
-    "pip install -e '.[bench]'": "tests/unit/test_bench_extra.py::"
-    "test_the_bench_extra_holds_what_bench_imports_and_dev_includes_it",
+    "pip install --require-hashes --no-deps -r requirements/bench.txt": BENCH_LOCK,
+    "make run WHEELHOUSE=DIR": WHEELHOUSE,
+    "make doctor": DOCTOR,  # sets up .venv, then checks the ports of stage 01 on 8000
     "workshop up 01-monolith --port 8000": UP,
     "workshop up 01-monolith": UP,
     "workshop up 02-rest-api": UP,
@@ -425,7 +431,16 @@ def test_make_run_with_trace_is_workshop_up_traced():
 # --- links and names ----------------------------------------------------------------------
 
 LINK = re.compile(r"!?\[[^\]]*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
-SKIPPED_FOLDERS = {".venv", ".git", "node_modules", ".pytest_cache", ".ruff_cache", ".workshop"}
+SKIPPED_FOLDERS = {
+    ".venv",
+    ".venv-floors",
+    "wheelhouse",
+    ".git",
+    "node_modules",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".workshop",
+}
 
 
 def markdown_files() -> list[Path]:

@@ -1,4 +1,4 @@
-"""`workshop bench` needs the bench extra (locust, matplotlib, psutil); a plain install lacks it.
+"""`workshop bench` needs the bench extra (locust, matplotlib, psutil); the runtime lock lacks it.
 
 A plain `pip install .` is simulated by a folder on PYTHONPATH whose `locust.py` (and so on)
 raises ImportError, as the missing package would.
@@ -40,8 +40,9 @@ def test_bench_without_its_extra_says_how_to_install_it_in_one_line(tmp_path, mi
     assert finished.returncode != 0
     [line] = finished.stderr.strip().splitlines()  # one line, no traceback
     named = re.fullmatch(
-        r"Error: workshop bench needs the bench extra \(missing: (.+)\):"
-        r" pip install -e '\.\[bench\]'",
+        r"Error: workshop bench needs the bench tools \(missing: (.+)\): `make bench` installs"
+        r" them, or `pip install --require-hashes --no-deps -r requirements/bench.txt` in the"
+        r" repository",
         line,
     )
     assert named, line
@@ -57,3 +58,14 @@ def test_the_bench_extra_holds_what_bench_imports_and_dev_includes_it():
     names = {requirement.split(">")[0].split("<")[0].strip() for requirement in extras["bench"]}
     assert names == {"locust", "matplotlib", "psutil"}
     assert "workshop[bench]" in extras["dev"]
+    # What the message (and `make bench`) installs: the bench lock pins each of them.
+    for lock in ("bench", "dev"):
+        pinned = re.findall(
+            r"(?m)^([\w.-]+)==", (ROOT / "requirements" / f"{lock}.txt").read_text()
+        )
+        assert names <= set(pinned), lock
+    # -B: as on a fresh clone, every step make would take.
+    make_bench = subprocess.run(["make", "-n", "-B", "bench"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60).stdout  # fmt: skip
+    assert "--require-hashes --no-deps" in make_bench
+    assert "-r requirements/bench.txt" in make_bench

@@ -132,9 +132,13 @@ def get_scenario(name: str) -> Scenario:
     return next(scenario for scenario in SCENARIO_TABLE if scenario.name == name)
 
 
-# What the bench needs beyond `workshop up`: the `bench` extra in pyproject.toml.
+# What the bench needs beyond `workshop up`: the `bench` extra in pyproject.toml, locked in
+# requirements/bench.txt (`make run` installs the runtime lock only).
 BENCH_EXTRA = ("locust", "matplotlib", "psutil")
-INSTALL_BENCH_EXTRA = "pip install -e '.[bench]'"
+INSTALL_BENCH_EXTRA = (
+    "`make bench` installs them, or `pip install --require-hashes --no-deps -r "
+    "requirements/bench.txt` in the repository"
+)
 
 
 def missing_bench_modules() -> list[str]:
@@ -967,7 +971,7 @@ def bench(stage_names: tuple[str, ...], duration: int, users: int | None,
     missing = missing_bench_modules()
     if missing:  # say so before any stage starts, not with a traceback minutes later
         raise click.ClickException(
-            f"workshop bench needs the bench extra (missing: {', '.join(missing)}):"
+            f"workshop bench needs the bench tools (missing: {', '.join(missing)}):"
             f" {INSTALL_BENCH_EXTRA}"
         )
     try:

@@ -17,6 +17,7 @@ from workshop.config import DEFAULT_PORT, ROOT
 from workshop.tools import stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
+from workshop.tools.doctor import doctor
 from workshop.tools.runner import PortInUse, StageRunner, stage_environment
 from workshop.tools.target import pick, pick_running, pick_sync, stage_options
 from workshop.tools.trace import trace
@@ -43,6 +44,7 @@ def main() -> None:
 main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/tools/bench.py)
 main.add_command(diff)  # `workshop diff FROM TO`: what a step changed (workshop/tools/diff.py)
 main.add_command(trace)  # `workshop trace`: the last traced requests (workshop/tools/trace.py)
+main.add_command(doctor)  # `workshop doctor`: is this machine ready? (workshop/tools/doctor.py)
 
 
 @main.command("stages")
