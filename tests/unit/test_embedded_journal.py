@@ -77,7 +77,7 @@ print(json_util.dumps(
 def child(run_dir: Path, code: str, stdin: bool = False) -> subprocess.Popen:
     """Start a process of the workshop's embedded store for a run, running `code`."""
     env = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
-    env["WORKSHOP_RUN_DIR"] = str(run_dir)
+    env["WORKSHOP_DATA_DIR"] = str(run_dir)
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=config.ROOT,
@@ -158,7 +158,7 @@ def test_a_clean_stop_compacts_into_the_snapshot(tmp_path):
     assert process.returncode == 0
     store = tmp_path / "store"
     assert (store / "clean.journal").stat().st_size == 0
-    assert '"p1"' in (store / "clean.json").read_text()
+    assert b"p1" in (store / "clean.bson").read_bytes()
     assert read_back(tmp_path, "clean") == held
 
 
@@ -185,7 +185,7 @@ def test_a_process_stopping_cleanly_keeps_the_writes_of_another_sharing_its_data
 
 
 LONG_RUN = """
-from workshop.db import Journal
+from workshop.embedded.journal import Journal
 Journal.COMPACT_AFTER_BYTES = 4096
 FAIL
 for n in range(400):
@@ -215,7 +215,7 @@ def test_a_long_run_folds_its_journal_into_the_snapshot_as_it_grows(tmp_path):
         # ~60 KB of records were written; the journal is folded whenever it outgrows both
         # the limit and the snapshot (a fold costs a pass over the snapshot: amortized so).
         def folded() -> bool:
-            snapshot = tmp_path / "store" / "long.json"
+            snapshot = tmp_path / "store" / "long.bson"
             limit = max(4096, snapshot.stat().st_size if snapshot.exists() else 0)
             return journal_size(tmp_path, "long") <= limit + 200
 
@@ -226,7 +226,7 @@ def test_a_long_run_folds_its_journal_into_the_snapshot_as_it_grows(tmp_path):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-    assert '"seq"' in (tmp_path / "store" / "long.json").read_text()
+    assert b"seq" in (tmp_path / "store" / "long.bson").read_bytes()
     found = json.loads(held)
     assert found["counters"] == [{"_id": "log", "seq": {"$numberInt": "400"}}]
     assert len(found["log"]) == 400
