@@ -17,7 +17,10 @@ SYNCED_STAGES = [s.name for s in all_stages() if "sync" in {p.name for p in s.pr
 
 @contextlib.contextmanager
 def running_stage(name: str, env: dict[str, str] | None = None) -> Iterator[StageRunner]:
-    """Run a stage until the block ends; fail if it is not ready in START_WITHIN seconds."""
+    """Run a stage until the block ends; fail if it is not ready in START_WITHIN seconds.
+
+    Its data lives in a folder of its own, removed when it stops (StageRunner's default).
+    """
     stage = get_stage(name)
     runner = StageRunner(stage, free_base_port(len(stage.processes())), env or {})
     runner.start()

@@ -64,8 +64,7 @@ def connect() -> kombu.Connection:
 
 def broker_folder() -> str:
     """Return (and create) the folder the filesystem transport keeps messages in."""
-    run_dir = config.env("WORKSHOP_RUN_DIR") or str(config.STATE_DIR / "run")
-    folder = Path(run_dir) / "broker"
+    folder = config.data_dir() / "broker"
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder)
 

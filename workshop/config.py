@@ -111,6 +111,32 @@ def secret_key() -> str:
     return check_secret(path.read_text().strip())
 
 
+DATA_DIR_ENV = "WORKSHOP_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """Return the folder a stage keeps what it stores in, from one run to the next.
+
+    `workshop up` gives each stage one (.workshop/data/<stage>, WORKSHOP_DATA_DIR): the
+    embedded databases, the filesystem broker's queued messages, Celery's queue and
+    results, the importers named at run time. A process started alone, without it, keeps
+    its messages under .workshop/run and its databases in memory.
+    """
+    return Path(env(DATA_DIR_ENV) or STATE_DIR / "run")
+
+
+SAMPLE_POSTS_ENV = "WORKSHOP_SAMPLE_POSTS"
+DEFAULT_SAMPLE_POSTS = 3000
+
+
+def sample_posts() -> int:
+    """Return how many generated posts the sample holds (WORKSHOP_SAMPLE_POSTS, else 3,000)."""
+    value = env(SAMPLE_POSTS_ENV, str(DEFAULT_SAMPLE_POSTS)) or ""
+    if not value.isdigit() or not value.isascii():
+        raise ValueError(f"{SAMPLE_POSTS_ENV} must be a whole number of posts, not {value!r}")
+    return int(value)
+
+
 def mongo_url() -> str | None:
     """Return MONGO_URL: a real MongoDB server when set, the embedded emulation when not."""
     return env("MONGO_URL")

@@ -131,5 +131,5 @@ def run(job: IngestRequest, store_posts: Callable[[list[dict[str, Any]]], Upsert
 
 
 def sample() -> importers.ImportReport:
-    """Return the sample dataset, normalised and ready to store."""
-    return importers.parse_records(sample_data.sample_posts())
+    """Return the sample dataset (WORKSHOP_SAMPLE_POSTS posts), normalised and ready to store."""
+    return importers.parse_records(sample_data.sample_posts(config.sample_posts()))

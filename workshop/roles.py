@@ -5,9 +5,9 @@ The process that runs ingest checks it (01's front, 02's REST API, the ingest se
 and 04), before it reads the body:
 
 - Importers are named by username in WORKSHOP_IMPORTERS (comma-separated, read at start)
-  and in the run's importers file (`<WORKSHOP_RUN_DIR>/importers`, one name a line), which
-  `workshop importers add NAME` appends to on a running stage and which is read again
-  whenever it changes.
+  and in the stage's importers file (`<WORKSHOP_DATA_DIR>/importers`, one name a line),
+  which `workshop importers add NAME` appends to on a running stage and which is read
+  again whenever it changes; it is kept with the stage's data, from one run to the next.
 - While nobody is named, a development stage (WORKSHOP_ENV not production: `make run`,
   `workshop up`, listening on 127.0.0.1 only) lets every registered user ingest, so the
   workshop needs no set-up step; in production nobody may ingest until someone is named.
@@ -29,14 +29,9 @@ def named_at_start() -> frozenset[str]:
     return _names(config.env("WORKSHOP_IMPORTERS", "") or "")
 
 
-def run_dir() -> Path:
-    """Return the running stage's folder of state (`workshop up` sets WORKSHOP_RUN_DIR)."""
-    return Path(config.env("WORKSHOP_RUN_DIR") or config.STATE_DIR / "run")
-
-
-def importers_file(run: Path | None = None) -> Path:
-    """Return the file of importers named on a running stage."""
-    return (run or run_dir()) / IMPORTERS_FILE
+def importers_file(data: Path | None = None) -> Path:
+    """Return the file of importers named on a stage (in its data folder)."""
+    return (data or config.data_dir()) / IMPORTERS_FILE
 
 
 class _NamedInFile:

@@ -30,7 +30,6 @@ import queue as queues
 import threading
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
@@ -59,7 +58,7 @@ METRICS_HOST_ENV = "WORKSHOP_METRICS_HOST"
 def celery_settings() -> dict[str, Any]:
     """Return Celery's settings: the broker and result store from the environment."""
     url = broker.broker_url()
-    run_dir = Path(config.env("WORKSHOP_RUN_DIR") or config.STATE_DIR / "run")
+    run_dir = config.data_dir()  # Celery's queue, results and beat's clock: kept with the data
     settings: dict[str, Any] = {
         "broker_url": url,
         "task_default_queue": QUEUE,

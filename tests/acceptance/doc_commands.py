@@ -174,8 +174,9 @@ def all_commands() -> list[Command]:
 # --- running them -------------------------------------------------------------------------
 
 
-def localize(text: str, stage: str, port: int, scratch: Path) -> str:
-    """Point a command at a stage on its own ports: 8000 -> port, 8100 -> port + 100, ..."""
+def localize(text: str, stage: str, port: int, scratch: Path, data_dir: Path | None = None) -> str:
+    """Point a command at a stage on its own ports (8000 -> port, 8100 -> port + 100, ...)
+    and its own data folder (.workshop/data/<stage>, which is the reader's)."""
 
     url = f"http://127.0.0.1:{port}"
 
@@ -185,6 +186,8 @@ def localize(text: str, stage: str, port: int, scratch: Path) -> str:
     text = re.sub(r"((?:127\.0\.0\.1|localhost):)8([0-9])00\b", moved, text)
     text = re.sub(r"((?:--port|-p) |\bPORT=)8([0-9])00\b", moved, text)
     text = re.sub(rf"(\.workshop/run/{re.escape(stage)}-)8([0-9])00\b", moved, text)
+    if data_dir is not None:
+        text = re.sub(rf"(\$PWD/)?\.workshop/data/{re.escape(stage)}\b", str(data_dir), text)
     # Commands that find the stage themselves would find the reader's one stage on 8000
     # (or whichever ran last on this machine): tell them which.
     names_it = re.search(r"--(port|url)\b", text)

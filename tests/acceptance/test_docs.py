@@ -159,7 +159,7 @@ EXPECTED = [
     Expect(r"^workshop data import ", output=r"imported"),
     Expect(r"^workshop sync status$", output=r"^log head: \d+\n\s+\S+\s+checkpoint"),
     Expect(r"^workshop sync replay recommend-v\d$", output=r"^sent \d+ changes to recommend"),
-    Expect(r"^workshop env 02-rest-api$", output=r"WORKSHOP_RUN_DIR=/"),
+    Expect(r"^workshop env 02-rest-api$", output=r"WORKSHOP_DATA_DIR=/"),
     Expect(r"^(make|workshop) diff ", output=r"\S"),
     Expect(r"posts\?max_results=2' \| python -m json.tool$", output=r'"_items": \['),
     # Only django posts: some, and no other subreddit.
@@ -241,7 +241,8 @@ class Reader:
         """Run one command as the doc says; return what went wrong, if anything."""
         if LONG_RUNNING.match(key(command)):
             return "never ends here: list it in RUN_ELSEWHERE with the test that runs it"
-        text = localize(command.text, self.stage.name, self.stage.port, self.scratch)
+        data_dir = Path(self.stage.env["WORKSHOP_DATA_DIR"])
+        text = localize(command.text, self.stage.name, self.stage.port, self.scratch, data_dir)
         if SERVER.match(text.replace("\\\n", " ")):
             return self.start_server(text)
         if not self.something_down:

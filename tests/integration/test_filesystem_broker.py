@@ -65,12 +65,12 @@ def drain(expected: int, within: float) -> list[int]:
 
 
 def test_a_message_held_by_a_killed_consumer_comes_back(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKSHOP_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("BROKER_URL", raising=False)
     publish([1, 2, 3])
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, QUEUE], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "WORKSHOP_RUN_DIR": str(tmp_path)},
+        env={**os.environ, "WORKSHOP_DATA_DIR": str(tmp_path)},
     )  # fmt: skip
     try:
         assert holder.stdout is not None
@@ -82,7 +82,7 @@ def test_a_message_held_by_a_killed_consumer_comes_back(tmp_path, monkeypatch):
 
 
 def test_an_acknowledged_message_is_gone_and_a_requeued_one_comes_back(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKSHOP_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("BROKER_URL", raising=False)
     publish([1, 2])
     with broker.connect() as connection:
@@ -101,7 +101,7 @@ def test_an_acknowledged_message_is_gone_and_a_requeued_one_comes_back(tmp_path,
 def test_a_requeued_message_comes_back_before_the_ones_after_it(tmp_path, monkeypatch):
     """As on Redis and RabbitMQ: a batch put back is taken again first, so the batches a
     subscriber gets stay in the order sync sent them."""
-    monkeypatch.setenv("WORKSHOP_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("BROKER_URL", raising=False)
     publish([1, 2, 3])
     with broker.connect() as connection:
@@ -114,7 +114,7 @@ def test_a_requeued_message_comes_back_before_the_ones_after_it(tmp_path, monkey
 
 
 def test_message_files_sort_in_the_order_they_were_written(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKSHOP_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("BROKER_URL", raising=False)
     publish(list(range(12)))
     names = sorted(p.name for p in (tmp_path / "broker").glob("*.msg"))

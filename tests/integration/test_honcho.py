@@ -25,7 +25,7 @@ def test_stage_03_runs_under_honcho_on_redis(redis_url, tmp_path):
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     env_file.write_text(
-        addresses + f"BROKER_URL={redis_url}\nWORKSHOP_RUN_DIR={tmp_path / 'run'}\n"
+        addresses + f"BROKER_URL={redis_url}\nWORKSHOP_DATA_DIR={tmp_path / 'run'}\n"
     )
     honcho = subprocess.Popen(
         [bin_dir / "honcho", "-f", str(stage.procfile), "-d", str(ROOT), "-e", str(env_file),

@@ -368,7 +368,7 @@ def test_a_task_whose_posts_cannot_be_published_yet_is_retried(stage):
 
 def celery_client(stage: StageRunner, monkeypatch: pytest.MonkeyPatch) -> Celery:
     """A Celery client with the worker's own settings (the stage's broker and result store)."""
-    for name in ("BROKER_URL", "CELERY_RESULT_BACKEND", "WORKSHOP_RUN_DIR"):
+    for name in ("BROKER_URL", "CELERY_RESULT_BACKEND", "WORKSHOP_DATA_DIR"):
         monkeypatch.setenv(name, stage.env[name])
     client = Celery("it-client")
     client.conf.update(STAGE.load("ingest.tasks").celery_settings())

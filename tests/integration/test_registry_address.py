@@ -44,7 +44,7 @@ def test_an_instance_registers_the_address_it_is_reached_at(
     settings = {
         "REGISTRY_URL": registry_url,
         "BROKER_URL": registry_url,
-        "WORKSHOP_RUN_DIR": str(tmp_path),
+        "WORKSHOP_DATA_DIR": str(tmp_path),
         "WORKSHOP_SEED_SAMPLE": "0",
     }
     if advertised:

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bson
 import pytest
 import redis
 import requests
 import yaml
-from bson import json_util
 from celery import Celery
 
 from tests.acceptance.stage import eventually
@@ -87,17 +87,17 @@ def log_head(stage: StageRunner) -> int:
 def give_stale_topics(stage: StageRunner, post_id: str, topics: list[str]) -> None:
     """With the worker stopped, change a post's topics in its saved store, as a change of
     its own (a new version, marked for publishing): what an older vocabulary left."""
-    path = Path(stage.env["WORKSHOP_RUN_DIR"]) / "store" / "ingest.json"
-    data = json_util.loads(path.read_text())
-    (post,) = [p for p in data["posts"] if p["_id"] == post_id]
+    path = Path(stage.env["WORKSHOP_DATA_DIR"]) / "store" / "ingest.bson"
+    entries = bson.decode_all(path.read_bytes())  # {"c": collection, "d": document} each
+    (post,) = [e["d"] for e in entries if e["c"] == "posts" and e["d"]["_id"] == post_id]
     post.update(topics=topics, version=post["version"] + 1, outbox_pending=True)
-    path.write_text(json_util.dumps(data))
+    path.write_bytes(b"".join(bson.encode(entry) for entry in entries))
 
 
 @contextlib.contextmanager
 def celery_client(stage: StageRunner) -> Iterator[Celery]:
     """A Celery client with the worker's own settings (the stage's broker and result store)."""
-    names = ("BROKER_URL", "CELERY_RESULT_BACKEND", "WORKSHOP_RUN_DIR")
+    names = ("BROKER_URL", "CELERY_RESULT_BACKEND", "WORKSHOP_DATA_DIR")
     saved = {name: os.environ.get(name) for name in names}
     os.environ.update({name: stage.env[name] for name in names})
     try:
@@ -195,7 +195,7 @@ def run_probe(line: str, broker_url: str, run_dir: Path) -> subprocess.Completed
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "HOSTNAME": socket.gethostname(),
         "BROKER_URL": broker_url,
-        "WORKSHOP_RUN_DIR": str(run_dir),
+        "WORKSHOP_DATA_DIR": str(run_dir),
         "HOME": os.environ.get("HOME", "/tmp"),
     }
     return subprocess.run(["sh", "-c", line], cwd=ROOT, env=env, capture_output=True,
@@ -210,7 +210,7 @@ def test_the_beat_probes_ping_beat_over_the_broker(redis_server, tmp_path):
     redis.Redis.from_url(broker_url).flushdb()
     run_dir = tmp_path / "run"
     runner = StageRunner(STAGE, free_base_port(1), {"BROKER_URL": broker_url,
-                                                    "WORKSHOP_RUN_DIR": str(run_dir)})  # fmt: skip
+                                                    "WORKSHOP_DATA_DIR": str(run_dir)})  # fmt: skip
     runner.start_extra("beat", "beat", runner.port, {})
     try:
         for source, line in lines.items():

@@ -54,7 +54,7 @@ print(json.dumps({
 def test_tracing_is_off_unless_configured(stage_name, configured, tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("OTEL_") and k != tracing.TRACE_FILE_ENV}  # fmt: skip
-    env.update(WORKSHOP_STATE_DIR=str(tmp_path / "state"), WORKSHOP_RUN_DIR=str(tmp_path / "run"))
+    env.update(WORKSHOP_STATE_DIR=str(tmp_path / "state"), WORKSHOP_DATA_DIR=str(tmp_path / "run"))
     traces = tmp_path / "traces.jsonl"
     if configured:
         env[tracing.TRACE_FILE_ENV] = str(traces)
@@ -332,7 +332,7 @@ def test_with_an_otlp_endpoint_spans_go_to_the_collector(stage_name, tmp_path):
            if not k.startswith("OTEL_") and k != tracing.TRACE_FILE_ENV}  # fmt: skip
     env.update(
         WORKSHOP_STATE_DIR=str(tmp_path / "state"),
-        WORKSHOP_RUN_DIR=str(tmp_path / "run"),
+        WORKSHOP_DATA_DIR=str(tmp_path / "run"),
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{server.server_port}",
         PYTHONPATH=f"{config.ROOT / stage_name}{os.pathsep}{config.ROOT}",
     )

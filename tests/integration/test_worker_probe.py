@@ -75,7 +75,7 @@ def test_the_worker_probes_ping_the_worker_over_the_broker(broker_url, tmp_path)
         assert "celery@$HOSTNAME" in line  # its own node: another worker's answer would not do
     stage = get_stage("04-async")
     port = free_base_port(1)
-    settings = {"BROKER_URL": broker_url, "WORKSHOP_RUN_DIR": str(tmp_path / "run"),
+    settings = {"BROKER_URL": broker_url, "WORKSHOP_DATA_DIR": str(tmp_path / "run"),
                 "WORKSHOP_SEED_SAMPLE": "0"}  # fmt: skip
     runner = StageRunner(stage, port, settings)
     runner.start_extra("worker", "worker", port, {})

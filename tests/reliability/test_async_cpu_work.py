@@ -39,7 +39,7 @@ def users_service(tmp_path: Path) -> Iterator[str]:
     """Stage 04's users service on its own, as its Procfile line runs it."""
     port = free_port()
     uvicorn = Path(sys.executable).with_name("uvicorn")
-    env = {**os.environ, "PORT": str(port), "WORKSHOP_RUN_DIR": str(tmp_path),
+    env = {**os.environ, "PORT": str(port), "WORKSHOP_DATA_DIR": str(tmp_path),
            "SECRET_KEY": uuid.uuid4().hex}  # fmt: skip
     env.pop("REGISTRY_URL", None)
     env.pop("BROKER_URL", None)

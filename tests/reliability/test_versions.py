@@ -72,7 +72,7 @@ def test_an_owner_that_lost_its_store_is_heard_again(stage):
         assert shows(stage, post_id, title) == title
     owner = OWNER[stage.stage.name]
     stage.stop_process(owner)
-    store = Path(stage.env["WORKSHOP_RUN_DIR"]) / "store"
+    store = Path(stage.env["WORKSHOP_DATA_DIR"]) / "store"
     lost = [path for path in store.glob(f"{POSTS_DATABASE}.*") if path.is_file()]
     assert lost, f"no store files of {POSTS_DATABASE} in {store}"
     for path in lost:

@@ -31,8 +31,6 @@ from workshop.embedded import engine, journal
 _client: mongomock.MongoClient | None = None
 _lock = threading.Lock()
 
-DATA_DIR_ENV = "WORKSHOP_DATA_DIR"
-
 
 def embedded_client() -> mongomock.MongoClient:
     """Return the process's emulated server (every embedded database lives in it)."""
@@ -45,8 +43,7 @@ def embedded_client() -> mongomock.MongoClient:
 
 def store_folder() -> Path | None:
     """Return where this process keeps its databases (None: in memory only)."""
-    data_dir = config.env(DATA_DIR_ENV)
-    return Path(data_dir) / "store" if data_dir else None
+    return config.data_dir() / "store" if config.env(config.DATA_DIR_ENV) else None
 
 
 def database(name: str) -> Database:

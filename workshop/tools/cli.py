@@ -18,7 +18,14 @@ from workshop.tools import stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
 from workshop.tools.doctor import doctor
-from workshop.tools.runner import PortInUse, StageRunner, stage_environment
+from workshop.tools.runner import (
+    DataInUse,
+    PortInUse,
+    StageRunner,
+    default_data_dir,
+    forget_data,
+    stage_environment,
+)
 from workshop.tools.target import pick, pick_running, pick_sync, stage_options
 from workshop.tools.trace import trace
 
@@ -58,17 +65,37 @@ def list_stages() -> None:
 @main.command()
 @click.argument("stage_name", metavar="STAGE")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="Front door port.")
-@click.option("--no-sample", is_flag=True, help="Start with an empty store.")
+@click.option("--no-sample", is_flag=True, help="Load no sample into an empty store.")
+@click.option("--sample-posts", type=click.IntRange(0, 1_000_000), default=None,
+              help="How many generated posts the sample holds [env WORKSHOP_SAMPLE_POSTS; "
+              "default 3000].")  # fmt: skip
+@click.option("--fresh", is_flag=True,
+              help="Forget what the stage stored in earlier runs (`workshop reset`).")  # fmt: skip
 @click.option("--trace", "traced", is_flag=True,
               help="Trace requests into .workshop/traces.jsonl (`workshop trace`).")  # fmt: skip
-def up(stage_name: str, port: int, no_sample: bool, traced: bool) -> None:
-    """Start every process of STAGE in the foreground; Ctrl-C stops them all."""
+def up(
+    stage_name: str,
+    port: int,
+    no_sample: bool,
+    sample_posts: int | None,
+    fresh: bool,
+    traced: bool,
+) -> None:
+    """Start every process of STAGE in the foreground; Ctrl-C stops them all.
+
+    What the stage stores is kept in .workshop/data/STAGE from one run to the next (the
+    sample goes into an empty store only); --fresh starts from nothing.
+    """
     stage = _stage_or_fail(stage_name)
     env = {"WORKSHOP_SEED_SAMPLE": "0" if no_sample else "1"}
+    if sample_posts is not None:
+        env[config.SAMPLE_POSTS_ENV] = str(sample_posts)
     if traced and not tracing.trace_file():  # a file named in WORKSHOP_TRACE_FILE wins
         env[tracing.TRACE_FILE_ENV] = str(tracing.default_trace_file())
     try:
-        runner = StageRunner(stage, port, env)  # every process gets the checked secret
+        # Every process gets the checked secret, and the data the stage kept.
+        data = Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage))
+        runner = StageRunner(stage, port, env, data_dir=data, fresh=fresh)
     except config.InsecureSecret as error:
         raise click.ClickException(str(error)) from None
 
@@ -78,9 +105,23 @@ def up(stage_name: str, port: int, no_sample: bool, traced: bool) -> None:
 
     try:
         status = runner.run_foreground(on_ready=announce)
-    except PortInUse as error:
+    except (PortInUse, DataInUse) as error:
         raise click.ClickException(str(error)) from None
     sys.exit(status)
+
+
+@main.command("reset")
+@click.argument("stage_name", metavar="STAGE")
+def reset(stage_name: str) -> None:
+    """Forget what STAGE stored (its databases, queued messages and jobs): the next
+    `workshop up` starts as the first did. Refused while the stage runs."""
+    stage = _stage_or_fail(stage_name)
+    folder = Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage)).resolve()
+    try:
+        forget_data(folder)
+    except DataInUse as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{stage.name}: forgot what it stored ({folder})")
 
 
 @main.command("env")
@@ -97,7 +138,7 @@ def print_env(stage_name: str, port: int) -> None:
         if (
             name.endswith("_URL")
             and name[:-4].lower() in stage.ports(port)
-            or name in ("WORKSHOP_STAGE", "WORKSHOP_RUN_DIR")
+            or name in ("WORKSHOP_STAGE", "WORKSHOP_DATA_DIR")
         ):
             click.echo(f"{name}={env[name]}")
 
@@ -261,7 +302,7 @@ def importers_add(username: str, port: int | None, url: str | None) -> None:
     if problem:
         raise click.ClickException(problem)
     record = _running_stage(port, url)
-    roles.add(username, Path(record["run_dir"]))
+    roles.add(username, Path(record["data_dir"]))
     click.echo(f"{username} may ingest on {record['stage']} (port {record['port']})")
 
 
@@ -272,7 +313,7 @@ def importers_list(port: int | None, url: str | None) -> None:
     from workshop import roles
 
     record = _running_stage(port, url)
-    path = roles.importers_file(Path(record["run_dir"]))
+    path = roles.importers_file(Path(record["data_dir"]))
     names = path.read_text(encoding="utf-8").split() if path.exists() else []
     if not names:
         click.echo(f"no importers added on {record['stage']} (port {record['port']}): "
@@ -350,7 +391,7 @@ CELERY_STATES = {"PENDING": "pending", "STARTED": "running", "RETRY": "running"}
 
 def _replay_as_task(service: str, running: dict) -> None:
     """Queue sync's replay as a Celery task on a running stage; follow it to its end."""
-    os.environ["WORKSHOP_RUN_DIR"] = running["run_dir"]  # its broker and results, by default
+    os.environ["WORKSHOP_DATA_DIR"] = running["data_dir"]  # its broker and results, by default
     tasks = stages.get_stage(running["stage"]).load("ingest.tasks")
     result = tasks.app.send_task("sync.replay", args=[service])
     click.echo(f"replay {result.id} queued")

@@ -37,7 +37,9 @@ class LaunchedStage:
     ) -> None:
         self.name = get_stage(name).name
         self.log_path = log_dir / f"{self.name}.log"
-        self.env = env or {}
+        # Its own data folder, beside its log: a test or a benchmark never reads or writes
+        # the stage data a person keeps in .workshop/data.
+        self.env = {"WORKSHOP_DATA_DIR": str(log_dir / f"{self.name}-data"), **(env or {})}
         self.options = options or []  # more of `workshop up`'s options (--trace, ...)
         self.port = 0
         self.process: subprocess.Popen | None = None
@@ -46,13 +48,17 @@ class LaunchedStage:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start the stage and wait until its front door is ready (answers /readyz 200)."""
+    def start(self, timeout: float = START_TIMEOUT, fresh: bool = True) -> None:
+        """Start the stage and wait until its front door is ready (answers /readyz 200).
+
+        Fresh (the default), it starts from an empty data folder; else with what it kept.
+        """
         self.port = free_base_port(len(get_stage(self.name).processes()))
         workshop = Path(sys.executable).with_name("workshop")
-        with self.log_path.open("w") as log:  # the child keeps its own copy of the handle
+        options = [*self.options, *(["--fresh"] if fresh else [])]
+        with self.log_path.open("a" if not fresh else "w") as log:  # the child keeps a copy
             self.process = subprocess.Popen(
-                [str(workshop), "up", self.name, "--port", str(self.port), *self.options],
+                [str(workshop), "up", self.name, "--port", str(self.port), *options],
                 cwd=config.ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -5,6 +5,7 @@ each other's addresses) plus its own PORT.
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +34,11 @@ RUNNING_RECORD = "running.json"
 READY_TIMEOUT_SECONDS = 120
 
 
+def default_data_dir(stage: Stage) -> Path:
+    """Return where a stage keeps its data from one run to the next, unless told otherwise."""
+    return config.STATE_DIR / "data" / stage.name
+
+
 def stage_environment(
     stage: Stage, port: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -42,12 +49,17 @@ def stage_environment(
     env.update(
         SECRET_KEY=config.secret_key(),
         PYTHONUNBUFFERED="1",
-        WORKSHOP_STAGE=stage.name,
-        # Per-run scratch space (the filesystem broker's messages live here).
+        # This run's own files: its processes' logs, the record that it runs.
         WORKSHOP_RUN_DIR=str(config.STATE_DIR / "run" / f"{stage.name}-{port}"),
+        # What the stage stores, kept from one run to the next (WORKSHOP_DATA_DIR given
+        # to `workshop up` picks another folder).
+        WORKSHOP_DATA_DIR=str(
+            Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage)).resolve()
+        ),
     )
-    # Each process learns where the others listen: RESTAPI_URL, SEARCH_URL, ...
-    for name, process_port in stage.ports(port).items():
+    # Each process learns where the others listen: RESTAPI_URL, SEARCH_URL, ... (not the
+    # front door, the first: no process calls it).
+    for name, process_port in list(stage.ports(port).items())[1:]:
         env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{process_port}"
     env.update(extra or {})
     return env
@@ -55,7 +67,7 @@ def stage_environment(
 
 def running_stages() -> list[dict[str, Any]]:
     """Return the stages `workshop up` runs now, newest first: {"stage", "pid", "ports",
-    "port" (the front door's), "run_dir"}."""
+    "port" (the front door's), "run_dir", "data_dir"}."""
     found = []
     records = sorted((config.STATE_DIR / "run").glob(f"*/{RUNNING_RECORD}"),
                      key=lambda path: path.stat().st_mtime, reverse=True)  # fmt: skip
@@ -91,6 +103,44 @@ class PortInUse(RuntimeError):
     """A port the stage needs is taken (often: the same stage already running)."""
 
 
+class DataInUse(RuntimeError):
+    """Another `workshop up` runs a stage on the same data folder."""
+
+
+DATA_LOCK = ".lock"
+
+
+def lock_data(folder: Path) -> int:
+    """Hold a stage's data folder for this process (until it exits), or raise DataInUse.
+
+    Two runs of a stage on one data folder would write the same journals and queues.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder / DATA_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        holder = next((r for r in running_stages() if r.get("data_dir") == str(folder)), None)
+        where = f" (port {holder['port']})" if holder else ""
+        raise DataInUse(
+            f"{folder} is in use by another workshop up{where}: stop it, or give this one "
+            "its own folder with WORKSHOP_DATA_DIR"
+        ) from None
+    return descriptor
+
+
+def forget_data(folder: Path) -> None:
+    """Empty a stage's data folder (refused while a stage runs on it)."""
+    descriptor = lock_data(folder)
+    try:
+        for entry in folder.iterdir():
+            if entry.name != DATA_LOCK:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    finally:
+        os.close(descriptor)
+
+
 def port_is_free(port: int) -> bool:
     """Tell whether nothing listens on a loopback port."""
     with socket.socket() as probe:
@@ -105,10 +155,26 @@ def port_is_free(port: int) -> bool:
 class StageRunner:
     """Start, watch and stop the processes of one stage."""
 
-    def __init__(self, stage: Stage, port: int, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        stage: Stage,
+        port: int,
+        extra_env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        fresh: bool = False,
+    ) -> None:
+        """A runner keeps the stage's data in `data_dir` (or WORKSHOP_DATA_DIR in
+        extra_env); given neither, in a folder of its own that is removed when it stops
+        (a test's, a demo's): only `workshop up` keeps a person's data by default."""
         self.stage = stage
         self.port = port
         self.env = stage_environment(stage, port, extra_env)
+        named = data_dir or (extra_env or {}).get(config.DATA_DIR_ENV)
+        self._scratch = None if named else tempfile.mkdtemp(prefix=f"{stage.name}-data-")
+        self.data_dir = Path(named or self._scratch).resolve()
+        self.env[config.DATA_DIR_ENV] = str(self.data_dir)
+        self.fresh = fresh  # start from an empty data folder
+        self._data_lock: int | None = None
         self.children: dict[str, subprocess.Popen] = {}
         # A plain attribute: a signal handler sets it, and setting it takes no lock.
         self.stop_requested = False
@@ -118,14 +184,18 @@ class StageRunner:
         busy = [port for port in self.stage.ports(self.port).values() if not port_is_free(port)]
         if busy:
             raise PortInUse(f"port {busy[0]} is in use: stop what holds it or pick --port")
-        # Embedded stores start empty, so messages left by an earlier run mean nothing.
+        if self.fresh:
+            forget_data(self.data_dir)
+        self._data_lock = lock_data(self.data_dir)  # held until this process exits
+        # The last run's logs and record; its data stays in the data folder.
         shutil.rmtree(self.env["WORKSHOP_RUN_DIR"], ignore_errors=True)
         for name, process_port in self.stage.ports(self.port).items():
             self._spawn(name, process_port)
         self._record().parent.mkdir(parents=True, exist_ok=True)
         self._record().write_text(json.dumps(
             {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port),
-             "port": self.port, "run_dir": self.env["WORKSHOP_RUN_DIR"]}
+             "port": self.port, "run_dir": self.env["WORKSHOP_RUN_DIR"],
+             "data_dir": str(self.data_dir)}
         ))  # fmt: skip
 
     def _record(self) -> Path:
@@ -203,6 +273,11 @@ class StageRunner:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+        if self._data_lock is not None:  # the data folder is free for the next run
+            os.close(self._data_lock)
+            self._data_lock = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def stop_process(self, name: str) -> None:
         """Stop one process (a demo of a service going down)."""
