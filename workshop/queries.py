@@ -22,15 +22,24 @@ from workshop.domain import search as searching
 from workshop.domain.tags import count_tags
 
 DUPLICATE_KEY = 11000
-# Just what ranking needs, so a query copies little per candidate.
-RANKING_FIELDS = {"score": 1, "ups": 1, "downs": 1, "num_comments": 1, "topics": 1, "tags": 1}
+# Recommendations are read best first: by the rank stored with each post, ties by id. The
+# index in this order lets a read of the top k stop after k posts.
+RANK_ORDER = [("rank", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
+# What a post page, a search page and a recommendation show: not the search terms.
+SHOWN = {"terms": 0}
 
 
 def create_post_indexes(posts: Collection) -> None:
-    """Index what the queries below filter and sort on (terms is multikey, for search)."""
+    """Index what search and tag pages filter on (terms and tags.tag are multikey)."""
     posts.create_index("terms")
-    posts.create_index([("score", pymongo.DESCENDING)])
     posts.create_index("tags.tag")
+
+
+def create_ranking_indexes(posts: Collection) -> None:
+    """Index what recommendations read: the rank order, and the topics a user prefers
+    (with tags.tag, from create_post_indexes: a post's tags can meet them too)."""
+    posts.create_index(RANK_ORDER)
+    posts.create_index("topics")
 
 
 def create_tagging_indexes(taggings: Collection) -> None:
@@ -51,6 +60,14 @@ def stored_post(post: dict[str, Any]) -> dict[str, Any]:
     """Return the stored form of a Post: keyed by id, with its search terms."""
     fields = {k: v for k, v in post.items() if k != "id"}
     return {"_id": post["id"], **fields, "terms": post_model.search_terms(post)}
+
+
+def with_rank(
+    document: dict[str, Any], formula: recommender.Formula = recommender.popularity
+) -> dict[str, Any]:
+    """Return a stored post with its rank by a recommender's formula (kept with the post,
+    so recommendations read the best posts from an index instead of ranking them all)."""
+    return {**document, "rank": formula(document)}
 
 
 @dataclass(frozen=True)
@@ -106,7 +123,7 @@ def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> Upse
     A post stored with the same content is matched but not modified, so importing the same
     file again writes nothing, and reports every post unchanged.
     """
-    documents = {post["id"]: stored_post(post) for post in new_posts}
+    documents = {post["id"]: with_rank(stored_post(post)) for post in new_posts}
     written = upsert_each(
         posts,
         [
@@ -130,14 +147,14 @@ def upsert_posts(posts: Collection, new_posts: Iterable[dict[str, Any]]) -> Upse
 
 def get_post(posts: Collection, post_id: str) -> dict[str, Any] | None:
     """Return one post, or None."""
-    document = posts.find_one({"_id": post_id}, {"terms": 0})
+    document = posts.find_one({"_id": post_id}, SHOWN)
     # A service's copy may know a post's tags before its text arrives: not a post yet.
     return public_post(document) if document and "title" in document else None
 
 
 def posts_by_ids(posts: Collection, ids: list[str]) -> list[dict[str, Any]]:
     """Return full posts for ids, in the order of the ids."""
-    found = {d["_id"]: d for d in posts.find({"_id": {"$in": ids}}, {"terms": 0})}
+    found = {d["_id"]: d for d in posts.find({"_id": {"$in": ids}}, SHOWN)}
     return [public_post(found[i]) for i in ids if i in found]
 
 
@@ -152,23 +169,29 @@ def search(
     return len(ranked), posts_by_ids(posts, ranked[searching.page_slice(page, per_page)])
 
 
-def recommendations(
-    posts: Collection,
-    topics: list[str],
-    limit: int,
-    formula: recommender.Formula = recommender.popularity,
-) -> list[dict[str, Any]]:
-    """Return recommended posts, the preferred topics first when given."""
-    # A copy: the emulation edits a projection while it reads, and threads share this one.
-    candidates = posts.find({"score": {"$gte": recommender.SCORE_THRESHOLD}}, dict(RANKING_FIELDS))
-    ranked = ({**c, "id": c["_id"]} for c in candidates)
-    best = recommender.recommend(ranked, topics, limit, formula)
-    return posts_by_ids(posts, [post["id"] for post in best])
+def recommendations(posts: Collection, topics: list[str], limit: int) -> list[dict[str, Any]]:
+    """Return recommended posts, best first: those meeting the preferred topics first.
+
+    Two reads in rank order, each stopping after `limit` posts (the rank index): the best
+    posts meeting the topics, and the best of all; the domain merges them.
+    """
+
+    def best(search: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(posts.find(search, SHOWN).sort(RANK_ORDER).limit(limit))
+
+    eligible = recommender.eligible()
+    preferred = best({**eligible, **recommender.meeting(topics)}) if topics else []
+    chosen = recommender.preferred_first(preferred, best(eligible), limit, key=_key)
+    return [public_post(document) for document in chosen]
+
+
+def _key(document: dict[str, Any]) -> Any:
+    return document["_id"]
 
 
 def posts_with_tag(posts: Collection, tag: str) -> list[dict[str, Any]]:
     """Return the posts carrying a tag, most popular first, ties by id."""
-    documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, {"terms": 0}).sort(
+    documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, SHOWN).sort(
         [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
     )
     return [public_post(d) for d in documents]

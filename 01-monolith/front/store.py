@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
     """Create the indexes every query below relies on."""
     with app.app_context():
         queries.create_post_indexes(get_db().posts)
+        queries.create_ranking_indexes(get_db().posts)
         queries.create_tagging_indexes(get_db().taggings)
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from eve import Eve
 from flask import jsonify
 
-from workshop import config, ingestion, queries
+from workshop import config, ingestion, logs, queries
 from workshop import db as databases
 from workshop.contract import ApiError
 from workshop.web.bodies import BoundedJSONProvider
@@ -24,6 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Eve:
     # than the contract's bound, which Python's parser would fail on (RecursionError, 500).
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
+    logs.init_flask(app, "restapi")  # the front's X-Request-ID; JSON log lines if asked for
 
     hooks.register(app)
     app.register_blueprint(endpoints.bp)
@@ -33,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Eve:
     with app.app_context():
         posts = store.get_db().posts
         queries.create_post_indexes(posts)
+        queries.create_ranking_indexes(posts)
         if app.config["SEED_SAMPLE"] and posts.count_documents({}) == 0:
             store.upsert_posts(ingestion.sample().posts)
     return app

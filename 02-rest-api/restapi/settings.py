@@ -42,11 +42,8 @@ posts = {
     "schema": POST_SCHEMA,
     # Only these fields may appear in ?where=; anything else (a probe with $gt) gets 400.
     "allowed_filters": ["tags.tag", "subreddit", "author"],
-    "mongo_indexes": {
-        "terms": [("terms", 1)],
-        "score": [("score", -1)],
-        "tags": [("tags.tag", 1)],
-    },
+    # The indexes are the ones every stage's post store declares (workshop/queries.py):
+    # the API creates them at start.
 }
 
 # Taggings: one document per (post, tag, user). Eve fills `user` from the token and shows

@@ -2,33 +2,34 @@
 
 from typing import Any
 
-from flask import current_app
 from pymongo.database import Database
 
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop import queries
-from workshop.domain.recommend import FORMULAS
+from workshop.domain.recommend import Formula, popularity
 from workshop.messages import Message
 
 
 def setup(database: Database) -> None:
     """Index what ranking queries."""
     queries.create_post_indexes(database.posts)
+    queries.create_ranking_indexes(database.posts)
 
 
 def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Return (posts, the topics used): the user's topics first, if we know of any."""
     preferences = get_db().preferences.find_one({"_id": user}) if user else None
     topics = preferences["topics"] if preferences else []
-    formula = FORMULAS[current_app.config["RECOMMEND_VERSION"]]
-    return queries.recommendations(get_db().posts, topics, limit, formula), topics
+    return queries.recommendations(get_db().posts, topics, limit), topics
 
 
-def on_post_upserted(database: Database, message: Message) -> None:
-    """Keep the post's latest state (ranking needs votes and comments)."""
+def on_post_upserted(database: Database, message: Message, formula: Formula = popularity) -> None:
+    """Keep the post's latest state, with its rank by this version's formula (kept with the
+    post and indexed: recommendations read the best posts in rank order)."""
     document = queries.stored_post({"id": message.key, **message.payload})
     fields = {k: v for k, v in document.items() if k not in ("_id", "tags", "terms")}
+    fields["rank"] = formula(fields)
     apply_versioned(database.posts, message.key, message.version, fields, "post_version")
 
 

@@ -19,20 +19,28 @@ from workshop.domain import search as searching
 from workshop.domain.tags import count_tags
 from workshop.queries import (
     DUPLICATE_KEY,
-    RANKING_FIELDS,
+    RANK_ORDER,
+    SHOWN,
     Upserted,
     Written,
     public_post,
     stored_post,
     tag_counts_pipeline,
+    with_rank,
 )
 
 
 async def create_post_indexes(posts: Any) -> None:
-    """Index what the queries below filter and sort on (terms is multikey, for search)."""
+    """Index what search and tag pages filter on (terms and tags.tag are multikey)."""
     await posts.create_index("terms")
-    await posts.create_index([("score", pymongo.DESCENDING)])
     await posts.create_index("tags.tag")
+
+
+async def create_ranking_indexes(posts: Any) -> None:
+    """Index what recommendations read: the rank order, and the topics a user prefers
+    (with tags.tag, from create_post_indexes: a post's tags can meet them too)."""
+    await posts.create_index(RANK_ORDER)
+    await posts.create_index("topics")
 
 
 async def create_tagging_indexes(taggings: Any) -> None:
@@ -69,7 +77,7 @@ async def upsert_each(collection: Any, writes: list[UpdateOne], retry: bool = Tr
 
 async def upsert_posts(posts: Any, new_posts: Iterable[dict[str, Any]]) -> Upserted:
     """Store posts keyed by reddit id; their tags stay as users left them. Say what changed."""
-    documents = {post["id"]: stored_post(post) for post in new_posts}
+    documents = {post["id"]: with_rank(stored_post(post)) for post in new_posts}
     written = await upsert_each(
         posts,
         [
@@ -93,14 +101,14 @@ async def upsert_posts(posts: Any, new_posts: Iterable[dict[str, Any]]) -> Upser
 
 async def get_post(posts: Any, post_id: str) -> dict[str, Any] | None:
     """Return one post, or None."""
-    document = await posts.find_one({"_id": post_id}, {"terms": 0})
+    document = await posts.find_one({"_id": post_id}, SHOWN)
     # A service's copy may know a post's tags before its text arrives: not a post yet.
     return public_post(document) if document and "title" in document else None
 
 
 async def posts_by_ids(posts: Any, ids: list[str]) -> list[dict[str, Any]]:
     """Return full posts for ids, in the order of the ids."""
-    documents = await posts.find({"_id": {"$in": ids}}, {"terms": 0}).to_list()
+    documents = await posts.find({"_id": {"$in": ids}}, SHOWN).to_list()
     found = {d["_id"]: d for d in documents}
     return [public_post(found[i]) for i in ids if i in found]
 
@@ -116,23 +124,29 @@ async def search(
     return len(ranked), await posts_by_ids(posts, ranked[searching.page_slice(page, per_page)])
 
 
-async def recommendations(
-    posts: Any,
-    topics: list[str],
-    limit: int,
-    formula: recommender.Formula = recommender.popularity,
-) -> list[dict[str, Any]]:
-    """Return recommended posts, the preferred topics first when given."""
-    threshold = {"score": {"$gte": recommender.SCORE_THRESHOLD}}
-    candidates = await posts.find(threshold, dict(RANKING_FIELDS)).to_list()
-    ranked = ({**c, "id": c["_id"]} for c in candidates)
-    best = recommender.recommend(ranked, topics, limit, formula)
-    return await posts_by_ids(posts, [post["id"] for post in best])
+async def recommendations(posts: Any, topics: list[str], limit: int) -> list[dict[str, Any]]:
+    """Return recommended posts, best first: those meeting the preferred topics first.
+
+    Two reads in rank order, each stopping after `limit` posts (the rank index): the best
+    posts meeting the topics, and the best of all; the domain merges them.
+    """
+
+    async def best(search: dict[str, Any]) -> list[dict[str, Any]]:
+        return await posts.find(search, SHOWN).sort(RANK_ORDER).limit(limit).to_list()
+
+    eligible = recommender.eligible()
+    preferred = await best({**eligible, **recommender.meeting(topics)}) if topics else []
+    chosen = recommender.preferred_first(preferred, await best(eligible), limit, key=_key)
+    return [public_post(document) for document in chosen]
+
+
+def _key(document: dict[str, Any]) -> Any:
+    return document["_id"]
 
 
 async def posts_with_tag(posts: Any, tag: str) -> list[dict[str, Any]]:
     """Return the posts carrying a tag, most popular first, ties by id."""
-    documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, {"terms": 0}).sort(
+    documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, SHOWN).sort(
         [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
     )
     return [public_post(d) for d in await documents.to_list()]

@@ -1,5 +1,6 @@
 """The recommend service's routes: recommendations, anonymous or personal."""
 
+import functools
 from typing import Any
 
 from quart import Blueprint, current_app, g, jsonify, request
@@ -7,6 +8,7 @@ from quart import Blueprint, current_app, g, jsonify, request
 from chassis.service import Service
 from recommend import store
 from workshop import contract
+from workshop.domain.recommend import FORMULAS
 from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 
 bp = Blueprint("recommend", __name__, url_prefix="/api")
@@ -36,7 +38,8 @@ def make_service(version: str, name: str) -> Service:
         name=name,
         blueprint=bp,
         subscribes={
-            POST_UPSERTED: store.on_post_upserted,
+            # Each version stores the rank its own formula gives.
+            POST_UPSERTED: functools.partial(store.on_post_upserted, formula=FORMULAS[version]),
             TAGS_CHANGED: store.on_tags_changed,
             PREFERENCES_UPDATED: store.on_preferences_updated,
         },

@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from quart import current_app
-
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
-from workshop.domain.recommend import FORMULAS
+from workshop.domain.recommend import Formula, popularity
 from workshop.messages import Message
 from workshop.queries import stored_post
 
@@ -15,20 +13,22 @@ from workshop.queries import stored_post
 async def setup(database: Any) -> None:
     """Index what ranking queries."""
     await queries.create_post_indexes(database.posts)
+    await queries.create_ranking_indexes(database.posts)
 
 
 async def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Return (posts, the topics used): the user's topics first, if we know of any."""
     preferences = await get_db().preferences.find_one({"_id": user}) if user else None
     topics = preferences["topics"] if preferences else []
-    formula = FORMULAS[current_app.config["RECOMMEND_VERSION"]]
-    return await queries.recommendations(get_db().posts, topics, limit, formula), topics
+    return await queries.recommendations(get_db().posts, topics, limit), topics
 
 
-async def on_post_upserted(database: Any, message: Message) -> None:
-    """Keep the post's latest state (ranking needs votes and comments)."""
+async def on_post_upserted(database: Any, message: Message, formula: Formula = popularity) -> None:
+    """Keep the post's latest state, with its rank by this version's formula (kept with the
+    post and indexed: recommendations read the best posts in rank order)."""
     document = stored_post({"id": message.key, **message.payload})
     fields = {k: v for k, v in document.items() if k not in ("_id", "tags", "terms")}
+    fields["rank"] = formula(fields)
     await apply_versioned(database.posts, message.key, message.version, fields, "post_version")
 
 

@@ -190,19 +190,21 @@ def test_stages_lists_every_stage_folder_with_its_lesson():
 
 def record_stage(state_dir: Path, stage: str, port: int, age: float = 0.0) -> Path:
     """Write what `workshop up` records for a running stage into a state folder of the
-    test's own (WORKSHOP_STATE_DIR), as if started `age` seconds ago; return its run folder.
+    test's own (WORKSHOP_STATE_DIR), as if started `age` seconds ago; return its data folder.
 
     The pid is this test's: alive for as long as the commands under test run.
     """
     run_dir = state_dir / "run" / f"{stage}-{port}"
+    data_dir = state_dir / "data" / stage
     run_dir.mkdir(parents=True)
     record = run_dir / "running.json"
     ports = get_stage(stage).ports(port)
     record.write_text(json.dumps({"stage": stage, "pid": os.getpid(), "ports": ports,
-                                  "port": port, "run_dir": str(run_dir)}))  # fmt: skip
+                                  "port": port, "run_dir": str(run_dir),
+                                  "data_dir": str(data_dir)}))  # fmt: skip
     started = time.time() - age
     os.utime(record, (started, started))
-    return run_dir
+    return data_dir
 
 
 def test_importers_go_to_the_stage_started_last_or_the_one_named(tmp_path):
