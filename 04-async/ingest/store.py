@@ -48,7 +48,8 @@ async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = N
             ],
         )
     ).inserted
-    known = [post_id for post_id in documents if post_id not in set(inserted)]
+    new = set(inserted)  # once: a set made per post made a big import quadratic
+    known = [post_id for post_id in documents if post_id not in new]
     # Only a post one of whose fields differs matches, so only it is changed and marked.
     updates = [
         UpdateOne(

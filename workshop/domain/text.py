@@ -1,5 +1,6 @@
 """Turn free text into search terms: lower-case words, stop words dropped, light stemming."""
 
+import functools
 import re
 
 # Words too common to say anything about a post (a short English list, as search engines use).
@@ -21,6 +22,7 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9+#]*")
 MAX_QUERY_TERMS = 16
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a post's words repeat across posts: stem each once
 def stem(word: str) -> str:
     """Strip the commonest English suffixes so "tests", "testing" and "tested" meet.
 

@@ -81,7 +81,8 @@ class Index:
         self.field = spec[0][0]
         self.buckets: dict[Key, Bucket] = {}
         self.sorted_keys: list[Key] = []
-        self.filed: dict[Hashable, tuple[Key, ...]] = {}  # document -> the keys it is under
+        # document -> the keys it is under, its other fields' keys, and whether it has one key
+        self.filed: dict[Hashable, tuple[tuple[Key, ...], tuple | None, bool]] = {}
         # Documents with an array or a value with no key on the first field: while any is
         # filed, the index cannot give its documents in order (each needs exactly one key).
         self.unordered: set[Hashable] = set()
@@ -92,23 +93,29 @@ class Index:
 
     def refile(self, document_key: Hashable, document: dict[str, Any] | None, seq: int) -> None:
         """File a document under what it holds now (None: it is gone)."""
-        self.unfile(document_key, seq)
         if document is None:
+            self.unfile(document_key, seq)
             return
         first = IndexedValues(document, self.paths[0])
-        if first.single() is None:
-            self.unordered.add(document_key)
         tail = self._tail(document)
-        for key in first.keys:
+        keys = tuple(sorted(first.keys))
+        ordered = first.single() is not None
+        if self.filed.get(document_key) == (keys, tail, ordered):
+            return  # filed as it is (an update of other fields)
+        self.unfile(document_key, seq)
+        if not ordered:
+            self.unordered.add(document_key)
+        for key in keys:
             bucket = self.buckets.get(key)
             if bucket is None:
                 bucket = self.buckets[key] = Bucket()
                 bisect.insort(self.sorted_keys, key)
             bucket.add(document_key, tail, seq)
-        self.filed[document_key] = tuple(first.keys)
+        self.filed[document_key] = (keys, tail, ordered)
 
     def unfile(self, document_key: Hashable, seq: int) -> None:
-        for key in self.filed.pop(document_key, ()):
+        keys, _, _ = self.filed.pop(document_key, ((), None, True))
+        for key in keys:
             bucket = self.buckets[key]
             bucket.remove(document_key, seq)
             if not bucket:

@@ -108,9 +108,12 @@ class IndexedValues:
         self.keys: set[Key] = set()
         self.multikey = False  # an array on the way or at the end
         self.keyless = False  # a value with no key (a dict, ...): no sort walk over it
-        values = list(values_at(document, path))
-        if len(values) != 1 or _through_array(document, path):
-            self.multikey = True
+        if len(path) == 1 and type(document) is dict:  # the common case, without a walk
+            values = [document.get(path[0], MISSING)]
+        else:
+            values = list(values_at(document, path))
+            if len(values) != 1 or _through_array(document, path):
+                self.multikey = True
         for value in values:
             if value is MISSING:
                 self.keys.add(NULL)
