@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from workshop import config
 from workshop import db as databases
