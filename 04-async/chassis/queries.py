@@ -18,6 +18,7 @@ from workshop.domain import recommend as recommender
 from workshop.domain import search as searching
 from workshop.domain.tags import count_tags
 from workshop.queries import (
+    BY_SCORE,
     DUPLICATE_KEY,
     RANK_ORDER,
     SHOWN,
@@ -31,8 +32,9 @@ from workshop.queries import (
 
 
 async def create_post_indexes(posts: Any) -> None:
-    """Index what search and tag pages filter on (terms and tags.tag are multikey)."""
-    await posts.create_index("terms")
+    """Index what search and tag pages read: each term's posts best first (terms is
+    multikey: a post is under each of its terms), and the posts carrying a tag."""
+    await posts.create_index([("terms", pymongo.ASCENDING), *BY_SCORE])
     await posts.create_index("tags.tag")
 
 
@@ -116,12 +118,27 @@ async def posts_by_ids(posts: Any, ids: list[str]) -> list[dict[str, Any]]:
 async def search(
     posts: Any, terms: list[str], page: int, per_page: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Return (total, one page of posts) matching any of the terms, best first."""
+    """Return (total, one page of posts) matching any of the terms, best first.
+
+    The total is counted from the terms index. The page is read from each term's posts
+    best first, no further than it takes (the domain says when it knows): enough for a
+    page of a one-term search; more when few posts have every term.
+    """
     if not terms:
         return 0, []
-    candidates = await posts.find({"terms": {"$in": terms}}, {"score": 1, "terms": 1}).to_list()
-    ranked = searching.rank(({**c, "id": c["_id"]} for c in candidates), terms)
-    return len(ranked), await posts_by_ids(posts, ranked[searching.page_slice(page, per_page)])
+    total = await posts.count_documents({"terms": {"$in": terms}})
+    wanted = page * per_page
+    length = wanted
+    while (ids := searching.best_ids([await _term_walk(posts, t, length) for t in terms],
+                                     wanted, length)) is None:  # fmt: skip
+        length *= 4
+    return total, await posts_by_ids(posts, ids[searching.page_slice(page, per_page)])
+
+
+async def _term_walk(posts: Any, term: str, length: int) -> list[dict[str, Any]]:
+    """Return the first `length` posts with a term, best first (its part of the index)."""
+    found = await posts.find({"terms": term}, {"score": 1}).sort(BY_SCORE).limit(length).to_list()
+    return [{"id": document["_id"], "score": document["score"]} for document in found]
 
 
 async def recommendations(posts: Any, topics: list[str], limit: int) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ WORDS = ["python", "flask", "async", "web", "data", "test", "docker", "api", "gi
 TAGS = ["a", "b", "c", "dx", "ey"]
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 INDEXES: list[tuple[Any, dict[str, Any]]] = [
-    ("terms", {}),
+    ([("terms", 1), ("score", -1), ("_id", 1)], {}),  # search's: a term's posts best first
     ([("score", -1)], {}),
     ("tags.tag", {}),
     ([("rank", -1), ("_id", 1)], {}),
@@ -131,7 +131,8 @@ def random_filter(rng: random.Random) -> dict[str, Any]:
 
 
 SORTS = [None, [("score", -1)], [("rank", -1), ("_id", 1)], [("score", -1), ("_id", 1)],
-         [("created", 1)], [("rank", 1)], [("tag", 1), ("n", -1)], [("_id", -1)]]  # fmt: skip
+         [("created", 1)], [("rank", 1)], [("tag", 1), ("n", -1)], [("_id", -1)],
+         [("score", 1), ("_id", -1)], [("tag", 1), ("n", 1)], [("tag", -1), ("n", -1)]]  # fmt: skip
 PROJECTIONS = [None, {"score": 1, "terms": 1}, {"terms": 0}, {"_id": 1}, {"tags": 1, "rank": 1}]
 
 

@@ -286,9 +286,13 @@ def _plan_cursor(cursor: Cursor, need: int | None) -> Planned:
             documents = planner.find(state.view(store), spec, sort, need, plan)
         if need is not None:
             documents = documents[:need]
-    # A copy of the projection: mongomock edits it while it reads.
-    projection = dict(projection) if isinstance(projection, dict) else projection
-    results = [collection._copy_only_fields(d, projection, dict) for d in documents]
+    project = _projector(projection)
+    if project is not None:
+        results = [project(document) for document in documents]
+    else:
+        # A copy of the projection: mongomock edits it while it reads.
+        projection = dict(projection) if isinstance(projection, dict) else projection
+        results = [collection._copy_only_fields(d, projection, dict) for d in documents]
     if collection.codec_options.tz_aware:
         results = [helpers.make_datetime_timezone_aware_in_document(r) for r in results]
     limit = abs(cursor._limit) if cursor._limit else None
@@ -298,6 +302,37 @@ def _plan_cursor(cursor: Cursor, need: int | None) -> Planned:
     if profiler.enabled():
         profiler.record(collection, "query", spec, plan, sort=sort)
     return Planned(cursor._factory, need, results, plan)
+
+
+def _projector(projection: Any) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """Return a fast copy for the projections the services use (top-level fields, all
+    included or all excluded), making what mongomock's does, key order included; None for
+    the others (mongomock projects them)."""
+    copy_field = mongomock.collection._copy_field
+    if projection is None or projection == {}:
+        return lambda document: copy_field(document, dict)
+    if not isinstance(projection, dict) or any(
+        "." in key or key.startswith("$") for key in projection
+    ):
+        return None
+    values = {bool(v) for k, v in projection.items() if k != "_id"}
+    if not all(isinstance(v, bool | int) for v in projection.values()) or len(values) != 1:
+        return None
+    wanted = {key for key in projection if key != "_id"}
+    if values == {True} and projection.get("_id", 1):
+
+        def including(document: dict[str, Any]) -> dict[str, Any]:
+            copied = {k: copy_field(v, dict) for k, v in document.items() if k in wanted}
+            if "_id" in document:
+                copied["_id"] = document["_id"]  # last, as mongomock puts it
+            return copied
+
+        return including
+    if values == {False} and "_id" not in projection:
+        return lambda document: {
+            k: copy_field(v, dict) for k, v in document.items() if k not in wanted
+        }
+    return None
 
 
 def _next(self: Cursor) -> dict[str, Any]:
@@ -338,8 +373,11 @@ def _counted(count: Callable) -> Callable:
 
 
 def _count_from_index(collection: Collection, search: Any) -> int | None:
-    """Count `{path: string}` or `{path: {"$in": [strings]}}` from an index's buckets, as
-    MongoDB's COUNT_SCAN does: no document is read. None when that cannot be exact."""
+    """Count `{path: string}` or `{path: {"$in": [strings]}}` from the buckets of an index
+    on that path (first), as MongoDB counts from an index: no document is read. None when
+    that cannot be exact. An empty filter counts the collection."""
+    if search == {}:
+        return len(collection._store)
     if not isinstance(search, dict) or len(search) != 1:
         return None
     ((path, condition),) = search.items()
@@ -355,7 +393,7 @@ def _count_from_index(collection: Collection, search: Any) -> int | None:
     state = _state(store)
     with state.lock:
         view = state.view(store)
-        index = next((i for i in view.indexes.values() if i.spec == [(path, i.spec[0][1])]), None)
+        index = next((i for i in view.indexes.values() if i.field == path), None)
         if index is None or path.startswith("$") or not usable_path(path):
             return None
         keys = [key for value in values for key in (equal_keys(value) or [])]
@@ -541,6 +579,20 @@ def _patch_dates(original: Callable) -> Callable:
     return patch_datetime_awareness_in_document
 
 
+def _dated(original: Callable) -> Callable:
+    def make_datetime_timezone_aware_in_document(value: Any) -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is float or kind is bool or value is None:
+            return value
+        if kind is dict:
+            return {k: make_datetime_timezone_aware_in_document(v) for k, v in value.items()}
+        if kind is list:
+            return [make_datetime_timezone_aware_in_document(item) for item in value]
+        return original(value)  # dates (given UTC), tuples, other mappings: as mongomock does
+
+    return make_datetime_timezone_aware_in_document
+
+
 def _set_updater(document: Any, field_name: str, value: Any) -> None:
     """mongomock's $set, with the version check it made per field made once."""
     if isinstance(value, tuple | list):
@@ -568,6 +620,9 @@ def _install() -> None:
     module._copy_field = _copy_field(module._copy_field)
     helpers.patch_datetime_awareness_in_document = _patch_dates(
         helpers.patch_datetime_awareness_in_document
+    )
+    helpers.make_datetime_timezone_aware_in_document = _dated(
+        helpers.make_datetime_timezone_aware_in_document
     )
     module._set_updater = module._updaters["$set"] = _set_updater
     builder = mongomock.collection.BulkOperationBuilder

@@ -19,11 +19,11 @@ Spec = list[tuple[str, int]]  # [(path, 1 or -1), ...] as create_index takes it
 
 
 class Descending:
-    """A key that sorts backwards (an index field declared -1)."""
+    """A value that sorts backwards (of an index field declared -1)."""
 
     __slots__ = ("key",)
 
-    def __init__(self, key: Key) -> None:
+    def __init__(self, key: Any) -> None:
         self.key = key
 
     def __lt__(self, other: "Descending") -> bool:
@@ -36,13 +36,21 @@ class Descending:
         return hash(self.key)
 
 
+def _backwards(key: Key) -> tuple:
+    """Return a key that sorts the other way: numbers negated (compared fast), others
+    wrapped; the type rank negated first, so types keep apart and reverse too."""
+    rank, value = key
+    return (-rank, -value) if isinstance(value, int | float) else (-rank, Descending(value))
+
+
 class Bucket:
     """The documents filed under one key of an index's first field."""
 
-    __slots__ = ("tails", "_ordered")
+    __slots__ = ("tails", "untailed", "_ordered")
 
     def __init__(self) -> None:
         self.tails: dict[Hashable, tuple | None] = {}  # document -> its other fields' keys
+        self.untailed = 0  # documents without one value of each other field
         self._ordered: list[tuple] | None = None  # (tail, seq, document), built when asked
 
     def __len__(self) -> int:
@@ -50,6 +58,7 @@ class Bucket:
 
     def add(self, document: Hashable, tail: tuple | None, seq: int) -> None:
         self.tails[document] = tail
+        self.untailed += tail is None
         if self._ordered is not None:
             if tail is None:
                 self._ordered = None
@@ -58,13 +67,14 @@ class Bucket:
 
     def remove(self, document: Hashable, seq: int) -> None:
         tail = self.tails.pop(document)
+        self.untailed -= tail is None
         if self._ordered is not None and tail is not None:
             self._ordered.remove((tail, seq, document))
 
     def ordered(self, seqs: dict[Hashable, int]) -> list[tuple] | None:
         """Return (tail, seq, document) in the index's order, or None if a tail is missing."""
         if self._ordered is None:
-            if any(tail is None for tail in self.tails.values()):
+            if self.untailed:
                 return None
             self._ordered = sorted((tail, seqs[d], d) for d, tail in self.tails.items())
         return self._ordered
@@ -130,7 +140,7 @@ class Index:
             key = IndexedValues(document, path).single()
             if key is None:
                 return None
-            tail.append(key if direction == 1 else Descending(key))
+            tail.append(key if direction == 1 else _backwards(key))
         return tuple(tail)
 
     def clear(self) -> None:
@@ -174,13 +184,45 @@ class Index:
     def can_walk(self) -> bool:
         return not self.unordered
 
-    def bucket_walk(self, key: Key, seqs: dict[Hashable, int], reverse: bool) -> list[Hashable]:
-        """Return one bucket's documents in the order of the index's other fields, or []."""
+    def can_walk_bucket(self, key: Key) -> bool:
+        """Tell whether every document under a key has one value of each other field."""
+        bucket = self.buckets.get(key)
+        return bucket is None or not bucket.untailed
+
+    def bucket_walk(self, key: Key, seqs: dict[Hashable, int], reverse: bool) -> Iterator[Hashable]:
+        """Yield one bucket's documents in the order of the index's other fields (reversed:
+        the other way, ties still in natural order, as a stable sort leaves them).
+
+        A snapshot of the bucket's order, taken now: writes meanwhile do not disturb it.
+        """
         bucket = self.buckets.get(key)
         if bucket is None:
-            return []
+            return
         ordered = bucket.ordered(seqs)
         if ordered is None:
             raise LookupError("a document lacks a value of the index's other fields")
-        documents = [document for _, _, document in ordered]
-        return documents[::-1] if reverse else documents
+        ordered = list(ordered)
+        if not reverse:
+            for _, _, document in ordered:
+                yield document
+            return
+        end = len(ordered)
+        while end > 0:  # groups of equal tails, last first, each in natural order
+            start = end - 1
+            while start > 0 and ordered[start - 1][0] == ordered[end - 1][0]:
+                start -= 1
+            for _, _, document in ordered[start:end]:
+                yield document
+            end = start
+
+    def walks_in(self, sort: list[tuple[str, int]]) -> bool | None:
+        """Tell whether a bucket walk gives a sort's order: True forward, False backward,
+        None if the index's other fields are not the sort's fields."""
+        tail = self.spec[1:]
+        if not tail or [path for path, _ in tail] != [path for path, _ in sort]:
+            return None
+        if all(d == s for (_, d), (_, s) in zip(tail, sort, strict=True)):
+            return True
+        if all(d == -s for (_, d), (_, s) in zip(tail, sort, strict=True)):
+            return False
+        return None

@@ -197,18 +197,40 @@ def sort_walk(collection: Collection, sort: Sort | None) -> Index | None:
 # --- running ----------------------------------------------------------------------------
 
 
+def exact_path(search: dict[str, Any]) -> str | None:
+    """Return the path of a filter that is one string equality or $in of strings, else None.
+
+    An index on that path gives exactly its documents (strings have no look-alikes of
+    other types), so they need no filtering; others need the filter.
+    """
+    if len(search) != 1:
+        return None
+    ((path, condition),) = search.items()
+    if path.startswith("$") or not usable_path(path):
+        return None
+    if isinstance(condition, dict):
+        if set(condition) == {"$eq"}:
+            condition = condition["$eq"]
+        elif set(condition) == {"$in"} and isinstance(condition["$in"], list | tuple):
+            return path if all(isinstance(v, str) for v in condition["$in"]) else None
+        else:
+            return None
+    return path if isinstance(condition, str) else None
+
+
 def matching(
     collection: Collection, search: dict[str, Any], plan: Plan
 ) -> Iterator[dict[str, Any]]:
     """Yield the stored documents a filter matches, in natural order (no sort)."""
     keys = choose(collection, search, plan)
+    exact = plan.index is not None and plan.index.field == exact_path(search)
     documents = collection.documents
     for key in keys:
         document = documents.get(key)
         if document is None:  # removed meanwhile
             continue
         plan.docs_examined += 1
-        if filter_applies(search, document):
+        if exact or filter_applies(search, document):
             plan.returned += 1
             yield document
 
@@ -267,6 +289,10 @@ def find(
     filter index: it may examine as many documents as that index would give; if it has
     enough by then, its answer stands, else the filter index answers (both counted).
     """
+    bucket = bucket_walk(collection, search, sort)
+    if bucket is not None:
+        index, key, forward = bucket
+        return walked_bucket(collection, index, key, not forward, search, need, plan)
     walk = sort_walk(collection, sort) if need is not None else None
     if walk is not None:
         candidates = best_candidates(collection, search)
@@ -281,6 +307,54 @@ def find(
     if sort:
         plan.sorted_in_memory = True
         found = sorted_documents(found, sort)
+    return found
+
+
+def bucket_walk(
+    collection: Collection, search: dict[str, Any], sort: Sort | None
+) -> tuple[Index, Key, bool] | None:
+    """Return (index, key, forward) when a filter fixes a compound index's first field to
+    one key and the sort is the index's other fields: that key's entries are in order."""
+    if not sort:
+        return None
+    for path, operator, operand in conditions(search):
+        if operator != "$eq":
+            continue
+        keys = equal_keys(operand)
+        if keys is None or len(keys) != 1:
+            continue
+        for index in collection.indexes.values():
+            if index.field != path:
+                continue
+            forward = index.walks_in(sort)
+            if forward is not None and index.can_walk_bucket(keys[0]):
+                return index, keys[0], forward
+    return None
+
+
+def walked_bucket(
+    collection: Collection,
+    index: Index,
+    key: Key,
+    reverse: bool,
+    search: dict[str, Any],
+    need: int | None,
+    plan: Plan,
+) -> list[dict[str, Any]]:
+    """Walk one key of an index in the order of its other fields until `need` match."""
+    plan.stage, plan.index = "IXSCAN", index
+    documents = collection.documents
+    found: list[dict[str, Any]] = []
+    for document_key in index.bucket_walk(key, collection.seqs, reverse):
+        plan.keys_examined += 1
+        document = documents.get(document_key)
+        if document is None:
+            continue
+        plan.docs_examined += 1
+        if filter_applies(search, document):
+            found.append(document)
+            if need is not None and len(found) >= need:
+                break
     return found
 
 
