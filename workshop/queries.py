@@ -45,12 +45,20 @@ def create_ranking_indexes(posts: Collection) -> None:
     posts.create_index("topics")
 
 
-def create_tagging_indexes(taggings: Collection) -> None:
-    """One tagging per (post, tag, user): tagging twice changes nothing."""
+# The tag list: each tag's number of posts, kept as taggings change and read most used
+# first from an index (grouping every tagging for each page grew with the taggings).
+BY_POSTS = [("posts", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
+
+
+def create_tagging_indexes(taggings: Collection, totals: Collection) -> None:
+    """One tagging per (post, tag, user): tagging twice changes nothing. A tag's taggings
+    (its total is counted from them), and the totals most used first."""
     taggings.create_index(
         [("post_id", 1), ("tag", 1), ("user", 1)], unique=True, name="one_tag_per_user"
     )
     taggings.create_index("user")
+    taggings.create_index("tag")
+    totals.create_index(BY_POSTS)
 
 
 def public_post(document: dict[str, Any]) -> dict[str, Any]:
@@ -235,14 +243,39 @@ def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> N
         tags = again
 
 
-def tag_counts(taggings: Collection, limit: int = 0) -> list[dict[str, Any]]:
-    """Return every tag with the number of posts carrying it, most used first."""
-    counted = taggings.aggregate(tag_counts_pipeline(limit))
-    return [{"tag": r["_id"], "count": r["count"]} for r in counted]
+def store_tag_total(taggings: Collection, totals: Collection, tag: str) -> None:
+    """Store how many posts carry a tag, recounting until a second count agrees with the
+    first: two writers may recount in either order, and the last write is a checked one."""
+    count = len(taggings.distinct("post_id", {"tag": tag}))
+    for _ in range(5):
+        if count:
+            totals.update_one({"_id": tag}, {"$set": {"posts": count}}, upsert=True)
+        else:
+            totals.delete_one({"_id": tag})
+        again = len(taggings.distinct("post_id", {"tag": tag}))
+        if again == count:
+            return
+        count = again
+
+
+def tag_counts(totals: Collection, limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first, ties by tag."""
+    found = totals.find({}).sort(BY_POSTS).limit(limit)
+    return [{"tag": total["_id"], "count": total["posts"]} for total in found]
+
+
+def count_tags_once(taggings: Collection, totals: Collection) -> None:
+    """Count every tag's posts from the taggings when a store has taggings but no totals
+    (a store written before they were kept); nothing when they agree already."""
+    if totals.count_documents({}) or not taggings.count_documents({}):
+        return
+    for row in taggings.aggregate(tag_counts_pipeline()):
+        totals.update_one({"_id": row["_id"]}, {"$set": {"posts": row["count"]}}, upsert=True)
 
 
 def tag_counts_pipeline(limit: int = 0) -> list[dict[str, Any]]:
-    """Return the aggregation that counts the posts carrying each tag, most used first."""
+    """Return the aggregation that counts the posts carrying each tag from every tagging,
+    most used first (once, to fill the kept totals)."""
     pipeline: list[dict[str, Any]] = [
         {"$group": {"_id": {"tag": "$tag", "post": "$post_id"}}},
         {"$group": {"_id": "$_id.tag", "count": {"$sum": 1}}},

@@ -28,7 +28,8 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         queries.create_post_indexes(get_db().posts)
         queries.create_ranking_indexes(get_db().posts)
-        queries.create_tagging_indexes(get_db().taggings)
+        queries.create_tagging_indexes(get_db().taggings, get_db().tag_totals)
+        queries.count_tags_once(get_db().taggings, get_db().tag_totals)
 
 
 # --- posts -------------------------------------------------------------------------------
@@ -68,17 +69,18 @@ def add_tag(post_id: str, tag: str, user: str) -> None:
         get_db().taggings.insert_one({"post_id": post_id, "tag": tag, "user": user})
     except DuplicateKeyError:
         return
-    _recount_tags(post_id)
+    _recount_tags(post_id, tag)
 
 
 def remove_tag(post_id: str, tag: str, user: str) -> None:
     """Withdraw a user's tag from a post (absent is fine: nothing changes)."""
     if get_db().taggings.delete_one({"post_id": post_id, "tag": tag, "user": user}).deleted_count:
-        _recount_tags(post_id)
+        _recount_tags(post_id, tag)
 
 
-def _recount_tags(post_id: str) -> None:
+def _recount_tags(post_id: str, tag: str) -> None:
     queries.store_tag_counts(get_db().posts, get_db().taggings, post_id)
+    queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)
 
 
 def user_tags(post_id: str, user: str) -> list[str]:
@@ -89,7 +91,7 @@ def user_tags(post_id: str, user: str) -> list[str]:
 
 def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first."""
-    return queries.tag_counts(get_db().taggings, limit)
+    return queries.tag_counts(get_db().tag_totals, limit)
 
 
 def posts_with_tag(tag: str) -> list[dict[str, Any]]:

@@ -35,6 +35,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Eve:
         posts = store.get_db().posts
         queries.create_post_indexes(posts)
         queries.create_ranking_indexes(posts)
+        database = store.get_db()
+        queries.create_tagging_indexes(database.taggings, database.tag_totals)
+        queries.count_tags_once(database.taggings, database.tag_totals)
         if app.config["SEED_SAMPLE"] and posts.count_documents({}) == 0:
             store.upsert_posts(ingestion.sample().posts)
     return app

@@ -34,7 +34,7 @@ def recommendations() -> Any:
 @bp.get("/tags")
 def tags() -> Any:
     """Count the posts carrying each tag."""
-    return jsonify({"items": queries.tag_counts(store.get_db().taggings)})
+    return jsonify({"items": queries.tag_counts(store.get_db().tag_totals)})
 
 
 @bp.post("/tokens")

@@ -18,14 +18,14 @@ def hash_passwords(items: list[dict[str, Any]]) -> None:
 
 
 def recount_after_insert(items: list[dict[str, Any]]) -> None:
-    """Update the tag counts of the posts that were just tagged."""
-    for post_id in {item["post_id"] for item in items}:
-        store.recount_tags(post_id)
+    """Update the tag counts of the posts that were just tagged, and the tags' totals."""
+    for post_id, tag in {(item["post_id"], item["tag"]) for item in items}:
+        store.recount_tags(post_id, tag)
 
 
 def recount_after_delete(item: dict[str, Any]) -> None:
-    """Update the tag counts of a post that lost a tag."""
-    store.recount_tags(item["post_id"])
+    """Update the tag counts of a post that lost a tag, and the tag's total."""
+    store.recount_tags(item["post_id"], item["tag"])
 
 
 def register(app: Any) -> None:

@@ -39,6 +39,7 @@ def upsert_posts(posts: list[dict[str, Any]]) -> queries.Upserted:
     return queries.upsert_posts(get_db().posts, posts)
 
 
-def recount_tags(post_id: str) -> None:
-    """Store a post's tag counts, recounted from its taggings."""
+def recount_tags(post_id: str, tag: str) -> None:
+    """Store a post's tag counts and the tag's number of posts, recounted from the taggings."""
     queries.store_tag_counts(get_db().posts, get_db().taggings, post_id)
+    queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)

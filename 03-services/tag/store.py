@@ -14,8 +14,9 @@ from workshop.messages import TAGS_CHANGED, Message, first_version
 
 
 def setup(database: Database) -> None:
-    """Index the taggings: one per (post, tag, user)."""
-    queries.create_tagging_indexes(database.taggings)
+    """Index the taggings (one per post, tag and user) and the tags' totals."""
+    queries.create_tagging_indexes(database.taggings, database.tag_totals)
+    queries.count_tags_once(database.taggings, database.tag_totals)
 
 
 def post_exists(post_id: str) -> bool:
@@ -35,6 +36,7 @@ def add_tag(post_id: str, tag: str, user: str) -> None:
     )
     # $inc is atomic, so two users tagging at once both count, in any order.
     get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": 1}))
+    queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)
     nudge()
 
 
@@ -42,6 +44,7 @@ def remove_tag(post_id: str, tag: str, user: str) -> None:
     """Withdraw a user's tag; count it down and mark the post's counts for publishing."""
     if get_db().taggings.delete_one({"post_id": post_id, "tag": tag, "user": user}).deleted_count:
         get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": -1}))
+        queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)
         nudge()
 
 
@@ -53,7 +56,7 @@ def user_tags(post_id: str, user: str) -> list[str]:
 
 def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first."""
-    return queries.tag_counts(get_db().taggings, limit)
+    return queries.tag_counts(get_db().tag_totals, limit)
 
 
 def outbox(database: Database) -> list[Source]:

@@ -18,6 +18,7 @@ from workshop.domain import recommend as recommender
 from workshop.domain import search as searching
 from workshop.domain.tags import count_tags
 from workshop.queries import (
+    BY_POSTS,
     BY_SCORE,
     DUPLICATE_KEY,
     RANK_ORDER,
@@ -45,12 +46,15 @@ async def create_ranking_indexes(posts: Any) -> None:
     await posts.create_index("topics")
 
 
-async def create_tagging_indexes(taggings: Any) -> None:
-    """One tagging per (post, tag, user): tagging twice changes nothing."""
+async def create_tagging_indexes(taggings: Any, totals: Any) -> None:
+    """One tagging per (post, tag, user): tagging twice changes nothing. A tag's taggings
+    (its total is counted from them), and the totals most used first."""
     await taggings.create_index(
         [("post_id", 1), ("tag", 1), ("user", 1)], unique=True, name="one_tag_per_user"
     )
     await taggings.create_index("user")
+    await taggings.create_index("tag")
+    await totals.create_index(BY_POSTS)
 
 
 async def upsert_each(collection: Any, writes: list[UpdateOne], retry: bool = True) -> Written:
@@ -175,7 +179,32 @@ async def tags_of_post(taggings: Any, post_id: str) -> list[dict[str, Any]]:
     return count_tags(t["tag"] for t in found)
 
 
-async def tag_counts(taggings: Any, limit: int = 0) -> list[dict[str, Any]]:
-    """Return every tag with the number of posts carrying it, most used first."""
-    counted = await taggings.aggregate(tag_counts_pipeline(limit))
-    return [{"tag": r["_id"], "count": r["count"]} for r in await counted.to_list()]
+async def store_tag_total(taggings: Any, totals: Any, tag: str) -> None:
+    """Store how many posts carry a tag, recounting until a second count agrees with the
+    first: two writers may recount in either order, and the last write is a checked one."""
+    count = len(await taggings.distinct("post_id", {"tag": tag}))
+    for _ in range(5):
+        if count:
+            await totals.update_one({"_id": tag}, {"$set": {"posts": count}}, upsert=True)
+        else:
+            await totals.delete_one({"_id": tag})
+        again = len(await taggings.distinct("post_id", {"tag": tag}))
+        if again == count:
+            return
+        count = again
+
+
+async def tag_counts(totals: Any, limit: int = 0) -> list[dict[str, Any]]:
+    """Return every tag with the number of posts carrying it, most used first, ties by tag."""
+    found = await totals.find({}).sort(BY_POSTS).limit(limit).to_list()
+    return [{"tag": total["_id"], "count": total["posts"]} for total in found]
+
+
+async def count_tags_once(taggings: Any, totals: Any) -> None:
+    """Count every tag's posts from the taggings when a store has taggings but no totals
+    (a store written before they were kept); nothing when they agree already."""
+    if await totals.count_documents({}) or not await taggings.count_documents({}):
+        return
+    counted = await taggings.aggregate(tag_counts_pipeline())
+    for row in await counted.to_list():
+        await totals.update_one({"_id": row["_id"]}, {"$set": {"posts": row["count"]}}, upsert=True)

@@ -13,8 +13,9 @@ from workshop.messages import TAGS_CHANGED, Message, first_version
 
 
 async def setup(database: Any) -> None:
-    """Index the taggings: one per (post, tag, user)."""
-    await queries.create_tagging_indexes(database.taggings)
+    """Index the taggings (one per post, tag and user) and the tags' totals."""
+    await queries.create_tagging_indexes(database.taggings, database.tag_totals)
+    await queries.count_tags_once(database.taggings, database.tag_totals)
 
 
 async def post_exists(post_id: str) -> bool:
@@ -34,6 +35,7 @@ async def add_tag(post_id: str, tag: str, user: str) -> None:
     )
     # $inc is atomic, so two users tagging at once both count, in any order.
     await get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": 1}))
+    await queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)
     nudge()
 
 
@@ -42,6 +44,7 @@ async def remove_tag(post_id: str, tag: str, user: str) -> None:
     tagging = {"post_id": post_id, "tag": tag, "user": user}
     if (await get_db().taggings.delete_one(tagging)).deleted_count:
         await get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": -1}))
+        await queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)
         nudge()
 
 
@@ -53,7 +56,7 @@ async def user_tags(post_id: str, user: str) -> list[str]:
 
 async def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first."""
-    return await queries.tag_counts(get_db().taggings, limit)
+    return await queries.tag_counts(get_db().tag_totals, limit)
 
 
 def outbox(database: Any) -> list[Source]:
