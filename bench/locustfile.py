@@ -22,6 +22,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote_plus
 
 import gevent
 from gevent.lock import Semaphore
@@ -240,12 +241,13 @@ class Reads(BenchUser):
     @task(3)
     def api_search(self) -> None:
         query, page = random.choice(QUERIES), random.randint(1, 3)
-        body = self.get_json(f"/api/search?q={query}&page={page}", "/api/search?q=[q]&page=[n]")
+        url = f"/api/search?q={quote_plus(query)}&page={page}"  # a query has spaces
+        body = self.get_json(url, "/api/search?q=[q]&page=[n]")
         self.remember_posts(body)
 
     @task(2)
     def search_page(self) -> None:
-        self.client.get(f"/search?q={random.choice(QUERIES)}", name="/search?q=[q]")
+        self.client.get(f"/search?q={quote_plus(random.choice(QUERIES))}", name="/search?q=[q]")
 
     @task(2)
     def post_page(self) -> None:
