@@ -299,7 +299,7 @@ def _plan_cursor(cursor: Cursor, need: int | None) -> Planned:
     plan.returned = max(0, len(results) - cursor._skip)
     if limit is not None:
         plan.returned = min(limit, plan.returned)
-    if profiler.enabled():
+    if profiler.enabled() and not getattr(writing, "aggregating", False):
         profiler.record(collection, "query", spec, plan, sort=sort)
     return Planned(cursor._factory, need, results, plan)
 
@@ -406,15 +406,30 @@ def _count_from_index(collection: Collection, search: Any) -> int | None:
 
 
 def _aggregate_from_match(aggregate: Callable) -> Callable:
-    """An aggregation that starts with $match takes its documents from the planner."""
+    """An aggregation reads its documents through the planner (from an index when it
+    starts with a $match one can serve), and the profile says what the whole pipeline
+    read and gave, as MongoDB's does."""
 
     def aggregate_pipeline(self: Collection, pipeline: list[dict[str, Any]], *args, **kwargs):
+        search: dict[str, Any] = {}
         if pipeline and isinstance(pipeline[0], dict) and set(pipeline[0]) == {"$match"}:
-            documents = list(self.find(pipeline[0]["$match"]))
-            return mongomock.aggregate.process_pipeline(
-                documents, self.database, pipeline[1:], kwargs.get("session")
+            search, pipeline = pipeline[0]["$match"], pipeline[1:]
+        writing.aggregating = True  # its read is the aggregation's, not a query of its own
+        try:
+            cursor = self.find(search)
+            documents = list(cursor)
+        finally:
+            writing.aggregating = False
+        results = list(
+            mongomock.aggregate.process_pipeline(
+                documents, self.database, pipeline, kwargs.get("session")
             )
-        return aggregate(self, pipeline, *args, **kwargs)
+        )
+        if profiler.enabled():
+            plan = cursor.__dict__["_planned"].plan
+            plan.returned = len(results)
+            profiler.record(self, "aggregate", search, plan)
+        return mongomock.command_cursor.CommandCursor(results)
 
     return aggregate_pipeline
 
