@@ -16,7 +16,6 @@ starts once the stage is ready.
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +86,9 @@ def drive(client: Client) -> None:
     assert client.get("/").status_code == 200
     removed = client.delete(f"/api/posts/{post_id}/tags/{tag}", token=token)
     assert removed.status_code == 204
-    job = client.post("/api/ingest", token=token, data=UPLOAD.encode(),
-                      headers={"Content-Type": "application/x-ndjson"}).json()["job_id"]  # fmt: skip
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    upload = client.post("/api/ingest", token=token, data=UPLOAD.encode(), headers=ndjson)
+    job = upload.json()["job_id"]
     done = eventually(lambda: client.get(f"/api/jobs/{job}").json(),
                       lambda state: state["state"] in ("done", "failed"), within=60)  # fmt: skip
     assert done["state"] == "done", done
