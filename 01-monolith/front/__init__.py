@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Flask
 
-from workshop import config, web
+from workshop import config, logs, web
 from workshop import db as databases
 from workshop.web.health import health_blueprint
 
@@ -12,6 +12,7 @@ from workshop.web.health import health_blueprint
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the monolith: pages, API and auth blueprints over one MongoDB database."""
     app = web.create_flask(__name__, test_config)
+    logs.init_flask(app, "front")  # X-Request-ID; JSON log lines if WORKSHOP_LOG_FORMAT=json
     app.config.setdefault("DATABASE_NAME", "reddit")
     # On embedded defaults the store starts empty, so a stage loads the sample to be useful.
     app.config.setdefault("SEED_SAMPLE", config.env("WORKSHOP_SEED_SAMPLE", "1") == "1")

@@ -4,13 +4,14 @@ from typing import Any
 
 from flask import Flask
 
-from workshop import config, web
+from workshop import config, logs, web
 from workshop.web.health import health_blueprint
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the front: pages, API and auth blueprints over the REST API's data."""
     app = web.create_flask(__name__, test_config)
+    logs.init_flask(app, "front")  # X-Request-ID, passed on to the REST API; JSON log lines
     # Where the REST API listens (`workshop up` sets RESTAPI_URL for every process).
     app.config.setdefault("RESTAPI_URL", config.env("RESTAPI_URL", "http://127.0.0.1:8100"))
 

@@ -12,7 +12,7 @@ import requests
 from flask import Flask, current_app, g
 from werkzeug.datastructures import MultiDict
 
-from workshop import queries
+from workshop import logs, queries
 from workshop.contract import ApiError
 
 # Connect fast or fail fast; reads get longer. Ingest does its work inside the call.
@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
 
 def _call(method: str, path: str, **kwargs: Any) -> requests.Response:
     session: requests.Session = current_app.extensions["restapi"]
-    headers = kwargs.pop("headers", {})
+    headers = {**logs.passed_on(), **kwargs.pop("headers", {})}  # the request id goes along
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
     kwargs.setdefault("timeout", TIMEOUT)

@@ -1,5 +1,6 @@
 """Start a stage as a user does (`workshop up`), and talk to it over real HTTP."""
 
+import os
 import random
 import time
 import uuid
@@ -7,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
 from workshop.tools.launcher import LaunchedStage
+from workshop.tools.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 # Writes travel through a broker from stage 03 on: the contract gives them 2 seconds.
@@ -27,6 +30,8 @@ class RunningStage(LaunchedStage):
     Without, the development rule holds: every registered user may ingest.
     """
 
+    local = True  # `workshop up` runs it here: its ports, run folder and logs are at hand
+
     def __init__(self, name: str, log_dir: Path, importers: bool = False) -> None:
         env = {"REDDIT_URL": "http://127.0.0.1:9"}
         self.importer: tuple[str, str] | None = None
@@ -36,20 +41,67 @@ class RunningStage(LaunchedStage):
         super().__init__(name, log_dir, env=env)
 
 
+# The suite against a stage that runs elsewhere (containers behind nginx, started by
+# tests/containers/test_live_stack.py): its front door, its stage folder's name, and the
+# importer its WORKSHOP_IMPORTERS names, as NAME:PASSWORD.
+URL_ENV, STAGE_ENV, IMPORTER_ENV = (
+    "WORKSHOP_TEST_URL",
+    "WORKSHOP_TEST_STAGE",
+    "WORKSHOP_TEST_IMPORTER",
+)
+
+
+class RemoteStage:
+    """A stage already running elsewhere, reached at its URL: the suite talks to it, and
+    neither starts nor stops it. Tests that need its ports or run folder skip."""
+
+    local = False
+    port = None
+
+    def __init__(self, name: str, url: str, importer: tuple[str, str] | None) -> None:
+        self.name = get_stage(name).name
+        self.url = url.rstrip("/")
+        self.importer = importer
+
+    @classmethod
+    def from_environment(cls) -> "RemoteStage | None":
+        """Return the stage WORKSHOP_TEST_URL names, or None when it is unset."""
+        url = os.environ.get(URL_ENV, "")
+        if not url:
+            return None
+        name = os.environ.get(STAGE_ENV, "")
+        assert name, f"{URL_ENV} is set: {STAGE_ENV} must say which stage runs there"
+        importer = os.environ.get(IMPORTER_ENV, "")
+        username, _, password = importer.partition(":")
+        return cls(name, url, (username, password) if importer else None)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return f"({self.name} runs elsewhere: its logs are there, e.g. `docker compose logs`)"
+
+
 class Client:
     """HTTP to a stage's front door, with the contract's helpers."""
 
     def __init__(
-        self, base_url: str, importer: tuple[str, str] | None = None, source: str | None = None
+        self,
+        base_url: str,
+        importer: tuple[str, str] | None = None,
+        source: str | None = None,
+        own_addresses: bool = True,
     ) -> None:
         self.base_url = base_url
         self.importer = importer
+        # Whether another loopback address is another client to the stage: not behind a
+        # proxy that sees every client of this machine as one address.
+        self.own_addresses = own_addresses
         self.http = requests.Session()
         if source:  # another loopback address: a client of its own (login limits count it)
             self.http.mount("http://", SourceAddressAdapter(source))
 
     def elsewhere(self) -> "Client":
         """Return a client of the same stage from another loopback address of its own."""
+        if not self.own_addresses:
+            pytest.skip("behind the containers' proxy every client of this machine is one address")
         source = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
         return Client(self.base_url, self.importer, source)
 

@@ -114,6 +114,7 @@ RUN_ELSEWHERE: dict[str, str] = {
 # each command reads stand for it (tests/containers/).
 FILES = "tests/containers/test_files.py::"
 K8S = "tests/containers/test_k8s.py::"
+LIVE = "tests/containers/test_live_stack.py::test_the_acceptance_suite_passes_through_the_stage_s_nginx"  # noqa: E501
 SLIDES = "tests/unit/test_slides.py::test_make_slides_runs_the_marp_command_the_slides_readme_gives"
 RUN_ELSEWHERE.update({
     "cp docker/.env.example docker/.env": FILES + "test_the_secret_has_no_default",
@@ -131,6 +132,9 @@ RUN_ELSEWHERE.update({
         K8S + "test_two_gateways_behind_nginx",
     "kubectl delete namespace workshop": K8S + "test_kustomize_renders_valid_kubernetes",
     "pip install .": FILES + "test_the_image_installs_every_program_a_procfile_runs",
+    # With an engine these build and run every stage (an hour); here they skip.
+    ".venv/bin/pytest tests/containers/test_live_stack.py": LIVE,
+    ".venv/bin/pytest tests/containers/test_live_stack.py -k 01": LIVE,
     # slides/README.md: Marp comes from npm, which is not reachable here.
     "npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html": SLIDES,
     "npx --yes @marp-team/marp-cli@4 --notes slides/workshop.md -o notes.txt": SLIDES,

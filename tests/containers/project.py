@@ -167,17 +167,25 @@ def address(process: Process) -> str:
 
 
 def addresses(stage: Stage) -> dict[str, str]:
-    """Return the `<NAME>_URL` every process gets: one per process that serves HTTP."""
-    return {f"{p.name.upper()}_URL": address(p) for p in stage.processes() if serves_http(p)}
+    """Return the `<NAME>_URL` every process gets: one per process that serves HTTP and is
+    called by another (every one but the front door)."""
+    called = stage.processes()[1:]
+    return {f"{p.name.upper()}_URL": address(p) for p in called if serves_http(p)}
+
+
+# What `workshop up` keeps in its processes' environment for itself, which they never read:
+# its run folder (their logs, the record that it runs).
+RUNNER_ONLY = {"WORKSHOP_RUN_DIR"}
 
 
 def workshop_up_names(stage: Stage) -> set[str]:
     """Return the variables `workshop up` gives every process (besides our own shell's), but
-    an address for a process that serves no HTTP (it is there, and reaches nothing)."""
+    an address for a process that serves no HTTP (it is there, and reaches nothing) and
+    what only the runner uses."""
     with mock.patch.dict(os.environ, clear=True):
         names = set(stage_environment(stage, 8000)) | {"PORT"}  # PORT: set per process
     silent = {f"{p.name.upper()}_URL" for p in stage.processes() if not serves_http(p)}
-    return names - silent - {"PATH"}  # the image sets PATH
+    return names - silent - RUNNER_ONLY - {"PATH"}  # the image sets PATH
 
 
 def uses_registry(stage: Stage) -> bool:

@@ -178,7 +178,6 @@ def test_compose_runs_the_procfile(compose_file, tmp_path):
         assert names <= set(environment), f"{process.name} lacks {names - set(environment)}"
         for name, value in settings.items():
             assert environment[name] == value, (process.name, name)
-        assert environment["WORKSHOP_STAGE"] == stage.name
         assert environment["PORT"] == CONTAINER_PORT
         for name, url in addresses(stage).items():
             assert environment[name] == url, (process.name, name)
