@@ -19,6 +19,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -90,19 +91,23 @@ def download(folder: Path, locks: list[str], platform: str, python: str) -> list
                 continue
             from_source.append(name)
         lines.append(f"{name}=={version} " + " ".join(f"--hash={h}" for h in hashes))
-    chosen = folder / f".{platform}-{python}.txt"
-    chosen.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tags = [arg for tag in platform_tags(platform) for arg in ("--platform", tag)]
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes",
-               "--no-deps", "--dest", str(folder), *tags, "--python-version", python,
-               "--implementation", "cp", "--only-binary", ":all:",
-               "--no-binary", ",".join(from_source) or ":none:", "-r", str(chosen)]  # fmt: skip
     as_source = f" ({', '.join(from_source)} as source)" if from_source else ""
     print(f"wheelhouse: {platform}, Python {python}{as_source}", flush=True)
-    try:
+    # A fresh folder per platform and Python: pip's handling of files already in its --dest
+    # (kept from another platform's pass) is not to be relied on; new files are moved in.
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as scratch:
+        chosen = Path(scratch) / "requirements.txt"
+        chosen.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        files = Path(scratch) / "files"
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes",
+                   "--no-deps", "--dest", str(files), *tags, "--python-version", python,
+                   "--implementation", "cp", "--only-binary", ":all:",
+                   "--no-binary", ",".join(from_source) or ":none:", "-r", str(chosen)]  # fmt: skip
         subprocess.run(command, check=True)
-    finally:
-        chosen.unlink()
+        for path in files.iterdir():
+            if not (folder / path.name).exists():
+                path.replace(folder / path.name)
     return gaps
 
 
