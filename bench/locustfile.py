@@ -1,7 +1,8 @@
 """The benchmark's load, written once for every stage: its scenarios as Locust users.
 
 `workshop bench` runs this file with the locust CLI, one scenario at a time, chosen by
-the BENCH_SCENARIO environment variable (reads, logged-in, home, lag, fan-out, keyed);
+the BENCH_SCENARIO environment variable (reads, logged-in, home, lag, fan-out, keyed,
+crowd);
 unset, every scenario runs mixed. Run by hand:
 
     BENCH_SCENARIO=reads locust -f bench/locustfile.py --headless -u 8 -r 8 -t 20s \
@@ -15,6 +16,7 @@ moment, so set-up never eats into the measured time; locust's -t is then only a 
 Set-up requests are named "setup: ..." and left out of the figures (their errors count).
 """
 
+import contextlib
 import json
 import os
 import random
@@ -30,6 +32,10 @@ from locust import FastHttpUser, constant, events, task
 
 SCENARIO = os.environ.get("BENCH_SCENARIO", "")
 SAMPLES_FILE = os.environ.get("BENCH_SAMPLES", "")
+# crowd: where the taggings the stage acknowledged (201) are written at exit, and the run's
+# name, which its tags carry (so a repeat's counts start from nothing).
+ACKNOWLEDGED_FILE = os.environ.get("BENCH_ACKNOWLEDGED", "")
+RUN_NAME = os.environ.get("BENCH_RUN", "run")
 MEASURED_SECONDS = float(os.environ.get("BENCH_DURATION", "") or 0)
 SETUP = "setup: "
 SETUP_ATTEMPTS = 5
@@ -204,22 +210,25 @@ class LoggedInUser(BenchUser):
     """A user who registers once, with a unique name, and keeps its API token."""
 
     abstract = True
+    # Hashing a password is slow on purpose: on a busy machine, users registering all at
+    # once could outlast the front door's timeout. So a few register at a time, and one that
+    # fails waits and tries again (a 409: the slow try got through); failed tries count as
+    # set-up errors. The crowd registers all at once, once: that is what it measures.
+    registering_at_once: int | None = REGISTERING_AT_ONCE
+    attempts = SETUP_ATTEMPTS
 
     def set_up(self) -> None:
         self.username = f"bench_{uuid.uuid4().hex[:12]}"
         password = f"pw-{uuid.uuid4().hex}"
         credentials = {"username": self.username, "password": password}
-        # Hashing a password is slow on purpose: on a busy machine, users registering all at
-        # once can outlast the front door's timeout, and then its circuit breaker answers
-        # 503 for a few seconds. So a few register at a time, and one that fails waits and
-        # tries again (a 409: the slow try got through); failed tries count as set-up errors.
-        with setup_lock("register", REGISTERING_AT_ONCE):
-            for _ in range(SETUP_ATTEMPTS):
+        at_once = self.registering_at_once
+        with setup_lock("register", at_once) if at_once else contextlib.nullcontext():
+            for _ in range(self.attempts):
                 answer = self.client.post("/api/users", json=credentials, name=SETUP + "register")
                 if answer.status_code in (201, 409):
                     break
                 time.sleep(SETUP_RETRY_SECONDS)
-            for _ in range(SETUP_ATTEMPTS):
+            for _ in range(self.attempts):
                 answer = self.client.post("/api/tokens", json=credentials, name=SETUP + "token")
                 if answer.status_code != 503:
                     break
@@ -414,7 +423,73 @@ class Keyed(BenchUser):
             self.get_json(f"/api/posts/{post_id}", "/api/posts/[id]")
 
 
-USER_CLASSES = (Reads, LoggedIn, Home, Lag, FanOutHome, FanOutPost, Keyed)
+class Crowd(LoggedInUser):
+    """A crowd at once, no think time: everyone registers at the same moment, then
+    searches, reads posts, tags posts and changes preferences.
+
+    The tags are few and shared (CROWD_TAGS on the first CROWD_POSTS posts found), so many
+    users tag the same post with the same tag at the same time; every tagging the stage
+    acknowledged (201) is written to BENCH_ACKNOWLEDGED, and the bench checks afterwards
+    that each post shows each of those tags with the exact number of users who gave it.
+    """
+
+    scenario = "crowd"
+    registering_at_once = None
+    attempts = 1
+    acknowledged: set[tuple[str, str, str]] = set()  # (post, tag, user)
+
+    def set_up(self) -> None:
+        super().set_up()
+        with setup_lock("crowd posts"):
+            if not Crowd.crowd_posts:
+                body = self.get_json(f"/api/search?q=python&per_page={CROWD_POSTS}",
+                                     SETUP + "posts")  # fmt: skip
+                Crowd.crowd_posts = [post["id"] for post in (body or {}).get("items", [])]
+
+    crowd_posts: list[str] = []
+
+    @task(4)
+    def search(self) -> None:
+        query, page = random.choice(QUERIES), random.randint(1, 2)
+        body = self.get_json(f"/api/search?q={quote_plus(query)}&page={page}",
+                             "/api/search?q=[q]&page=[n]")  # fmt: skip
+        self.remember_posts(body)
+
+    @task(3)
+    def read_post(self) -> None:
+        if post_id := self.some_post():
+            self.get_json(f"/api/posts/{post_id}", "/api/posts/[id]")
+
+    @task(2)
+    def tag(self) -> None:
+        if not Crowd.crowd_posts:
+            return
+        post_id = random.choice(Crowd.crowd_posts)
+        tag = f"crowd-{RUN_NAME}-{random.randrange(CROWD_TAGS)}"
+        answer = self.client.post(f"/api/posts/{post_id}/tags", json={"tag": tag},
+                                  headers=self.auth, name="/api/posts/[id]/tags")  # fmt: skip
+        if answer.status_code == 201:
+            Crowd.acknowledged.add((post_id, tag, self.username))
+
+    @task(1)
+    def preferences(self) -> None:
+        topics = random.sample(TOPICS, random.randint(1, 3))
+        self.client.put("/api/me/preferences", json={"topics": topics}, headers=self.auth,
+                        name="/api/me/preferences")  # fmt: skip
+
+
+CROWD_POSTS = 10
+CROWD_TAGS = 4
+
+
+@events.quitting.add_listener
+def _write_acknowledged(**_: Any) -> None:
+    if ACKNOWLEDGED_FILE and SCENARIO == "crowd":
+        with open(ACKNOWLEDGED_FILE, "w") as file:
+            json.dump(sorted(Crowd.acknowledged), file)
+
+
+USER_CLASSES = (Reads, LoggedIn, Home, Lag, FanOutHome, FanOutPost, Keyed, Crowd)
 SCENARIOS = list(dict.fromkeys(cls.scenario for cls in USER_CLASSES))
 
 

@@ -84,3 +84,31 @@ def test_traced_runs_on_a_traced_twin_taking_turns_with_the_untraced_stage(tmp_p
     report = (tmp_path / "RESULTS.md").read_text()
     assert "Tracing overhead" in report
     assert "| 03-services |" in report.split("Tracing overhead", 1)[1]
+
+
+def test_scale_runs_reads_on_a_twin_with_ten_times_the_posts(tmp_path: Path) -> None:
+    workshop = Path(sys.executable).with_name("workshop")
+    command = [str(workshop), "bench", STAGE, "--scenario", "reads", "--scenario", "scale",
+               "--duration", "2", "--users", "2", "--repeat", "1",
+               "--out", str(tmp_path)]  # fmt: skip
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    runs = {r["scenario"]: r for r in json.loads((tmp_path / "results.json").read_text())["runs"]}
+    assert set(runs) == {"reads", "scale"} and all(r["errors"] == 0 for r in runs.values()), runs
+    assert (tmp_path / "raw" / "scale" / f"{STAGE}.log").exists()  # the twin, with its log
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "Scale: `reads` on each stage" in report and f"| {STAGE} |" in report
+
+
+def test_crowd_registers_at_once_and_checks_every_acknowledged_tagging(tmp_path: Path) -> None:
+    workshop = Path(sys.executable).with_name("workshop")
+    command = [str(workshop), "bench", "03-services", "--scenario", "crowd", "--duration", "3",
+               "--users", "6", "--repeat", "1", "--cpu-hog", "1",
+               "--out", str(tmp_path)]  # fmt: skip
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert run["errors"] == 0, run["error_examples"]
+    assert run["tagged"] > 0 and run["miscounted"] == 0, run
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "Crowd: 6 users at once" in report and "1 busy processes" in report

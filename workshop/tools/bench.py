@@ -17,10 +17,17 @@ another's environment, and the two sets never run at the same time (they would s
 2 cores). A scenario runs only on the stages that have what it needs: fan-out on those
 with the services the knob delays (03 on), `keyed-direct` on those with a search service.
 
-`traced` is `reads` on a traced twin of each stage that traces (03 on): the same stage
-started alongside with WORKSHOP_TRACE_FILE set (spans to raw/traced/traces.jsonl). The
-twins take their turns between the untraced stages' runs, so the tracing overhead is a
-ratio measured in one run, with the same drift on both.
+A twin is the same stage started alongside with one setting of its own, taking its turns
+between the other stages' runs, so a comparison with it is a ratio measured in one run,
+with the same drift on both. `traced` is `reads` on a traced twin of each stage that
+traces (03 on: WORKSHOP_TRACE_FILE set, spans to raw/traced/traces.jsonl); `scale` is
+`reads` on a twin loaded with 30,000 posts instead of 3,000 (WORKSHOP_SAMPLE_POSTS).
+
+`crowd` is 50 users at once with no think time (03 on): all register at the same moment,
+then search, read, tag and change preferences; every tagging the stage acknowledged is
+checked afterwards, each post showing each tag with the exact number of users who gave it.
+With --cpu-hog N, N busy processes run beside the stages for the whole bench (a laptop
+whose other programs keep the cores busy).
 """
 
 import json
@@ -92,7 +99,7 @@ class Scenario:
     # (process, path): timed directly while the load runs, and at rest after it.
     probes: tuple[tuple[str, str], ...] = ()
     needs: tuple[str, ...] = ()  # services the stage must run
-    traced: bool = False  # runs on the stage's traced twin (started with a trace file)
+    twin: str = ""  # runs on the stage's twin of this name (TWINS), not on the stage
 
     def runs_on(self, stage: stages.Stage) -> bool:
         """Tell whether the stage has every service this scenario needs."""
@@ -106,6 +113,15 @@ def has_service(stage: stages.Stage, service: str) -> bool:
     return any(name == service or name.startswith(service + "_") for name in names)
 
 
+# The twins: a stage started alongside the others with a setting of its own (a function of
+# the twin's log folder, where a traced twin writes its spans).
+SCALE_POSTS = 30_000
+TWINS = {
+    "traced": lambda folder: {tracing.TRACE_FILE_ENV: str(folder / "traces.jsonl")},
+    "scale": lambda folder: {config.SAMPLE_POSTS_ENV: str(SCALE_POSTS)},
+}
+CROWD_USERS = 50
+
 SCENARIO_TABLE = (
     Scenario("reads"),
     Scenario("logged-in"),
@@ -115,7 +131,11 @@ SCENARIO_TABLE = (
     Scenario("keyed", needs=("search",)),
     Scenario("keyed-direct", locust_scenario="keyed", target="search"),
     # `reads` with every request traced; only the stages with services trace (03 on).
-    Scenario("traced", locust_scenario="reads", traced=True, needs=("sync",)),
+    Scenario("traced", locust_scenario="reads", twin="traced", needs=("sync",)),
+    # `reads` on a twin with ten times the posts: what the data's size costs each stage.
+    Scenario("scale", locust_scenario="reads", twin="scale"),
+    # Many people at once on the stages with services: registrations, reads and writes.
+    Scenario("crowd", users=CROWD_USERS, needs=("sync",)),
     Scenario(
         "fan-out",
         users=FAN_OUT_USERS,
@@ -261,6 +281,7 @@ class RunResult:
     lag_p99: float | None = None
     lag_count: int = 0
     error_examples: dict[str, str] = field(default_factory=dict)
+    error_counts: dict[str, int] = field(default_factory=dict)  # per request name
     users: int = 0
     # Per request name: its requests/s, p50 and p99 (a scenario mixing pages tells them apart).
     by_name: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -268,6 +289,10 @@ class RunResult:
     probes_p50: dict[str, float] = field(default_factory=dict)
     # The front door's page and the probes, each timed alone right after the run: p50 in ms.
     at_rest: dict[str, float] = field(default_factory=dict)
+    # crowd: the (post, tag) pairs tagged with a 201, and how many of them the stage then
+    # showed with another count than the number of users who gave the tag.
+    tagged: int = 0
+    miscounted: int = 0
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -384,8 +409,11 @@ def run_scenario(
     name = f"{scenario.name}.{stage.name}.{repeat}"
     raw = options.out / "raw"
     samples_path = raw / f"{name}.json"
+    acknowledged = raw / f"{name}.acknowledged.json"
     env = {**os.environ, "BENCH_SCENARIO": scenario.locust_scenario or scenario.name,
-           "BENCH_SAMPLES": str(samples_path), "BENCH_DURATION": str(options.duration)}  # fmt: skip
+           "BENCH_SAMPLES": str(samples_path), "BENCH_DURATION": str(options.duration),
+           "BENCH_ACKNOWLEDGED": str(acknowledged),
+           "BENCH_RUN": f"{repeat}{uuid.uuid4().hex[:6]}"}  # fmt: skip
     users = options.users_for(scenario)
     url = process_url(stage, scenario.target)
     command = locust_command(url, users, options.duration, raw / name)
@@ -414,7 +442,35 @@ def run_scenario(
     if probes:
         result.probes_p50 = prober.p50s(start, stop)
         result.at_rest = at_rest({"/": stage.url + "/", **probes})
+    if acknowledged.exists():
+        result.tagged, result.miscounted = check_taggings(stage.url, acknowledged)
     return result
+
+
+def check_taggings(url: str, acknowledged: Path) -> tuple[int, int]:
+    """Return how many (post, tag) pairs were tagged with a 201, and how many of them the
+    stage shows, once settled, with another count than the users who gave the tag."""
+    given: dict[tuple[str, str], set[str]] = {}
+    for post_id, tag, user in json.loads(acknowledged.read_text()):
+        given.setdefault((post_id, tag), set()).add(user)
+    http = requests.Session()
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:  # the copies catch up first (03 on: eventually)
+        try:
+            ready = http.get(f"{url}/readyz", timeout=5)
+            if ready.status_code == 200 and ready.json().get("settled", True):
+                break
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(SAMPLE_INTERVAL)
+    miscounted = 0
+    for post_id in {post_id for post_id, _ in given}:
+        post = http.get(f"{url}/api/posts/{post_id}", timeout=10).json()
+        shown = {t["tag"]: t["count"] for t in post["tags"]}
+        miscounted += sum(
+            shown.get(tag) != len(users) for (post, tag), users in given.items() if post == post_id
+        )
+    return len(given), miscounted
 
 
 def name_figures(answers: list[tuple[float, bool]], seconds: float) -> dict[str, float]:
@@ -445,6 +501,7 @@ def summarize_run(stage: str, scenario: str, repeat: int, figures: dict[str, Any
         lag_p50=percentile(lags, 50) if scenario == "lag" else None,
         lag_p99=percentile(lags, 99) if scenario == "lag" else None,
         lag_count=len(lags), error_examples=figures["error_examples"],
+        error_counts=figures["errors"],
         by_name={name: name_figures(answers, seconds) for name, answers in by_name.items()},
     )  # fmt: skip
 
@@ -463,6 +520,7 @@ class BenchOptions:
     repeat: int
     out: Path
     command: str
+    cpu_hog: int = 0  # busy processes run beside the stages for the whole bench
 
     def users_for(self, scenario: Scenario) -> int:
         """Return how many users a scenario runs with: --users if given, else its own."""
@@ -475,12 +533,12 @@ def start_stages(
     running: list[LaunchedStage],
     env: dict[str, str],
 ) -> None:
-    """Start each (stage, traced) in turn (appending it to `running` first, so it is always
-    stopped); a traced twin writes its log and its spans under log_dir/traced."""
-    for name, traced in instances:
-        folder = log_dir / "traced" if traced else log_dir
+    """Start each (stage, twin) in turn (appending it to `running` first, so it is always
+    stopped); a twin writes its log (and a traced one its spans) under log_dir/TWIN."""
+    for name, twin in instances:
+        folder = log_dir / twin if twin else log_dir
         folder.mkdir(parents=True, exist_ok=True)
-        own_env = {**env, tracing.TRACE_FILE_ENV: str(folder / "traces.jsonl")} if traced else env
+        own_env = {**env, **TWINS[twin](folder)} if twin else env
         stage = LaunchedStage(name, folder, own_env)
         running.append(stage)
         setting = " ".join(f"{key}={value!r}" for key, value in own_env.items())
@@ -496,7 +554,7 @@ def start_stages(
 @dataclass
 class Phase:
     """Scenarios whose stages start with the same environment, and the stages they run on
-    (each as (name, traced): a traced twin is a stage of its own)."""
+    (each as (name, twin): a twin is a stage of its own)."""
 
     env: dict[str, str]
     scenarios: list[Scenario]
@@ -516,7 +574,7 @@ def plan(options: BenchOptions) -> list[Phase]:
         phase = phases.setdefault(scenario.env, Phase(dict(scenario.env), [], []))
         phase.scenarios.append(scenario)
         for name in options.stages:
-            instance = (name, scenario.traced)
+            instance = (name, scenario.twin)
             if scenario.runs_on(stages.get_stage(name)) and instance not in phase.instances:
                 phase.instances.append(instance)
     return [phase for phase in phases.values() if phase.pairs()]
@@ -543,7 +601,7 @@ def run_all(options: BenchOptions) -> list[RunResult]:
                 for scenario, name in phase.pairs():
                     click.echo(f"bench: [{len(results) + 1}/{total}] {scenario.name} on "
                                f"{name} (repeat {repeat})", err=True)  # fmt: skip
-                    stage = by_name[(name, scenario.traced)]
+                    stage = by_name[(name, scenario.twin)]
                     result = run_scenario(stage, scenario, options, repeat)
                     click.echo(f"bench:   {result.rps:.1f} req/s, p50 {result.p50:.0f} ms, "
                                f"{result.errors} errors", err=True)  # fmt: skip
@@ -768,6 +826,77 @@ def tracing_section(summaries: list[dict[str, Any]]) -> str:
     )
 
 
+SEARCH = "/api/search?q=[q]&page=[n]"
+# What ten times the posts may cost a search: its p50 at 30,000 posts, against 3,000.
+SCALE_BUDGET = 1.5
+
+
+def scale_section(summaries: list[dict[str, Any]]) -> str:
+    """Return `reads` at 3,000 posts against `scale` (30,000) per stage, or nothing."""
+    pairs = paired(summaries, "reads", "scale")
+    if not pairs:
+        return ""
+    lines = [
+        "| stage | req/s 3k | req/s 30k | 30k / 3k req/s | search p50 ms 3k | 30k "
+        "| 30k / 3k search p50 | within budget | p99 ms 3k | 30k |",
+        "|---|--:|--:|--:|--:|--:|--:|--|--:|--:|",
+    ]
+    for small, large in pairs:
+        rps = large["rps"] / small["rps"] if small.get("rps") else 0.0
+        small_search = small["by_name"].get(SEARCH, {}).get("p50")
+        large_search = large["by_name"].get(SEARCH, {}).get("p50")
+        growth = large_search / small_search if small_search and large_search else None
+        within = "–" if growth is None else ("yes" if growth <= SCALE_BUDGET else "no")
+        lines.append(
+            f"| {small['stage']} | {number(small['rps'], 1)} | {number(large['rps'], 1)}"
+            f" | {rps:.2f} | {number(small_search, 1)} | {number(large_search, 1)}"
+            f" | {'–' if growth is None else f'×{growth:.2f}'} | {within}"
+            f" | {number(small['p99'])} | {number(large['p99'])} |"
+        )
+    return (
+        f"Scale: `reads` on each stage (the 3,000-post sample) and on its twin loaded with"
+        f" {SCALE_POSTS:,} posts (`{config.SAMPLE_POSTS_ENV}`), their runs taking turns."
+        f" Budget: a search's p50 at {SCALE_POSTS:,} posts at most ×{SCALE_BUDGET} of its p50"
+        " at 3,000 (its cost should follow what it returns, not the collection).\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+    )
+
+
+def crowd_section(summaries: list[dict[str, Any]], results: list[RunResult]) -> str:
+    """Return the crowd's errors and the taggings checked afterwards, or nothing."""
+    rows = [s for s in summaries if s["scenario"] == "crowd"]
+    if not rows:
+        return ""
+    lines = [
+        "| stage | users | req/s | p50 ms | p99 ms | errors (set-up included) "
+        "| of which registering or logging in | tagged (post, tag) | shown with a wrong count |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for s in rows:
+        runs = [r for r in results if r.scenario == "crowd" and r.stage == s["stage"]]
+        set_up = sum(
+            count
+            for r in runs
+            for name, count in r.error_counts.items()
+            if name.startswith("setup: register") or name.startswith("setup: token")
+        )
+        lines.append(
+            f"| {s['stage']} | {s['users']} | {number(s['rps'], 1)} | {number(s['p50'])}"
+            f" | {number(s['p99'])} | {s['errors']} | {set_up}"
+            f" | {sum(r.tagged for r in runs)} | {sum(r.miscounted for r in runs)} |"
+        )
+    return (
+        f"Crowd: {rows[0]['users']} users at once with no think time: every one registers"
+        " and logs in at the same moment, then searches, reads posts, tags (a few tags on a"
+        " few posts, so many users tag the same post at once) and changes preferences."
+        " Afterwards, once the stage has settled, each tagged post must show each tag with"
+        " the exact number of users whose tagging was acknowledged (201). Over all repeats.\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+    )
+
+
 def number(value: float | None, digits: int = 0) -> str:
     """Format a figure, or a dash when it was not measured."""
     return "–" if value is None else f"{value:,.{digits}f}"
@@ -796,6 +925,8 @@ def run_description(options: BenchOptions, elapsed: float, load: Sequence[float]
         f" {options.repeat} repeat(s), interleaved round-robin over the stages",
         *knob_description(options),
         f"- store: {store_description()}",
+        *([f"- beside it: {options.cpu_hog} busy processes (`python -c '{HOG}'`, --cpu-hog),"
+           " as other programs on a laptop"] if options.cpu_hog else []),
     ])  # fmt: skip
 
 
@@ -844,7 +975,11 @@ def lag_section(summaries: list[dict[str, Any]]) -> str:
 
 
 def render_report(
-    summaries: list[dict[str, Any]], options: BenchOptions, elapsed: float, load: Sequence[float]
+    summaries: list[dict[str, Any]],
+    options: BenchOptions,
+    elapsed: float,
+    load: Sequence[float],
+    results: list[RunResult],
 ) -> str:
     """Return RESULTS.md: how it was measured, the tables, and how to read them."""
     base = baseline_stage(options.stages)
@@ -855,7 +990,7 @@ def render_report(
 {figures_table(summaries)}
 
 {lag_section(summaries)}{fan_out_section(summaries)}{gateway_cost_section(summaries)}\
-{tracing_section(summaries)}\
+{tracing_section(summaries)}{scale_section(summaries)}{crowd_section(summaries, results)}\
 ![requests/s and p99 per scenario and stage](bench.png)
 
 ## How to read this
@@ -873,9 +1008,10 @@ def render_report(
 - The load generator runs on the same {os.cpu_count()} cores: its own CPU share (locust CPU %) is
   CPU the stage could not use. Compare stages with each other, not with other machines.
 - The store here was {store_description()}.
-  On that embedded default every query scans and copies the collection in Python inside the
-  serving process, so store-bound numbers (search, recommendations, tag pages) measure the
-  emulation, not MongoDB. With `MONGO_URL` set, the same command measures a real server.
+  On that embedded default a query reads through the indexes the code declares, but it
+  matches and copies documents in Python inside the serving process, so store-bound
+  numbers measure the emulation, not MongoDB. With `MONGO_URL` set, the same command
+  measures a real server.
 """
 
 
@@ -917,7 +1053,7 @@ def write_results(
     """Write RESULTS.md, bench.png and results.json into options.out; return the report."""
     summaries = summarize(results)
     add_ratios(summaries, baseline_stage(options.stages))
-    report = render_report(summaries, options, elapsed, load)
+    report = render_report(summaries, options, elapsed, load, results)
     (options.out / "RESULTS.md").write_text(report)
     write_plot(summaries, options.out / "bench.png")
     raw = {"options": {**asdict(options), "out": str(options.out)}, "cores": os.cpu_count(),
@@ -927,10 +1063,27 @@ def write_results(
     return report
 
 
+HOG = "while True: pass"
+
+
+@contextmanager
+def cpu_hogs(count: int) -> Iterator[None]:
+    """Keep `count` processes busy (another program on the laptop) until the block ends."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True)
+            for _ in range(count)]  # fmt: skip
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
 def run_bench(options: BenchOptions) -> str:
     """Run the whole bench and write its results; return the report."""
     began, load_before = time.monotonic(), os.getloadavg()[0]
-    results = run_all(options)
+    with cpu_hogs(options.cpu_hog):
+        results = run_all(options)
     load = (load_before, os.getloadavg()[0])
     return write_results(results, options, time.monotonic() - began, load)
 
@@ -945,6 +1098,8 @@ def command_line(options: BenchOptions) -> str:
         words += [f"--scenario={name}" for name in options.scenarios]
     if options.out != DEFAULT_OUT.resolve():
         words += ["--out", str(options.out)]
+    if options.cpu_hog:
+        words += ["--cpu-hog", str(options.cpu_hog)]
     return shlex.join(words)
 
 
@@ -965,8 +1120,10 @@ def _stop_on_sigterm(*_: object) -> None:
               type=click.IntRange(1, 20), help="Runs of each scenario on each stage.")  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Where RESULTS.md, bench.png, results.json go.")  # fmt: skip
+@click.option("--cpu-hog", default=0, show_default=True, type=click.IntRange(0, 16),
+              help="Busy processes to run beside the stages (a busy laptop).")  # fmt: skip
 def bench(stage_names: tuple[str, ...], duration: int, users: int | None,
-          scenarios: tuple[str, ...], repeat: int, out: Path) -> None:  # fmt: skip
+          scenarios: tuple[str, ...], repeat: int, out: Path, cpu_hog: int) -> None:  # fmt: skip
     """Run the same load against every STAGE (default: all) and report them side by side."""
     missing = missing_bench_modules()
     if missing:  # say so before any stage starts, not with a traceback minutes later
@@ -983,6 +1140,7 @@ def bench(stage_names: tuple[str, ...], duration: int, users: int | None,
     options = BenchOptions(
         stages=list(dict.fromkeys(names)), scenarios=list(scenarios or SCENARIOS),
         duration=duration, users=users, repeat=repeat, out=out.resolve(), command="",
+        cpu_hog=cpu_hog,
     )  # fmt: skip
     options.command = command_line(options)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
