@@ -45,7 +45,7 @@ def proxy(service: str, **_: Any) -> Response:
         request.full_path if request.query_string else request.path,
         data=request.get_data(),
         headers={h: request.headers[h] for h in PASSED_HEADERS if h in request.headers},
-        timeout=client.LONG_TIMEOUT if long_call else client.TIMEOUT,
+        timeout=client.timeout_for(request.method, request.path),
     )
     headers = {h: response.headers[h] for h in ANSWER_HEADERS if h in response.headers}
     return Response(response.content, status=response.status_code, headers=headers)

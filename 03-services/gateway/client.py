@@ -19,6 +19,9 @@ from workshop.metrics import Metrics
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = (0.5, 5.0)
 LONG_TIMEOUT = (0.5, 600.0)
+# Hashing a password is slow on purpose (~0.1 s of CPU): a crowd registering or logging in
+# at once waits its turn, which is worth waiting for (a 503 would make them start over).
+PASSWORD_TIMEOUT = (0.5, 30.0)
 # A read (idempotent) that fails - no answer, a 5xx, an open circuit - is tried once more;
 # with several instances, round robin sends the second try to another one.
 READ_ATTEMPTS = 2
@@ -37,6 +40,16 @@ class UpstreamUnavailable(ApiError):
     def __init__(self, service: str) -> None:
         super().__init__(503, "upstream_unavailable", f"the {service} service is not answering")
         self.service = service
+
+
+def timeout_for(method: str, path: str) -> Any:
+    """Return how long a call passed on may take: ingest works inside its call, and a
+    password is hashed (slow on purpose); every other call answers within seconds."""
+    if path == "/api/ingest":
+        return LONG_TIMEOUT
+    if method == "POST" and path in ("/api/users", "/api/tokens"):
+        return PASSWORD_TIMEOUT
+    return TIMEOUT
 
 
 def init_app(app: Flask) -> None:
@@ -219,13 +232,13 @@ def remove_tag(post_id: str, tag: str) -> None:
 def create_user(username: str, password: str) -> None:
     """Register a user, or raise 400/409."""
     body = {"username": username, "password": password}
-    answer_of(call("users", "POST", "/api/users", json=body), 201)
+    answer_of(call("users", "POST", "/api/users", json=body, timeout=PASSWORD_TIMEOUT), 201)
 
 
 def issue_token(username: str, password: str) -> str | None:
     """Return a token for a username and password, or None if they don't match."""
     body = {"username": username, "password": password}
-    response = call("users", "POST", "/api/tokens", json=body)
+    response = call("users", "POST", "/api/tokens", json=body, timeout=PASSWORD_TIMEOUT)
     return None if response.status_code == 401 else answer_of(response, 200)["token"]
 
 

@@ -25,6 +25,9 @@ from workshop.metrics import Metrics
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = aiohttp.ClientTimeout(total=5.0, sock_connect=0.5)
 LONG_TIMEOUT = aiohttp.ClientTimeout(total=600.0, sock_connect=0.5)
+# Hashing a password is slow on purpose (~0.1 s of CPU): a crowd registering or logging in
+# at once waits its turn, which is worth waiting for (a 503 would make them start over).
+PASSWORD_TIMEOUT = aiohttp.ClientTimeout(total=30.0, sock_connect=0.5)
 # A read (idempotent) that fails - no answer, a 5xx - is tried once more, if the call's time
 # allows; with several instances, round robin sends it to another one. An open circuit
 # answers at once: no second try, no pause.
@@ -45,6 +48,16 @@ class UpstreamUnavailable(ApiError):
     def __init__(self, service: str) -> None:
         super().__init__(503, "upstream_unavailable", f"the {service} service is not answering")
         self.service = service
+
+
+def timeout_for(method: str, path: str) -> Any:
+    """Return how long a call passed on may take: ingest works inside its call, and a
+    password is hashed (slow on purpose); every other call answers within seconds."""
+    if path == "/api/ingest":
+        return LONG_TIMEOUT
+    if method == "POST" and path in ("/api/users", "/api/tokens"):
+        return PASSWORD_TIMEOUT
+    return TIMEOUT
 
 
 def init_app(app: Quart) -> None:
@@ -271,13 +284,15 @@ async def remove_tag(post_id: str, tag: str) -> None:
 async def create_user(username: str, password: str) -> None:
     """Register a user, or raise 400/409."""
     body = {"username": username, "password": password}
-    await answer_of(await call("users", "POST", "/api/users", json=body), 201)
+    await answer_of(
+        await call("users", "POST", "/api/users", json=body, timeout=PASSWORD_TIMEOUT), 201
+    )
 
 
 async def issue_token(username: str, password: str) -> str | None:
     """Return a token for a username and password, or None if they don't match."""
     body = {"username": username, "password": password}
-    response = await call("users", "POST", "/api/tokens", json=body)
+    response = await call("users", "POST", "/api/tokens", json=body, timeout=PASSWORD_TIMEOUT)
     return None if response.status == 401 else (await answer_of(response, 200))["token"]
 
 

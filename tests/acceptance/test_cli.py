@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.acceptance.stage import eventually
+from tests.acceptance.stage import Client, eventually
 from workshop import roles
+from workshop.tools.launcher import LaunchedStage
 from workshop.tools.runner import free_base_port
 from workshop.tools.stages import all_stages, get_stage
 
@@ -264,3 +265,62 @@ def test_sync_status_takes_the_stage_port(stage):
     status = run("sync", "status", "--port", str(stage.port))
     assert status.returncode == 0, status.stderr
     assert status.stdout.startswith("log head: ") and "search" in status.stdout
+
+
+def test_a_stage_keeps_its_data_until_fresh_or_reset(tmp_path):
+    """`workshop up` keeps what a stage stored in its data folder (here the test's own,
+    named by WORKSHOP_DATA_DIR as a person's .workshop/data/STAGE is by default); --fresh
+    and `workshop reset` start over; reset is refused while the stage runs."""
+    data = tmp_path / "data"
+    stage = LaunchedStage("01-monolith", tmp_path, env={"WORKSHOP_DATA_DIR": str(data),
+                                                        "MONGO_URL": ""})  # fmt: skip
+
+    def registered(name: str) -> bool:
+        login = {"username": name, "password": "pw-kept-0123"}
+        return Client(stage.url).post("/api/tokens", json=login).status_code == 200
+
+    stage.start()
+    try:
+        created = Client(stage.url).post(
+            "/api/users", json={"username": "kept", "password": "pw-kept-0123"}
+        )
+        assert created.status_code == 201, created.text
+        refused = run("reset", "01-monolith", env={"WORKSHOP_DATA_DIR": str(data)})
+        assert refused.returncode != 0 and "in use" in refused.stderr, refused.stderr
+    finally:
+        assert stage.stop() == 0
+    stage.start(fresh=False)
+    try:
+        assert registered("kept")  # kept from the first run
+    finally:
+        assert stage.stop() == 0
+    stage.start(fresh=True)  # `workshop up 01-monolith --fresh`
+    try:
+        assert not registered("kept")
+        assert Client(stage.url).post("/api/users", json={
+            "username": "kept2", "password": "pw-kept-0123"}).status_code == 201  # fmt: skip
+    finally:
+        assert stage.stop() == 0
+    done = run("reset", "01-monolith", env={"WORKSHOP_DATA_DIR": str(data)})
+    assert done.returncode == 0 and "forgot what it stored" in done.stdout, done.stderr
+    assert [p.name for p in data.iterdir()] in ([], [".lock"])
+    stage.start(fresh=False)
+    try:
+        assert not registered("kept2")
+    finally:
+        assert stage.stop() == 0
+
+
+def test_sample_posts_sizes_the_sample_of_an_empty_store(tmp_path):
+    stage = LaunchedStage("01-monolith", tmp_path, env={"MONGO_URL": ""},
+                          options=["--sample-posts", "40"])  # fmt: skip
+    stage.start()
+    try:
+        client = Client(stage.url)
+        assert client.get("/api/search", params={"q": "python"}).json()["total"] <= 40
+        everything = client.get("/api/tags").status_code  # the stage serves
+        assert everything == 200
+    finally:
+        assert stage.stop() == 0
+    refused = run("up", "01-monolith", "--sample-posts", "-1")
+    assert refused.returncode != 0 and "--sample-posts" in refused.stderr

@@ -50,6 +50,8 @@ UP = "tests/acceptance/conftest.py::stage"  # `workshop up STAGE --port P`, unti
 MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ctrl_c"
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
 MAKE_RUN_TRACE = "tests/acceptance/test_docs.py::test_make_run_with_trace_is_workshop_up_traced"
+KEPT = "tests/acceptance/test_cli.py::test_a_stage_keeps_its_data_until_fresh_or_reset"
+SAMPLE_SIZE = "tests/acceptance/test_cli.py::test_sample_posts_sizes_the_sample_of_an_empty_store"
 KNOB = "tests/unit/test_latency.py::test_the_knob_delays_a_flask_service_and_no_other"
 FANOUT = "tests/integration/test_fanout.py::test_the_home_page_asks_its_services_at_the_same_time"
 # `workshop up STAGE --trace`, a tag click, then `workshop trace`: one trace drawn.
@@ -94,7 +96,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "RECOMMEND_CANARY_PERCENT=10 workshop up 03-services": CANARY,
     "REGISTRY_URL=redis://127.0.0.1:6379/1 workshop up 03-services": INSTANCES,
     "INSTANCE=b REGISTRY_URL=redis://127.0.0.1:6379/1 PORT=8800 "
-    "WORKSHOP_RUN_DIR=$PWD/.workshop/run/03-services-8000 .venv/bin/gunicorn --chdir 03-services "
+    "WORKSHOP_DATA_DIR=$PWD/.workshop/data/03-services .venv/bin/gunicorn --chdir 03-services "
     "--bind 127.0.0.1:8800 --threads 8 'search:create_app()'": INSTANCES,
     "for i in 1 2 3 4; do curl -si 'localhost:8000/api/search?q=python' | grep X-Served-By; "
     "done": INSTANCES,
@@ -103,6 +105,11 @@ RUN_ELSEWHERE: dict[str, str] = {
     "honcho -f 03-services/Procfile -d . start -p 8000": HONCHO,
     "workshop up 03-services --trace": TRACE,
     "make run STAGE=03-services TRACE=1": MAKE_RUN_TRACE,
+    "make run FRESH=1": MAKE_RUN_TRACE,  # its dry run is checked with TRACE's
+    "workshop reset 01-monolith": KEPT,  # the reader's own data: a test's instead
+    "workshop up 03-services --fresh": KEPT,
+    "workshop reset 03-services": KEPT,
+    "workshop up 03-services --sample-posts 30000 --fresh": SAMPLE_SIZE,
     "workshop up 04-async --trace": TRACE,
     "workshop trace": TRACE,  # draws nothing on a stage that was not started traced
     "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 workshop up 03-services": OTLP,
@@ -417,7 +424,8 @@ def test_make_run_serves_a_stage_until_ctrl_c(tmp_path):
 
 
 def test_make_run_with_trace_is_workshop_up_traced():
-    """`make run ... TRACE=1` runs the command test_tracing starts its traced stages with."""
+    """`make run ... TRACE=1` runs the command test_tracing starts its traced stages with,
+    and `make run FRESH=1` the one that starts from an empty data folder."""
 
     def dry_run(*settings: str) -> str:
         command = ["make", "-n", "run", "STAGE=03-services", "PORT=8000", *settings]
@@ -430,6 +438,9 @@ def test_make_run_with_trace_is_workshop_up_traced():
     assert dry_run("TRACE=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--trace"]
     assert "--trace" not in dry_run()
     assert "--trace" not in dry_run("TRACE=0")
+    # FRESH=1: the same, starting from an empty data folder.
+    assert dry_run("FRESH=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--fresh"]
+    assert "--fresh" not in dry_run()
 
 
 # --- links and names ----------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Users: who may register, with which password, and how passwords are kept."""
 
 import functools
+import os
 import re
+import threading
 from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -34,14 +36,23 @@ def password_problem(password: Any, username: str = "") -> str | None:
     return None
 
 
+# Hashing is slow on purpose (~0.1 s of CPU and 16 MB of memory each, scrypt): a crowd
+# registering at once would start fifty at a time, each slower for the others and all of
+# them in memory together. So at most one per core hashes; the rest wait their turn (the
+# gateway waits 30 s for a password call).
+_HASHING = threading.BoundedSemaphore(os.cpu_count() or 2)
+
+
 def hash_password(password: str) -> str:
     """Return a salted hash of a password; the password itself is never stored."""
-    return generate_password_hash(password)
+    with _HASHING:
+        return generate_password_hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     """Tell whether a password matches its stored hash."""
-    return check_password_hash(password_hash, password)
+    with _HASHING:
+        return check_password_hash(password_hash, password)
 
 
 @functools.cache
