@@ -7,17 +7,18 @@ the tests that only talk to a stage's front door use the acceptance suite's stag
 import contextlib
 from collections.abc import Iterator
 
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import all_stages, get_stage
 
-START_WITHIN = 150.0
+START_WITHIN = 150.0  # on a quiet machine: waited for scaled (tests/timing.py)
 # 03 and 04: the stages where changes travel through a broker to a sync service.
 SYNCED_STAGES = [s.name for s in all_stages() if "sync" in {p.name for p in s.processes()}]
 
 
 @contextlib.contextmanager
 def running_stage(name: str, env: dict[str, str] | None = None) -> Iterator[StageRunner]:
-    """Run a stage until the block ends; fail if it is not ready in START_WITHIN seconds.
+    """Run a stage until the block ends; fail if it is not ready in scaled(START_WITHIN) s.
 
     Its data lives in a folder of its own, removed when it stops (StageRunner's default).
     """
@@ -25,7 +26,8 @@ def running_stage(name: str, env: dict[str, str] | None = None) -> Iterator[Stag
     runner = StageRunner(stage, free_base_port(len(stage.processes())), env or {})
     runner.start()
     try:
-        assert runner.wait_ready(START_WITHIN), f"{name} did not start (exited: {runner.failed()})"
+        ready = runner.wait_ready(scaled(START_WITHIN))
+        assert ready, f"{name} did not start (exited: {runner.failed()})"
         yield runner
     finally:
         runner.stop()

@@ -12,11 +12,13 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from workshop.tools.launcher import LaunchedStage
+from tests.timing import scaled
+from workshop.tools.launcher import START_TIMEOUT, LaunchedStage
 from workshop.tools.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
-# Writes travel through a broker from stage 03 on: the contract gives them 2 seconds.
+# Writes travel through a broker from stage 03 on: the contract gives them 2 seconds (on a
+# quiet machine: `eventually` stretches every limit by WORKSHOP_TEST_SLOWDOWN).
 VISIBLE_WITHIN = 2.0
 
 T = TypeVar("T")
@@ -39,6 +41,9 @@ class RunningStage(LaunchedStage):
             self.importer = (f"importer_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
             env["WORKSHOP_IMPORTERS"] = self.importer[0]
         super().__init__(name, log_dir, env=env)
+
+    def start(self, timeout: float = START_TIMEOUT, fresh: bool = True) -> None:
+        super().start(scaled(timeout), fresh)
 
 
 # The suite against a stage that runs elsewhere (containers behind nginx, started by
@@ -109,7 +114,7 @@ class Client:
         headers = dict(kwargs.pop("headers", {}))
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        kwargs.setdefault("timeout", 30)
+        kwargs.setdefault("timeout", scaled(30))
         return self.http.request(method, self.base_url + path, headers=headers, **kwargs)
 
     def get(self, path: str, **kwargs: Any):
@@ -164,8 +169,11 @@ class SourceAddressAdapter(HTTPAdapter):
 def eventually(
     action: Callable[[], T], accept: Callable[[T], bool], within: float = VISIBLE_WITHIN
 ) -> T:
-    """Repeat an action until its result is accepted or the deadline passes; return it."""
-    deadline = time.monotonic() + within
+    """Repeat an action until its result is accepted or the deadline passes; return it.
+
+    `within` is the limit on a quiet machine; the deadline is scaled(within) from now.
+    """
+    deadline = time.monotonic() + scaled(within)
     while True:
         result = action()
         if accept(result) or time.monotonic() >= deadline:

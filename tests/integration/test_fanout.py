@@ -19,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis
 from aiohttp import web as aioweb
 
 from workshop.config import ROOT
@@ -488,17 +487,11 @@ def test_a_clients_bad_request_never_opens_the_breaker(services):
 
 # --- the registry -------------------------------------------------------------------------
 
-# A database of these tests' own: the stage tests register their instances in theirs.
-REGISTRY_DB = 14
-
 
 @pytest.fixture
-def registry_url(redis_server: str) -> Iterator[str]:
-    url = f"{redis_server.rsplit('/', 1)[0]}/{REGISTRY_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
+def registry_url(redis_url: str) -> str:
+    """A Redis database of the test's own: the stage tests register their instances in theirs."""
+    return redis_url
 
 
 def test_the_gateway_takes_turns_over_the_instances_in_the_registry(

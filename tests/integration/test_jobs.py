@@ -11,13 +11,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis
@@ -25,15 +25,13 @@ import requests
 from celery import Celery
 
 from tests.acceptance.stage import eventually
+from tests.brokers import rabbitmq_vhost
 from tests.running import running_stage
 from workshop.data import importers
 from workshop.tools.runner import StageRunner
 from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
-# A Redis database of these tests' own (the 03 tests use 11, the registry tests 14).
-CELERY_DB = 9
-RABBITMQ = ("127.0.0.1", 5672)
 # Redis hands an unacknowledged task back this long after its worker died.
 VISIBILITY_SECONDS = 10
 # A new worker starts (loading the store the killed one left) and finishes a small job in
@@ -46,51 +44,19 @@ BROKERS = ["default", "redis", "rabbitmq"]
 COPIES = ("search", "recommend_v1", "recommend_v2", "tag")  # the subscribers' copies of posts
 
 
-def redis_db(redis_server: str) -> str:
-    return f"{redis_server.rsplit('/', 1)[0]}/{CELERY_DB}"
-
-
-@contextlib.contextmanager
-def rabbitmq_vhost() -> Iterator[str]:
-    """A virtual host of this run's own on the machine's RabbitMQ (its queues are private)."""
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        if probe.connect_ex(RABBITMQ) != 0:
-            pytest.skip("no RabbitMQ answers at 127.0.0.1:5672")
-    control = shutil.which("rabbitmqctl")
-    if control is None:  # can't make one: share the default virtual host
-        yield "/"
-        return
-    vhost = f"it-jobs-{uuid.uuid4().hex[:8]}"
-
-    def run(*arguments: str) -> None:
-        subprocess.run([control, *arguments], check=True, capture_output=True, timeout=60)
-
-    run("add_vhost", vhost)
-    try:
-        run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield vhost
-    finally:
-        run("delete_vhost", vhost)
-
-
 @pytest.fixture(scope="module", params=BROKERS)
-def stage(request: pytest.FixtureRequest, redis_server: str) -> Iterator[StageRunner]:
-    """Stage 04 on one broker, its live fetches going to a closed port (they fail fast)."""
+def stage(request: pytest.FixtureRequest, redis_databases) -> Iterator[StageRunner]:
+    """Stage 04 on one broker, its live fetches going to a closed port (they fail fast): a
+    Redis database of the module's own, or a RabbitMQ virtual host made for it."""
     env = {"REDDIT_URL": "http://127.0.0.1:9", "WORKSHOP_SEED_SAMPLE": "1", "BROKER_URL": "",
            "CELERY_RESULT_BACKEND": "", "REGISTRY_URL": ""}  # fmt: skip
-    results = redis.Redis.from_url(redis_db(redis_server))
-    results.flushdb()
     with contextlib.ExitStack() as stack:
         if request.param == "redis":
-            env["BROKER_URL"] = redis_db(redis_server)
+            env["BROKER_URL"] = stack.enter_context(redis_databases.database())
             env["CELERY_VISIBILITY_TIMEOUT"] = str(VISIBILITY_SECONDS)
         elif request.param == "rabbitmq":
-            vhost = stack.enter_context(rabbitmq_vhost())
-            path = "/" if vhost == "/" else vhost
-            env["BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{path}"
-            env["CELERY_RESULT_BACKEND"] = redis_db(redis_server)
-        stack.callback(results.flushdb)
+            env["BROKER_URL"] = stack.enter_context(rabbitmq_vhost())
+            env["CELERY_RESULT_BACKEND"] = stack.enter_context(redis_databases.database())
         yield stack.enter_context(running_stage(STAGE.name, env))
 
 
@@ -278,7 +244,7 @@ def tasks_held(broker_url: str) -> int:
         # kombu keeps each delivered, unacknowledged message in one hash: [body, exchange, queue].
         entries = redis.Redis.from_url(broker_url).hvals("unacked")
         return [json.loads(entry)[2] for entry in entries].count("ingest-jobs")
-    vhost = broker_url.rsplit("/", 1)[1] or "/"
+    vhost = unquote(urlsplit(broker_url).path[1:]) or "/"
     listed = subprocess.run(
         [shutil.which("rabbitmqctl") or "rabbitmqctl", "list_queues", "-q", "-p", vhost,
          "name", "messages_unacknowledged"],

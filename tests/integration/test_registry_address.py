@@ -3,8 +3,6 @@ set (a container's name, a pod's address), else http://127.0.0.1:$PORT, as `work
 runs every process on one machine. Each case runs one service from its stage's Procfile,
 on the real Redis."""
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
@@ -12,20 +10,15 @@ from tests.acceptance.stage import eventually
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import get_stage
 
-# A database of these tests' own (the others use 9, 11 and 14).
-REGISTRY_DB = 12
 REGISTERED_WITHIN = 60.0  # a service process starts in a few seconds; the machine is shared
 SERVICE = "users"  # subscribes to nothing, so it joins as soon as it serves
 ADVERTISED = "http://users.example:8000"
 
 
 @pytest.fixture
-def registry_url(redis_server: str) -> Iterator[str]:
-    url = f"{redis_server.rsplit('/', 1)[0]}/{REGISTRY_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
+def registry_url(redis_url: str) -> str:
+    """A Redis database of the test's own."""
+    return redis_url
 
 
 def registered(url: str, service: str) -> list[str]:

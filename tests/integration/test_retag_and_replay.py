@@ -38,11 +38,6 @@ from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
-# A Redis database of these tests' own (the others use 9 to 12 and 14).
-REDIS_DB = 13
-# The probe test's own: the module's Redis stage (its beat answers to the same name,
-# celerybeat@<host>) may still run on REDIS_DB while it does.
-PROBE_DB = 15
 RETAG_SECONDS = 3  # beat's interval here (an hour by default)
 VISIBLE_WITHIN = 60.0  # a change reaches search through the outbox and sync
 RETAG_WITHIN = 90.0  # beat's next run, the worker's pass over every post, then sync
@@ -50,25 +45,18 @@ TASK_WITHIN = 90.0
 PROBE_SECONDS = 60
 
 
-def redis_db(redis_server: str) -> str:
-    return f"{redis_server.rsplit('/', 1)[0]}/{REDIS_DB}"
-
-
 @pytest.fixture(scope="module", params=["default", "redis"])
-def stage(request: pytest.FixtureRequest, redis_server: str) -> Iterator[StageRunner]:
-    """Stage 04 with beat re-tagging every few seconds, on one broker."""
+def stage(request: pytest.FixtureRequest, redis_databases) -> Iterator[StageRunner]:
+    """Stage 04 with beat re-tagging every few seconds, on one broker (a Redis database of
+    the module's own)."""
     env = {"WORKSHOP_RETAG_SECONDS": str(RETAG_SECONDS), "WORKSHOP_SEED_SAMPLE": "1",
            "BROKER_URL": "", "CELERY_RESULT_BACKEND": "", "REGISTRY_URL": "",
            "MONGO_URL": ""}  # fmt: skip
-    if request.param == "redis":
-        env["BROKER_URL"] = redis_db(redis_server)
-    client = redis.Redis.from_url(redis_db(redis_server))
-    client.flushdb()
-    try:
+    with redis_databases.database() as redis_url:
+        if request.param == "redis":
+            env["BROKER_URL"] = redis_url
         with running_stage(STAGE.name, env) as runner:
             yield runner
-    finally:
-        client.flushdb()
 
 
 def post_topics(stage: StageRunner, post_id: str) -> list[str]:
@@ -202,12 +190,13 @@ def run_probe(line: str, broker_url: str, run_dir: Path) -> subprocess.Completed
                           text=True, timeout=PROBE_SECONDS)  # fmt: skip
 
 
-def test_the_beat_probes_ping_beat_over_the_broker(redis_server, tmp_path):
+def test_the_beat_probes_ping_beat_over_the_broker(redis_url, tmp_path):
+    """On a Redis database of the test's own: the module's Redis stage (its beat answers to
+    the same name, celerybeat@<host>) may still run on another while it does."""
     lines = probe_lines(tmp_path)
     for line in lines.values():
         assert "celerybeat@$HOSTNAME" in line  # beat's own node, not a worker's
-    broker_url = f"{redis_server.rsplit('/', 1)[0]}/{PROBE_DB}"
-    redis.Redis.from_url(broker_url).flushdb()
+    broker_url = redis_url
     run_dir = tmp_path / "run"
     runner = StageRunner(STAGE, free_base_port(1), {"BROKER_URL": broker_url,
                                                     "WORKSHOP_DATA_DIR": str(run_dir)})  # fmt: skip
@@ -223,7 +212,7 @@ def test_the_beat_probes_ping_beat_over_the_broker(redis_server, tmp_path):
             assert runner.failed() is None, "beat exited"
     finally:
         runner.stop()
-        redis.Redis.from_url(broker_url).flushdb()
+        redis.Redis.from_url(broker_url).flushdb()  # the test's own database
     for source, line in lines.items():
         gone = run_probe(line, broker_url, run_dir)
         assert gone.returncode != 0, (source, gone.stdout)

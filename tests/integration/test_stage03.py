@@ -21,6 +21,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.stage import assert_error, eventually
+from tests.running import START_WITHIN
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner, free_base_port, is_ready
 from workshop.tools.stages import all_stages, get_stage
 
@@ -34,24 +36,23 @@ SYNCED_STAGES = [
 
 
 @pytest.fixture(scope="module", params=SYNCED_STAGES)
-def stage(request, redis_server):
-    import redis
-
-    redis.Redis.from_url(redis_server).flushdb()
+def stage(request, redis_databases):
     services = get_stage(request.param)
-    # Room above the stage's own ports for the extra instances the tests start.
-    runner = StageRunner(
-        services,
-        free_base_port(len(services.processes()) + 3),
-        {"BROKER_URL": redis_server, "REGISTRY_URL": redis_server,
-         "RECOMMEND_CANARY_PERCENT": str(CANARY_PERCENT)},
-    )  # fmt: skip
-    runner.start()
-    try:
-        assert runner.wait_ready(), f"{request.param} did not become ready on Redis"
-        yield runner
-    finally:
-        runner.stop()
+    with redis_databases.database() as redis_url:  # the module's own, empty
+        # Room above the stage's own ports for the extra instances the tests start.
+        runner = StageRunner(
+            services,
+            free_base_port(len(services.processes()) + 3),
+            {"BROKER_URL": redis_url, "REGISTRY_URL": redis_url,
+             "RECOMMEND_CANARY_PERCENT": str(CANARY_PERCENT)},
+        )  # fmt: skip
+        runner.start()
+        try:
+            ready = runner.wait_ready(scaled(START_WITHIN))
+            assert ready, f"{request.param} did not become ready on Redis"
+            yield runner
+        finally:
+            runner.stop()
 
 
 def front(stage: StageRunner) -> str:

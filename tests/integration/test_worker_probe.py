@@ -8,11 +8,9 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 
 from tests.acceptance.stage import eventually
@@ -21,19 +19,14 @@ from workshop.config import ROOT
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import get_stage
 
-# A database of these tests' own (the others use 9, 11, 12 and 14).
-BROKER_DB = 10
 WORKER_READY_WITHIN = 90.0  # the worker imports Celery and the stage; the machine is shared
 PROBE_SECONDS = 60
 
 
 @pytest.fixture
-def broker_url(redis_server: str) -> Iterator[str]:
-    url = f"{redis_server.rsplit('/', 1)[0]}/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
+def broker_url(redis_url: str) -> str:
+    """A Redis database of the test's own."""
+    return redis_url
 
 
 def compose_healthcheck(tmp_path: Path) -> str:
