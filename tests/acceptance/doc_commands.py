@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.timing import scaled
 from workshop.tools.stages import all_stages, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,8 +263,9 @@ class Shell:
 
 
 def wait_until(condition, within: float, every: float = 0.2) -> bool:
-    """Wait until a condition holds; return whether it did in time."""
-    deadline = time.monotonic() + within
+    """Wait until a condition holds; return whether it did in time (scaled(within) from now,
+    as every limit in the suite: tests/timing.py)."""
+    deadline = time.monotonic() + scaled(within)
     while time.monotonic() < deadline:
         if condition():
             return True

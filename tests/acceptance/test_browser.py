@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.timing import scaled
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -22,6 +24,11 @@ CHROMIUM_ARGS = [
 ]
 # Writes travel through a broker from stage 03 on: the contract gives them 2 seconds.
 VISIBLE_WITHIN = 5.0
+# Playwright's own limits (an expectation 5 s, an action or a page load 30 s), as deadlines:
+# each waited for scaled (tests/timing.py), as every limit in the suite.
+EXPECT_WITHIN = 5.0
+ACTION_WITHIN = 30.0
+expect.set_options(timeout=scaled(EXPECT_WITHIN) * 1000)
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +48,15 @@ def browser():
 def page(browser, stage):
     """A fresh browser context (no cookies) per test, with the stage as base URL."""
     context = browser.new_context(base_url=stage.url)
+    context.set_default_timeout(scaled(ACTION_WITHIN) * 1000)
+    context.set_default_navigation_timeout(scaled(ACTION_WITHIN) * 1000)
     yield context.new_page()
     context.close()
 
 
 def keep_trying(check: Callable[[], None], retry: Callable[[], object]) -> None:
     """Run check(), calling retry() between attempts, until it passes or time is up."""
-    deadline = time.monotonic() + VISIBLE_WITHIN
+    deadline = time.monotonic() + scaled(VISIBLE_WITHIN)
     while True:
         try:
             check()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.acceptance.stage import Client, eventually
+from tests.timing import scaled
 from workshop import roles
 from workshop.tools.launcher import LaunchedStage
 from workshop.tools.runner import free_base_port
@@ -26,7 +27,7 @@ UNUSABLE = {"", "1fyp4c", "1fyp6r", "1fzq9z"}
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [WORKSHOP, *args], capture_output=True, text=True, timeout=300,
+        [WORKSHOP, *args], capture_output=True, text=True, timeout=scaled(300),
         env={**os.environ, **(env or {})},
     )  # fmt: skip
 

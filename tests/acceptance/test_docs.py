@@ -36,6 +36,7 @@ import requests
 
 from tests.acceptance.doc_commands import ROOT, Command, Shell, all_commands, localize, wait_until
 from tests.acceptance.stage import Client, RunningStage
+from tests.timing import scaled
 from workshop.tools.runner import free_base_port, port_is_free
 from workshop.tools.stages import all_stages, get_stage
 
@@ -222,7 +223,7 @@ RESTART_WITHIN = 150.0
 def settled(url: str) -> bool:
     """Tell whether a stage answers ready and has no message in flight."""
     try:
-        answer = requests.get(f"{url}/readyz", timeout=3)
+        answer = requests.get(f"{url}/readyz", timeout=scaled(3))
         return answer.status_code == 200 and answer.json().get("settled", True) is True
     except (requests.RequestException, ValueError):
         return False
@@ -345,7 +346,7 @@ def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     if process.poll() is None:
         os.killpg(process.pid, sig)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=scaled(30))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -392,7 +393,7 @@ def test_every_command_is_run_here_or_by_the_test_the_table_names():
 def test_the_make_targets_the_docs_name_exist():
     for command in sorted({key(c) for c in all_commands() if key(c).startswith("make ")}):
         dry = subprocess.run(["make", "-n", *command.split()[1:]], cwd=ROOT,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+                             capture_output=True, text=True, timeout=scaled(60))  # fmt: skip
         assert dry.returncode == 0, f"{command}: {dry.stderr}"
 
 
@@ -416,7 +417,7 @@ def test_make_run_serves_a_stage_until_ctrl_c(tmp_path):
         assert wait_until(lambda: make.poll() is None and settled(url), within=600, every=0.5), (
             log.read_text()[-3000:]
         )
-        assert requests.get(f"{url}/api/search", params={"q": "flask"}, timeout=10).ok
+        assert requests.get(f"{url}/api/search", params={"q": "flask"}, timeout=scaled(10)).ok
     finally:
         stop_group(make, signal.SIGINT)  # Ctrl-C in the terminal reaches its process group
     stopped = wait_until(lambda: all(port_is_free(p) for p in stage.ports(port).values()), 30)
@@ -429,7 +430,7 @@ def test_make_run_with_trace_is_workshop_up_traced():
 
     def dry_run(*settings: str) -> str:
         command = ["make", "-n", "run", "STAGE=03-services", "PORT=8000", *settings]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=scaled(60))
         assert done.returncode == 0, done.stderr
         # Under `make test`, make prints "Entering directory" lines around what it would run.
         (line,) = [line for line in done.stdout.splitlines() if "workshop up" in line]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.stage import assert_error, eventually
+from tests.timing import scaled
 
 JOB_WITHIN = 60.0
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
@@ -173,7 +174,7 @@ def test_an_operator_names_an_importer_on_a_running_stage(stage, client, user):
     assert_error(client.post("/api/ingest", token=token, **upload), 403)
     added = subprocess.run(
         [WORKSHOP, "importers", "add", username, "--port", str(stage.port)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=scaled(60),
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     assert username in added.stdout

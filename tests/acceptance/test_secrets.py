@@ -10,6 +10,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.acceptance.stage import Client, assert_error
+from tests.timing import scaled
 from workshop.tools.launcher import LaunchedStage
 from workshop.tools.runner import free_base_port
 from workshop.tools.stages import all_stages, get_stage
@@ -27,10 +28,10 @@ def run_up(stage_name: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         env={**os.environ, **env}, start_new_session=True,
     )  # fmt: skip
     try:
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=scaled(60))
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=scaled(30))
         pytest.fail(f"{stage_name} started with an unsound secret:\n{err[-500:]}")
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 

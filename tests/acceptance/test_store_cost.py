@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.acceptance.stage import Client, eventually
+from tests.timing import scaled
 from workshop.tools.launcher import LaunchedStage
 from workshop.tools.stages import all_stages
 
@@ -55,7 +56,7 @@ def profiled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def settled(url: str) -> bool:
     try:
-        answer = requests.get(f"{url}/readyz", timeout=5)
+        answer = requests.get(f"{url}/readyz", timeout=scaled(5))
         return answer.status_code == 200 and answer.json().get("settled", True) is True
     except (requests.RequestException, ValueError):
         return False

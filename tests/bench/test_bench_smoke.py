@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.timing import scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "01-monolith"
 ASYNC_STAGE = "04-async"
@@ -20,7 +22,9 @@ def test_bench_runs_one_scenario_on_one_stage(tmp_path: Path) -> None:
     workshop = Path(sys.executable).with_name("workshop")
     command = [str(workshop), "bench", STAGE, "--scenario", "reads", "--duration", str(DURATION),
                "--users", "2", "--repeat", "1", "--out", str(tmp_path)]  # fmt: skip
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finished = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=scaled(120)
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     report = (tmp_path / "RESULTS.md").read_text()
@@ -44,7 +48,9 @@ def test_fan_out_runs_with_the_latency_knob_and_the_other_scenarios_without(tmp_
     command = [str(workshop), "bench", ASYNC_STAGE, "--scenario", "keyed-direct",
                "--scenario", "fan-out", "--duration", "2", "--users", "2", "--repeat", "1",
                "--out", str(tmp_path)]  # fmt: skip
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    finished = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=scaled(400)
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     results = json.loads((tmp_path / "results.json").read_text())
@@ -67,7 +73,9 @@ def test_traced_runs_on_a_traced_twin_taking_turns_with_the_untraced_stage(tmp_p
     command = [str(workshop), "bench", "01-monolith", "03-services", "--scenario", "reads",
                "--scenario", "traced", "--duration", "2", "--users", "2", "--repeat", "1",
                "--out", str(tmp_path)]  # fmt: skip
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    finished = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=scaled(400)
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     runs = json.loads((tmp_path / "results.json").read_text())["runs"]
@@ -91,7 +99,9 @@ def test_scale_runs_reads_on_a_twin_with_ten_times_the_posts(tmp_path: Path) -> 
     command = [str(workshop), "bench", STAGE, "--scenario", "reads", "--scenario", "scale",
                "--duration", "2", "--users", "2", "--repeat", "1",
                "--out", str(tmp_path)]  # fmt: skip
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    finished = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=scaled(400)
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     runs = {r["scenario"]: r for r in json.loads((tmp_path / "results.json").read_text())["runs"]}
     assert set(runs) == {"reads", "scale"} and all(r["errors"] == 0 for r in runs.values()), runs
@@ -105,7 +115,9 @@ def test_crowd_registers_at_once_and_checks_every_acknowledged_tagging(tmp_path:
     command = [str(workshop), "bench", "03-services", "--scenario", "crowd", "--duration", "3",
                "--users", "6", "--repeat", "1", "--cpu-hog", "1",
                "--out", str(tmp_path)]  # fmt: skip
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    finished = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=scaled(400)
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     (run,) = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert run["errors"] == 0, run["error_examples"]

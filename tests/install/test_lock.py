@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOCK = ROOT / "scripts" / "lock.sh"
@@ -38,7 +40,7 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 def lock_check(folder: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(folder / "scripts" / "lock.sh"), "--check"], cwd=folder,
                           env={**os.environ, "UV": str(BIN / "uv"), "UV_OFFLINE": "1"},
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, timeout=scaled(300))  # fmt: skip
 
 
 def test_the_locks_match_pyproject():
@@ -100,7 +102,7 @@ def new_venv(path: Path, pip: str | None = None) -> Path:
     venv.create(path, with_pip=True)
     python = path / "bin" / "python"
     if pip:
-        run([str(python), "-m", "pip", "install", "--quiet", f"pip=={pip}"], timeout=300)
+        run([str(python), "-m", "pip", "install", "--quiet", f"pip=={pip}"], timeout=scaled(300))
     return python
 
 
@@ -120,16 +122,16 @@ def test_the_image_installs_the_runtime_lock_with_the_pip_its_base_image_ships(t
     wheels = tmp_path / "wheels"
     locked = ["--require-hashes", "--no-deps"]
     run([str(builder), "-m", "pip", "install", "--quiet", *locked, "-r",
-         "requirements/build.txt"], cwd=source, timeout=600)  # fmt: skip
+         "requirements/build.txt"], cwd=source, timeout=scaled(600))  # fmt: skip
     run([str(builder), "-m", "pip", "wheel", "--quiet", *locked, "--no-build-isolation",
          "--wheel-dir", str(wheels), "-r", "requirements/runtime.txt"], cwd=source,
-        timeout=900)  # fmt: skip
+        timeout=scaled(900))  # fmt: skip
     run([str(builder), "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(wheels), "."], cwd=source, timeout=300)  # fmt: skip
+         "--wheel-dir", str(wheels), "."], cwd=source, timeout=scaled(300))  # fmt: skip
 
     runtime = new_venv(tmp_path / "runtime", pip)
     run([str(runtime), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-         *map(str, wheels.glob("*.whl"))], timeout=600)  # fmt: skip
+         *map(str, wheels.glob("*.whl"))], timeout=scaled(600))  # fmt: skip
     run([str(runtime), "-m", "pip", "check"])  # every package's own requirements are met
     run([str(runtime), "-c", "; ".join(f"import {m}" for m in RUNTIME_IMPORTS)], cwd=tmp_path)
     installed = run([str(runtime), "-m", "pip", "list", "--format", "freeze"]).stdout
@@ -149,7 +151,7 @@ def test_make_setup_installs_from_a_wheelhouse_with_the_network_off(tmp_path):
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     run([sys.executable, str(ROOT / "scripts" / "wheelhouse.py"), str(wheelhouse),
          "--lock", "runtime", "--platform", "current", "--python", python],
-        timeout=900)  # fmt: skip
+        timeout=scaled(900))  # fmt: skip
     offline = network_off()
     probe = subprocess.run([*offline, sys.executable, "-c",
                             "import socket; socket.create_connection(('pypi.org', 443), 3)"],
@@ -161,7 +163,7 @@ def test_make_setup_installs_from_a_wheelhouse_with_the_network_off(tmp_path):
            "PIP_INDEX_URL": "http://127.0.0.1:9/unreachable"}  # fmt: skip
     run([*offline, "make", "--no-print-directory", "-C", str(ROOT), "setup", f"VENV={target}",
          f"WHEELHOUSE={wheelhouse}", f"PYTHON={sys.executable}"], env=env,
-        timeout=900)  # fmt: skip
+        timeout=scaled(900))  # fmt: skip
     run([str(target / "bin" / "python"), "-m", "pip", "check"])
     stages = run([str(target / "bin" / "workshop"), "stages"], cwd=tmp_path).stdout
     assert "01-monolith" in stages and "04-async" in stages

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.doc_commands import wait_until
+from tests.timing import scaled
 from workshop.tools.runner import free_base_port, is_ready
 from workshop.tools.stages import get_stage
 
@@ -37,7 +38,7 @@ def workshop(site: Path, cwd: Path, *args: str, home: str | None = None,
     env = {k: v for k, v in os.environ.items() if k not in ("WORKSHOP_HOME", "PYTHONPATH")}
     env.update(PYTHONPATH=str(site), **({"WORKSHOP_HOME": home} if home else {}))
     return subprocess.run([sys.executable, "-c", CLI, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60, **kwargs)  # fmt: skip
+                          capture_output=True, text=True, timeout=scaled(60), **kwargs)  # fmt: skip
 
 
 def test_the_copy_is_the_package_the_command_runs(installed, tmp_path):
@@ -89,5 +90,5 @@ def test_from_a_subfolder_of_the_repository_a_stage_starts_and_serves(installed)
         assert wait_until(lambda: up.poll() is None and is_ready(url), within=120), up.poll()
     finally:
         os.killpg(up.pid, signal.SIGTERM)
-        output, _ = up.communicate(timeout=60)
+        output, _ = up.communicate(timeout=scaled(60))
     assert up.returncode == 0, output[-3000:]

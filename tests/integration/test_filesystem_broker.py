@@ -15,6 +15,7 @@ import time
 
 import kombu
 
+from tests.timing import scaled
 from workshop import broker
 
 QUEUE = "held"
@@ -44,14 +45,15 @@ def publish(numbers: list[int]) -> None:
 
 
 def drain(expected: int, within: float) -> list[int]:
-    """Take (and acknowledge) what the queue gives until `expected` came or the deadline."""
+    """Take (and acknowledge) what the queue gives until `expected` came or the deadline
+    (scaled(within) from now)."""
     seen: list[int] = []
 
     def take(body: dict, message: kombu.Message) -> None:
         seen.append(body["n"])
         message.ack()
 
-    deadline = time.monotonic() + within
+    deadline = time.monotonic() + scaled(within)
     with (
         broker.connect() as connection,
         connection.Consumer([broker.queue(QUEUE)], callbacks=[take]),
@@ -77,7 +79,7 @@ def test_a_message_held_by_a_killed_consumer_comes_back(tmp_path, monkeypatch):
         assert holder.stdout.readline().startswith("holding 1")
     finally:
         os.kill(holder.pid, signal.SIGKILL)
-        holder.wait(timeout=10)
+        holder.wait(timeout=scaled(10))
     assert drain(expected=3, within=10) == [1, 2, 3]
 
 
@@ -87,9 +89,9 @@ def test_an_acknowledged_message_is_gone_and_a_requeued_one_comes_back(tmp_path,
     publish([1, 2])
     with broker.connect() as connection:
         first = connection.SimpleQueue(broker.queue(QUEUE))
-        message = first.get(timeout=5)
+        message = first.get(timeout=scaled(5))
         message.ack()
-        message = first.get(timeout=5)
+        message = first.get(timeout=scaled(5))
         message.requeue()
         first.close()
     assert drain(expected=1, within=5) == [2]
@@ -106,7 +108,7 @@ def test_a_requeued_message_comes_back_before_the_ones_after_it(tmp_path, monkey
     publish([1, 2, 3])
     with broker.connect() as connection:
         queue = connection.SimpleQueue(broker.queue(QUEUE))
-        message = queue.get(timeout=5)
+        message = queue.get(timeout=scaled(5))
         assert message.payload["n"] == 1
         message.requeue()
         queue.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 
 from tests.acceptance.stage import eventually
+from tests.timing import scaled
 from workshop.tools.runner import free_base_port, is_ready
 from workshop.tools.stages import get_stage
 
@@ -36,8 +37,8 @@ def test_stage_03_runs_under_honcho_on_redis(redis_url, tmp_path):
     try:
         url = f"http://127.0.0.1:{port}"
         assert eventually(lambda: is_ready(url), bool, within=120), "honcho's stage never settled"
-        answer = requests.get(f"{url}/api/search", params={"q": "asyncio"}, timeout=10)
+        answer = requests.get(f"{url}/api/search", params={"q": "asyncio"}, timeout=scaled(10))
         assert answer.status_code == 200 and answer.json()["total"] > 0
     finally:
         os.killpg(honcho.pid, signal.SIGTERM)
-        honcho.wait(timeout=30)
+        honcho.wait(timeout=scaled(30))

@@ -27,6 +27,7 @@ from celery import Celery
 from tests.acceptance.stage import eventually
 from tests.brokers import rabbitmq_vhost
 from tests.running import running_stage
+from tests.timing import scaled
 from workshop.data import importers
 from workshop.tools.runner import StageRunner
 from workshop.tools.stages import get_stage
@@ -68,12 +69,14 @@ def token(stage: StageRunner) -> str:
     username, password = f"job_{uuid.uuid4().hex[:10]}", "correct horse battery"
     url = front(stage)
     created = requests.post(
-        f"{url}/api/users", json={"username": username, "password": password}, timeout=10
+        f"{url}/api/users", json={"username": username, "password": password}, timeout=scaled(10)
     )
     assert created.status_code == 201, created.text
     answer = eventually(
         lambda: requests.post(
-            f"{url}/api/tokens", json={"username": username, "password": password}, timeout=10
+            f"{url}/api/tokens",
+            json={"username": username, "password": password},
+            timeout=scaled(10),
         ),
         lambda answer: answer.status_code == 200,
     )
@@ -97,13 +100,13 @@ def upload(stage: StageRunner, rows: list[dict[str, Any]], bearer: str | None = 
     bearer = bearer or token(stage)
     headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/x-ndjson"}
     answer = requests.post(f"{front(stage)}/api/ingest", data=ndjson(rows), headers=headers,
-                           timeout=60)  # fmt: skip
+                           timeout=scaled(60))  # fmt: skip
     assert answer.status_code == 202, answer.text
     return answer.json()["job_id"]
 
 
 def job(stage: StageRunner, job_id: str) -> dict[str, Any]:
-    answer = requests.get(f"{front(stage)}/api/jobs/{job_id}", timeout=10)
+    answer = requests.get(f"{front(stage)}/api/jobs/{job_id}", timeout=scaled(10))
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -123,14 +126,14 @@ def follow(stage: StageRunner, job_id: str, within: float = JOB_WITHIN) -> tuple
 
 
 def search_total(stage: StageRunner, word: str) -> int:
-    answer = requests.get(f"{front(stage)}/api/search", params={"q": word}, timeout=10)
+    answer = requests.get(f"{front(stage)}/api/search", params={"q": word}, timeout=scaled(10))
     assert answer.status_code == 200, answer.text
     return answer.json()["total"]
 
 
 def posts_in(stage: StageRunner, process: str) -> int:
     port = stage.stage.ports(stage.port)[process]
-    answer = requests.get(f"http://127.0.0.1:{port}/stats", timeout=10)
+    answer = requests.get(f"http://127.0.0.1:{port}/stats", timeout=scaled(10))
     return answer.json()["collections"].get("posts", 0)
 
 
@@ -146,7 +149,7 @@ def settled_posts(stage: StageRunner) -> int:
     seen: list[tuple[float, int | None]] = []
 
     def look() -> list[tuple[float, int | None]]:
-        ready = requests.get(f"{front(stage)}/readyz", timeout=10)
+        ready = requests.get(f"{front(stage)}/readyz", timeout=scaled(10))
         settled = ready.status_code == 200 and ready.json().get("settled") is True
         counts = {posts_in(stage, name) for name in COPIES}
         count = counts.pop() if settled and len(counts) == 1 else None
@@ -177,7 +180,7 @@ def kill_worker(stage: StageRunner) -> None:
     """kill -9 the Celery worker: no warm shutdown, no chance to hand its task back."""
     worker = stage.children["worker"]
     os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=10)
+    worker.wait(timeout=scaled(10))
 
 
 # --- a job's states -------------------------------------------------------------------------
@@ -212,7 +215,9 @@ def test_a_job_is_pending_until_a_worker_takes_it_then_running_then_done(stage):
 def test_a_fetch_that_cannot_reach_reddit_fails_with_its_reason(stage):
     headers = {"Authorization": f"Bearer {token(stage)}"}
     fetch = {"source": "reddit", "subreddit": "python", "limit": 5}
-    answer = requests.post(f"{front(stage)}/api/ingest", json=fetch, headers=headers, timeout=10)
+    answer = requests.post(
+        f"{front(stage)}/api/ingest", json=fetch, headers=headers, timeout=scaled(10)
+    )
     assert answer.status_code == 202, answer.text
     states, failed = follow(stage, answer.json()["job_id"])
     assert states[-1] == "failed" and "done" not in states, states
@@ -232,7 +237,9 @@ def test_small_jobs_are_done_within_moments(stage):
     p50 = statistics.median(latencies)
     print(f"\n{stage.env['BROKER_URL'] or 'default broker'}: job latency p50 {p50 * 1000:.0f} ms, "
           f"max {max(latencies) * 1000:.0f} ms")  # fmt: skip
-    assert p50 < 3.0
+    # Not left waiting on a poll or a batch: half of them done in 3 s on a quiet machine
+    # (scaled, as every limit: tests/timing.py), each within its deadline above.
+    assert p50 < scaled(3.0)
 
 
 # --- at-least-once: a killed worker, a duplicated delivery ------------------------------------
@@ -248,7 +255,7 @@ def tasks_held(broker_url: str) -> int:
     listed = subprocess.run(
         [shutil.which("rabbitmqctl") or "rabbitmqctl", "list_queues", "-q", "-p", vhost,
          "name", "messages_unacknowledged"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True, capture_output=True, text=True, timeout=scaled(60),
     ).stdout  # fmt: skip
     counts = dict(line.split() for line in listed.splitlines() if line.strip())
     return int(counts.get("ingest-jobs", 0))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.stage import Client, RunningStage, eventually
+from tests.timing import scaled
 from workshop import logs, tracing
 
 WITHIN = 30.0
@@ -89,7 +90,7 @@ def workshop_logs(running: RunningStage, *arguments: str) -> list[tuple[str, str
     """Run `workshop logs` on the stage (without following); return its (process, line)s."""
     command = [str(Path(sys.executable).with_name("workshop")), "logs", "--port",
                str(running.port), "--no-follow", *arguments]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=scaled(60), check=True)
     pairs = []
     for line in done.stdout.splitlines():
         process, bar, rest = line.partition(" |")
@@ -148,7 +149,7 @@ def test_workshop_logs_follows_new_lines(logging_stage):
         assert any(request_id in line and line.startswith("web") for line in found), found[-5:]
     finally:
         follower.terminate()
-        follower.wait(timeout=10)
+        follower.wait(timeout=scaled(10))
 
 
 def test_an_ingest_is_logged_under_its_request_id_where_the_posts_are_stored(logging_stage):

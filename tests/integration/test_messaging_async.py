@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.timing import scaled
 from workshop import db as databases
 from workshop import messages
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
@@ -40,8 +41,9 @@ def chassis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleN
 
 
 async def eventually(action: Callable[[], T], accept: Callable[[T], bool], within: float) -> T:
-    """tests.acceptance.stage.eventually, awaiting between tries so the loop serves meanwhile."""
-    deadline = time.monotonic() + within
+    """tests.acceptance.stage.eventually, awaiting between tries so the loop serves meanwhile
+    (the deadline likewise scaled(within) from now)."""
+    deadline = time.monotonic() + scaled(within)
     while True:
         result = action()
         if accept(result) or time.monotonic() >= deadline:

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.stage import eventually
 from tests.running import SYNCED_STAGES, running_stage
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner
 
 SETTLE_WITHIN = 90.0
@@ -38,7 +39,7 @@ def address(stage: StageRunner, process: str) -> str:
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Return every sample of a /metrics page, by name and labels (parsed, so it must parse)."""
-    answer = requests.get(f"{url}/metrics", timeout=10)
+    answer = requests.get(f"{url}/metrics", timeout=scaled(10))
     assert answer.status_code == 200, answer.text[:300]
     assert answer.headers["Content-Type"].startswith("text/plain")
     return {
@@ -57,8 +58,8 @@ def upload(stage: StageRunner, word: str, count: int) -> None:
     url, password = address(stage, "web"), "correct horse battery"
     username = f"metrics_{uuid.uuid4().hex[:8]}"
     user = {"username": username, "password": password}
-    assert requests.post(f"{url}/api/users", json=user, timeout=10).status_code == 201
-    token = requests.post(f"{url}/api/tokens", json=user, timeout=10).json()["token"]
+    assert requests.post(f"{url}/api/users", json=user, timeout=scaled(10)).status_code == 201
+    token = requests.post(f"{url}/api/tokens", json=user, timeout=scaled(10)).json()["token"]
     rows = [
         {"id": f"{word}{i:05d}", "title": f"Metrics {word} post {i}", "subreddit": "python",
          "created_utc": 1.37e9, "score": 1, "ups": 1, "downs": 0, "num_comments": 1}
@@ -66,21 +67,21 @@ def upload(stage: StageRunner, word: str, count: int) -> None:
     ]  # fmt: skip
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     body = "\n".join(json.dumps(row) for row in rows).encode()
-    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(60))
     assert answer.status_code == 202, answer.text
 
 
 def test_every_process_serves_metrics_and_counts_requests_per_route(stage):
     for process in stage.stage.processes():
         if process.name not in NO_HTTP:
-            answer = requests.get(f"{address(stage, process.name)}/metrics", timeout=10)
+            answer = requests.get(f"{address(stage, process.name)}/metrics", timeout=scaled(10))
             names = {f.name for f in text_string_to_metric_families(answer.text)}
             assert {"http_requests", "http_request_duration_seconds"} <= names, process.name
     search, gateway = address(stage, "search"), address(stage, "web")
     before = value(scrape(search), "http_requests_total", route="/healthz", method="GET",
                    status="2xx")  # fmt: skip
     for _ in range(3):
-        assert requests.get(f"{search}/healthz", timeout=10).status_code == 200
+        assert requests.get(f"{search}/healthz", timeout=scaled(10)).status_code == 200
     after = scrape(search)
     assert value(after, "http_requests_total", route="/healthz", method="GET", status="2xx") == (
         before + 3
@@ -91,8 +92,8 @@ def test_every_process_serves_metrics_and_counts_requests_per_route(stage):
     before = value(scrape(gateway), "http_requests_total", **rule)
     for _ in range(2):
         post_id = f"nope{uuid.uuid4().hex[:8]}"
-        assert requests.get(f"{gateway}/api/posts/{post_id}", timeout=30).status_code == 404
-    assert post_id not in requests.get(f"{gateway}/metrics", timeout=10).text
+        assert requests.get(f"{gateway}/api/posts/{post_id}", timeout=scaled(30)).status_code == 404
+    assert post_id not in requests.get(f"{gateway}/metrics", timeout=scaled(10)).text
     assert value(scrape(gateway), "http_requests_total", **rule) == before + 2
 
 
@@ -110,7 +111,7 @@ def test_the_backlog_rises_while_a_subscriber_is_paused_and_returns_to_zero(stag
         lag = scrape(sync)
         assert ("sync_subscriber_lag", (("subscriber", "search"),)) in lag, sorted(lag)
         # The gateway's call to the paused service times out: counted, and its breaker shown.
-        answer = requests.get(f"{gateway}/api/search", params={"q": "python"}, timeout=30)
+        answer = requests.get(f"{gateway}/api/search", params={"q": "python"}, timeout=scaled(30))
         assert answer.status_code == 503, answer.text[:300]
         front = scrape(gateway)
         errors = value(front, "gateway_upstream_errors_total", service="search")
@@ -135,9 +136,9 @@ def test_without_a_registry_the_gateway_shows_its_one_address_per_service(stage)
     front = scrape(gateway)
     for service in ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2"):
         assert value(front, "gateway_instances", service=service) == 1, service
-    own = requests.get(f"{search}/readyz", timeout=10).json()
+    own = requests.get(f"{search}/readyz", timeout=scaled(10)).json()
     assert own["version"] and own["started"]
-    listed = requests.get(f"{gateway}/readyz", timeout=10).json()["dependencies"]["search"]
+    listed = requests.get(f"{gateway}/readyz", timeout=scaled(10)).json()["dependencies"]["search"]
     seen = [(i["address"], i["version"], i["started"], i["status"]) for i in listed["instances"]]
     assert seen == [(search, own["version"], own["started"], "ready")]
 

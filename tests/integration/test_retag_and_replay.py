@@ -31,6 +31,7 @@ from celery import Celery
 from tests.acceptance.stage import eventually
 from tests.containers.project import DOCKER, resolved
 from tests.running import running_stage
+from tests.timing import scaled
 from workshop import ingestion
 from workshop.config import ROOT
 from workshop.domain.topics import TOPICS
@@ -60,7 +61,7 @@ def stage(request: pytest.FixtureRequest, redis_databases) -> Iterator[StageRunn
 
 
 def post_topics(stage: StageRunner, post_id: str) -> list[str]:
-    answer = requests.get(f"http://127.0.0.1:{stage.port}/api/posts/{post_id}", timeout=10)
+    answer = requests.get(f"http://127.0.0.1:{stage.port}/api/posts/{post_id}", timeout=scaled(10))
     assert answer.status_code == 200, answer.text
     return answer.json()["topics"]
 
@@ -68,7 +69,7 @@ def post_topics(stage: StageRunner, post_id: str) -> list[str]:
 def log_head(stage: StageRunner) -> int:
     """Return the sync log's head: it moves with every change an owner publishes."""
     sync = stage.stage.ports(stage.port)["sync"]
-    answer = requests.get(f"http://127.0.0.1:{sync}/api/sync/subscribers", timeout=10)
+    answer = requests.get(f"http://127.0.0.1:{sync}/api/sync/subscribers", timeout=scaled(10))
     return answer.json()["head"]
 
 
@@ -123,7 +124,7 @@ def test_beat_gives_stale_posts_the_vocabulary_topics_and_a_second_run_changes_n
     # Beat keeps sending the task; one more run, followed to its end, finds nothing to do.
     head = log_head(stage)
     with celery_client(stage) as client:
-        result = client.send_task("ingest.retag_topics").get(timeout=TASK_WITHIN)
+        result = client.send_task("ingest.retag_topics").get(timeout=scaled(TASK_WITHIN))
     assert result["retagged"] == 0 and result["checked"] >= len(ingestion.sample().posts)
     assert log_head(stage) == head, "a run that changed nothing published a change"
     assert post_topics(stage, post["id"]) == current
@@ -138,7 +139,7 @@ def replay(stage: StageRunner, subscriber: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "BROKER_URL": stage.env["BROKER_URL"]}
     return subprocess.run(
         [str(workshop), "sync", "replay", subscriber, "--port", str(stage.port)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TASK_WITHIN,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=scaled(TASK_WITHIN),
     )  # fmt: skip
 
 
@@ -187,7 +188,7 @@ def run_probe(line: str, broker_url: str, run_dir: Path) -> subprocess.Completed
         "HOME": os.environ.get("HOME", "/tmp"),
     }
     return subprocess.run(["sh", "-c", line], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=PROBE_SECONDS)  # fmt: skip
+                          text=True, timeout=scaled(PROBE_SECONDS))  # fmt: skip
 
 
 def test_the_beat_probes_ping_beat_over_the_broker(redis_url, tmp_path):

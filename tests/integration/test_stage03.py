@@ -72,7 +72,7 @@ def settled(stage: StageRunner) -> bool:
 
     def answer() -> bool:
         try:
-            ready = requests.get(f"{front(stage)}/readyz", timeout=5)
+            ready = requests.get(f"{front(stage)}/readyz", timeout=scaled(5))
         except requests.RequestException:
             return False
         return ready.status_code == 200 and ready.json()["settled"] is True
@@ -81,7 +81,7 @@ def settled(stage: StageRunner) -> bool:
 
 
 def stats(stage: StageRunner, port: int) -> dict[str, int]:
-    return requests.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()["collections"]
+    return requests.get(f"http://127.0.0.1:{port}/stats", timeout=scaled(5)).json()["collections"]
 
 
 def master_posts(stage: StageRunner) -> int:
@@ -96,18 +96,21 @@ def test_the_home_page_degrades_without_recommend_and_recovers(stage):
     stage.stop_process("recommend_v1")
     stage.stop_process("recommend_v2")
     try:
-        home = requests.get(url, timeout=10)
+        home = requests.get(url, timeout=scaled(10))
         assert home.status_code == 200 and "Recommendations are unavailable" in home.text
-        assert requests.get(f"{url}/search", params={"q": "flask"}, timeout=10).status_code == 200
-        assert_error(requests.get(f"{url}/api/recommendations", timeout=10), 503)
-        ready = requests.get(f"{url}/readyz", timeout=10).json()
+        assert (
+            requests.get(f"{url}/search", params={"q": "flask"}, timeout=scaled(10)).status_code
+            == 200
+        )
+        assert_error(requests.get(f"{url}/api/recommendations", timeout=scaled(10)), 503)
+        ready = requests.get(f"{url}/readyz", timeout=scaled(10)).json()
         assert ready["status"] == "degraded" and not ready["dependencies"]["recommend-v1"]["ok"]
     finally:
         stage.restart_process("recommend_v1")
         stage.restart_process("recommend_v2")
     assert settled(stage)
     answer = eventually(
-        lambda: requests.get(f"{url}/api/recommendations", timeout=10),
+        lambda: requests.get(f"{url}/api/recommendations", timeout=scaled(10)),
         lambda a: a.status_code == 200,
         within=SETTLE_WITHIN,
     )
@@ -118,21 +121,23 @@ def test_the_version_header_picks_recommend_and_the_canary_splits_traffic(stage)
     url = front(stage)
     for version in ("1", "2"):
         answer = requests.get(
-            f"{url}/api/recommendations", headers={"X-Recommend-Version": version}, timeout=10
+            f"{url}/api/recommendations",
+            headers={"X-Recommend-Version": version},
+            timeout=scaled(10),
         )
         assert answer.headers["X-Recommend-Version"] == version
     v1 = requests.get(
-        f"{url}/api/recommendations", headers={"X-Recommend-Version": "1"}, timeout=10
+        f"{url}/api/recommendations", headers={"X-Recommend-Version": "1"}, timeout=scaled(10)
     ).json()
     v2 = requests.get(
-        f"{url}/api/recommendations", headers={"X-Recommend-Version": "2"}, timeout=10
+        f"{url}/api/recommendations", headers={"X-Recommend-Version": "2"}, timeout=scaled(10)
     ).json()
     assert [p["id"] for p in v1["items"]] != [p["id"] for p in v2["items"]], (
         "two formulas, two lists"
     )
 
     served = collections.Counter(
-        requests.get(f"{url}/api/recommendations", params={"limit": 1}, timeout=10).headers[
+        requests.get(f"{url}/api/recommendations", params={"limit": 1}, timeout=scaled(10)).headers[
             "X-Recommend-Version"
         ]
         for _ in range(400)
@@ -150,9 +155,9 @@ def test_the_gateway_spreads_calls_over_live_instances_and_drops_a_dead_one(stag
 
         def served_by() -> set[str]:
             return {
-                requests.get(f"{url}/api/search", params={"q": "django"}, timeout=10).headers[
-                    "X-Served-By"
-                ]
+                requests.get(
+                    f"{url}/api/search", params={"q": "django"}, timeout=scaled(10)
+                ).headers["X-Served-By"]
                 for _ in range(12)
             }
 
@@ -162,7 +167,8 @@ def test_the_gateway_spreads_calls_over_live_instances_and_drops_a_dead_one(stag
         stage.stop_process("search_b")
     # The dead instance's key expires (TTL 3 s); meanwhile a failed read is retried elsewhere.
     answers = [
-        requests.get(f"{url}/api/search", params={"q": "django"}, timeout=10) for _ in range(30)
+        requests.get(f"{url}/api/search", params={"q": "django"}, timeout=scaled(10))
+        for _ in range(30)
     ]
     assert all(a.status_code == 200 for a in answers)
     assert eventually(served_by, lambda s: s == {f"search@{port_of(stage, 'search')}"}, within=10)
@@ -170,13 +176,13 @@ def test_the_gateway_spreads_calls_over_live_instances_and_drops_a_dead_one(stag
 
 def search_instances(stage: StageRunner) -> list[dict]:
     """Return the search instances the gateway's /readyz lists."""
-    answer = requests.get(f"{front(stage)}/readyz", timeout=10)
+    answer = requests.get(f"{front(stage)}/readyz", timeout=scaled(10))
     return answer.json()["dependencies"]["search"].get("instances", [])
 
 
 def instances_on_metrics(stage: StageRunner, service: str) -> float | None:
     """Return the gateway's `gateway_instances` gauge for a service (None: not shown)."""
-    answer = requests.get(f"{front(stage)}/metrics", timeout=10)
+    answer = requests.get(f"{front(stage)}/metrics", timeout=scaled(10))
     for family in text_string_to_metric_families(answer.text):
         for sample in family.samples:
             if sample.name == "gateway_instances" and sample.labels["service"] == service:
@@ -218,7 +224,7 @@ def test_readiness_lists_every_instance_with_its_version_and_health(stage):
     )
     assert [(i["address"], i["status"]) for i in left] == [(own, "ready")]
     assert eventually(lambda: instances_on_metrics(stage, "search"), lambda n: n == 1, within=10)
-    assert requests.get(f"{front(stage)}/readyz", timeout=10).status_code == 200
+    assert requests.get(f"{front(stage)}/readyz", timeout=scaled(10)).status_code == 200
 
 
 def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):
@@ -232,12 +238,14 @@ def test_a_sync_restart_mid_stream_loses_nothing_and_duplicates_nothing(stage):
     ]  # fmt: skip
     body = "\n".join(json.dumps(record) for record in records).encode()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(60))
     assert answer.status_code == 202
     stage.restart_process("sync")  # while the relay is still publishing the 1,500 changes
     assert settled(stage)
     total = eventually(
-        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=10).json()["total"],
+        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=scaled(10)).json()[
+            "total"
+        ],
         lambda n: n == 1500,
         within=SETTLE_WITHIN,
     )
@@ -251,11 +259,11 @@ def test_a_service_restarted_cleanly_keeps_its_data(stage):
     """The embedded store is saved at a clean stop and read back at start, as a database
     server would keep it: sync's log goes on from where it was (a replay needs all of it)."""
     sync = f"http://127.0.0.1:{port_of(stage, 'sync')}"
-    head = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()["head"]
+    head = requests.get(f"{sync}/api/sync/subscribers", timeout=scaled(10)).json()["head"]
     assert head > 0
     stage.restart_process("sync")
     assert eventually(lambda: is_ready(sync), bool, within=SETTLE_WITHIN)
-    after = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()["head"]
+    after = requests.get(f"{sync}/api/sync/subscribers", timeout=scaled(10)).json()["head"]
     assert after >= head, f"sync's log restarted at {after} (it was at {head})"
 
 
@@ -273,10 +281,12 @@ def test_a_stopped_service_catches_up_when_it_comes_back(stage):
     before = stats(stage, port_of(stage, "tag"))["posts"]
     stage.stop_process("search")
     try:
-        answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+        answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(60))
         assert answer.status_code == 202
         job = eventually(
-            lambda: requests.get(f"{url}/api/jobs/{answer.json()['job_id']}", timeout=10).json(),
+            lambda: requests.get(
+                f"{url}/api/jobs/{answer.json()['job_id']}", timeout=scaled(10)
+            ).json(),
             lambda job: job["state"] in ("done", "failed"),
             within=SETTLE_WITHIN,
         )
@@ -289,7 +299,9 @@ def test_a_stopped_service_catches_up_when_it_comes_back(stage):
         stage.restart_process("search")
     assert settled(stage)
     total = eventually(
-        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=10).json()["total"],
+        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=scaled(10)).json()[
+            "total"
+        ],
         lambda n: n == 200,
         within=SETTLE_WITHIN,
     )
@@ -311,10 +323,11 @@ def test_a_new_recommend_instance_is_filled_by_replay_and_agrees_with_v1(stage):
         assert eventually(lambda: is_ready(f"http://127.0.0.1:{port}"), bool, within=SETTLE_WITHIN)
         assert stats(stage, port)["posts"] == master
         fresh = requests.get(
-            f"http://127.0.0.1:{port}/api/recommendations", params={"limit": 20}, timeout=10
+            f"http://127.0.0.1:{port}/api/recommendations", params={"limit": 20}, timeout=scaled(10)
         ).json()
         v1 = requests.get(f"{url}/api/recommendations", params={"limit": 20},
-                          headers={"X-Recommend-Version": "1"}, timeout=10).json()  # fmt: skip
+                          headers={"X-Recommend-Version": "1"},
+                          timeout=scaled(10)).json()  # fmt: skip
         assert [p["id"] for p in fresh["items"]] == [p["id"] for p in v1["items"]]
     finally:
         stage.stop_process("recommend_new")
@@ -327,7 +340,7 @@ def test_the_replay_command_re_sends_a_subscriber_everything(stage):
     env = {**os.environ, "BROKER_URL": stage.env["BROKER_URL"]}
     done = subprocess.run(
         [str(workshop), "sync", "replay", "recommend-v2", "--port", str(stage.port)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env, capture_output=True, text=True, timeout=scaled(120),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     last = done.stdout.splitlines()[-1]
@@ -338,10 +351,14 @@ def test_the_replay_command_re_sends_a_subscriber_everything(stage):
 def register(url: str) -> tuple[str, str]:
     username = f"it_{uuid.uuid4().hex[:10]}"
     requests.post(
-        f"{url}/api/users", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/users",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     )
     token = requests.post(
-        f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/tokens",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     )
     return username, token.json()["token"]
 
@@ -351,23 +368,26 @@ def test_concurrent_writers_lose_no_change(stage):
     from concurrent.futures import ThreadPoolExecutor
 
     url = front(stage)
-    post_id = requests.get(f"{url}/api/search", params={"q": "pandas"}, timeout=10).json()["items"][
-        0
-    ]["id"]
+    post_id = requests.get(f"{url}/api/search", params={"q": "pandas"}, timeout=scaled(10)).json()[
+        "items"
+    ][0]["id"]
     tag = f"race-{uuid.uuid4().hex[:8]}"
     tokens = [register(url)[1] for _ in range(20)]
 
     def tag_it(token: str) -> int:
         headers = {"Authorization": f"Bearer {token}"}
         return requests.post(
-            f"{url}/api/posts/{post_id}/tags", json={"tag": tag}, headers=headers, timeout=10
+            f"{url}/api/posts/{post_id}/tags",
+            json={"tag": tag},
+            headers=headers,
+            timeout=scaled(10),
         ).status_code
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         assert set(pool.map(tag_it, tokens)) == {201}
 
     def count() -> int:
-        tags = requests.get(f"{url}/api/posts/{post_id}", timeout=10).json()["tags"]
+        tags = requests.get(f"{url}/api/posts/{post_id}", timeout=scaled(10)).json()["tags"]
         return next((t["count"] for t in tags if t["tag"] == tag), 0)
 
     assert eventually(count, lambda n: n == 20, within=SETTLE_WITHIN) == 20

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.acceptance.stage import Client, RunningStage, eventually
+from tests.timing import scaled
 from workshop import config, tracing
 from workshop import db as databases
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
@@ -64,7 +65,7 @@ def test_tracing_is_off_unless_configured(stage_name, configured, tmp_path):
         env={**env, "PYTHONPATH": f"{config.ROOT / stage_name}{os.pathsep}{config.ROOT}"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
         check=True,
     )
     seen = json.loads(probe.stdout.strip().splitlines()[-1])
@@ -220,7 +221,7 @@ def test_one_tag_click_is_one_trace_across_the_stage(traced_stage):
         env={**os.environ, "WORKSHOP_STATE_DIR": str(state)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
         check=True,
     )
     lines = shown.stdout.rstrip().split("\n\n")[-1].splitlines()
@@ -339,7 +340,7 @@ def test_with_an_otlp_endpoint_spans_go_to_the_collector(stage_name, tmp_path):
     try:
         probe = OTLP_PROBES[stage_name]
         subprocess.run([sys.executable, "-c", probe], cwd=config.ROOT / stage_name, env=env,
-                       capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+                       capture_output=True, text=True, timeout=scaled(60), check=True)  # fmt: skip
     finally:
         server.shutdown()
     assert [path for path, _ in received] == ["/v1/traces"]

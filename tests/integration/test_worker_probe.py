@@ -15,6 +15,7 @@ import yaml
 
 from tests.acceptance.stage import eventually
 from tests.containers.project import DOCKER, resolved
+from tests.timing import scaled
 from workshop.config import ROOT
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import get_stage
@@ -58,7 +59,7 @@ def probe(line: str, broker_url: str) -> subprocess.CompletedProcess:
     }
     return subprocess.run(
         ["sh", "-c", line], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=PROBE_SECONDS,
+        timeout=scaled(PROBE_SECONDS),
     )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.acceptance.stage import eventually
+from tests.timing import scaled
 from workshop.config import ROOT
 
 REGISTRATIONS = 8
@@ -54,19 +55,19 @@ def users_service(tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=scaled(30))
 
 
 def alive(url: str) -> bool:
     try:
-        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+        return requests.get(f"{url}/healthz", timeout=scaled(2)).status_code == 200
     except requests.RequestException:
         return False
 
 
 def register(url: str) -> int:
     credentials = {"username": f"u{uuid.uuid4().hex[:12]}", "password": f"pw-{uuid.uuid4().hex}"}
-    return requests.post(f"{url}/api/users", json=credentials, timeout=120).status_code
+    return requests.post(f"{url}/api/users", json=credentials, timeout=scaled(120)).status_code
 
 
 def test_the_users_service_answers_while_passwords_hash(users_service: str) -> None:
@@ -75,7 +76,7 @@ def test_the_users_service_answers_while_passwords_hash(users_service: str) -> N
     with ThreadPoolExecutor(REGISTRATIONS) as pool:
         registering = [pool.submit(register, users_service) for _ in range(REGISTRATIONS)]
         while not all(future.done() for future in registering):
-            answer = health.get(f"{users_service}/healthz", timeout=120)
+            answer = health.get(f"{users_service}/healthz", timeout=scaled(120))
             assert answer.status_code == 200
             if not all(future.done() for future in registering):
                 answered_meanwhile += 1

@@ -18,6 +18,7 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.running import running_stage
+from tests.timing import scaled
 from workshop import logins
 from workshop.tools.runner import StageRunner
 from workshop.tools.stages import all_stages
@@ -36,7 +37,9 @@ def test_a_forwarded_address_does_not_make_a_new_client(stage):
     def fail_once(number: int) -> int:
         claimed = f"198.51.{number // 250}.{number % 250 + 1}"  # a new address each try
         body = {"username": f"fa_{uuid.uuid4().hex[:10]}", "password": "wrong password"}
-        answer = requests.post(url, json=body, headers={"X-Forwarded-For": claimed}, timeout=30)
+        answer = requests.post(
+            url, json=body, headers={"X-Forwarded-For": claimed}, timeout=scaled(30)
+        )
         return answer.status_code
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

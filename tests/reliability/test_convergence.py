@@ -25,6 +25,7 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.running import SYNCED_STAGES, running_stage
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner
 
 SETTLE_WITHIN = 90.0
@@ -73,7 +74,7 @@ class PrivateRedis:
     def kill(self) -> None:
         assert self.process is not None
         self.process.kill()  # SIGKILL: what waited in its queues is gone
-        self.process.wait(timeout=10)
+        self.process.wait(timeout=scaled(10))
 
 
 @pytest.fixture(params=SYNCED_STAGES)
@@ -100,7 +101,7 @@ def front(stage: StageRunner) -> str:
 
 def posts_in(stage: StageRunner, process: str) -> int:
     port = stage.stage.ports(stage.port)[process]
-    answer = requests.get(f"http://127.0.0.1:{port}/stats", timeout=10)
+    answer = requests.get(f"http://127.0.0.1:{port}/stats", timeout=scaled(10))
     return answer.json()["collections"].get("posts", 0)
 
 
@@ -109,7 +110,7 @@ def copies(stage: StageRunner) -> dict[str, int]:
 
 
 def settled(stage: StageRunner) -> bool:
-    answer = requests.get(f"{front(stage)}/readyz", timeout=10)
+    answer = requests.get(f"{front(stage)}/readyz", timeout=scaled(10))
     return answer.status_code == 200 and answer.json().get("settled") is True
 
 
@@ -117,11 +118,12 @@ def import_posts(stage: StageRunner, word: str, count: int) -> None:
     url = front(stage)
     username, password = f"cv_{uuid.uuid4().hex[:10]}", "correct horse battery"
     created = requests.post(f"{url}/api/users", json={"username": username, "password": password},
-                            timeout=10)  # fmt: skip
+                            timeout=scaled(10))  # fmt: skip
     assert created.status_code == 201, created.text
     token = eventually(
         lambda: requests.post(f"{url}/api/tokens",
-                              json={"username": username, "password": password}, timeout=10),
+                              json={"username": username, "password": password},
+                              timeout=scaled(10)),
         lambda answer: answer.status_code == 200,
     ).json()["token"]  # fmt: skip
     rows = "\n".join(
@@ -129,7 +131,7 @@ def import_posts(stage: StageRunner, word: str, count: int) -> None:
         f'"created_utc": 1.37e9, "score": 1, "ups": 1, "downs": 0, "num_comments": 0}}'
         for i in range(count)
     )
-    answer = requests.post(f"{url}/api/ingest", data=rows.encode(), timeout=120,
+    answer = requests.post(f"{url}/api/ingest", data=rows.encode(), timeout=scaled(120),
                            headers={"Authorization": f"Bearer {token}",
                                     "Content-Type": "application/x-ndjson"})  # fmt: skip
     assert answer.status_code == 202, answer.text

@@ -18,6 +18,7 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.running import running_stage
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner, is_ready
 from workshop.tools.stages import all_stages
 
@@ -47,7 +48,7 @@ def address(stage: StageRunner, process: str) -> str:
 def settled(stage: StageRunner) -> bool:
     def answer() -> bool:
         try:
-            ready = requests.get(f"{front(stage)}/readyz", timeout=5)
+            ready = requests.get(f"{front(stage)}/readyz", timeout=scaled(5))
         except requests.RequestException:
             return False
         return ready.status_code == 200 and ready.json()["settled"] is True
@@ -58,14 +59,16 @@ def settled(stage: StageRunner) -> bool:
 def sync_log(stage: StageRunner) -> tuple[int, int]:
     """Return how many entries sync's log holds, and its head (the last sequence number)."""
     sync = address(stage, "sync")
-    log = requests.get(f"{sync}/stats", timeout=10).json()["collections"]["log"]
-    head = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()["head"]
+    log = requests.get(f"{sync}/stats", timeout=scaled(10)).json()["collections"]["log"]
+    head = requests.get(f"{sync}/api/sync/subscribers", timeout=scaled(10)).json()["head"]
     return log, head
 
 
 def log_in(url: str, username: str) -> int:
     answer = requests.post(
-        f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/tokens",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     )
     return answer.status_code
 
@@ -74,10 +77,12 @@ def import_posts(url: str, token: str, records: list[dict]) -> dict:
     """Import posts and return the finished job."""
     body = "\n".join(json.dumps(record) for record in records).encode()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(60))
     assert answer.status_code == 202, answer.text
     return eventually(
-        lambda: requests.get(f"{url}/api/jobs/{answer.json()['job_id']}", timeout=10).json(),
+        lambda: requests.get(
+            f"{url}/api/jobs/{answer.json()['job_id']}", timeout=scaled(10)
+        ).json(),
         lambda job: job["state"] in ("done", "failed"),
         within=SETTLE_WITHIN,
     )
@@ -88,7 +93,7 @@ def kill_and_restart(stage: StageRunner, names: list[str]) -> None:
     for name in names:
         child = stage.children[name]
         os.killpg(child.pid, signal.SIGKILL)
-        assert child.wait(timeout=10) == -signal.SIGKILL
+        assert child.wait(timeout=scaled(10)) == -signal.SIGKILL
     for name in names:
         stage.restart_process(name)  # it is dead already: this only starts it
 
@@ -97,11 +102,15 @@ def test_the_owners_keep_their_data_through_a_kill(stage):
     url = front(stage)
     username = f"kill_{uuid.uuid4().hex[:8]}"
     created = requests.post(
-        f"{url}/api/users", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/users",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     )
     assert created.status_code == 201, created.text
     token = requests.post(
-        f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/tokens",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     ).json()["token"]
     word = f"zk{uuid.uuid4().hex[:8]}"
     records = [
@@ -130,7 +139,7 @@ def test_the_owners_keep_their_data_through_a_kill(stage):
     assert (again["new"], again["unchanged"]) == (0, IMPORTED), again
     # Users kept the account: its owner logs in.
     assert log_in(url, username) == 200
-    found = requests.get(f"{url}/api/posts/{records[7]['id']}", timeout=10)
+    found = requests.get(f"{url}/api/posts/{records[7]['id']}", timeout=scaled(10))
     assert found.status_code == 200 and found.json()["title"] == records[7]["title"]
 
 
@@ -140,10 +149,14 @@ def test_sync_killed_mid_stream_logs_every_change_once(stage):
     url = front(stage)
     username = f"mid_{uuid.uuid4().hex[:8]}"
     requests.post(
-        f"{url}/api/users", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/users",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     )
     token = requests.post(
-        f"{url}/api/tokens", json={"username": username, "password": "correct horse"}, timeout=10
+        f"{url}/api/tokens",
+        json={"username": username, "password": "correct horse"},
+        timeout=scaled(10),
     ).json()["token"]
     assert settled(stage)
     logged_before = sync_log(stage)[0]
@@ -155,7 +168,7 @@ def test_sync_killed_mid_stream_logs_every_change_once(stage):
     ]  # fmt: skip
     body = "\n".join(json.dumps(record) for record in records).encode()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=60)
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(60))
     assert answer.status_code == 202
     # Kill it once it has logged some of the import and before it has logged all of it.
     partly = eventually(
@@ -168,7 +181,9 @@ def test_sync_killed_mid_stream_logs_every_change_once(stage):
     assert settled(stage)
     assert sync_log(stage)[0] == logged_before + MID_STREAM
     total = eventually(
-        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=10).json()["total"],
+        lambda: requests.get(f"{url}/api/search", params={"q": word}, timeout=scaled(10)).json()[
+            "total"
+        ],
         lambda n: n == MID_STREAM,
         within=SETTLE_WITHIN,
     )

@@ -9,6 +9,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.acceptance.stage import eventually
 from tests.acceptance.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.running import START_WITHIN
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import get_stage
 
@@ -33,7 +35,7 @@ def start(stage_name: str) -> StageRunner:
         stage, free_base_port(len(stage.processes())), {"WORKSHOP_SEED_SAMPLE": "1"}
     )
     runner.start()
-    if not runner.wait_ready():
+    if not runner.wait_ready(scaled(START_WITHIN)):
         runner.stop()
         pytest.fail(f"{stage_name} did not become ready")
     return runner
@@ -57,7 +59,7 @@ def expect_error_page(page: Page, url: str, what_is_down: str) -> None:
 
 
 def page_status(url: str) -> int:
-    return requests.get(url, timeout=10).status_code
+    return requests.get(url, timeout=scaled(10)).status_code
 
 
 @pytest.mark.parametrize(
@@ -73,15 +75,15 @@ def test_a_page_whose_backend_is_down_shows_the_error_page_then_recovers(
     runner = start(stage_name)
     try:
         front = f"http://127.0.0.1:{runner.port}"
-        post_id = requests.get(f"{front}/api/search", params={"q": "flask"}, timeout=10).json()[
-            "items"
-        ][0]["id"]
+        post_id = requests.get(
+            f"{front}/api/search", params={"q": "flask"}, timeout=scaled(10)
+        ).json()["items"][0]["id"]
         runner.stop_process(backend)
 
         expect_error_page(page, f"{front}/search?q=flask", what_is_down)
         expect_error_page(page, f"{front}/posts/{post_id}", what_is_down)
         assert page_status(f"{front}/") == home_status
-        api = requests.get(f"{front}/api/search", params={"q": "flask"}, timeout=10)
+        api = requests.get(f"{front}/api/search", params={"q": "flask"}, timeout=scaled(10))
         assert api.status_code == 503 and api.json()["error"]["code"] == "upstream_unavailable"
 
         runner.restart_process(backend)

@@ -12,6 +12,7 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.running import SYNCED_STAGES
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner, free_base_port
 from workshop.tools.stages import all_stages, get_stage
 
@@ -48,13 +49,13 @@ def start(name: str) -> Iterator[StageRunner]:
 
 def readyz(url: str) -> requests.Response | None:
     try:
-        return requests.get(f"{url}/readyz", timeout=5)
+        return requests.get(f"{url}/readyz", timeout=scaled(5))
     except requests.RequestException:
         return None  # not listening yet
 
 
 def search_total(url: str, word: str) -> int:
-    answer = requests.get(f"{url}/api/search", params={"q": word}, timeout=10)
+    answer = requests.get(f"{url}/api/search", params={"q": word}, timeout=scaled(10))
     assert answer.status_code == 200, (answer.status_code, answer.text[:300])
     return answer.json()["total"]
 
@@ -67,7 +68,7 @@ def settled(url: str) -> bool:
 def test_every_ready_answer_comes_with_the_full_data(starting_stage):
     url = f"http://127.0.0.1:{starting_stage.port}"
     totals_when_ready: list[int] = []
-    deadline = time.monotonic() + START_WITHIN
+    deadline = time.monotonic() + scaled(START_WITHIN)
     first_ready: float | None = None
     while time.monotonic() < deadline:
         assert starting_stage.failed() is None, f"{starting_stage.failed()} exited"
@@ -104,13 +105,13 @@ def test_a_serving_stage_stays_ready_while_an_import_is_in_flight(services_stage
     outcome: dict[str, int] = {}
 
     def ingest() -> None:
-        answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=120)
+        answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(120))
         outcome["status"] = answer.status_code
 
     writer = threading.Thread(target=ingest)
     writer.start()
     statuses, settled_flags = [], []
-    deadline = time.monotonic() + SETTLE_WITHIN
+    deadline = time.monotonic() + scaled(SETTLE_WITHIN)
     while time.monotonic() < deadline:
         answer = readyz(url)
         statuses.append(answer.status_code if answer is not None else None)
@@ -130,12 +131,14 @@ def register(url: str) -> str:
     """Register a fresh user and return a token."""
     username, password = f"rd_{uuid.uuid4().hex[:10]}", "correct horse battery"
     created = requests.post(
-        f"{url}/api/users", json={"username": username, "password": password}, timeout=10
+        f"{url}/api/users", json={"username": username, "password": password}, timeout=scaled(10)
     )
     assert created.status_code == 201, created.text
     token = eventually(
         lambda: requests.post(
-            f"{url}/api/tokens", json={"username": username, "password": password}, timeout=10
+            f"{url}/api/tokens",
+            json={"username": username, "password": password},
+            timeout=scaled(10),
         ),
         lambda answer: answer.status_code == 200,
     )

@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from tests.acceptance.stage import Client, eventually
-from workshop.tools.launcher import LaunchedStage
+from tests.timing import scaled
+from workshop.tools.launcher import START_TIMEOUT, LaunchedStage
 from workshop.tools.stages import all_stages
 
 SETTLE_WITHIN = 90.0
@@ -22,7 +23,7 @@ SETTLE_WITHIN = 90.0
 
 def settled(url: str) -> bool:
     try:
-        answer = requests.get(f"{url}/readyz", timeout=5)
+        answer = requests.get(f"{url}/readyz", timeout=scaled(5))
         return answer.status_code == 200 and answer.json().get("settled", True) is True
     except (requests.RequestException, ValueError):
         return False
@@ -38,7 +39,7 @@ def upload(word: str) -> bytes:
 @pytest.mark.parametrize("name", [stage.name for stage in all_stages()])
 def test_a_restarted_stage_keeps_every_acknowledged_write(name, tmp_path):
     stage = LaunchedStage(name, tmp_path, env={"MONGO_URL": ""})
-    stage.start()
+    stage.start(scaled(START_TIMEOUT))
     try:
         client = Client(stage.url)
         username, password, token = client.new_user("kept")
@@ -60,7 +61,7 @@ def test_a_restarted_stage_keeps_every_acknowledged_write(name, tmp_path):
     finally:
         assert stage.stop() == 0, stage.log_tail()
 
-    stage.start(fresh=False)  # the same data folder, new ports
+    stage.start(scaled(START_TIMEOUT), fresh=False)  # the same data folder, new ports
     try:
         client = Client(stage.url)
         assert eventually(lambda: settled(stage.url), bool, within=SETTLE_WITHIN), stage.log_tail()

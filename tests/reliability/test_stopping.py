@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.acceptance.stage import eventually
+from tests.timing import scaled
 from workshop import config
 from workshop.tools.launcher import kill_survivors, process_tree
 from workshop.tools.runner import STOP_GRACE_SECONDS, free_base_port, is_ready, port_is_free
@@ -72,9 +73,10 @@ def test_repeated_signals_stop_every_process_and_free_every_port(signum, tmp_pat
 
         signal_burst(up, signum)
         try:
-            up.wait(timeout=STOPPED_WITHIN)
+            up.wait(timeout=scaled(STOPPED_WITHIN))
         except subprocess.TimeoutExpired:
-            pytest.fail(f"`workshop up` still runs {STOPPED_WITHIN:.0f} s after {signum.name}")
+            limit = scaled(STOPPED_WITHIN)
+            pytest.fail(f"`workshop up` still runs {limit:.0f} s after {signum.name}")
         left = eventually(lambda: [p for p in tree if alive(p)], lambda ps: not ps, within=15)
         assert not left, f"still running after `workshop up` exited: {left}"
         busy = [p for p in stage.ports(port).values() if not port_is_free(p)]

@@ -17,6 +17,7 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.running import START_WITHIN, SYNCED_STAGES, running_stage
+from tests.timing import scaled
 from workshop.tools.runner import StageRunner
 
 VISIBLE_WITHIN = 60.0
@@ -39,8 +40,8 @@ def front(stage: StageRunner) -> str:
 def token(stage: StageRunner) -> str:
     url, username = front(stage), f"vn_{uuid.uuid4().hex[:10]}"
     body = {"username": username, "password": "correct horse battery"}
-    assert requests.post(f"{url}/api/users", json=body, timeout=10).status_code == 201
-    answer = eventually(lambda: requests.post(f"{url}/api/tokens", json=body, timeout=10),
+    assert requests.post(f"{url}/api/users", json=body, timeout=scaled(10)).status_code == 201
+    answer = eventually(lambda: requests.post(f"{url}/api/tokens", json=body, timeout=scaled(10)),
                         lambda answer: answer.status_code == 200)  # fmt: skip
     return answer.json()["token"]
 
@@ -49,14 +50,14 @@ def import_post(stage: StageRunner, bearer: str, post_id: str, title: str) -> No
     fields = {"id": post_id, "title": title, "subreddit": "python", "created_utc": 1.37e9,
               "score": 1, "ups": 1, "downs": 0, "num_comments": 0}  # fmt: skip
     row = json.dumps(fields)
-    answer = requests.post(f"{front(stage)}/api/ingest", data=row.encode(), timeout=60,
+    answer = requests.post(f"{front(stage)}/api/ingest", data=row.encode(), timeout=scaled(60),
                            headers={"Authorization": f"Bearer {bearer}",
                                     "Content-Type": "application/x-ndjson"})  # fmt: skip
     assert answer.status_code == 202, answer.text
 
 
 def title_of(stage: StageRunner, post_id: str) -> str | None:
-    answer = requests.get(f"{front(stage)}/api/posts/{post_id}", timeout=10)
+    answer = requests.get(f"{front(stage)}/api/posts/{post_id}", timeout=scaled(10))
     return answer.json()["title"] if answer.status_code == 200 else None
 
 
@@ -78,7 +79,7 @@ def test_an_owner_that_lost_its_store_is_heard_again(stage):
     for path in lost:
         path.unlink()
     stage.restart_process(owner)
-    assert stage.wait_ready(START_WITHIN)
+    assert stage.wait_ready(scaled(START_WITHIN))
     # The owner holds less than the log knows of: the stage says it is not settled...
     assert eventually(lambda: settled(stage), lambda s: s is False, within=VISIBLE_WITHIN) is False
     import_post(stage, bearer, post_id, "Third title")
@@ -88,5 +89,5 @@ def test_an_owner_that_lost_its_store_is_heard_again(stage):
 
 
 def settled(stage: StageRunner) -> bool:
-    answer = requests.get(f"{front(stage)}/readyz", timeout=10)
+    answer = requests.get(f"{front(stage)}/readyz", timeout=scaled(10))
     return answer.status_code == 200 and answer.json().get("settled") is True

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import scaled
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 
@@ -35,7 +37,7 @@ def test_bench_without_its_extra_says_how_to_install_it_in_one_line(tmp_path, mi
     out = tmp_path / "results"
     finished = subprocess.run(
         [WORKSHOP, "bench", "01-monolith", "--duration", "1", "--repeat", "1", "--out", str(out)],
-        cwd=ROOT, env=hiding(tmp_path, missing), capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=hiding(tmp_path, missing), capture_output=True, text=True, timeout=scaled(60),
     )  # fmt: skip
     assert finished.returncode != 0
     [line] = finished.stderr.strip().splitlines()  # one line, no traceback
@@ -66,6 +68,6 @@ def test_the_bench_extra_holds_what_bench_imports_and_dev_includes_it():
         assert names <= set(pinned), lock
     # -B: as on a fresh clone, every step make would take.
     make_bench = subprocess.run(["make", "-n", "-B", "bench"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=60).stdout  # fmt: skip
+                                text=True, timeout=scaled(60)).stdout  # fmt: skip
     assert "--require-hashes --no-deps" in make_bench
     assert "-r requirements/bench.txt" in make_bench

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import scaled
 from workshop.tools import doctor
 from workshop.tools.runner import free_base_port
 from workshop.tools.stages import get_stage
@@ -20,7 +21,7 @@ WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 
 def run_doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([WORKSHOP, "doctor", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})  # fmt: skip
+                          timeout=scaled(120), env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def fake_program(folder: Path, name: str, script: str) -> Path:
@@ -168,6 +169,6 @@ def test_make_doctor_checks_the_stage_and_port_it_is_given():
     stage = get_stage("03-services")
     port = free_base_port(len(stage.processes()))
     done = subprocess.run(["make", "doctor", f"STAGE={stage.name}", f"PORT={port}"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=scaled(600))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ports free for 03-services: {port} (web), {port + 100} (users)" in done.stdout

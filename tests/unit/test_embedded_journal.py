@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import scaled
 from workshop import config
 
 # The writes the services make: inserts (generated ObjectIds, datetimes), keyed upserts in
@@ -101,7 +102,7 @@ def write_then_get_killed(run_dir: Path, name: str, writes: str, async_api: bool
     assert process.stdout is not None
     held = process.stdout.readline()
     process.send_signal(signal.SIGKILL)
-    assert process.wait(timeout=10) == -signal.SIGKILL
+    assert process.wait(timeout=scaled(10)) == -signal.SIGKILL
     assert held.strip(), "the writer printed nothing"
     return held
 
@@ -110,7 +111,7 @@ def read_back(run_dir: Path, name: str) -> str:
     """Return what a new process finds in the database when it starts."""
     code = f"NAME = {name!r}\nfrom workshop import db as databases\ndatabases.database(NAME)\n"
     process = child(run_dir, code + DUMP)
-    out, _ = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=scaled(60))
     assert process.returncode == 0
     return out
 
@@ -154,7 +155,7 @@ def test_a_restart_then_a_kill_keeps_both_runs_writes(tmp_path):
 def test_a_clean_stop_compacts_into_the_snapshot(tmp_path):
     code = "NAME = 'clean'\nfrom workshop import db as databases\ndb = databases.database(NAME)\n"
     process = child(tmp_path, code + WRITES + DUMP)
-    held, _ = process.communicate(timeout=60)
+    held, _ = process.communicate(timeout=scaled(60))
     assert process.returncode == 0
     store = tmp_path / "store"
     assert (store / "clean.journal").stat().st_size == 0
@@ -176,10 +177,10 @@ def test_a_process_stopping_cleanly_keeps_the_writes_of_another_sharing_its_data
     worker.stdin.write("go\n")
     worker.stdin.flush()
     assert worker.stdout.readline() == "stored\n"
-    web.communicate("go\n", timeout=60)  # writes its job, stops cleanly: compacts
+    web.communicate("go\n", timeout=scaled(60))  # writes its job, stops cleanly: compacts
     assert web.returncode == 0
     worker.send_signal(signal.SIGKILL)
-    assert worker.wait(timeout=10) == -signal.SIGKILL
+    assert worker.wait(timeout=scaled(10)) == -signal.SIGKILL
     found = json.loads(read_back(tmp_path, "shared"))
     assert found == {"jobs": [{"_id": "j"}], "posts": [{"_id": "w"}]}
 
@@ -219,13 +220,13 @@ def test_a_long_run_folds_its_journal_into_the_snapshot_as_it_grows(tmp_path):
             limit = max(4096, snapshot.stat().st_size if snapshot.exists() else 0)
             return journal_size(tmp_path, "long") <= limit + 200
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + scaled(30)
         while not folded() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert folded(), journal_size(tmp_path, "long")
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        process.wait(timeout=scaled(10))
     assert b"seq" in (tmp_path / "store" / "long.bson").read_bytes()
     found = json.loads(held)
     assert found["counters"] == [{"_id": "log", "seq": {"$numberInt": "400"}}]
@@ -241,7 +242,7 @@ def test_a_fold_that_fails_fails_no_write(tmp_path):
             + DUMP)  # fmt: skip
     env_code = "import logging, sys\nlogging.basicConfig(stream=sys.stdout)\n" + code
     process = child(tmp_path, env_code)
-    out, _ = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=scaled(60))
     assert process.returncode == 0, out
     assert "could not compact" in out and "No space left on device" in out
     held = out[out.index("{") :].splitlines()[0]

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tests.timing import scaled
 from workshop import tracing
 from workshop.config import ROOT
 
@@ -62,7 +63,7 @@ def test_the_worker_serves_metrics_where_workshop_metrics_host_says(host, expect
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=scaled(60),
     )
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout.splitlines()[-1]) == [[8123, expected]]

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from tests.timing import scaled
 from workshop.config import ROOT
 from workshop.tools.cli import main
 from workshop.tools.stages import all_stages
@@ -164,7 +165,7 @@ def test_make_slides_runs_the_marp_command_the_slides_readme_gives() -> None:
     """The deck is built by Marp from npm (no network here): `make slides` and the README
     must name the same command, so following either builds the same file."""
     dry = subprocess.run(["make", "-n", "slides"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, check=True)  # fmt: skip
+                         timeout=scaled(60), check=True)  # fmt: skip
     command = "npx --yes @marp-team/marp-cli@4 slides/workshop.md -o slides/workshop.html"
     # Under `make test`, make prints "Entering directory" lines around what it would run.
     assert [line for line in dry.stdout.splitlines() if "marp-cli" in line] == [command]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.timing import scaled
 from workshop.tools import stages
 from workshop.tools.diff import FileDiff, StageDiff, diff, stage_diff
 
@@ -202,7 +203,7 @@ def test_make_diff_as_the_readme_says() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=scaled(120),
     )
     assert result.returncode == 0, result.stderr
     assert "02-rest-api -> 03-services: " in result.stdout
