@@ -95,6 +95,21 @@ class Upserted:
         return self.new + self.updated + self.unchanged
 
 
+def counted(stored: Iterable[dict[str, Any]], batch: str) -> Upserted:
+    """Say what a batch did to the posts it wrote, from the marks it left on them: stored
+    them first (new), changed them (updated), or found them as they were (unchanged). The
+    marks stay, so a batch written twice (a retried task) is counted the same both times."""
+    new = updated = unchanged = 0
+    for document in stored:
+        if document.get("stored_by") == batch:
+            new += 1
+        elif document.get("changed_by") == batch:
+            updated += 1
+        else:
+            unchanged += 1
+    return Upserted(new=new, updated=updated, unchanged=unchanged)
+
+
 @dataclass(frozen=True)
 class Written:
     """What keyed upserts did: the keys they inserted, the documents matched and modified."""

@@ -1,5 +1,6 @@
 """The ingest service's data: the master copy of every post, and the ingest jobs."""
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,13 +24,17 @@ def setup(database: Database) -> None:
 
 
 def upsert_posts(
-    posts: Iterable[dict[str, Any]], database: Database | None = None
+    posts: Iterable[dict[str, Any]], database: Database | None = None, batch: str | None = None
 ) -> queries.Upserted:
     """Store posts keyed by reddit id; each new or changed one is marked for publishing.
+    Say what storing them did, counted from what the store holds (exact, `batch` done twice).
 
     A post already stored as it is stays unmarked: the others have it, nothing is re-sent.
+    Each post this batch stores or changes keeps its name (`batch`, else a new one), so a
+    batch stored again (a retried task) still counts as new the posts it stored first.
     """
     collection = (database if database is not None else get_db()).posts
+    batch = batch or uuid.uuid4().hex
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
     first = first_version()  # a new post's version (counted from the clock)
     inserted = queries.upsert_each(
@@ -37,7 +42,7 @@ def upsert_posts(
         [
             UpdateOne(
                 {"_id": post_id},
-                created(fields, first),
+                created({**fields, "stored_by": batch}, first),
                 upsert=True,
             )
             for post_id, fields in documents.items()
@@ -49,13 +54,14 @@ def upsert_posts(
     updates = [
         UpdateOne(
             {"_id": post_id, "$or": [{k: {"$ne": v}} for k, v in documents[post_id].items()]},
-            changed(documents[post_id]),
+            changed({**documents[post_id], "changed_by": batch}),
         )
         for post_id in known
     ]
-    updated = queries.upsert_each(collection, updates).modified
+    queries.upsert_each(collection, updates)
     nudge()
-    return queries.Upserted(new=len(inserted), updated=updated, unchanged=len(known) - updated)
+    stored = collection.find({"_id": {"$in": list(documents)}}, {"stored_by": 1, "changed_by": 1})
+    return queries.counted(stored, batch)
 
 
 def outbox(database: Database) -> list[Source]:

@@ -1,6 +1,7 @@
 """The ingest service's data: the master copy of every post (the worker's), and the jobs
 (the web process's)."""
 
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from workshop import config, ingestion
 from workshop.domain.posts import POST_FIELDS, search_terms
 from workshop.domain.topics import assign_topics
 from workshop.messages import POST_UPSERTED, first_version
-from workshop.queries import JOB_COUNTS, Upserted
+from workshop.queries import JOB_COUNTS, Upserted, counted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
@@ -27,12 +28,18 @@ async def setup(database: Any) -> None:
         await upsert_posts(ingestion.sample().posts, database)
 
 
-async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = None) -> Upserted:
+async def upsert_posts(
+    posts: Iterable[dict[str, Any]], database: Any | None = None, batch: str | None = None
+) -> Upserted:
     """Store posts keyed by reddit id; each new or changed one is marked for publishing.
+    Say what storing them did, counted from what the store holds (exact, `batch` done twice).
 
     A post already stored as it is stays unmarked: the others have it, nothing is re-sent.
+    Each post this batch stores or changes keeps its name (`batch`, else a new one), so a
+    batch stored again (a retried task) still counts as new the posts it stored first.
     """
     collection = (database if database is not None else get_db()).posts
+    batch = batch or uuid.uuid4().hex
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
     first = first_version()  # a new post's version (counted from the clock)
     inserted = (
@@ -41,7 +48,7 @@ async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = N
             [
                 UpdateOne(
                     {"_id": post_id},
-                    created(fields, first),
+                    created({**fields, "stored_by": batch}, first),
                     upsert=True,
                 )
                 for post_id, fields in documents.items()
@@ -54,13 +61,14 @@ async def upsert_posts(posts: Iterable[dict[str, Any]], database: Any | None = N
     updates = [
         UpdateOne(
             {"_id": post_id, "$or": [{k: {"$ne": v}} for k, v in documents[post_id].items()]},
-            changed(documents[post_id]),
+            changed({**documents[post_id], "changed_by": batch}),
         )
         for post_id in known
     ]
-    updated = (await queries.upsert_each(collection, updates)).modified
+    await queries.upsert_each(collection, updates)
     nudge()
-    return Upserted(new=len(inserted), updated=updated, unchanged=len(known) - updated)
+    stored = collection.find({"_id": {"$in": list(documents)}}, {"stored_by": 1, "changed_by": 1})
+    return counted(await stored.to_list(), batch)
 
 
 async def retag_topics(database: Any) -> tuple[int, list[str]]:

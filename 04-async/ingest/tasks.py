@@ -153,14 +153,15 @@ class Owner:
         self.relay = Relay("ingest", store.outbox(self.database), Publisher())
         await self.relay.start()
 
-    async def store(self, posts: list[dict[str, Any]]) -> Upserted:
-        """Store posts, and return once the relay has published their changes.
+    async def store(self, posts: list[dict[str, Any]], batch: str) -> Upserted:
+        """Store posts as `batch` (a task's own name: a retry counts exactly), and return
+        once the relay has published their changes.
 
         The embedded store lives in this process: a change still waiting in its outbox dies
         with a killed worker. Flushing here means a task is acknowledged (late) only once its
         posts are in the broker, on their way to sync; a redelivered task stores them again.
         """
-        stored = await store.upsert_posts(posts, self.database)
+        stored = await store.upsert_posts(posts, self.database, batch)
         await self._publish([post["id"] for post in posts])
         return stored
 
@@ -271,11 +272,12 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-@app.task(name="ingest.store_posts", **TASK_OPTIONS)
-def store_posts(job_id: str, posts: list[dict[str, Any]]) -> dict[str, int]:
-    """Store one batch of an upload; return what it did to each post (new, updated, ...)."""
+@app.task(name="ingest.store_posts", bind=True, **TASK_OPTIONS)
+def store_posts(self: Any, job_id: str, posts: list[dict[str, Any]]) -> dict[str, int]:
+    """Store one batch of an upload; return what it did to each post (new, updated, ...),
+    the same however often the task runs (a worker killed after storing, a retry)."""
     current = owner()
-    stored = current.bridge.run(current.store(posts))
+    stored = current.bridge.run(current.store(posts, self.request.id))
     log.info("job %s: stored %d posts", job_id, stored.total)
     return {"new": stored.new, "updated": stored.updated, "unchanged": stored.unchanged}
 
@@ -355,7 +357,7 @@ def _store_in_batches(job_id: str, posts: list[dict[str, Any]]) -> Upserted:
     current, batches = owner(), []
     for start in range(0, len(posts), BATCH_SIZE):
         batch = posts[start : start + BATCH_SIZE]
-        batches.append(current.bridge.run(current.store(batch)))
+        batches.append(current.bridge.run(current.store(batch, f"{job_id}-{start}")))
     log.info("job %s: stored %d posts", job_id, sum(b.total for b in batches))
     return Upserted(
         new=sum(b.new for b in batches),

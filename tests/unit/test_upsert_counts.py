@@ -4,6 +4,7 @@ The counts are bulk_write's own (upserted, modified, matched), which PyMongo rep
 real server and the embedded emulation fills the same way; these tests run on the latter.
 """
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
@@ -77,3 +78,21 @@ def test_03_ingest_marks_only_new_and_changed_posts_for_publishing(database: Dat
     assert changed == Upserted(updated=1, unchanged=1)
     assert pending() == {"bbb2": first["bbb2"] + 1}  # each change adds one
     assert database.posts.find_one({"_id": "bbb2"})["score"] == 50
+
+
+@pytest.mark.parametrize("stage", ["03-services", "04-async"])
+def test_a_batch_stored_again_counts_what_it_did_the_first_time(database: Database, stage) -> None:
+    """A retried task (its worker killed after storing, before its acknowledgement) stores
+    its batch again: the job's counts must still say what the batch did, not 'unchanged'."""
+    store = get_stage(stage).load("ingest.store")
+    handle = databases.async_database(database.name) if stage == "04-async" else database
+
+    def upsert(posts: list[dict], batch: str) -> Upserted:
+        written = store.upsert_posts(posts, handle, batch)
+        return asyncio.run(written) if asyncio.iscoroutine(written) else written
+
+    upsert([post("old1"), post("chg2")], "earlier")  # there before the job
+    batch = [post("old1"), post("chg2", score=77), post("new3"), post("new4")]
+    first, again = upsert(batch, "job-7-0"), upsert(batch, "job-7-0")
+    assert first == again == Upserted(new=2, updated=1, unchanged=1), (first, again)
+    assert upsert(batch, "job-8-0") == Upserted(unchanged=4)  # another batch: all as they are
