@@ -34,13 +34,15 @@ class RunningStage(LaunchedStage):
 
     local = True  # `workshop up` runs it here: its ports, run folder and logs are at hand
 
-    def __init__(self, name: str, log_dir: Path, importers: bool = False) -> None:
+    def __init__(
+        self, name: str, log_dir: Path, importers: bool = False, options: list[str] | None = None
+    ) -> None:
         env = {"REDDIT_URL": "http://127.0.0.1:9"}
         self.importer: tuple[str, str] | None = None
         if importers:
             self.importer = (f"importer_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
             env["WORKSHOP_IMPORTERS"] = self.importer[0]
-        super().__init__(name, log_dir, env=env)
+        super().__init__(name, log_dir, env=env, options=options)
 
     def start(self, timeout: float = START_TIMEOUT, fresh: bool = True) -> None:
         super().start(scaled(timeout), fresh)

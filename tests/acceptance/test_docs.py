@@ -52,6 +52,7 @@ MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ct
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
 MAKE_RUN_TRACE = "tests/acceptance/test_docs.py::test_make_run_with_trace_is_workshop_up_traced"
 KEPT = "tests/acceptance/test_cli.py::test_a_stage_keeps_its_data_until_fresh_or_reset"
+SUPERVISED = "tests/reliability/test_supervision.py::test_a_process_that_exits_is_started_again_unless_told_not_to"  # noqa: E501
 SAMPLE_SIZE = "tests/acceptance/test_cli.py::test_sample_posts_sizes_the_sample_of_an_empty_store"
 KNOB = "tests/unit/test_latency.py::test_the_knob_delays_a_flask_service_and_no_other"
 FANOUT = "tests/integration/test_fanout.py::test_the_home_page_asks_its_services_at_the_same_time"
@@ -107,6 +108,9 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop up 03-services --trace": TRACE,
     "make run STAGE=03-services TRACE=1": MAKE_RUN_TRACE,
     "make run FRESH=1": MAKE_RUN_TRACE,  # its dry run is checked with TRACE's
+    "make run STAGE=03-services NO_RESTART=1": MAKE_RUN_TRACE,  # and this one's too
+    "workshop up 02-rest-api --no-restart": SUPERVISED,
+    "workshop up 04-async --no-restart": SUPERVISED,
     "workshop reset 01-monolith": KEPT,  # the reader's own data: a test's instead
     "workshop up 03-services --fresh": KEPT,
     "workshop reset 03-services": KEPT,
@@ -328,7 +332,9 @@ class DocsStage:
 def docs_stage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocsStage]:
     """A stage of its own: the docs' exercises stop its processes and grow its store by
     thousands of posts, which the rest of the acceptance suite must not inherit."""
-    running = DocsStage(RunningStage(request.param, tmp_path), [])
+    # --no-restart: the exercises stop a process and start it again by hand (their text
+    # says to run the stage so), which `workshop up` would otherwise do for them.
+    running = DocsStage(RunningStage(request.param, tmp_path, options=["--no-restart"]), [])
     running.stage.start()
     try:
         yield running
@@ -439,9 +445,12 @@ def test_make_run_with_trace_is_workshop_up_traced():
     assert dry_run("TRACE=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--trace"]
     assert "--trace" not in dry_run()
     assert "--trace" not in dry_run("TRACE=0")
-    # FRESH=1: the same, starting from an empty data folder.
+    # FRESH=1: the same, starting from an empty data folder; NO_RESTART=1 leaving a
+    # process that exits down.
     assert dry_run("FRESH=1").split()[-5:] == ["up", "03-services", "--port", "8000", "--fresh"]
     assert "--fresh" not in dry_run()
+    assert dry_run("NO_RESTART=1").split()[-1] == "--no-restart"
+    assert "--no-restart" not in dry_run()
 
 
 # --- links and names ----------------------------------------------------------------------

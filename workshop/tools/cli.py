@@ -73,6 +73,8 @@ def list_stages() -> None:
               help="Forget what the stage stored in earlier runs (`workshop reset`).")  # fmt: skip
 @click.option("--trace", "traced", is_flag=True,
               help="Trace requests into .workshop/traces.jsonl (`workshop trace`).")  # fmt: skip
+@click.option("--no-restart", is_flag=True,
+              help="Leave a process that exits down (by default it is started again).")  # fmt: skip
 def up(
     stage_name: str,
     port: int,
@@ -80,6 +82,7 @@ def up(
     sample_posts: int | None,
     fresh: bool,
     traced: bool,
+    no_restart: bool,
 ) -> None:
     """Start every process of STAGE in the foreground; Ctrl-C stops them all.
 
@@ -96,6 +99,7 @@ def up(
         # Every process gets the checked secret, and the data the stage kept.
         data = Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage))
         runner = StageRunner(stage, port, env, data_dir=data, fresh=fresh)
+        runner.restart = not no_restart
     except config.InsecureSecret as error:
         raise click.ClickException(str(error)) from None
 

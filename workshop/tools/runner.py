@@ -1,7 +1,10 @@
 """Run a stage's processes in the foreground, like honcho: prefixed output, clean stop.
 
 Every process gets the same environment (so they share the development secret and know
-each other's addresses) plus its own PORT.
+each other's addresses) plus its own PORT. In the foreground (`workshop up`), a process
+that exits on its own once the stage is ready is started again after a pause that grows
+with each restart, as compose's `restart: unless-stopped` and Kubernetes do; the log says
+so. `workshop up --no-restart` leaves it down (a lab that wants the failure to stay).
 """
 
 import contextlib
@@ -29,6 +32,10 @@ from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# A process that exits is started again after 1 s, then 2, 4, ... at most 30 s; one that
+# stayed up this long starts its count again (it was not crashing in a loop).
+RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STEADY_SECONDS = 60.0
 WATCH_SECONDS = 0.2  # how often the foreground loop looks for a stop request or a dead process
 RUNNING_RECORD = "running.json"
 READY_TIMEOUT_SECONDS = 120
@@ -175,6 +182,14 @@ class StageRunner:
         self.env[config.DATA_DIR_ENV] = str(self.data_dir)
         self.fresh = fresh  # start from an empty data folder
         self._data_lock: int | None = None
+        self.restart = True  # the foreground loop starts a process that exits again
+        # How each process was started (its Procfile line, port, environment), to start
+        # it again; the ones stopped on purpose (stop_process), which stay down.
+        self._specs: dict[str, tuple[str | None, int, dict[str, str] | None]] = {}
+        self._held: set[str] = set()
+        self._restarts: dict[str, int] = {}
+        self._started_at: dict[str, float] = {}
+        self._due: dict[str, float] = {}  # when each exited process starts again
         self.children: dict[str, subprocess.Popen] = {}
         # A plain attribute: a signal handler sets it, and setting it takes no lock.
         self.stop_requested = False
@@ -213,6 +228,8 @@ class StageRunner:
         process: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        self._specs[name] = (process, port, extra_env)
+        self._started_at[name] = time.monotonic()
         command = next(p.command for p in self.stage.processes() if p.name == (process or name))
         env = {**self.env, **(extra_env or {}), "PORT": str(port)}
         child = subprocess.Popen(
@@ -280,7 +297,8 @@ class StageRunner:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def stop_process(self, name: str) -> None:
-        """Stop one process (a demo of a service going down)."""
+        """Stop one process (a demo of a service going down); it stays down."""
+        self._held.add(name)
         child = self.children[name]
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
@@ -291,9 +309,34 @@ class StageRunner:
                 child.wait()
 
     def restart_process(self, name: str) -> None:
-        """Start one stopped process again, on its own port."""
+        """Start one stopped process again, on its own port (and with its own settings)."""
         self.stop_process(name)
-        self._spawn(name, self.stage.ports(self.port)[name])
+        process, port, extra_env = self._specs.get(
+            name, (None, self.stage.ports(self.port)[name], None)
+        )
+        self._held.discard(name)
+        self._spawn(name, port, process=process, extra_env=extra_env)
+
+    def supervise(self, now: float) -> None:
+        """Start again each process that exited on its own, once its pause is over."""
+        for name, child in list(self.children.items()):
+            if child.poll() is None or name in self._held:
+                continue
+            due = self._due.get(name)
+            if due is None:
+                if now - self._started_at.get(name, now) > STEADY_SECONDS:
+                    self._restarts[name] = 0  # it had been up a while: not a crash loop
+                count = self._restarts.get(name, 0)
+                pause = RESTART_BACKOFF[min(count, len(RESTART_BACKOFF) - 1)]
+                self._due[name] = now + pause
+                print(f"workshop: process {name!r} exited ({child.returncode}); starting it "
+                      f"again in {pause:.0f} s (restart {count + 1})", file=sys.stderr)  # fmt: skip
+            elif now >= due:
+                del self._due[name]
+                self._restarts[name] = self._restarts.get(name, 0) + 1
+                process, port, extra_env = self._specs[name]
+                self._spawn(name, port, process=process, extra_env=extra_env)
+                print(f"workshop: process {name!r} started again", file=sys.stderr)
 
     def request_stop(self, *_: object) -> None:
         """Ask the stage to stop: a signal handler, so it only sets a flag."""
@@ -303,8 +346,9 @@ class StageRunner:
         """Run until Ctrl-C/SIGTERM; return the exit status.
 
         A process that dies before the stage is ready stops the stage (something is wrong
-        with the set-up). Once it is ready, a process that dies is reported and the rest
-        keep running, so you can watch the others degrade without it.
+        with the set-up). Once it is ready, a process that dies is reported and started
+        again after a growing pause (see `supervise`), or, with `restart` off, left down
+        while the rest keep running, so you can watch the others degrade without it.
         """
         # The handlers only set a flag, and the main loop looks at it. A handler that took
         # a lock (threading.Event.set) would hang when a second signal arrived while the
@@ -333,11 +377,14 @@ class StageRunner:
             on_ready()
         reported: set[str] = set()
         while not self.stop_requested:
-            for name, child in self.children.items():
-                if child.poll() is not None and name not in reported:
-                    reported.add(name)
-                    print(f"workshop: process {name!r} exited ({child.returncode}); "
-                          "the rest keep running", file=sys.stderr)  # fmt: skip
+            if self.restart:
+                self.supervise(time.monotonic())
+            else:
+                for name, child in self.children.items():
+                    if child.poll() is not None and name not in reported:
+                        reported.add(name)
+                        print(f"workshop: process {name!r} exited ({child.returncode}); "
+                              "the rest keep running (--no-restart)", file=sys.stderr)  # fmt: skip
             time.sleep(WATCH_SECONDS)
         self.stop()
         return 0
