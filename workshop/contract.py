@@ -7,6 +7,7 @@ bad input with the same 4xx error and the same shape: {"error": {"code", "messag
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from workshop import safejson
 from workshop.domain import recommend
@@ -116,6 +117,18 @@ def _int_arg(args: Mapping[str, str], name: str, default: int, low: int, high: i
     if not low <= value <= high:
         raise bad_request(f"{name} must be between {low} and {high}", "invalid_parameter")
     return value
+
+
+def check_query_string(raw: bytes | str) -> None:
+    """Refuse (400) a query string that is not UTF-8 text once its %-escapes are decoded.
+
+    Web frameworks decode it leniently (`?q=%ff%fe` became "%FF%FE" or "\ufffd\ufffd"), so
+    a search echoed and looked for words the client never sent.
+    """
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("the query string is not UTF-8 text", "invalid_parameter") from None
 
 
 def only_params(args: Mapping[str, str], allowed: Collection[str]) -> None:

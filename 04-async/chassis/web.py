@@ -33,8 +33,8 @@ from quart import (
 from werkzeug.exceptions import HTTPException
 
 from workshop import config, ingestion, latency, logins, tokens
-from workshop.contract import ApiError, error_body, parse_json_object
-from workshop.web import STATIC, TEMPLATES
+from workshop.contract import ApiError, check_query_string, error_body, parse_json_object
+from workshop.web import STATIC, TEMPLATES, error_headers
 from workshop.web.policy import (
     SECURITY_HEADERS,
     format_timestamp,
@@ -67,6 +67,7 @@ def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
     if test_config:
         app.config.update(test_config)
     app.before_request(_check_request_line)
+    app.before_request(_check_query_string)
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
@@ -97,6 +98,11 @@ async def _check_request_line() -> None:
     target = len(request.scope.get("raw_path") or b"") + len(request.scope["query_string"]) + 1
     if len(request.method) + target + len(" HTTP/1.1") + 1 > MAX_REQUEST_LINE:
         abort(414)
+
+
+async def _check_query_string() -> None:
+    """Refuse a query string that is not UTF-8 (400), on pages and calls alike."""
+    check_query_string(request.query_string)
 
 
 def is_api_request() -> bool:
@@ -196,13 +202,14 @@ async def _api_error(error: ApiError) -> Any:
 async def _http_error(error: HTTPException) -> Any:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
+    headers = error_headers(error)  # a 405's Allow
     if is_api_request():
         message = error.description if status != 404 else "no such resource"
         if status == 413:
             message = "the body is larger than this call accepts"
-        return jsonify(error_body(code, message)), status
+        return jsonify(error_body(code, message)), status, headers
     page = await render_template("error.html", status=status, message=error.description)
-    return page, status
+    return page, status, headers
 
 
 # --- reading a body: the contract's checks, awaited (workshop/web/bodies.py for Flask) ----

@@ -1,8 +1,12 @@
 """Bad input on every JSON call answers 4xx in the error shape and changes nothing."""
 
+import json
+import uuid
+
 import pytest
 
 from tests.acceptance.stage import assert_error
+from tests.acceptance.test_ingest import finished, new_record, searchable, start
 
 OVERSIZED = b'{"tag": "' + b"x" * (128 * 1024) + b'"}'
 # 5,000 levels in 10 KB: Python's json parser gives up (RecursionError) long before the end.
@@ -137,3 +141,73 @@ def test_a_deeply_nested_ingest_body_answers_400(client, importer):
             "/api/ingest", token=token, data=body, headers={"Content-Type": "application/json"}
         )
         assert_error(answer, 400)
+
+
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("TRACE", "/api/search?q=x", {"GET"}),
+        ("DELETE", "/api/users", {"POST"}),
+        ("PATCH", "/api/me/preferences", {"GET", "PUT"}),
+        ("PUT", "/healthz", {"GET"}),
+        ("DELETE", "/", {"GET"}),  # a page too
+    ],
+)
+def test_a_method_a_path_does_not_take_answers_405_saying_which_it_takes(
+    client, method, path, allowed
+):
+    answer = client.request(method, path)
+    assert answer.status_code == 405, answer.text[:200]
+    said = {name.strip() for name in answer.headers.get("Allow", "").split(",")}
+    assert allowed <= said and method not in said, answer.headers.get("Allow")
+    if path.startswith("/api/"):
+        assert_error(answer, 405)
+
+
+@pytest.mark.parametrize("path", ["/api/search?q=%ff%fe", "/api/search?q=caf%E9", "/search?q=%ff"])
+def test_a_query_string_that_is_not_utf8_answers_400(client, path):
+    answer = client.get(path)
+    assert answer.status_code == 400, answer.text[:200]
+    if path.startswith("/api/"):
+        assert assert_error(answer, 400)["code"] == "invalid_parameter"
+        assert "%FF" not in answer.text and "\ufffd" not in answer.text  # nothing echoed
+
+
+def test_a_lone_surrogate_is_no_text_and_answers_400(client, importer):
+    """JSON may escape half of a UTF-16 pair; encoding it (to hash or store) raised a 500."""
+    username = f"user_{uuid.uuid4().hex[:10]}"
+    body = b'{"username": "%s", "password": "pw-long-enough-\\ud800"}' % username.encode()
+    for path in ("/api/users", "/api/tokens"):
+        answer = client.post(path, data=body, headers={"Content-Type": "application/json"})
+        assert assert_error(answer, 400)["code"] == "malformed_json"
+    post = json.dumps(new_record("surrogate")[1]).replace("surrogate", "surrogate\\udc00")
+    upload = f'{{"kind": "Listing", "data": {{"children": [{{"kind": "t3", "data": {post}}}]}}}}'
+    answer = client.post("/api/ingest", token=importer[2], data=upload.encode(),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    assert_error(answer, 400)
+
+
+def listing(*posts):
+    return {"kind": "Listing", "data": {"children": [{"kind": "t3", "data": p} for p in posts]}}
+
+
+@pytest.mark.parametrize(
+    "bad_row",
+    [
+        {},  # valid by the old document, refused by every stage
+        {"created_utc": 1e300},  # the store holds 8-byte integers: a 500 before
+        {"ups": -1e300},
+        {"created_utc": -1},
+    ],
+    ids=["empty", "huge-time", "huge-ups", "before-1970"],
+)
+def test_a_post_that_is_not_one_is_a_rejected_row_and_alone_a_400(client, importer, bad_row):
+    _, _, token = importer
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    post_id, good = new_record(word)
+    bad = {**new_record(word)[1], **bad_row} if bad_row else {}
+    alone = client.post("/api/ingest", token=token, json=listing(bad))
+    assert assert_error(alone, 400)["code"] == "no_posts"
+    job = finished(client, start(client, token, json=listing(bad, good)))
+    assert (job["state"], job["ingested"], job["rejected"]) == ("done", 1, 1), job
+    searchable(client, word, post_id)

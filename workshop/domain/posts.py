@@ -21,6 +21,10 @@ MAX_TITLE = 300
 MAX_SELFTEXT = 40_000
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 MAX_PERMALINK = 512
+# What a store holds: 8-byte integers.
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+# A post's time is a moment from 1970 to the end of year 9999 (what a page can show).
+LAST_TIMESTAMP = 253_402_300_799
 # A post's path on reddit. Pages link to "https://www.reddit.com" + permalink, so only a
 # path that keeps that host may be stored ("@evil.example/x" would leave reddit).
 REDDIT_PATH = re.compile(
@@ -75,18 +79,27 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
-def _as_int(value: Any, field: str, default: int | None = None) -> int:
+def _as_int(
+    value: Any, field: str, default: int | None = None, low: int = MIN_INT, high: int = MAX_INT
+) -> int:
+    """Return a whole number from a number or its text, refusing one outside [low, high]:
+    a store holds 8-byte integers (1e300 made the insert fail, a 500), and the bounds are
+    checked before the fraction is dropped (-0.5 is below 0)."""
     value = _unwrap(value)
     if value is None or value == "":
         if default is None:
             raise InvalidPost(f"{field} is missing")
-        return default
-    if isinstance(value, bool):
+        number: float = default
+    elif isinstance(value, bool):
         raise InvalidPost(f"{field} must be a number")
-    try:
-        return int(float(value))
-    except (TypeError, ValueError, OverflowError) as error:
-        raise InvalidPost(f"{field} must be a number") from error
+    else:
+        try:
+            number = value if isinstance(value, int) else float(value)  # an int stays exact
+        except (TypeError, ValueError, OverflowError) as error:
+            raise InvalidPost(f"{field} must be a number") from error
+    if not low <= number <= high:  # NaN and infinities too
+        raise InvalidPost(f"{field} must be a number from {low} to {high}")
+    return int(number)
 
 
 def _as_bool(value: Any, field: str) -> bool:
@@ -121,11 +134,11 @@ def _created_utc(value: Any) -> int:
         inner = _unwrap(value["$date"])
         if isinstance(inner, str) and not _NUMBER.fullmatch(inner):
             return _iso_seconds(inner)
-        return _as_int(inner, "created_utc") // 1000
+        return _as_int(inner, "created_utc", low=0, high=LAST_TIMESTAMP * 1000 + 999) // 1000
     value = _unwrap(value)
     if isinstance(value, str) and not _NUMBER.fullmatch(value):
         return _iso_seconds(value)
-    return _as_int(value, "created_utc")
+    return _as_int(value, "created_utc", low=0, high=LAST_TIMESTAMP)
 
 
 def _iso_seconds(value: str) -> int:
@@ -135,7 +148,10 @@ def _iso_seconds(value: str) -> int:
         raise InvalidPost("created_utc must be a timestamp") from error
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # reddit times are UTC, whatever the machine's zone
-    return int(moment.timestamp())
+    seconds = int(moment.timestamp())
+    if not 0 <= seconds <= LAST_TIMESTAMP:
+        raise InvalidPost("created_utc must be a timestamp from 1970 on")
+    return seconds
 
 
 def _reddit_path(value: Any) -> str:

@@ -27,7 +27,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from workshop import config, logins, tokens
-from workshop.contract import ApiError, error_body
+from workshop.contract import ApiError, check_query_string, error_body
 from workshop.web.bodies import BoundedJSONProvider
 from workshop.web.policy import (
     SECURITY_HEADERS,
@@ -63,7 +63,9 @@ def create_flask(import_name: str, test_config: dict | None = None) -> Flask:
 
 
 def init_app(app: Flask) -> None:
-    """Register the user lookup, CSRF check, template helpers and error handlers."""
+    """Register the query check, user lookup, CSRF check, template helpers and error
+    handlers."""
+    app.before_request(_check_query_string)
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
@@ -83,6 +85,11 @@ def init_app(app: Flask) -> None:
 def is_api_request() -> bool:
     """Tell whether the request is for the JSON API (errors answer as JSON there)."""
     return is_api_path(request.path)
+
+
+def _check_query_string() -> None:
+    """Refuse a query string that is not UTF-8 (400), on pages and calls alike."""
+    check_query_string(request.query_string)
 
 
 def _load_user() -> None:
@@ -180,13 +187,21 @@ def _api_error(error: ApiError) -> Any:
 def _http_error(error: HTTPException) -> Any:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
+    headers = error_headers(error)
     if is_api_request():
         message = error.description if status != 404 else "no such resource"
         if status == 413:
             message = "the body is larger than this call accepts"
             _drain_body()
-        return jsonify(error_body(code, message)), status
-    return render_template("error.html", status=status, message=error.description), status
+        return jsonify(error_body(code, message)), status, headers
+    page = render_template("error.html", status=status, message=error.description)
+    return page, status, headers
+
+
+def error_headers(error: HTTPException) -> list[tuple[str, str]]:
+    """Return the headers an HTTP error carries but its own HTML page's type: a 405 says
+    which methods the resource takes (`Allow`, as RFC 9110 requires)."""
+    return [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
 
 
 # Read at most this much of a refused body; a client sending more just gets disconnected.
