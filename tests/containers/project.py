@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -48,15 +49,25 @@ LISTEN_OPTIONS = {"--bind": ("127.0.0.1:$PORT", f"0.0.0.0:{CONTAINER_PORT}"),
                   "--port": ("$PORT", CONTAINER_PORT)}  # fmt: skip
 # The option naming the stage folder a program imports from (gunicorn, uvicorn, celery).
 FOLDER_OPTIONS = ("--chdir", "--app-dir", "--workdir")
-# The registry (stages whose chassis has one): a Redis database of its own, next to the
-# broker's (0) and Celery's results (2).
-REGISTRY_URL = "redis://redis:6379/1"
-# The database a process uses where it is not the one named after its service: 04's ingest
-# web process keeps the jobs (04-async/ingest/__init__.py), its worker owns the posts
-# (04-async/ingest/tasks.py). Both are on the one MongoDB server. None: no database (04's
-# Celery beat only sends tasks).
-DATABASES = {("04-async", "ingest"): "ingest-jobs", ("04-async", "worker"): "ingest",
+# Where the stores are, seen from a container: MongoDB's server and Redis's.
+MONGO_HOST = "mongo:27017"
+REDIS_HOST = "redis:6379"
+# Redis's databases: the messages (and in 04 Celery's tasks), the registry, Celery's results.
+BROKER_DB, REGISTRY_DB, RESULTS_DB = 0, 1, 2
+# The database each process uses (its code names it): in 01 the monolith's `reddit`
+# (01-monolith/front/__init__.py), in 02 the REST API's `restapi` (restapi/settings.py);
+# from 03 on each service's own, named after it, but where listed here: 04's ingest web
+# process keeps the jobs (04-async/ingest/__init__.py), its worker owns the posts
+# (04-async/ingest/tasks.py). None: no database (02's front calls the REST API; 03's and
+# 04's gateways call the services; 04's Celery beat only sends tasks).
+DATABASES = {("01-monolith", "web"): "reddit", ("02-rest-api", "web"): None,
+             ("02-rest-api", "restapi"): "restapi",
+             ("04-async", "ingest"): "ingest-jobs", ("04-async", "worker"): "ingest",
              ("04-async", "beat"): None}  # fmt: skip
+# Stage 04's processes that run Celery (ingest/tasks.py): the ingest web process queues
+# tasks and reads their results, the worker takes them, beat sends them. The celery command
+# takes its broker from BROKER_URL, so their messages and tasks share Redis's user `celery`.
+CELERY = {("04-async", "ingest"), ("04-async", "worker"), ("04-async", "beat")}
 
 
 @functools.cache
@@ -73,11 +84,32 @@ def compose_binary() -> Path:
     return binary
 
 
-def env_file(folder: Path, secret: str | None = TEST_SECRET) -> Path:
-    """Write docker/.env.example with SECRET_KEY set (or left as it is) into folder."""
+def static_password(name: str) -> str:
+    """Return the password the static checks give a *_PASSWORD variable: its own, and one
+    a test can tell apart (MONGO_PASSWORD_USERS: pw-mongo-password-users)."""
+    return "pw-" + name.lower().replace("_", "-")
+
+
+def password_names() -> list[str]:
+    """Return the passwords docker/.env.example names (docker/make-secrets.py fills them)."""
+    text = (DOCKER / ".env.example").read_text()
+    return re.findall(r"(?m)^([A-Z0-9_]*PASSWORD[A-Z0-9_]*)=$", text)
+
+
+def env_file(
+    folder: Path,
+    secret: str | None = TEST_SECRET,
+    passwords: Callable[[str], str | None] = static_password,
+) -> Path:
+    """Write docker/.env.example into folder with SECRET_KEY set (None: left empty) and each
+    password given passwords(name) (None: left empty), as docker/make-secrets.py would."""
     text = (DOCKER / ".env.example").read_text()
     if secret is not None:
         text = re.sub(r"(?m)^SECRET_KEY=.*$", f"SECRET_KEY={secret}", text)
+    for name in password_names():
+        value = passwords(name)
+        if value is not None:
+            text = re.sub(rf"(?m)^{name}=$", f"{name}={value}", text)
     path = folder / ".env"
     path.write_text(text)
     return path
@@ -200,9 +232,57 @@ def registers(stage: Stage, process: Process) -> bool:
 
 
 def database_of(stage: Stage, process: Process) -> str | None:
-    """Return the database a process of a split stage uses (its service's name, by default;
-    None if it uses none)."""
-    return DATABASES.get((stage.name, process.name), service_name(process.name))
+    """Return the database a process uses (DATABASES; by default a service's own, named after
+    it; None if it uses none: a gateway)."""
+    if (stage.name, process.name) in DATABASES:
+        return DATABASES[(stage.name, process.name)]
+    front_door = stage.processes()[0]
+    return None if process == front_door else service_name(process.name)
+
+
+def variable(store: str, user: str) -> str:
+    """Return the docker/.env variable holding a store user's password:
+    ("MONGO", "recommend-v1") -> MONGO_PASSWORD_RECOMMEND_V1."""
+    return f"{store}_PASSWORD_{user.upper().replace('-', '_')}"
+
+
+def mongo_url(database: str, password: str) -> str:
+    """Return the MONGO_URL of a process: its database's own user, who logs in there."""
+    return f"mongodb://{database}:{password}@{MONGO_HOST}/{database}?authSource={database}"
+
+
+def redis_access(stage: Stage, process: Process) -> dict[str, tuple[str, int]]:
+    """Return the Redis URLs a process gets, {variable: (user, database)}: what it uses and
+    nothing else. docker/stores/redis-users.sh gives each user its rights: `broker` the
+    services' messages, `celery` (04's ingest processes) Celery's tasks, results and remote
+    control, `gateway` the registry to read and the failed logins to count, and each
+    service's `registry-<service>` its own registry entries."""
+    if not uses_registry(stage):
+        return {}  # 01 and 02: no Redis
+    if process == stage.processes()[0]:  # the gateway
+        return {"REGISTRY_URL": ("gateway", REGISTRY_DB)}
+    celery = (stage.name, process.name) in CELERY
+    access = {"BROKER_URL": ("celery" if celery else "broker", BROKER_DB)}
+    if celery and database_of(stage, process):  # not beat: it sends tasks only
+        access["CELERY_RESULT_BACKEND"] = ("celery", RESULTS_DB)
+    if registers(stage, process):
+        access["REGISTRY_URL"] = (f"registry-{service_name(process.name)}", REGISTRY_DB)
+    return access
+
+
+def redis_url(user: str, database: int, password: str) -> str:
+    return f"redis://{user}:{password}@{REDIS_HOST}/{database}"
+
+
+def credentials(stage: Stage, process: Process) -> dict[str, str]:
+    """Return the store URLs a process's container gets, with the static checks' passwords."""
+    urls = {}
+    database = database_of(stage, process)
+    if database:
+        urls["MONGO_URL"] = mongo_url(database, static_password(variable("MONGO", database)))
+    for name, (user, number) in redis_access(stage, process).items():
+        urls[name] = redis_url(user, number, static_password(variable("REDIS", user)))
+    return urls
 
 
 def upstream_parameters() -> list[str]:

@@ -19,7 +19,6 @@ from tests.containers.project import (
     DOCKER,
     DOCKERFILES,
     NGINX_DIR,
-    REGISTRY_URL,
     ROOT,
     TEMPLATE,
     TEMPLATE_VARIABLES,
@@ -27,7 +26,7 @@ from tests.containers.project import (
     addresses,
     app_package,
     compose,
-    database_of,
+    credentials,
     declared_profiles,
     env_file,
     everything,
@@ -38,7 +37,6 @@ from tests.containers.project import (
     service_name,
     stage_folder,
     stage_of,
-    uses_registry,
     workshop_up_names,
 )
 from workshop import config
@@ -50,9 +48,6 @@ SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"
 # 127.0.0.1 (the container port, and the docker/.env variable that moves it).
 OBSERVABILITY = "observability"
 UIS = {"jaeger": (16686, "JAEGER_PORT"), "prometheus": (9090, "PROMETHEUS_PORT")}
-# Images whose own entrypoint starts as root only to hand the data folder to their user
-# and step down to it (gosu, su-exec): MongoDB's and Redis's official images.
-STEPS_DOWN = ("mongo:", "redis:")
 BIN = Path(sys.executable).parent
 
 compose_files = pytest.mark.parametrize("compose_file", COMPOSE_FILES, ids=lambda p: p.stem)
@@ -192,7 +187,8 @@ def test_services_register_where_other_containers_reach_them(compose_file, tmp_p
     services = resolved(compose_file, tmp_path)["services"]
     for process in stage.processes():
         environment = services[service_name(process.name)]["environment"]
-        assert environment.get("REGISTRY_URL") == (REGISTRY_URL if uses_registry(stage) else None)
+        wanted = credentials(stage, process).get("REGISTRY_URL")
+        assert environment.get("REGISTRY_URL") == wanted, process.name
         wanted = address(process) if registers(stage, process) else None
         assert environment.get("ADVERTISE_URL") == wanted, process.name
 
@@ -244,29 +240,35 @@ def test_every_service_is_watched_restarted_and_limited(compose_file, tmp_path):
 
 @compose_files
 def test_databases_and_brokers_keep_data_in_named_volumes(compose_file, tmp_path):
+    """Their data in named volumes; besides, only their start scripts, read-only."""
     described = resolved(compose_file, tmp_path)
     stores = {name: s for name, s in described["services"].items()
               if s["image"].startswith(("mongo:", "redis:"))}  # fmt: skip
     assert "mongo" in stores
     for name, service in stores.items():
         volumes = service.get("volumes", [])
-        assert volumes and all(v["type"] == "volume" for v in volumes), name
-        assert {v["source"] for v in volumes} <= set(described.get("volumes", {})), name
+        data = [v for v in volumes if v["target"].startswith("/data")]
+        assert data and all(v["type"] == "volume" for v in data), name
+        assert {v["source"] for v in data} <= set(described.get("volumes", {})), name
+        for mount in volumes:
+            if mount not in data:
+                assert mount["type"] == "bind" and mount.get("read_only"), (name, mount)
+                assert Path(mount["source"]).parent == DOCKER / "stores", (name, mount)
 
 
 @compose_files
-def test_each_service_of_a_split_stage_has_its_own_database(compose_file, tmp_path):
+def test_each_process_has_its_own_database(compose_file, tmp_path):
+    """The one its code names (project.DATABASES), as its own user: MONGO_URL names the
+    database, the user and where the user is defined (authSource), all three the same."""
     services = resolved(compose_file, tmp_path)["services"]
     urls = {name: s["environment"]["MONGO_URL"] for name, s in services.items()
             if "MONGO_URL" in s.get("environment", {})}  # fmt: skip
     assert urls, "no service uses MongoDB"
-    assert all(url.startswith("mongodb://mongo:27017/") for url in urls.values()), urls
-    if len(urls) > 1:  # one database per process: the one its code names (DATABASES)
-        stage = stage_of(compose_file)
-        wanted = {service_name(p.name): f"mongodb://mongo:27017/{database_of(stage, p)}"
-                  for p in stage.processes() if service_name(p.name) in urls}  # fmt: skip
-        assert urls == wanted
-        assert len(set(urls.values())) == len(urls), "two processes share a database"
+    stage = stage_of(compose_file)
+    wanted = {service_name(p.name): credentials(stage, p)["MONGO_URL"]
+              for p in stage.processes() if "MONGO_URL" in credentials(stage, p)}  # fmt: skip
+    assert urls == wanted
+    assert len(set(urls.values())) == len(urls), "two processes share a database"
 
 
 @compose_files
@@ -290,9 +292,11 @@ def test_no_image_runs_as_root(tmp_path):
             if "build" in service:
                 built = ROOT / service["build"]["dockerfile"]
                 assert built in DOCKERFILES, f"{name} builds from {built}"
-            elif not service["image"].startswith(STEPS_DOWN):
-                # An image we neither build nor trust to step down (Jaeger, Prometheus):
-                # its own non-root user is named here, so no other image runs unseen.
+            else:
+                # An image not built here (MongoDB, Redis, Jaeger, Prometheus): its own
+                # non-root user is named here, so none runs as root unseen. (MongoDB's and
+                # Redis's entrypoints would start as root to step down: with no capability
+                # kept they could not, so they start as their user.)
                 assert user.isdigit() and int(user) != 0, f"{name}: name its non-root user"
 
 

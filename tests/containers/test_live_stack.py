@@ -10,9 +10,9 @@ An instructor runs it the week before (docker/README.md):
 The Docker SDK for Python (`docker`) asks the engine (is it there, are the containers
 healthy, is anything left); Compose builds and starts, as a reader does: the images need
 BuildKit (RUN --mount), which the SDK's build API does not speak. A stage runs as a Compose
-project of its own (its own containers, network and volumes, removed after), with its
-nginx on a free port and a secret and importer made for the run; the images keep the tags
-the compose files give them, as `docker compose up --build` would.
+project of its own (its own containers, networks and volumes, removed after), with its
+nginx on a free port and a secret, passwords and importer made for the run; the images keep
+the tags the compose files give them, as `docker compose up --build` would.
 """
 
 import os
@@ -55,7 +55,9 @@ class Project:
         self.name = f"workshop-live-{compose_file.stem}-{uuid.uuid4().hex[:6]}"
         self.port = free_port()
         self.importer = (f"importer_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
-        self.env = env_file(folder, secret=secrets.token_urlsafe(32))
+        # A secret and passwords of the run's own, as docker/make-secrets.py makes them.
+        self.env = env_file(folder, secret=secrets.token_urlsafe(32),
+                            passwords=lambda name: secrets.token_urlsafe(32))  # fmt: skip
         with self.env.open("a") as settings:  # later lines win
             settings.write(f"\nPORT={self.port}\nWORKSHOP_IMPORTERS={self.importer[0]}\n")
 
