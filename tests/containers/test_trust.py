@@ -10,8 +10,8 @@ are on hand:
   rights docker/stores/redis-users.sh sets (the script run with a private redis-server,
   and each process's URLs used by the same client libraries the stages use: what each
   user may do, and what it may not);
-- the networks: each container reaches only what it uses, and only nginx's network and
-  the way out of the process that fetches from reddit leave the host;
+- the networks: each container reaches only what it uses, and only nginx's network, the
+  UIs' and the way out of the process that fetches from reddit leave the host;
 - no container can gain a privilege or keep a capability, and each root file system is
   read-only, with a tmpfs for what the process writes;
 - docker/make-secrets.py gives every secret a value of its own, and compose refuses to
