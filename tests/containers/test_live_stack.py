@@ -30,6 +30,7 @@ from docker.errors import DockerException
 
 from tests.acceptance.stage import IMPORTER_ENV, STAGE_ENV, URL_ENV
 from tests.containers.project import COMPOSE_FILES, ROOT, compose_binary, env_file, free_port
+from tests.timing import scaled
 
 BUILD_SECONDS = 1800
 HEALTHY_WITHIN = 300.0
@@ -40,7 +41,7 @@ SUITE_SECONDS = 3600
 def engine() -> docker.DockerClient:
     """The Docker engine, or skip the module saying why there is none."""
     try:
-        client = docker.from_env(timeout=10)
+        client = docker.from_env(timeout=scaled(10))
         client.ping()
     except DockerException as error:
         pytest.skip(f"no Docker engine answers (docker.from_env().ping(): {error})")
@@ -85,7 +86,7 @@ def health(container) -> str:
 
 def wait_healthy(project: Project, engine: docker.DockerClient) -> list[str]:
     """Wait until every container of the project is healthy; return those that are not."""
-    deadline = time.monotonic() + HEALTHY_WITHIN
+    deadline = time.monotonic() + scaled(HEALTHY_WITHIN)
     while True:
         states = {c.name: health(c) for c in project.containers(engine)}
         unhealthy = [f"{name}: {state}" for name, state in sorted(states.items())
@@ -102,17 +103,19 @@ def running(request, engine, tmp_path) -> Iterator[Project]:
     """A stage built and started from its compose file; torn down, volumes and all, after."""
     project = Project(request.param, tmp_path)
     try:
-        built = project.compose("build", timeout=BUILD_SECONDS)
+        built = project.compose("build", timeout=scaled(BUILD_SECONDS))
         assert built.returncode == 0, f"the images did not build:\n{built.stderr[-4000:]}"
-        started = project.compose("up", "--detach", timeout=HEALTHY_WITHIN)
+        started = project.compose("up", "--detach", timeout=scaled(HEALTHY_WITHIN))
         assert started.returncode == 0, f"compose up failed:\n{started.stderr[-4000:]}"
         unhealthy = wait_healthy(project, engine)
         if unhealthy:
-            logs = project.compose("logs", "--no-color", "--tail", "30", timeout=60).stdout
-            pytest.fail(f"not healthy in {HEALTHY_WITHIN:.0f} s: {unhealthy}\n{logs[-6000:]}")
+            logs = project.compose("logs", "--no-color", "--tail", "30", timeout=scaled(60)).stdout
+            pytest.fail(
+                f"not healthy in {scaled(HEALTHY_WITHIN):.0f} s: {unhealthy}\n{logs[-6000:]}"
+            )
         yield project
     finally:
-        down = project.compose("down", "--volumes", "--remove-orphans", timeout=300)
+        down = project.compose("down", "--volumes", "--remove-orphans", timeout=scaled(300))
         assert down.returncode == 0, down.stderr[-2000:]
         assert not project.containers(engine), f"{project.name} left containers behind"
 
@@ -127,7 +130,7 @@ def test_the_acceptance_suite_passes_through_the_stage_s_nginx(running, engine):
             assert container.image.attrs["Config"]["User"] == "10001:10001", container.name
     suite = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/acceptance", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, timeout=SUITE_SECONDS,
+        cwd=ROOT, capture_output=True, text=True, timeout=scaled(SUITE_SECONDS),
         env={**os.environ, URL_ENV: running.url, STAGE_ENV: running.compose_file.stem,
              IMPORTER_ENV: ":".join(running.importer)},
     )  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.containers.project import Nginx, nginx_path
+from tests.timing import scaled
 
 
 class Recorder(ThreadingHTTPServer):
@@ -75,7 +76,7 @@ def test_nginx_tells_the_app_who_asked_and_keeps_the_request_id(nginx, upstreams
     answer = requests.get(
         f"{nginx.url}/api/search",
         headers={"X-Request-ID": "client-id-1", "X-Forwarded-For": "203.0.113.9"},
-        timeout=10,
+        timeout=scaled(10),
     )
     assert answer.status_code == 200
     assert answer.headers["X-Request-ID"] == "client-id-1"
@@ -90,7 +91,7 @@ def test_nginx_tells_the_app_who_asked_and_keeps_the_request_id(nginx, upstreams
 @pytest.mark.parametrize("sent", [None, "has spaces in it", "x" * 200])
 def test_nginx_makes_a_request_id_when_the_client_sent_none_or_a_bad_one(nginx, upstreams, sent):
     headers = {"X-Request-ID": sent} if sent else {}
-    answer = requests.get(f"{nginx.url}/", headers=headers, timeout=10)
+    answer = requests.get(f"{nginx.url}/", headers=headers, timeout=scaled(10))
     made = answer.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made), made
     (seen,) = [headers for server in upstreams for _, _, headers in server.seen]
@@ -98,7 +99,7 @@ def test_nginx_makes_a_request_id_when_the_client_sent_none_or_a_bad_one(nginx, 
 
 
 def test_answers_take_turns_between_the_instances(nginx, upstreams):
-    answers = [requests.get(f"{nginx.url}/api/tags", timeout=10) for _ in range(4)]
+    answers = [requests.get(f"{nginx.url}/api/tags", timeout=scaled(10)) for _ in range(4)]
     assert {a.headers["X-Upstream"] for a in answers} == {
         f"127.0.0.1:{server.port}" for server in upstreams
     }
@@ -108,11 +109,11 @@ def test_answers_take_turns_between_the_instances(nginx, upstreams):
 def test_a_get_is_retried_on_the_next_instance_and_a_post_never_twice(nginx, upstreams):
     failing, working = upstreams
     failing.status = 503
-    gets = [requests.get(f"{nginx.url}/api/search", timeout=10) for _ in range(4)]
+    gets = [requests.get(f"{nginx.url}/api/search", timeout=scaled(10)) for _ in range(4)]
     assert [a.status_code for a in gets] == [200] * 4
     assert len(working.seen) == 4
 
-    posts = [requests.post(f"{nginx.url}/api/users", json={}, timeout=10) for _ in range(4)]
+    posts = [requests.post(f"{nginx.url}/api/users", json={}, timeout=scaled(10)) for _ in range(4)]
     got = [method for server in upstreams for method, _, _ in server.seen if method == "POST"]
     assert len(got) == 4  # each POST reached one instance, once
     assert sorted(a.status_code for a in posts) == [200, 200, 503, 503]
@@ -122,13 +123,13 @@ def test_the_apps_own_error_passes_unchanged_and_sets_no_instance_aside(nginx, u
     for server in upstreams:
         server.status = 503  # as a gateway answers while a service behind it is down
     for _ in range(6):
-        answer = requests.get(f"{nginx.url}/api/search", timeout=10)
+        answer = requests.get(f"{nginx.url}/api/search", timeout=scaled(10))
         assert answer.status_code == 503
         assert answer.json()["error"]["code"] == "upstream_unavailable", answer.text
     assert sum(len(server.seen) for server in upstreams) == 12  # both tried, every time
 
 
 def test_the_gateways_metrics_are_not_served_to_the_world(nginx, upstreams):
-    answer = requests.get(f"{nginx.url}/metrics", timeout=10)
+    answer = requests.get(f"{nginx.url}/metrics", timeout=scaled(10))
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
     assert not any(path == "/metrics" for server in upstreams for _, path, _ in server.seen)

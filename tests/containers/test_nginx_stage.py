@@ -14,6 +14,8 @@ import requests
 
 from tests.acceptance.stage import Client, assert_error, eventually
 from tests.containers.project import ROOT, Nginx, free_port, nginx_path
+from tests.running import START_WITHIN
+from tests.timing import scaled
 from workshop import config
 from workshop.tools.runner import StageRunner, free_base_port, is_ready
 from workshop.tools.stages import get_stage
@@ -34,11 +36,11 @@ def stage() -> Iterator[tuple[StageRunner, int]]:
     )
     runner.start()
     try:
-        if not runner.wait_ready():
+        if not runner.wait_ready(scaled(START_WITHIN)):
             pytest.fail(f"03-services did not become ready ({runner.failed() or 'timeout'})")
         second = free_port()
         runner.start_extra("web-2", "web", second, {})
-        deadline = time.monotonic() + SECOND_GATEWAY_READY_SECONDS
+        deadline = time.monotonic() + scaled(SECOND_GATEWAY_READY_SECONDS)
         while not is_ready(f"http://127.0.0.1:{second}"):
             assert time.monotonic() < deadline, "the second gateway did not become ready"
             time.sleep(0.2)
@@ -83,12 +85,12 @@ def test_static_files_come_from_nginx_itself(client, stage):
     assert answer.status_code == 200 and answer.content == STATIC.read_bytes()
     assert "X-Upstream" not in answer.headers  # no gateway was asked
     assert answer.headers["Content-Type"].startswith("text/css")
-    flask = requests.get(f"http://127.0.0.1:{runner.port}/static/style.css", timeout=10)
+    flask = requests.get(f"http://127.0.0.1:{runner.port}/static/style.css", timeout=scaled(10))
     assert flask.content == answer.content  # the very files the app serves
 
 
 def test_a_body_above_the_limit_is_refused_before_it_is_sent(nginx):
-    connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=scaled(10))
     connection.putrequest("POST", "/api/ingest")
     connection.putheader("Content-Type", "application/x-ndjson")
     connection.putheader("Content-Length", str(config.MAX_INGEST_BYTES + 1))
@@ -151,7 +153,7 @@ def test_gateways_going_away_fail_no_get_then_get_a_clean_503(client, stage, ngi
         eventually(lambda: len(answers), lambda count: count >= stopped_at + 10, within=30)
     finally:
         done.set()
-        asking.join(timeout=30)
+        asking.join(timeout=scaled(30))
     assert len(answers) >= stopped_at + 10
     assert set(answers) == {200}, answers
     left = client.get("/api/search", params={"q": "flask"})

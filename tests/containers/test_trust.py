@@ -55,6 +55,7 @@ from tests.containers.project import (
     static_password,
     variable,
 )
+from tests.timing import scaled
 from workshop import broker, config, logins
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
@@ -124,7 +125,7 @@ def mongo_users(environment: dict[str, str]) -> list[dict[str, Any]]:
     """  # noqa: E501
     answer = subprocess.run([node, "-e", harness, str(MONGO_USERS)], capture_output=True,
                             text=True, env={"PATH": os.environ["PATH"], **environment},
-                            timeout=60)  # fmt: skip
+                            timeout=scaled(60))  # fmt: skip
     if answer.returncode != 0:
         raise AssertionError(f"mongo-users.js failed:\n{answer.stderr}")
     return json.loads(answer.stdout)
@@ -217,7 +218,7 @@ class PrivateRedis:
                 arguments, stdout=log, stderr=subprocess.STDOUT,
                 env={"PATH": path, "TMPDIR": str(folder), **environment},
             )  # fmt: skip
-        deadline = time.monotonic() + REDIS_START_SECONDS
+        deadline = time.monotonic() + scaled(REDIS_START_SECONDS)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"redis-users.sh stopped:\n{self.log.read_text()}")
@@ -237,7 +238,7 @@ class PrivateRedis:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=scaled(10))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -399,11 +400,11 @@ def test_celery_s_user_runs_tasks_remote_control_and_results(stage_redis, monkey
         assert round_trip(url, name) == [{"from": name}], name  # the worker's relay, ingest's
         app = Celery("check", broker=url, backend=server.here(results) if results else None)
         app.send_task("ingest.check", queue="ingest-jobs")
-        assert app.control.ping(timeout=0.5) == []  # no worker here: nobody answers
+        assert app.control.ping(timeout=scaled(0.5)) == []  # no worker here: nobody answers
         if results:  # the worker stores, the ingest web process reads
             task = uuid.uuid4().hex
             app.backend.store_result(task, {"new": 1}, "SUCCESS")
-            assert app.AsyncResult(task).get(timeout=5) == {"new": 1}, name
+            assert app.AsyncResult(task).get(timeout=scaled(5)) == {"new": 1}, name
 
 
 def test_nobody_administers_the_server(stage_redis):
@@ -567,7 +568,7 @@ def test_make_secrets_gives_every_secret_its_own_value_and_keeps_what_is_set(tmp
     settings.write_text(settings.read_text().replace("MONGO_PASSWORD_TAG=\n",
                                                      "MONGO_PASSWORD_TAG=mine_own\n"))  # fmt: skip
     done = subprocess.run([sys.executable, str(MAKE_SECRETS), str(settings)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+                          capture_output=True, text=True, timeout=scaled(60))  # fmt: skip
     assert done.returncode == 0, done.stderr
     values = dict(re.findall(r"(?m)^([A-Z0-9_]+)=(.*)$", settings.read_text()))
     secrets = ["SECRET_KEY", *password_names()]
@@ -580,7 +581,7 @@ def test_make_secrets_gives_every_secret_its_own_value_and_keeps_what_is_set(tmp
     assert stat.S_IMODE(settings.stat().st_mode) == 0o600
     assert values["SECRET_KEY"] not in done.stdout + done.stderr
     again = subprocess.run([sys.executable, str(MAKE_SECRETS), str(settings)],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+                           capture_output=True, text=True, timeout=scaled(60))  # fmt: skip
     assert (
         again.returncode == 0
         and dict(re.findall(r"(?m)^([A-Z0-9_]+)=(.*)$", settings.read_text())) == values
@@ -596,13 +597,13 @@ def test_make_secrets_adds_the_passwords_to_a_kubernetes_secret_file(tmp_path):
     secret_env = tmp_path / "secret.env"
     secret_env.write_text("SECRET_KEY=kept-as-it-is\n")
     subprocess.run([sys.executable, str(MAKE_SECRETS), str(secret_env)], check=True,
-                   capture_output=True, timeout=60)  # fmt: skip
+                   capture_output=True, timeout=scaled(60))  # fmt: skip
     values = dict(re.findall(r"(?m)^([A-Z0-9_]+)=(.*)$", secret_env.read_text()))
     assert values["SECRET_KEY"] == "kept-as-it-is"
     assert set(values) == {"SECRET_KEY", *password_names()}
     fresh = tmp_path / "fresh.env"
     subprocess.run([sys.executable, str(MAKE_SECRETS), str(fresh)], check=True,
-                   capture_output=True, timeout=60)  # fmt: skip
+                   capture_output=True, timeout=scaled(60))  # fmt: skip
     assert set(re.findall(r"(?m)^([A-Z0-9_]+)=", fresh.read_text())) == set(values)
 
 
