@@ -10,10 +10,10 @@ from flask import Flask, current_app, g, request
 from purgatory.domain.model import OpenedState
 from werkzeug.datastructures import MultiDict
 
-from gateway.upstreams import NoInstance, Upstreams
+from gateway.upstreams import NoInstance, Starting, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
-from workshop.instances import listed, readiness
+from workshop.instances import health, listed, readiness, takes_calls
 from workshop.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
@@ -79,21 +79,68 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
     attempts = READ_ATTEMPTS if method == "GET" else 1
     breaker = upstreams().breaker(service)
     for attempt in range(attempts):
+        address = None
         try:
             with breaker:
-                address = upstreams().address(service)
+                # Starting (503) if no instance takes calls yet; the breaker lets it pass.
+                address = admitted_address(service)
                 answer = current_app.extensions["http"].request(
                     method, address + path, headers=headers, **kwargs
                 )
                 if answer.status_code >= 500 and answer.status_code != 503:
                     raise UpstreamUnavailable(service)  # counts against the breaker
                 return answer
-        except (requests.RequestException, NoInstance, OpenedState, UpstreamUnavailable):
+        except (requests.RequestException, NoInstance, OpenedState, UpstreamUnavailable) as error:
+            if address and isinstance(error, requests.ConnectionError):
+                upstreams().admissions.forget(address)  # nobody there: ask it first next time
             if attempt + 1 == attempts:
                 break
             time.sleep(RETRY_PAUSE)
     current_app.extensions["metrics"].upstream_error(service)
     raise UpstreamUnavailable(service)
+
+
+def admitted_address(service: str) -> str:
+    """Return the address of an instance that takes calls, taking turns: one still loading
+    is passed over for the next; raise Starting when every one is."""
+    passed: set[str] = set()
+    while True:
+        address = upstreams().address(service)
+        if address in passed:
+            raise Starting(service)
+        try:
+            admit(service, address)
+            return address
+        except Starting:
+            passed.add(address)
+
+
+def admit(service: str, address: str) -> None:
+    """Let a call go to an instance only once its /readyz has said it takes calls (its
+    start-up data is in): ask it first, again at most every Admissions.RECHECK_SECONDS
+    while it is loading, and raise Starting meanwhile (and while one that never took calls
+    does not answer in time: its port takes connections, its worker is not up yet). No
+    connection, or no answer from one that took calls before, raises as a call would."""
+    admissions = upstreams().admissions
+    if admissions.admitted(address):
+        return
+    if admissions.due(address):
+        try:
+            answer = current_app.extensions["http"].get(
+                address + "/readyz", headers=logs.passed_on(), timeout=(PING_CONNECT, PING_SECONDS)
+            )
+        except requests.Timeout:
+            if admissions.served(address):
+                raise  # it took calls before and does not answer now: down
+            admissions.record(address, False)  # it never has: booting, or busy loading
+            raise Starting(service) from None
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        admissions.record(address, takes_calls(health(answer.status_code), body))
+    if not admissions.admitted(address):
+        raise Starting(service)
 
 
 def sample_upstreams(metrics: Metrics) -> None:
@@ -147,10 +194,20 @@ def ping(service: str) -> dict[str, Any]:
     call (the registry's, else the one address) asked at once, each with its own answer."""
     instances = upstreams().instances(service)
     session, headers = current_app.extensions["http"], logs.passed_on()
-    checked = current_app.extensions["pings"].map(
-        lambda instance: ping_instance(session, instance, headers), instances
-    )
-    return readiness(list(checked))
+    pings = current_app.extensions["pings"]
+    checked = list(pings.map(lambda instance: ping_instance(session, instance, headers), instances))
+    admit_checked(checked)
+    return readiness(checked)
+
+
+def admit_checked(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Note what each instance's /readyz said: calls go only to those that take calls (one
+    that did not answer in time is left as it was: slow is not starting)."""
+    for instance, body in checked:
+        if instance["status"] != health(None):
+            upstreams().admissions.record(
+                instance["address"], takes_calls(instance["status"], body)
+            )
 
 
 def ping_instance(

@@ -4,6 +4,10 @@ Addresses come from the registry (REGISTRY_URL: Redis keys kept alive by heartbe
 without one, from the environment `workshop up` sets (SEARCH_URL, ...). Each upstream has a
 circuit breaker: after BREAKER_THRESHOLD failures in a row the gateway stops calling it for
 BREAKER_TTL seconds and answers at once, so one slow service cannot tie up every thread.
+
+An instance gets calls only once its /readyz has said its start-up data is in (the
+registry lists only such instances; the addresses from the environment are asked): until
+then a call answers 503 `service_starting` rather than half the answer.
 """
 
 import itertools
@@ -15,6 +19,8 @@ from purgatory import SyncCircuitBreakerFactory
 
 from chassis.registry import Registry, registry_url
 from workshop import config
+from workshop.contract import ApiError
+from workshop.instances import Admissions
 
 SERVICES = ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2")
 BREAKER_THRESHOLD = 5
@@ -23,6 +29,17 @@ BREAKER_TTL = 5.0
 
 class NoInstance(LookupError):
     """No live instance of a service is known."""
+
+
+class Starting(ApiError):
+    """The instance a call would go to still loads its start-up data (its /readyz says so).
+
+    Not a failure the circuit breaker counts, as a service's own 503 is not: it is there.
+    """
+
+    def __init__(self, service: str) -> None:
+        message = f"the {service} service is starting: try again in a moment"
+        super().__init__(503, "service_starting", message, {"Retry-After": "1"})
 
 
 class Upstreams:
@@ -34,8 +51,9 @@ class Upstreams:
         url = registry_url()
         self.registry = Registry(url) if url else None
         self.breakers = SyncCircuitBreakerFactory(
-            default_threshold=BREAKER_THRESHOLD, default_ttl=BREAKER_TTL
+            default_threshold=BREAKER_THRESHOLD, default_ttl=BREAKER_TTL, exclude=[Starting]
         )
+        self.admissions = Admissions()
         self._turns: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -62,6 +80,8 @@ class Upstreams:
             if service not in self.static:
                 raise NoInstance(service)
             return self.static[service]
+        # One that said just now it is still loading waits its turn, if others can answer.
+        instances = [a for a in instances if not self.admissions.loading(a)] or instances
         with self._lock:
             key = (service, tuple(instances))
             if key not in self._turns:

@@ -176,10 +176,6 @@ def create_service(
 
 async def start_workers(service: Service, runtime: Runtime) -> None:
     """Start the relay and the consumer, tell sync what we take, and join the registry."""
-    url, address = registry_url(), advertise_url()
-    if url and address:
-        runtime.heartbeat = Heartbeat(url, service.name, address, ready=runtime.bootstrapped)
-        await runtime.heartbeat.start()
     if runtime.relay:
         await runtime.relay.start()
     if runtime.consumer:
@@ -193,6 +189,12 @@ async def start_workers(service: Service, runtime: Runtime) -> None:
                 runtime.consumer.queue_name, list(service.subscribes), runtime, replay=empty
             )
             runtime.declarer = asyncio.create_task(declaring, name="declarer")
+    # Last: an instance that starts empty knows it by now, so it registers only once its
+    # replay is in (its first heartbeat came before, and the gateway sent it calls).
+    url, address = registry_url(), advertise_url()
+    if url and address:
+        runtime.heartbeat = Heartbeat(url, service.name, address, ready=runtime.bootstrapped)
+        await runtime.heartbeat.start()
 
 
 async def declare_periodically(

@@ -16,10 +16,10 @@ from purgatory.domain.model import OpenedState
 from quart import Quart, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
-from gateway.upstreams import NoInstance, Upstreams
+from gateway.upstreams import NoInstance, Starting, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
-from workshop.instances import listed, readiness
+from workshop.instances import health, listed, readiness, takes_calls
 from workshop.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
@@ -108,9 +108,11 @@ async def call(
     attempts = READ_ATTEMPTS if method == "GET" else 1
     breaker = await upstreams().breaker(service)
     for attempt in range(attempts):
+        address = None
         try:
             async with breaker:
-                address = await upstreams().address(service)
+                # Starting (503) if no instance takes calls yet; the breaker lets it pass.
+                address = await admitted_address(service)
                 left = aiohttp.ClientTimeout(
                     total=deadline - time.monotonic(), sock_connect=timeout.sock_connect
                 )
@@ -125,12 +127,58 @@ async def call(
                 return answer
         except OpenedState:
             break  # no try would reach the service until the breaker lets one through
-        except (aiohttp.ClientError, TimeoutError, NoInstance, UpstreamUnavailable):
+        except (aiohttp.ClientError, TimeoutError, NoInstance, UpstreamUnavailable) as error:
+            if address and isinstance(error, aiohttp.ClientConnectionError):
+                upstreams().admissions.forget(address)  # nobody there: ask it first next time
             if attempt + 1 == attempts or deadline - time.monotonic() <= 2 * RETRY_PAUSE:
                 break
             await asyncio.sleep(RETRY_PAUSE)
     current_app.extensions["metrics"].upstream_error(service)
     raise UpstreamUnavailable(service)
+
+
+async def admitted_address(service: str) -> str:
+    """Return the address of an instance that takes calls, taking turns: one still loading
+    is passed over for the next; raise Starting when every one is."""
+    passed: set[str] = set()
+    while True:
+        address = await upstreams().address(service)
+        if address in passed:
+            raise Starting(service)
+        try:
+            await admit(service, address)
+            return address
+        except Starting:
+            passed.add(address)
+
+
+async def admit(service: str, address: str) -> None:
+    """Let a call go to an instance only once its /readyz has said it takes calls (its
+    start-up data is in): ask it first, again at most every Admissions.RECHECK_SECONDS
+    while it is loading, and raise Starting meanwhile (and while one that never took calls
+    does not answer in time: its port takes connections, its worker is not up yet). No
+    connection, or no answer from one that took calls before, raises as a call would."""
+    admissions = upstreams().admissions
+    if admissions.admitted(address):
+        return
+    if admissions.due(address):
+        timeout = aiohttp.ClientTimeout(total=PING_SECONDS, sock_connect=PING_CONNECT)
+        try:
+            async with http().get(address + "/readyz", headers=logs.passed_on(),
+                                  timeout=timeout) as answer:  # fmt: skip
+                text = await answer.text()
+        except TimeoutError:
+            if admissions.served(address):
+                raise  # it took calls before and does not answer now: down
+            admissions.record(address, False)  # it never has: booting, or busy loading
+            raise Starting(service) from None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        admissions.record(address, takes_calls(health(answer.status), body))
+    if not admissions.admitted(address):
+        raise Starting(service)
 
 
 async def sample_upstreams(metrics: Metrics) -> None:
@@ -193,10 +241,21 @@ async def ping(service: str) -> dict[str, Any]:
     call (the registry's, else the one address) asked at once, each with its own answer."""
     instances = await upstreams().instances(service)
     session, headers = http(), logs.passed_on()
-    checked = await asyncio.gather(
-        *(ping_instance(session, instance, headers) for instance in instances)
+    checked = list(
+        await asyncio.gather(*(ping_instance(session, instance, headers) for instance in instances))
     )
-    return readiness(list(checked))
+    admit_checked(checked)
+    return readiness(checked)
+
+
+def admit_checked(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Note what each instance's /readyz said: calls go only to those that take calls (one
+    that did not answer in time is left as it was: slow is not starting)."""
+    for instance, body in checked:
+        if instance["status"] != health(None):
+            upstreams().admissions.record(
+                instance["address"], takes_calls(instance["status"], body)
+            )
 
 
 async def ping_instance(

@@ -317,6 +317,52 @@ def test_the_gateway_is_not_ready_until_every_service_is(services):
     assert body["settled"] is False
 
 
+LOADING = {"status": "degraded", "dependencies": {"bootstrap": {"ok": False, "replayed": 10}}}
+NO_RESULTS = {"query": "x", "page": 1, "per_page": 20, "total": 0, "items": []}
+
+
+def test_a_service_still_loading_gets_no_call_and_the_answer_says_it_is_starting(services):
+    search = services["search"]
+    search.answer("GET", "/readyz", 503, LOADING)  # its replay is not in: it would say 0
+    search.answer("GET", "/api/search", 200, NO_RESULTS)
+
+    async def scenario() -> dict[str, Any]:
+        async with gateway() as client:
+            api, page = await client.get("/api/search?q=x"), await client.get("/search?q=x")
+            seen = {"api": api, "body": await api.get_json(), "page": page,
+                    "text": await text(page),
+                    "calls_while_loading": search.calls[("GET", "/api/search")]}  # fmt: skip
+            search.answer("GET", "/readyz", 200, READY)  # the replay is in
+            deadline = time.monotonic() + scaled(5)
+            while (answer := await client.get("/api/search?q=x")).status_code != 200:
+                assert time.monotonic() < deadline, await answer.get_json()
+                await asyncio.sleep(0.05)
+            return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["calls_while_loading"] == 0
+    assert seen["api"].status_code == 503 and seen["body"]["error"]["code"] == "service_starting"
+    assert seen["api"].headers["Retry-After"] == "1"
+    assert seen["page"].status_code == 503 and "The search service is starting" in seen["text"]
+    assert search.calls[("GET", "/api/search")] == 1
+
+
+def test_a_service_whose_broker_is_down_still_gets_calls(services):
+    # Every service's /readyz says 503 while the broker is down: its reads are still right.
+    outage = {
+        "status": "degraded",
+        "dependencies": {"broker": {"ok": False}, "bootstrap": {"ok": True}},
+    }
+    services["search"].answer("GET", "/readyz", 503, outage)
+    services["search"].answer("GET", "/api/search", 200, NO_RESULTS)
+
+    async def scenario() -> Any:
+        async with gateway() as client:
+            return await client.get("/api/search?q=x")
+
+    assert asyncio.run(scenario()).status_code == 200
+
+
 # --- partial pages ------------------------------------------------------------------------
 
 
@@ -442,12 +488,13 @@ def test_a_services_own_errors_pass_through_unchanged_and_never_retried(services
 
 
 def test_a_retry_fits_in_the_calls_deadline(services, monkeypatch):
-    services["tag"].delay = scaled(2.0)  # it would answer long after the call's deadline
     short = aiohttp.ClientTimeout(total=0.3, sock_connect=0.5)
     monkeypatch.setattr(ASYNC_STAGE.load("gateway.client"), "TIMEOUT", short)
 
     async def scenario() -> tuple[Any, float]:
         async with gateway() as client:
+            await client.get("/readyz")  # tag said it is ready: calls go to it from now on
+            services["tag"].delay = scaled(2.0)  # it would answer long after the deadline
             return await timed(client.get("/api/tags"))
 
     response, elapsed = asyncio.run(scenario())
@@ -558,6 +605,43 @@ def test_the_gateway_takes_turns_over_the_instances_in_the_registry(
     assert sorted(served_by) == sorted([f"search@{services['search'].port}",
                                         f"search@{second.port}"] * 2)  # fmt: skip
     assert served_by[0] != served_by[1]
+
+
+def test_an_instance_in_the_registry_that_is_still_loading_is_passed_over(
+    services, loopback, registry_url, monkeypatch
+):
+    registry = ASYNC_STAGE.load("chassis.registry")
+    loading = FakeService(loopback, "search").start()
+    loading.answer("GET", "/readyz", 503, LOADING)  # registered, yet its replay is not in
+    loading.answer("GET", f"/api/posts/{POST_ID}", 200, POST)
+    monkeypatch.setenv("REGISTRY_URL", registry_url)
+    monkeypatch.delenv("SEARCH_URL")
+
+    async def scenario() -> list[tuple[int, str]]:
+        beats = [registry.Heartbeat(registry_url, "search", fake.url)
+                 for fake in (services["search"], loading)]  # fmt: skip
+        for beat in beats:
+            await beat.start()
+        try:
+            lookup = registry.Registry(registry_url)
+            for _ in range(50):  # the first beats land within moments
+                if len(await lookup.instances("search")) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            await lookup.close()
+            async with gateway() as client:
+                answers = [await client.get(f"/api/posts/{POST_ID}") for _ in range(4)]
+                return [(a.status_code, a.headers["X-Served-By"]) for a in answers]
+        finally:
+            for beat in beats:
+                await beat.stop()
+
+    try:
+        served = asyncio.run(scenario())
+    finally:
+        loading.stop()
+    assert served == [(200, f"search@{services['search'].port}")] * 4
+    assert loading.calls[("GET", f"/api/posts/{POST_ID}")] == 0
 
 
 def test_a_stopped_heartbeat_leaves_the_registry_at_once(registry_url):
