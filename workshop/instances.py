@@ -73,13 +73,19 @@ def listed(
 
 def readiness(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     """Return a service's readiness from its instances': ok when one is ready, the backlog
-    all of theirs, a start-up still loading if one is (its `bootstrap`), and the list."""
+    all of theirs, what fails when none is (`failing`: the checks their /readyz names, as
+    `worker` or `broker`), a start-up still loading if one is (its `bootstrap`), and the
+    list."""
     instances = [instance for instance, _ in checked]
     dependencies = [body.get("dependencies") or {} for _, body in checked]
     state: dict[str, Any] = {
         "ok": any(instance["status"] == "ready" for instance in instances),
         "backlog": sum((d.get("backlog") or {}).get("waiting", 0) for d in dependencies),
     }
+    if not state["ok"]:
+        state["failing"] = sorted({name for depends in dependencies
+                                   for name, check in depends.items()
+                                   if isinstance(check, dict) and not check.get("ok")})  # fmt: skip
     for depends in dependencies:
         if not depends.get("bootstrap", {"ok": True}).get("ok"):
             state["bootstrap"] = depends["bootstrap"]  # still loading its start-up data

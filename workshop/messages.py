@@ -5,6 +5,7 @@ stage that has messages; how a stage sends and takes them is its own (its chassi
 """
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,28 @@ CAUGHT_UP = "subscription.caught_up"  # sync, to a new subscriber: the log so fa
 # Stage 04: sync's replay as a Celery task, which asks sync and waits for its answer.
 REPLAY_REQUESTED = "replay.requested"  # the task, to sync: re-send a subscriber the log
 REPLAY_DONE = "replay.done"  # sync, to the task's own queue: how many changes it sent
+# Sync, to an owner's relay: your digest of a type differs from the log's (the broker lost
+# changes on their way, or the log lost them): publish every entity of it again.
+OUTBOX_RESEND = "outbox.resend"
 MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
+# What a digest's checksum is taken modulo: the sum of every entity's version, kept small.
+DIGEST_MODULUS = 2**61 - 1
+
+
+def digest(versions: Iterable[int]) -> list[int]:
+    """Return the digest of a type's entities by their current versions: how many there
+    are, and their versions' sum (modulo DIGEST_MODULUS). An owner announces it, sync keeps
+    the same of its log; equal, the log has every entity at its current version."""
+    count = checksum = 0
+    for version in versions:
+        count += 1
+        checksum = (checksum + version) % DIGEST_MODULUS
+    return [count, checksum]
+
+
+def resend_queue(owner: str) -> str:
+    """Return the queue where an owner's relay hears sync ask it to publish a type again."""
+    return f"{owner}-outbox"
 
 
 def first_version() -> int:

@@ -1,10 +1,10 @@
 """What every stage-04 service shares, so each service's folder holds only its verb.
 
 A service is a small Quart app with: its own database (named after the service), the
-contract's error shapes, /healthz and /readyz (store, broker, backlog and, for a
-subscriber, bootstrap), a consumer for the message types it subscribes to, and an outbox
-relay for the data it owns. Handlers and routes are the service's own; this module only
-wires them.
+contract's error shapes, /healthz and /readyz (store, broker, backlog, for a subscriber
+bootstrap, and what else the service names: ingest its worker), a consumer for the
+message types it subscribes to, and an outbox relay for the data it owns. Handlers and
+routes are the service's own; this module only wires them.
 
 Ready means "answers right": a subscriber that starts empty answers /readyz 503 until the
 replay it asked for is applied (its bootstrap). After that a backlog is normal traffic:
@@ -63,6 +63,9 @@ class Service:
     waiting: Callable[[Any], Awaitable[int]] | None = None
     # lag(database): how many changes each subscriber is behind (sync), for /metrics.
     lag: Callable[[Any], Awaitable[dict[str, int]]] | None = None
+    # More of what /readyz checks, by name: a process the service needs besides its store
+    # and the broker (ingest: its Celery worker).
+    checks: dict[str, web.Check] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,7 +134,7 @@ def create_service(
     runtime = Runtime(None, Publisher(), waiting=service.waiting)
     app.extensions["service"] = runtime
     app.register_blueprint(service.blueprint)
-    checks = _checks(runtime, bool(service.subscribes))
+    checks = _checks(runtime, bool(service.subscribes)) | service.checks
     app.register_blueprint(web.health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     metrics.init_quart(app, service.name, functools.partial(_sample, service, runtime))

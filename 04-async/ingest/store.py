@@ -1,6 +1,7 @@
 """The ingest service's data: the master copy of every post (the worker's), and the jobs
 (the web process's)."""
 
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -102,13 +103,34 @@ def outbox(database: Any) -> list[Source]:
 
 
 async def create_job(
-    job_id: str, description: str, tasks: list[str], rejected: int, error: str | None = None
+    job_id: str,
+    description: str,
+    tasks: dict[str, tuple[str, list[Any]]],
+    rejected: int,
+    error: str | None = None,
 ) -> None:
-    """Record a job: the tasks doing its work, and the rows its request already rejected."""
+    """Record a job: the tasks doing its work (each task's id, name and arguments, kept
+    until the job is over, so a task the broker lost can be sent again), and the rows its
+    request already rejected."""
     await get_db().jobs.insert_one(
-        {"_id": job_id, "source": description, "tasks": tasks, "rejected": rejected,
+        {"_id": job_id, "source": description, "tasks": list(tasks), "rejected": rejected,
          "error": error, "created_at": datetime.now(UTC), "open": bool(tasks)}
     )  # fmt: skip
+    if tasks:
+        await get_db().job_tasks.insert_many(
+            [{"_id": task_id, "job": job_id, "name": name, "args": args, "sent_at": time.time()}
+             for task_id, (name, args) in tasks.items()]
+        )  # fmt: skip
+
+
+async def sent_tasks(database: Any, task_ids: list[str]) -> list[dict[str, Any]]:
+    """Return the tasks sent with these ids: name, arguments and when they were last sent."""
+    return await database.job_tasks.find({"_id": {"$in": task_ids}}).to_list()
+
+
+async def sent_again(database: Any, task_id: str) -> None:
+    """Note that a task was sent again now."""
+    await database.job_tasks.update_one({"_id": task_id}, {"$set": {"sent_at": time.time()}})
 
 
 def open_jobs(database: Any, within: timedelta) -> Any:
@@ -118,8 +140,10 @@ def open_jobs(database: Any, within: timedelta) -> Any:
 
 
 async def close_job(database: Any, job_id: str) -> None:
-    """Note that every task of a job has finished: it is no longer work in flight."""
+    """Note that every task of a job has finished: it is no longer work in flight, and its
+    tasks' arguments are no longer needed."""
     await database.jobs.update_one({"_id": job_id}, {"$set": {"open": False}})
+    await database.job_tasks.delete_many({"job": job_id})
 
 
 async def get_job(job_id: str) -> dict[str, Any] | None:

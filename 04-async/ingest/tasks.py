@@ -33,11 +33,10 @@ from collections.abc import Coroutine
 from typing import Any
 
 from celery import Celery, signals
-from prometheus_client import start_http_server
 
 from chassis.messaging.broker import Publisher
 from chassis.messaging.outbox import Relay
-from ingest import store
+from ingest import store, worker_http
 from workshop import broker, config, ingestion
 from workshop import db as databases
 from workshop.messages import REPLAY_REQUESTED, Message
@@ -204,26 +203,26 @@ def owner() -> Owner:
 @signals.worker_ready.connect
 def _open_at_start(**_: Any) -> None:
     owner()  # seed and start relaying before the first task, not with it
-    serve_metrics()
+    serve_http()
 
 
 # The worker's own metrics (it serves no app): its tasks' outcomes and its queue's length.
 metrics = Metrics("worker")
 
 
-def serve_metrics() -> None:
-    """Serve /metrics on the worker's PORT (the Procfile gives every process one), on
-    127.0.0.1 as every process listens, or where WORKSHOP_METRICS_HOST says (a container's
-    0.0.0.0, so that Prometheus in another container can scrape it)."""
+def serve_http() -> None:
+    """Serve /healthz and /metrics on the worker's PORT (the Procfile gives every process
+    one), on 127.0.0.1 as every process listens, or where WORKSHOP_METRICS_HOST says (a
+    container's 0.0.0.0, so that Prometheus and ingest in other containers can ask it)."""
     port = config.env("PORT")
     if not port:
         return
     documentation = "Tasks waiting in the worker's queue (taken but unfinished ones not counted)."
     metrics.gauge("celery_queue_length", documentation).set_function(queue_length)
     try:
-        start_http_server(int(port), addr=metrics_host(), registry=metrics.registry)
+        worker_http.serve(metrics_host(), int(port), metrics.registry)
     except OSError:  # a second worker started by hand on the same PORT: the first serves them
-        log.warning("metrics not served: port %s is taken", port)
+        log.warning("/healthz and /metrics not served: port %s is taken", port)
 
 
 def metrics_host() -> str:

@@ -20,6 +20,13 @@ follow on. An idle subscriber reports its position when it declares itself again
 few seconds); if sync has sent it more than that and sent nothing for a while, the broker
 lost what was missing, and sync sends it again from there. Until the positions agree with
 what was sent, sync's /readyz counts the subscriber as waiting, so the stage is not settled.
+
+The same on the way in: an idle owner announces a digest of each type it owns (how many
+entities, and the sum of their versions); sync keeps the same digest of its log. If the
+owner's differs while it holds at least as many entities, the broker lost changes on their
+way to sync (a broker that keeps nothing on disk, restarted): sync asks the owner to
+publish that type again (`outbox.resend` on the owner's own queue), logs what it lacked
+(the rest are duplicates, dropped), and counts the type as waiting until the digests agree.
 """
 
 import asyncio
@@ -35,12 +42,15 @@ from chassis.messaging.broker import Publisher
 from workshop.broker import MAX_BATCH
 from workshop.messages import (
     CAUGHT_UP,
+    DIGEST_MODULUS,
     MASTER_DATA_TYPES,
     OUTBOX_DRAINED,
+    OUTBOX_RESEND,
     REPLAY_DONE,
     REPLAY_REQUESTED,
     SUBSCRIPTION_DECLARED,
     Message,
+    resend_queue,
 )
 from workshop.metrics import subscriber_lag
 
@@ -64,12 +74,42 @@ ARRIVED_WITHIN_SECONDS = 2.0
 SENDS_KEPT = 30
 # A subscriber silent this long (stopped for good, say) no longer counts as waiting.
 REPORTS_EXPIRE_SECONDS = 15.0
+# How often sync asks an owner to publish a type again while their digests differ.
+RESEND_EVERY_SECONDS = 30.0
 
 
 async def setup(database: Any) -> None:
-    """Index the log by sequence, and by type for deliveries."""
+    """Index the log by sequence, and by type for deliveries; make the log's digests if a
+    log kept from before has none."""
     await database.log.create_index("seq")
     await database.log.create_index([("type", 1), ("seq", 1)])
+    if await database.digests.estimated_document_count() == 0 and await head(database):
+        async for entry in database.log.find({}, {"message": 1}).sort("seq", 1):
+            await _count_in_digest(database, Message.from_dict(entry["message"]))
+
+
+async def _count_in_digest(database: Any, message: Message) -> None:
+    """Keep the log's digest of a type (entities, and the sum of their latest versions) as
+    a change is logged: a new entity adds one and its version, a newer version the step."""
+    before = await database.latest.find_one_and_update(
+        {"_id": f"{message.type}/{message.key}"}, {"$max": {"version": message.version}},
+        upsert=True, return_document=pymongo.ReturnDocument.BEFORE,
+    )  # fmt: skip
+    old = before.get("version") if before else None
+    if old is not None and old >= message.version:
+        return
+    known = await database.digests.find_one({"_id": message.type}) or {"count": 0, "checksum": 0}
+    count = known["count"] + (old is None)
+    checksum = (known["checksum"] + message.version - (old or 0)) % DIGEST_MODULUS
+    await database.digests.update_one(
+        {"_id": message.type}, {"$set": {"count": count, "checksum": checksum}}, upsert=True
+    )
+
+
+async def log_digest(database: Any, message_type: str) -> list[int]:
+    """Return the log's digest of a type: [entities, sum of their latest versions]."""
+    known = await database.digests.find_one({"_id": message_type}) or {"count": 0, "checksum": 0}
+    return [known["count"], known["checksum"]]
 
 
 async def append(database: Any, message: Message) -> Message | None:
@@ -89,7 +129,9 @@ async def append(database: Any, message: Message) -> Message | None:
         await database.log.insert_one(entry)
     except DuplicateKeyError:
         return None
-    return Message.from_dict(entry["message"])
+    logged = Message.from_dict(entry["message"])
+    await _count_in_digest(database, logged)
+    return logged
 
 
 async def head(database: Any) -> int:
@@ -135,19 +177,42 @@ def sent_before(subscriber: dict[str, Any], moment: float) -> int:
 
 async def waiting(database: Any) -> int:
     """Count the stores that disagree with the log: subscribers that lacked changes they
-    were sent (until they report having them) or hold ones the log lacks, and owners that
-    hold fewer entities than it knows of. A subscriber silent for long is not counted."""
+    were sent (until they report having them) or hold ones the log lacks, owners that hold
+    fewer entities than it knows of, and owners whose changes the log lacks (until their
+    digests agree). A subscriber silent for long is not counted."""
     recent = {"reported_at": {"$gt": time.time() - REPORTS_EXPIRE_SECONDS}}
     disagree = {"$or": [{"behind": True}, {"ahead": True}]}
     subscribers = await database.subscribers.count_documents({**recent, **disagree})
-    return subscribers + await database.drained.count_documents({"missing": {"$gt": 0}})
+    owners = await database.drained.count_documents({"$or": [{"missing": {"$gt": 0}},
+                                                             {"lacking": True}]})  # fmt: skip
+    return subscribers + owners
 
 
-async def drained(database: Any, types: list[str], held: dict[str, int] | None = None) -> None:
-    """Record that the owner of these types has published everything it held, and how many
-    entities the log knows of that it no longer holds (it lost data its subscribers have)."""
+async def drained(
+    database: Any,
+    types: list[str],
+    held: dict[str, int] | None = None,
+    digests: dict[str, Any] | None = None,
+) -> list[str]:
+    """Record that the owner of these types has published everything it held, how many
+    entities the log knows of that it no longer holds (it lost data its subscribers have),
+    and whether the log lacks some of its changes (their digests differ, the owner holding
+    at least as many entities). Return the types to ask the owner to publish again."""
+    again = []
     for message_type in types:
         fields: dict[str, Any] = {"at": time.time()}
+        announced = (digests or {}).get(message_type)
+        if _is_digest(announced):
+            logged = await log_digest(database, message_type)
+            lacking = announced != logged and announced[0] >= logged[0]
+            fields["lacking"] = lacking
+            before = await database.drained.find_one({"_id": message_type}) or {}
+            if lacking and time.time() - before.get("resent_at", 0) > RESEND_EVERY_SECONDS:
+                log.warning("the log lacks changes of %s (owner %s, log %s): the broker lost "
+                            "them; asking the owner for all again", message_type, announced,
+                            logged)  # fmt: skip
+                fields["resent_at"] = time.time()
+                again.append(message_type)
         if isinstance(held, dict) and isinstance(held.get(message_type), int):
             # Counting the log's keys scans it: only when the owner or the log has changed.
             before = await database.drained.find_one({"_id": message_type}) or {}
@@ -157,6 +222,11 @@ async def drained(database: Any, types: list[str], held: dict[str, int] | None =
                 fields.update(missing=max(0, logged - held[message_type]),
                               held=held[message_type], checked_head=log_head)  # fmt: skip
         await database.drained.update_one({"_id": message_type}, {"$set": fields}, upsert=True)
+    return again
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
 
 
 async def tell_caught_up(database: Any, publisher: Publisher, subscriber: dict[str, Any]) -> None:
@@ -235,8 +305,13 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
                                 applied if isinstance(applied, int) else None,
                                 message.version / 1e9)  # fmt: skip  # (declared at: time_ns)
             elif message.type == OUTBOX_DRAINED:
-                await drained(database, list(message.payload["types"]),
-                              message.payload.get("held"))  # fmt: skip
+                payload = message.payload
+                again = await drained(database, list(payload["types"]), payload.get("held"),
+                                      payload.get("digest"))  # fmt: skip
+                if again:
+                    ask = Message(OUTBOX_RESEND, message.source, time.time_ns(),
+                                  {"types": again}, "sync")  # fmt: skip
+                    await publisher.publish([ask], resend_queue(message.source))
             elif message.type == REPLAY_REQUESTED:
                 if {"queue", "reply_to"} <= set(message.payload):
                     replays.append(message.payload)

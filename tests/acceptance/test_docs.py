@@ -109,6 +109,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "make run STAGE=03-services TRACE=1": MAKE_RUN_TRACE,
     "make run FRESH=1": MAKE_RUN_TRACE,  # its dry run is checked with TRACE's
     "make run STAGE=03-services NO_RESTART=1": MAKE_RUN_TRACE,  # and this one's too
+    "make run NO_RESTART=1": MAKE_RUN_TRACE,
     "workshop up 02-rest-api --no-restart": SUPERVISED,
     "workshop up 04-async --no-restart": SUPERVISED,
     "workshop reset 01-monolith": KEPT,  # the reader's own data: a test's instead
@@ -126,10 +127,16 @@ RUN_ELSEWHERE: dict[str, str] = {
 # each command reads stand for it (tests/containers/).
 FILES = "tests/containers/test_files.py::"
 K8S = "tests/containers/test_k8s.py::"
+TRUST = "tests/containers/test_trust.py::"
 LIVE = "tests/containers/test_live_stack.py::test_the_acceptance_suite_passes_through_the_stage_s_nginx"  # noqa: E501
 SLIDES = "tests/unit/test_slides.py::test_make_slides_runs_the_marp_command_the_slides_readme_gives"
 RUN_ELSEWHERE.update({
     "cp docker/.env.example docker/.env": FILES + "test_the_secret_has_no_default",
+    # Both write a settings file of the checkout's (git-ignored): not the suite's to make.
+    "python3 docker/make-secrets.py docker/.env":
+        TRUST + "test_make_secrets_gives_every_secret_its_own_value_and_keeps_what_is_set",
+    "python3 docker/make-secrets.py docker/k8s/secret.env":
+        TRUST + "test_make_secrets_adds_the_passwords_to_a_kubernetes_secret_file",
     "docker compose -f docker/01-monolith.yaml up --build": FILES + "test_compose_accepts_the_file",
     "docker compose -f docker/01-monolith.yaml down": FILES + "test_compose_accepts_the_file",
     "docker compose -f docker/03-services.yaml --profile observability up --build":

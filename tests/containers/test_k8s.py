@@ -312,7 +312,8 @@ def test_http_processes_have_a_service_and_probes_and_the_worker_a_ping():
         name = service_name(process.name)
         container = only_container(deployments[name])
         if not serves_http(process):  # Celery's worker and beat: nothing to route to
-            assert name not in services
+            # Ingest asks the worker's /healthz through its Service (WORKER_URL); beat none.
+            assert (name in services) == (name in asked_by_url()), name
             assert "readinessProbe" not in container
             line = container["livenessProbe"]["exec"]["command"]
             assert line[:2] == ["sh", "-c"] and "inspect ping" in line[2]
@@ -489,10 +490,20 @@ def allowed(
     return leaves and arrives
 
 
+def asked_by_url() -> set[str]:
+    """Return the Deployments a pod's own http:// URL names (ingest's WORKER_URL)."""
+    deployments = of_kind("Deployment")
+    urls = [str(value) for workload in deployments.values()
+            for value in plain_env(only_container(workload)).values()]  # fmt: skip
+    hosts = {host.group(1) for url in urls if (host := re.fullmatch(r"http://([\w-]+):\d+", url))}
+    return hosts & set(deployments)
+
+
 def needed_edges() -> set[tuple[str, str, int]]:
     """Return the connections the stage makes, from what each pod is given: anyone to
     nginx, nginx to the gateways, the gateways to each service they call, each pod to
-    the stores its URLs name, and the process that fetches from reddit to the internet."""
+    the stores and the processes its URLs name, and the process that fetches from reddit
+    to the internet."""
     front_door = service_name(STAGE.processes()[0].name)
     edges = {(OUTSIDE, "nginx", 8080), ("nginx", front_door, 8000)}
     edges |= {(front_door, url.split("//")[1].split(":")[0], 8000)
@@ -502,6 +513,9 @@ def needed_edges() -> set[tuple[str, str, int]]:
             host = re.match(r"(mongodb|redis)://[^@/]*@([\w-]+):(\d+)/", str(value))
             if host:
                 edges.add((name, host.group(2), int(host.group(3))))
+            called = re.fullmatch(r"http://([\w-]+):(\d+)", str(value))
+            if called and called.group(1) in asked_by_url():
+                edges.add((name, called.group(1), int(called.group(2))))
     edges.add(("worker", OUTSIDE, 443))  # reddit: the worker does the fetching (04)
     return edges
 

@@ -35,9 +35,9 @@ JOB_KEYS = {"job_name", "metrics_path", "scheme", "dns_sd_configs", "static_conf
 DNS_KEYS = {"names", "type", "port", "refresh_interval"}
 # The module a command runs: gateway:create_app() -> gateway, `-A ingest.tasks` -> ingest.tasks.
 TARGET = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_][\w()]*)?"
-# 04's Celery worker serves its own /metrics once it is ready (ingest/tasks.py).
+# 04's Celery worker serves its own /healthz and /metrics once it is ready (ingest/tasks.py).
 WORKER_SERVES = re.compile(
-    r"@signals\.worker_ready\.connect\ndef \w+\([^)]*\)[^:]*:\n(    .*\n)*?    serve_metrics\(\)"
+    r"@signals\.worker_ready\.connect\ndef \w+\([^)]*\)[^:]*:\n(    .*\n)*?    serve_http\(\)"
 )
 
 

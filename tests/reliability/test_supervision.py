@@ -57,12 +57,12 @@ def test_a_process_that_exits_is_started_again_unless_told_not_to(tmp_path: Path
         assert killed is not None
         os.killpg(killed.pid, signal.SIGKILL)
         log = Path(stage.log_path)
-        assert eventually(lambda: "starting it again" in log.read_text(), bool, scaled(20))
-        assert eventually(lambda: "'search' started again" in log.read_text(), bool, scaled(20))
-        back = eventually(lambda: process_on(port), lambda p: p and p.pid != killed.pid, scaled(60))
+        assert eventually(lambda: "starting it again" in log.read_text(), bool, 20)
+        assert eventually(lambda: "'search' started again" in log.read_text(), bool, 20)
+        back = eventually(lambda: process_on(port), lambda p: p and p.pid != killed.pid, 60)
         assert back is not None and back.pid != killed.pid
-        assert eventually(lambda: ready(stage.url), bool, scaled(60)), stage.log_tail()
-        assert eventually(lambda: found(stage.url), lambda n: n == before, scaled(30)) == before
+        assert eventually(lambda: ready(stage.url), bool, 60), stage.log_tail()
+        assert eventually(lambda: found(stage.url), lambda n: n == before, 30) == before
     finally:
         assert stage.stop() == 0
 
@@ -76,9 +76,57 @@ def test_a_process_that_exits_is_started_again_unless_told_not_to(tmp_path: Path
         assert victim is not None
         os.killpg(victim.pid, signal.SIGKILL)
         log = Path(held.log_path)
-        assert eventually(lambda: "(--no-restart)" in log.read_text(), bool, scaled(20))
-        assert eventually(lambda: not ready(held.url), bool, scaled(20))
+        assert eventually(lambda: "(--no-restart)" in log.read_text(), bool, 20)
+        assert eventually(lambda: not ready(held.url), bool, 20)
         assert "starting it again" not in log.read_text()
         assert process_on(port) is None, "the killed process is back although --no-restart"
     finally:
         held.stop()
+
+
+def readiness(url: str) -> tuple[int, dict]:
+    """Return a /readyz answer's status and body ((0, {}) if nothing answers)."""
+    try:
+        answer = requests.get(f"{url}/readyz", timeout=scaled(10))
+        return answer.status_code, answer.json()
+    except (requests.RequestException, ValueError):
+        return 0, {}
+
+
+def test_04_is_not_ready_while_its_worker_is_stopped_or_dead(tmp_path: Path) -> None:
+    """Without its Celery worker every job stays pending: ingest's /readyz names the worker
+    and the stage's is 503 within seconds of a SIGSTOP (the port still takes connections,
+    nothing answers), ready again after SIGCONT, and 503 again once it is killed."""
+    stage = LaunchedStage("04-async", tmp_path, env={"MONGO_URL": ""}, options=["--no-restart"])
+    stage.start()
+    try:
+        ports = get_stage("04-async").ports(stage.port)
+        ingest = f"http://127.0.0.1:{ports['ingest']}"
+        assert readiness(ingest)[1]["dependencies"]["worker"]["ok"] is True
+        worker = process_on(ports["worker"])
+        assert worker is not None and "celery" in " ".join(worker.cmdline())
+
+        def worker_down(body: dict) -> bool:
+            return body.get("dependencies", {}).get("worker", {}).get("ok") is False
+
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            status, body = eventually(lambda: readiness(ingest), lambda a: worker_down(a[1]),
+                                      10)  # fmt: skip
+            assert status == 503 and worker_down(body), body
+            status, body = eventually(lambda: readiness(stage.url), lambda a: a[0] == 503,
+                                      10)  # fmt: skip
+            assert status == 503, body
+            assert body["dependencies"]["ingest"]["ok"] is False
+            assert "worker" in body["dependencies"]["ingest"]["failing"], body
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        assert eventually(lambda: ready(stage.url), bool, 30), stage.log_tail()
+
+        os.killpg(worker.pid, signal.SIGKILL)  # --no-restart: it stays down
+        status, body = eventually(lambda: readiness(ingest), lambda a: worker_down(a[1]),
+                                  10)  # fmt: skip
+        assert status == 503 and body["dependencies"]["worker"]["error"], body
+        assert eventually(lambda: readiness(stage.url)[0], lambda s: s == 503, 10) == 503
+    finally:
+        stage.stop()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from workshop.instances import Admissions, health, takes_calls
+from workshop.instances import Admissions, health, readiness, takes_calls
 
 
 def readyz(**dependencies: dict) -> dict:
@@ -20,6 +20,8 @@ def readyz(**dependencies: dict) -> dict:
         # A broker outage makes every service's /readyz 503: its reads are still right.
         (503, readyz(broker={"ok": False}, bootstrap={"ok": True}), True),
         (503, readyz(broker={"ok": False}), True),  # users, ingest: nothing to load at start
+        # 04's ingest without its worker: jobs wait, but it still takes and reports them.
+        (503, readyz(worker={"ok": False, "error": "TimeoutError"}), True),
         (503, readyz(broker={"ok": False}, bootstrap={"ok": False}), False),
         (503, None, False),  # not an instance's readiness (a proxy's page)
         (502, {"error": {"code": "x", "message": "y"}}, False),
@@ -49,3 +51,20 @@ def test_an_instance_nobody_answered_at_is_asked_again_and_known_to_have_served(
     admissions.forget(address)
     assert not admissions.admitted(address) and admissions.due(address)
     assert admissions.served(address)  # so no answer now means down, not starting
+
+
+def listed(status: str) -> dict:
+    return {"address": "http://127.0.0.1:8200", "status": status}
+
+
+def test_a_service_that_is_not_ready_says_what_fails():
+    """The gateway's /readyz names the checks that fail, from every instance's answer."""
+    worker_down = readyz(mongodb={"ok": True}, worker={"ok": False, "error": "TimeoutError"},
+                         backlog={"ok": True, "waiting": 3})  # fmt: skip
+    broker_down = readyz(broker={"ok": False}, backlog={"ok": False, "error": "OSError"})
+    state = readiness([(listed("not ready"), worker_down), (listed("not ready"), broker_down)])
+    assert state["ok"] is False and state["backlog"] == 3
+    assert state["failing"] == ["backlog", "broker", "worker"]
+    assert state["instances"] == [listed("not ready"), listed("not ready")]
+    fine = readiness([(listed("ready"), readyz(mongodb={"ok": True})), (listed("unreachable"), {})])
+    assert fine["ok"] is True and "failing" not in fine

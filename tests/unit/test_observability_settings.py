@@ -43,8 +43,8 @@ import json, sys
 sys.path.insert(0, "04-async")
 from ingest import tasks
 calls = []
-tasks.start_http_server = lambda port, addr, registry: calls.append([port, addr])
-tasks.serve_metrics()
+tasks.worker_http.serve = lambda host, port, registry: calls.append([port, host])
+tasks.serve_http()
 print(json.dumps(calls))
 """
 

@@ -6,6 +6,11 @@ documents with a lease, publishes their current state, and clears the mark only 
 version is still the one it published. A change made meanwhile stays pending and goes out
 next round: no change is lost between the write and the publish, and none needs a
 transaction.
+
+What the broker loses after taking it (one that keeps nothing on disk, restarted) is
+found out by sync: an idle relay announces a digest of each type it owns, and when the
+log's differs, sync asks for that type again on the relay's own queue; the relay marks
+every entity of it pending and publishes them all (sync drops the ones it has).
 """
 
 import logging
@@ -18,10 +23,10 @@ from typing import Any
 
 from pymongo.collection import Collection
 
-from chassis.messaging.broker import Publisher
+from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
 from workshop.broker import MAX_BATCH, SYNC_QUEUE
-from workshop.messages import OUTBOX_DRAINED, Message
+from workshop.messages import OUTBOX_DRAINED, OUTBOX_RESEND, Message, digest, resend_queue
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +93,42 @@ class Relay:
         self.published = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"relay-{service}", daemon=True)
+        # Sync's requests to publish a type again arrive on a queue of the relay's own.
+        self.listener = Consumer(resend_queue(service), {OUTBOX_RESEND: self.resend})
+        self._digests: dict[str, list[int]] | None = None  # as last announced (None: redo)
 
     def start(self) -> None:
         for source in self.sources:
             source.collection.create_index("outbox_pending")
         self._thread.start()
+        self.listener.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         _nudge.set()
+        self.listener.stop()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def resend(self, message: Message) -> None:
+        """Mark every entity of the types sync asks for pending: they all go out again."""
+        for source in self.sources:
+            if source.message_type in message.payload.get("types", []):
+                log.warning("sync lacks changes of %s: publishing every one again",
+                            source.message_type)  # fmt: skip
+                source.collection.update_many({}, {"$set": {"outbox_pending": True}})
+        nudge()
+
+    def digests(self) -> dict[str, list[int]]:
+        """Return each type's digest (entities, sum of versions), counted again only after
+        something was published since (it reads every entity)."""
+        if self._digests is None:
+            self._digests = {
+                s.message_type: digest(d.get("version", 0)
+                                       for d in s.collection.find({}, {"version": 1}))
+                for s in self.sources
+            }  # fmt: skip
+        return self._digests
 
     def pending(self) -> int:
         """Return how many changes wait to be published."""
@@ -129,7 +159,7 @@ class Relay:
         owner lost data its subscribers have (sync then says the stage is not settled)."""
         types = [source.message_type for source in self.sources]
         held = {s.message_type: s.collection.estimated_document_count() for s in self.sources}
-        payload = {"types": types, "held": held}
+        payload = {"types": types, "held": held, "digest": self.digests()}
         message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         self.publisher.publish([message], SYNC_QUEUE)
 
@@ -177,4 +207,5 @@ class Relay:
             {"$set": {"outbox_pending": False}, "$unset": {"lease_owner": "", "lease_until": ""}},
         )
         self.published += len(messages)
+        self._digests = None  # published something: the digests are counted again
         return len(messages)

@@ -6,6 +6,11 @@ documents with a lease, publishes their current state, and clears the mark only 
 version is still the one it published. A change made meanwhile stays pending and goes out
 next round: no change is lost between the write and the publish, and none needs a
 transaction. The relay is an asyncio task on the service's event loop.
+
+What the broker loses after taking it (one that keeps nothing on disk, restarted) is
+found out by sync: an idle relay announces a digest of each type it owns, and when the
+log's differs, sync asks for that type again on the relay's own queue; the relay marks
+every entity of it pending and publishes them all (sync drops the ones it has).
 """
 
 import asyncio
@@ -17,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chassis.messaging.broker import Publisher
+from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
 from workshop.broker import MAX_BATCH, SYNC_QUEUE
-from workshop.messages import OUTBOX_DRAINED, Message
+from workshop.messages import OUTBOX_DRAINED, OUTBOX_RESEND, Message, digest, resend_queue
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +100,42 @@ class Relay:
         self._task: asyncio.Task | None = None
         # One round at a time, so flush() knows a round the loop had begun is over.
         self._round = asyncio.Lock()
+        # Sync's requests to publish a type again arrive on a queue of the relay's own.
+        self.listener = Consumer(resend_queue(service), {OUTBOX_RESEND: self.resend})
+        self._digests: dict[str, list[int]] | None = None  # as last announced (None: redo)
 
     async def start(self) -> None:
         for source in self.sources:
             await source.collection.create_index("outbox_pending")
         self._task = asyncio.create_task(self._run(), name=f"relay-{self.service}")
+        self.listener.start(asyncio.get_running_loop())
 
     async def stop(self) -> None:
+        await asyncio.to_thread(self.listener.stop)
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def resend(self, message: Message) -> None:
+        """Mark every entity of the types sync asks for pending: they all go out again."""
+        for source in self.sources:
+            if source.message_type in message.payload.get("types", []):
+                log.warning("sync lacks changes of %s: publishing every one again",
+                            source.message_type)  # fmt: skip
+                await source.collection.update_many({}, {"$set": {"outbox_pending": True}})
+        nudge()
+
+    async def digests(self) -> dict[str, list[int]]:
+        """Return each type's digest (entities, sum of versions), counted again only after
+        something was published since (it reads every entity)."""
+        if self._digests is None:
+            self._digests = {
+                s.message_type: digest(d.get("version", 0)
+                                       for d in await s.collection.find({}, {"version": 1})
+                                       .to_list())
+                for s in self.sources
+            }  # fmt: skip
+        return self._digests
 
     async def pending(self) -> int:
         """Return how many changes wait to be published."""
@@ -158,7 +189,7 @@ class Relay:
         types = [source.message_type for source in self.sources]
         held = {s.message_type: await s.collection.estimated_document_count()
                 for s in self.sources}  # fmt: skip
-        payload = {"types": types, "held": held}
+        payload = {"types": types, "held": held, "digest": await self.digests()}
         message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         await self.publisher.publish([message], SYNC_QUEUE)
 
@@ -209,4 +240,5 @@ class Relay:
             {"$set": {"outbox_pending": False}, "$unset": {"lease_owner": "", "lease_until": ""}},
         )
         self.published += len(messages)
+        self._digests = None  # published something: the digests are counted again
         return len(messages)
