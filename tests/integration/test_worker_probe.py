@@ -1,5 +1,6 @@
-"""Stage 04's Celery worker has no HTTP server, so its container's healthcheck (compose) and
-liveness probe (Kubernetes) ask the worker itself, over the broker: `celery inspect ping` to
+"""Stage 04's Celery worker answers /healthz on a thread of its own, which says the process
+is alive, not that it takes tasks; so its container's healthcheck (compose) and liveness
+probe (Kubernetes) ask the worker itself, over the broker: `celery inspect ping` to
 its own node (celery@$HOSTNAME). Here the worker runs from its Procfile line on the real
 Redis, and each probe's command runs as the container would run it: 0 while the worker
 consumes, not 0 once it is gone."""
@@ -41,7 +42,8 @@ def compose_healthcheck(tmp_path: Path) -> str:
 
 def kubernetes_probe() -> str:
     """Return the worker's liveness probe in docker/k8s/worker.yaml: a shell command line."""
-    (deployment,) = yaml.safe_load_all((DOCKER / "k8s" / "worker.yaml").read_text())
+    documents = yaml.safe_load_all((DOCKER / "k8s" / "worker.yaml").read_text())
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     shell, flag, line = container["livenessProbe"]["exec"]["command"]
     assert (shell, flag) == ("sh", "-c")
