@@ -19,10 +19,14 @@ def create_user(username: str, password_hash: str) -> bool:
                 "password_hash": password_hash,
                 "topics": [],
                 "version": first_version(),
+                # Its preferences (none yet) are published too: the owner's digest for
+                # sync counts every user, and every copy knows every user.
+                "outbox_pending": True,
             }
         )
     except DuplicateKeyError:
         return False
+    nudge()
     return True
 
 
