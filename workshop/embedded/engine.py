@@ -300,7 +300,8 @@ def _plan_cursor(cursor: Cursor, need: int | None) -> Planned:
     if limit is not None:
         plan.returned = min(limit, plan.returned)
     if profiler.enabled() and not getattr(writing, "aggregating", False):
-        profiler.record(collection, "query", spec, plan, sort=sort)
+        comment = cursor.__dict__.get("_comment")
+        profiler.record(collection, "query", spec, plan, sort=sort, comment=comment)
     return Planned(cursor._factory, need, results, plan)
 
 
@@ -349,6 +350,19 @@ def _sort_of(cursor: Cursor) -> list[tuple[str, int]] | None:
     if not sort:
         return None
     return list(sort.items()) if isinstance(sort, dict) else list(sort)
+
+
+def _commented(find: Callable) -> Callable:
+    """find() takes a `comment`, as PyMongo's does, and the profile shows it (MongoDB's
+    profiler writes it with the query): mongomock refuses the argument."""
+
+    def find_with_comment(self: Collection, *args: Any, comment: Any = None, **kwargs: Any):
+        cursor = find(self, *args, **kwargs)
+        if comment is not None:
+            cursor.__dict__["_comment"] = comment
+        return cursor
+
+    return find_with_comment
 
 
 def find_one(self: Collection, filter: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -651,6 +665,7 @@ def _install() -> None:
     Collection._ensure_uniques = _refiled_before_unique_check(Collection._ensure_uniques)
     Collection._iter_documents = _iter_documents
     Collection._insert = _inserting(Collection._insert)
+    Collection.find = _commented(Collection.find)
     Collection.find_one = find_one
     Collection.count_documents = _counted(Collection.count_documents)
     Collection.aggregate = _aggregate_from_match(Collection.aggregate)

@@ -2,9 +2,11 @@
 
 MongoDB at profiling level 2 writes every operation to `system.profile`: its namespace,
 filter, `planSummary` ("IXSCAN { terms: 1 }", "COLLSCAN"), `keysExamined`, `docsExamined`
-and `nreturned`. With WORKSHOP_STORE_PROFILE naming a file, every process of a stage on the
-embedded store appends the same fields to it, one JSON line per query, so a test (or a
-curious attendee) can see which queries read what (tests/acceptance/test_store_cost.py).
+and `nreturned`, and the query's `comment` if it has one (a query that reads a collection
+whole on purpose says so there). With WORKSHOP_STORE_PROFILE naming a file, every process
+of a stage on the embedded store appends the same fields to it, one JSON line per query, so
+a test (or a curious attendee) can see which queries read what
+(tests/acceptance/test_store_cost.py).
 """
 
 import json
@@ -22,7 +24,9 @@ def enabled() -> bool:
     return bool(config.env(PROFILE_ENV))
 
 
-def record(collection: Any, operation: str, search: Any, plan: Any, sort: Any = None) -> None:
+def record(
+    collection: Any, operation: str, search: Any, plan: Any, sort: Any = None, comment: Any = None
+) -> None:
     """Append one query to the profile file, as system.profile would hold it."""
     entry = {
         "ns": f"{collection.database.name}.{collection.name}",
@@ -35,6 +39,8 @@ def record(collection: Any, operation: str, search: Any, plan: Any, sort: Any = 
         "nreturned": plan.returned,
         "pid": os.getpid(),
     }
+    if comment is not None:
+        entry["comment"] = comment
     line = json.dumps(entry, default=str) + "\n"
     with _lock, open(config.env(PROFILE_ENV), "a", encoding="utf-8") as file:
         file.write(line)

@@ -26,7 +26,14 @@ from pymongo.collection import Collection
 from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
 from workshop.broker import MAX_BATCH, SYNC_QUEUE
-from workshop.messages import OUTBOX_DRAINED, OUTBOX_RESEND, Message, digest, resend_queue
+from workshop.messages import (
+    DIGEST_COMMENT,
+    OUTBOX_DRAINED,
+    OUTBOX_RESEND,
+    Message,
+    digest,
+    resend_queue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +131,12 @@ class Relay:
         something was published since (it reads every entity)."""
         if self._digests is None:
             self._digests = {
-                s.message_type: digest(d.get("version", 0)
-                                       for d in s.collection.find({}, {"version": 1}))
+                s.message_type: digest(
+                    d.get("version", 0)
+                    for d in s.collection.find({}, {"version": 1}, comment=DIGEST_COMMENT)
+                )
                 for s in self.sources
-            }  # fmt: skip
+            }
         return self._digests
 
     def pending(self) -> int:

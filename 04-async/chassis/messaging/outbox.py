@@ -25,7 +25,14 @@ from typing import Any
 from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
 from workshop.broker import MAX_BATCH, SYNC_QUEUE
-from workshop.messages import OUTBOX_DRAINED, OUTBOX_RESEND, Message, digest, resend_queue
+from workshop.messages import (
+    DIGEST_COMMENT,
+    OUTBOX_DRAINED,
+    OUTBOX_RESEND,
+    Message,
+    digest,
+    resend_queue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +136,12 @@ class Relay:
         """Return each type's digest (entities, sum of versions), counted again only after
         something was published since (it reads every entity)."""
         if self._digests is None:
-            self._digests = {
-                s.message_type: digest(d.get("version", 0)
-                                       for d in await s.collection.find({}, {"version": 1})
-                                       .to_list())
-                for s in self.sources
-            }  # fmt: skip
+            digests = {}
+            for source in self.sources:
+                entities = source.collection.find({}, {"version": 1}, comment=DIGEST_COMMENT)
+                versions = [d.get("version", 0) for d in await entities.to_list()]
+                digests[source.message_type] = digest(versions)
+            self._digests = digests
         return self._digests
 
     async def pending(self) -> int:
