@@ -187,8 +187,6 @@ def localize(text: str, stage: str, port: int, scratch: Path, data_dir: Path | N
     text = re.sub(r"((?:127\.0\.0\.1|localhost):)8([0-9])00\b", moved, text)
     text = re.sub(r"((?:--port|-p) |\bPORT=)8([0-9])00\b", moved, text)
     text = re.sub(rf"(\.workshop/run/{re.escape(stage)}-)8([0-9])00\b", moved, text)
-    if data_dir is not None:
-        text = re.sub(rf"(\$PWD/)?\.workshop/data/{re.escape(stage)}\b", str(data_dir), text)
     # Commands that find the stage themselves would find the reader's one stage on 8000
     # (or whichever ran last on this machine): tell them which.
     names_it = re.search(r"--(port|url)\b", text)
@@ -200,7 +198,10 @@ def localize(text: str, stage: str, port: int, scratch: Path, data_dir: Path | N
     if sync and not names_it:
         text = re.sub(r"^workshop sync (status|replay)\b",
                       rf"\g<0> --url http://127.0.0.1:{sync}", text)  # fmt: skip
-    return text.replace("/tmp/", f"{scratch}/")
+    text = text.replace("/tmp/", f"{scratch}/")  # the doc's /tmp, not the paths put in
+    if data_dir is not None:
+        text = re.sub(rf"(\$PWD/)?\.workshop/data/{re.escape(stage)}\b", str(data_dir), text)
+    return text
 
 
 @dataclass
