@@ -63,7 +63,7 @@ def test_a_search_while_the_stage_starts_is_complete_or_says_it_is_starting(star
             starting.append("page says starting" if "is starting" in page.text else page.text)
         time.sleep(0.05)
     assert is_ready(url), f"{starting_stage.stage.name} did not start"
-    assert eventually(lambda: is_settled(url), bool, within=scaled(SETTLE_WITHIN))
+    assert eventually(lambda: is_settled(url), bool, within=SETTLE_WITHIN)  # eventually scales it
     full = ask(url, "/api/search").json()["total"]
     assert full > 0
     wrong = sorted({total for total in totals if total != full})
