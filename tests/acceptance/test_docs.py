@@ -110,6 +110,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "make run FRESH=1": MAKE_RUN_TRACE,  # its dry run is checked with TRACE's
     "make run STAGE=03-services NO_RESTART=1": MAKE_RUN_TRACE,  # and this one's too
     "make run NO_RESTART=1": MAKE_RUN_TRACE,
+    "make run STAGE=03-services RELOAD=1": MAKE_RUN_TRACE,  # the option: test_reload.py
     "workshop up 02-rest-api --no-restart": SUPERVISED,
     "workshop up 04-async --no-restart": SUPERVISED,
     "workshop reset 01-monolith": KEPT,  # the reader's own data: a test's instead
@@ -458,6 +459,8 @@ def test_make_run_with_trace_is_workshop_up_traced():
     assert "--fresh" not in dry_run()
     assert dry_run("NO_RESTART=1").split()[-1] == "--no-restart"
     assert "--no-restart" not in dry_run()
+    assert dry_run("RELOAD=1").split()[-1] == "--reload"  # tests/reliability/test_reload.py
+    assert "--reload" not in dry_run()
 
 
 # --- links and names ----------------------------------------------------------------------

@@ -75,6 +75,9 @@ def list_stages() -> None:
               help="Trace requests into .workshop/traces.jsonl (`workshop trace`).")  # fmt: skip
 @click.option("--no-restart", is_flag=True,
               help="Leave a process that exits down (by default it is started again).")  # fmt: skip
+@click.option("--reload", "reloading", is_flag=True,
+              help="Start a process again when its code changes (the stage's folder, the "
+              "shared package).")  # fmt: skip
 def up(
     stage_name: str,
     port: int,
@@ -83,6 +86,7 @@ def up(
     fresh: bool,
     traced: bool,
     no_restart: bool,
+    reloading: bool,
 ) -> None:
     """Start every process of STAGE in the foreground; Ctrl-C stops them all.
 
@@ -100,6 +104,7 @@ def up(
         data = Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage))
         runner = StageRunner(stage, port, env, data_dir=data, fresh=fresh)
         runner.restart = not no_restart
+        runner.reload = reloading
     except config.InsecureSecret as error:
         raise click.ClickException(str(error)) from None
 

@@ -5,6 +5,7 @@ each other's addresses) plus its own PORT. In the foreground (`workshop up`), a 
 that exits on its own once the stage is ready is started again after a pause that grows
 with each restart, as compose's `restart: unless-stopped` and Kubernetes do; the log says
 so. `workshop up --no-restart` leaves it down (a lab that wants the failure to stay).
+`workshop up --reload` starts a process again when its code changes (workshop/tools/reload.py).
 """
 
 import contextlib
@@ -27,7 +28,7 @@ from typing import Any
 import requests
 
 from workshop import config
-from workshop.tools import logfiles
+from workshop.tools import logfiles, reload
 from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
@@ -183,6 +184,7 @@ class StageRunner:
         self.fresh = fresh  # start from an empty data folder
         self._data_lock: int | None = None
         self.restart = True  # the foreground loop starts a process that exits again
+        self.reload = False  # the foreground loop starts a process again when its code changes
         # How each process was started (its Procfile line, port, environment), to start
         # it again; the ones stopped on purpose (stop_process), which stay down.
         self._specs: dict[str, tuple[str | None, int, dict[str, str] | None]] = {}
@@ -317,6 +319,27 @@ class StageRunner:
         self._held.discard(name)
         self._spawn(name, port, process=process, extra_env=extra_env)
 
+    def restart_processes(self, names: set[str]) -> None:
+        """Stop some processes together (as Ctrl-C does), then start each again."""
+        stopping = [n for n in sorted(names) if n in self.children]
+        for name in stopping:
+            self._held.add(name)  # not a crash: the supervisor must not start it meanwhile
+            self._due.pop(name, None)
+            if self.children[name].poll() is None:
+                os.killpg(self.children[name].pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for name in stopping:
+            child = self.children[name]
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        for name in stopping:
+            self._held.discard(name)
+            process, port, extra_env = self._specs[name]
+            self._spawn(name, port, process=process, extra_env=extra_env)
+
     def supervise(self, now: float) -> None:
         """Start again each process that exited on its own, once its pause is over."""
         for name, child in list(self.children.items()):
@@ -375,8 +398,26 @@ class StageRunner:
             return 1
         if on_ready:
             on_ready()
+        watcher = reload.Watcher(self.stage) if self.reload else None
+        if watcher:
+            watcher.start()
+        try:
+            self._watch_until_stopped(watcher)
+        finally:
+            if watcher:
+                watcher.stop()
+        self.stop()
+        return 0
+
+    def _watch_until_stopped(self, watcher: reload.Watcher | None) -> None:
         reported: set[str] = set()
         while not self.stop_requested:
+            changed = watcher.take() if watcher else set()
+            if changed:
+                names = reload.affected(self.stage, changed)
+                print(f"workshop: {reload.describe(changed)} changed; starting "
+                      f"{', '.join(sorted(names))} again", file=sys.stderr)  # fmt: skip
+                self.restart_processes(names)
             if self.restart:
                 self.supervise(time.monotonic())
             else:
@@ -386,5 +427,3 @@ class StageRunner:
                         print(f"workshop: process {name!r} exited ({child.returncode}); "
                               "the rest keep running (--no-restart)", file=sys.stderr)  # fmt: skip
             time.sleep(WATCH_SECONDS)
-        self.stop()
-        return 0
