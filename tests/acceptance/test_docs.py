@@ -199,9 +199,9 @@ EXPECTED = [
     Expect(r"recommendations\?limit=3' .*\| grep \^X-$", output=r"X-Recommend-Version: 2"),
     Expect(r"/api/posts/\$POST_ID +#|/api/posts/\$POST_ID$", output=r"stale-first.*stale-second"),
     Expect(r"/api/ingest .*@/tmp/\S+$", output=r'"job_id"'),
-    # Stage 04 with its worker stopped: the job waits, and the stage still says ready.
+    # Stage 04 with its worker stopped: the job waits, and the stage says it is not ready.
     Expect(r"^curl -s localhost:8000/api/jobs/\$JOB$", output=r'"state": ?"pending"'),
-    Expect(r"-w '%\{http_code\}\\n' localhost:8000/readyz$", output=r"^200$"),
+    Expect(r"-w '%\{http_code\}\\n' localhost:8000/readyz$", output=r"^503$"),
     # ... and once a worker is back, the job is done with every post new.
     Expect(r"api/jobs/\$JOB \| tee ", output=r'"new": ?4000,[^\n]*"state": ?"done"'),
 ]
