@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from workshop import config, tracing
 from workshop.config import DEFAULT_PORT, ROOT
-from workshop.tools import stages
+from workshop.tools import solve, stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
 from workshop.tools.doctor import doctor
@@ -131,6 +131,33 @@ def reset(stage_name: str) -> None:
     except DataInUse as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{stage.name}: forgot what it stored ({folder})")
+
+
+@main.command("solve")
+@click.argument("stage_name", metavar="STAGE")
+@click.argument("number", metavar="N", type=int, required=False)
+@click.option("--undo", is_flag=True, help="Take the solution back out.")
+def solve_exercise(stage_name: str, number: int | None, undo: bool) -> None:
+    """Apply the reference solution of STAGE's exercise N (without N: list them).
+
+    The solutions are patches in solutions/STAGE/; --undo takes one back out. Both refuse,
+    changing nothing, when your own edits are in the way (`git stash` them first).
+    """
+    stage = _stage_or_fail(stage_name)
+    if number is None:
+        for found in solve.solutions(stage):
+            click.echo(f"{found.number}  {found.summary}")
+        return
+    try:
+        chosen = solve.solution(stage, number)
+        changed = solve.apply(chosen, undo=undo)
+    except solve.SolveError as error:
+        raise click.ClickException(str(error)) from None
+    verb = "took out" if undo else "applied"
+    click.echo(f"{stage.name}, exercise {number}: {verb} {chosen.patch.name}")
+    for path in changed:
+        click.echo(f"  {path}")
+    click.echo("A running stage picks it up when restarted (or run it with --reload).")
 
 
 @main.command("env")
