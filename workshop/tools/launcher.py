@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from workshop import config
-from workshop.tools.runner import free_base_port, is_ready
+from workshop.tools.runner import free_base_port, is_ready, ready_timeout
 from workshop.tools.stages import get_stage
 
-START_TIMEOUT = 150.0
+START_SLACK = 30.0  # more than `workshop up` itself waits, so that it is the one to say why
+START_TIMEOUT = ready_timeout({}) + START_SLACK  # with the default sample
 STOP_TIMEOUT = 30.0
 
 
@@ -48,7 +49,7 @@ class LaunchedStage:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = START_TIMEOUT, fresh: bool = True) -> None:
+    def start(self, timeout: float | None = None, fresh: bool = True) -> None:
         """Start the stage and wait until its front door is ready (answers /readyz 200).
 
         Fresh (the default), it starts from an empty data folder; else with what it kept.
@@ -65,6 +66,8 @@ class LaunchedStage:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 start_new_session=True,  # a Ctrl-C reaches the caller only; it stops us in order
             )
+        if timeout is None:
+            timeout = ready_timeout({**os.environ, **self.env}) + START_SLACK
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -40,6 +40,9 @@ STEADY_SECONDS = 60.0
 WATCH_SECONDS = 0.2  # how often the foreground loop looks for a stop request or a dead process
 RUNNING_RECORD = "running.json"
 READY_TIMEOUT_SECONDS = 120
+# A larger sample takes longer to load and to reach every copy: this much more per 1,000
+# sample posts (30,000 took 55 s on 2 quiet cores; a busy laptop takes several times that).
+READY_SECONDS_PER_1000_POSTS = 10.0
 
 
 def default_data_dir(stage: Stage) -> Path:
@@ -71,6 +74,13 @@ def stage_environment(
         env[f"{name.upper()}_URL"] = f"http://127.0.0.1:{process_port}"
     env.update(extra or {})
     return env
+
+
+def ready_timeout(env: dict[str, str]) -> float:
+    """Return how long a stage may take to become ready: longer with a larger sample."""
+    posts = env.get(config.SAMPLE_POSTS_ENV, "")
+    count = int(posts) if posts.isdigit() else config.DEFAULT_SAMPLE_POSTS
+    return READY_TIMEOUT_SECONDS + READY_SECONDS_PER_1000_POSTS * count / 1000
 
 
 def running_stages() -> list[dict[str, Any]]:
@@ -262,9 +272,10 @@ class StageRunner:
                 sys.stdout.flush()
                 kept.write(line)
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
-        """Wait until the front door is ready (answers /readyz 200)."""
-        deadline = time.monotonic() + timeout
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the front door is ready (answers /readyz 200), at most `timeout` s
+        (by default longer for a larger sample: `ready_timeout`)."""
+        deadline = time.monotonic() + (ready_timeout(self.env) if timeout is None else timeout)
         while time.monotonic() < deadline and self.failed() is None and not self.stop_requested:
             if is_ready(f"http://127.0.0.1:{self.port}"):
                 return True
