@@ -6,12 +6,14 @@ to the repository itself: the copy runs the `workshop` command and its stages fr
 files (WORKSHOP_HOME and PYTHONPATH name it).
 """
 
+import contextlib
 import filecmp
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,34 +91,40 @@ def solved(copy: Path, stage: str, number: int) -> None:
     assert applied.returncode == 0, applied.stderr
 
 
-def start(copy: Path, stage: str, tmp_path: Path) -> LaunchedStage:
-    """Start a stage from the copy's files (the solution's code, not the repository's)."""
+@contextlib.contextmanager
+def running(copy: Path, stage: str, tmp_path: Path) -> Iterator[LaunchedStage]:
+    """Run a stage from the copy's files (the solution's code, not the repository's)."""
     launched = LaunchedStage(stage, tmp_path, env={"MONGO_URL": "", "WORKSHOP_HOME": str(copy),
                                                    "PYTHONPATH": str(copy)})  # fmt: skip
     launched.start()
-    return launched
+    try:
+        yield launched
+    finally:
+        launched.stop()
+
+
+def tag(client: Client, post_ids: list[str], tags: list[str]) -> None:
+    """Tag posts as a new user, through the front door."""
+    _, _, token = client.new_user("solver")
+    for post_id in post_ids:
+        for name in tags:
+            added = client.post(f"/api/posts/{post_id}/tags", token=token, json={"tag": name})
+            assert added.status_code == 201, added.text
 
 
 def test_01_exercise_2_leaves_ten_posts_above_the_new_threshold(copy, tmp_path):
     solved(copy, "01", 2)
-    stage = start(copy, "01-monolith", tmp_path)
-    try:
+    with running(copy, "01-monolith", tmp_path) as stage:
         items = Client(stage.url).get("/api/recommendations", params={"limit": 50}).json()
         assert len(items["items"]) == 10  # the sample's posts scoring 1,000 or more
-    finally:
-        stage.stop()
 
 
 def test_03_exercise_2_counts_every_tag_from_the_start(copy, tmp_path):
     solved(copy, "03", 2)
-    stage = start(copy, "03-services", tmp_path)
-    try:
+    with running(copy, "03-services", tmp_path) as stage:
         client = Client(stage.url)
-        _, _, token = client.new_user("solver")
         found = client.get("/api/search", params={"q": "python", "per_page": 2}).json()
-        for post in found["items"]:
-            added = client.post(f"/api/posts/{post['id']}/tags", token=token, json={"tag": "x1"})
-            assert added.status_code == 201, added.text
+        tag(client, [post["id"] for post in found["items"]], ["x1"])
         port = get_stage("03-services").ports(stage.port)["recommend_v2"] + 100  # its line
         counted = eventually(
             lambda: requests.get(f"http://127.0.0.1:{port}/api/tag-counts", timeout=scaled(5)),
@@ -124,20 +132,14 @@ def test_03_exercise_2_counts_every_tag_from_the_start(copy, tmp_path):
             within=30,
         )
         assert counted.json()["posts"] >= 2 and counted.json()["taggings"] >= 2, counted.text
-    finally:
-        stage.stop()
 
 
 def test_03_exercise_3_lets_a_late_duplicate_erase_newer_tags(copy, tmp_path):
     solved(copy, "03", 3)
-    stage = start(copy, "03-services", tmp_path)
-    try:
+    with running(copy, "03-services", tmp_path) as stage:
         client = Client(stage.url)
-        _, _, token = client.new_user("solver")
         post_id = client.get("/api/search", params={"q": "python"}).json()["items"][0]["id"]
-        for tag in ("stale-first", "stale-second"):
-            added = client.post(f"/api/posts/{post_id}/tags", token=token, json={"tag": tag})
-            assert added.status_code == 201, added.text
+        tag(client, [post_id], ["stale-first", "stale-second"])
 
         def tags() -> set[str]:
             return {t["tag"] for t in client.get(f"/api/posts/{post_id}").json()["tags"]}
@@ -157,8 +159,6 @@ def test_03_exercise_3_lets_a_late_duplicate_erase_newer_tags(copy, tmp_path):
         # Without the version check the stale copy wins: search's tags are gone.
         left = eventually(tags, lambda t: not t & {"stale-first", "stale-second"}, within=10)
         assert not left & {"stale-first", "stale-second"}, left
-    finally:
-        stage.stop()
 
 
 def test_04_exercise_3_is_a_blocking_call_the_loop_check_names(copy):

@@ -219,6 +219,25 @@ async def text(response: Any) -> str:
 DELAY = 0.2
 
 
+@contextlib.asynccontextmanager
+async def registered(registry: Any, registry_url: str, fakes: list) -> AsyncIterator[None]:
+    """Keep fake search instances in the registry (their heartbeats) for the block."""
+    beats = [registry.Heartbeat(registry_url, "search", fake.url) for fake in fakes]
+    for beat in beats:
+        await beat.start()
+    try:
+        lookup = registry.Registry(registry_url)
+        for _ in range(50):  # the first beats land within moments
+            if len(await lookup.instances("search")) == len(fakes):
+                break
+            await asyncio.sleep(0.05)
+        await lookup.close()
+        yield
+    finally:
+        for beat in beats:
+            await beat.stop()
+
+
 def test_the_home_page_asks_its_services_at_the_same_time(services, loopback):
     async def scenario() -> float:
         async with gateway() as client:
@@ -580,23 +599,10 @@ def test_the_gateway_takes_turns_over_the_instances_in_the_registry(
     monkeypatch.delenv("SEARCH_URL")  # only the registry knows where search is
 
     async def scenario() -> list[str]:
-        beats = [registry.Heartbeat(registry_url, "search", fake.url)
-                 for fake in (services["search"], second)]  # fmt: skip
-        for beat in beats:
-            await beat.start()
-        try:
-            lookup = registry.Registry(registry_url)
-            for _ in range(50):  # the first beats land within moments
-                if len(await lookup.instances("search")) == 2:
-                    break
-                await asyncio.sleep(0.05)
-            await lookup.close()
-            async with gateway() as client:
-                answers = [await client.get(f"/api/posts/{POST_ID}") for _ in range(4)]
-                return [a.headers["X-Served-By"] for a in answers]
-        finally:
-            for beat in beats:
-                await beat.stop()
+        fakes = [services["search"], second]
+        async with registered(registry, registry_url, fakes), gateway() as client:
+            answers = [await client.get(f"/api/posts/{POST_ID}") for _ in range(4)]
+            return [a.headers["X-Served-By"] for a in answers]
 
     try:
         served_by = asyncio.run(scenario())
@@ -618,23 +624,10 @@ def test_an_instance_in_the_registry_that_is_still_loading_is_passed_over(
     monkeypatch.delenv("SEARCH_URL")
 
     async def scenario() -> list[tuple[int, str]]:
-        beats = [registry.Heartbeat(registry_url, "search", fake.url)
-                 for fake in (services["search"], loading)]  # fmt: skip
-        for beat in beats:
-            await beat.start()
-        try:
-            lookup = registry.Registry(registry_url)
-            for _ in range(50):  # the first beats land within moments
-                if len(await lookup.instances("search")) == 2:
-                    break
-                await asyncio.sleep(0.05)
-            await lookup.close()
-            async with gateway() as client:
-                answers = [await client.get(f"/api/posts/{POST_ID}") for _ in range(4)]
-                return [(a.status_code, a.headers["X-Served-By"]) for a in answers]
-        finally:
-            for beat in beats:
-                await beat.stop()
+        fakes = [services["search"], loading]
+        async with registered(registry, registry_url, fakes), gateway() as client:
+            answers = [await client.get(f"/api/posts/{POST_ID}") for _ in range(4)]
+            return [(a.status_code, a.headers["X-Served-By"]) for a in answers]
 
     try:
         served = asyncio.run(scenario())
