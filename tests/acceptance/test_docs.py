@@ -52,6 +52,7 @@ MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ct
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
 MAKE_RUN_TRACE = "tests/acceptance/test_docs.py::test_make_run_with_trace_is_workshop_up_traced"
 KEPT = "tests/acceptance/test_cli.py::test_a_stage_keeps_its_data_until_fresh_or_reset"
+LAB = "tests/reliability/test_labs.py::test_the_lab_runs_green"
 SOLVED = "tests/acceptance/test_solutions.py::test_every_solution_applies_and_comes_back_out"
 SUPERVISED = "tests/reliability/test_supervision.py::test_a_process_that_exits_is_started_again_unless_told_not_to"  # noqa: E501
 SAMPLE_SIZE = "tests/acceptance/test_cli.py::test_sample_posts_sizes_the_sample_of_an_empty_store"
@@ -112,6 +113,9 @@ RUN_ELSEWHERE: dict[str, str] = {
     "make run STAGE=03-services NO_RESTART=1": MAKE_RUN_TRACE,  # and this one's too
     "make run NO_RESTART=1": MAKE_RUN_TRACE,
     "make run STAGE=03-services RELOAD=1": MAKE_RUN_TRACE,  # the option: test_reload.py
+    "workshop lab run service-down": LAB,  # starts a stage of its own and breaks it
+    "workshop lab run rest-api-down": LAB,
+    "workshop lab run worker-killed": LAB,
     "workshop solve 01-monolith 2": SOLVED,  # a copy of the repository: never the reader's
     "workshop solve 01-monolith 2 --undo": SOLVED,
     "workshop solve 03-services 2": SOLVED,

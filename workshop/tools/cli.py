@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from workshop import config, tracing
 from workshop.config import DEFAULT_PORT, ROOT
-from workshop.tools import solve, stages
+from workshop.tools import labs, solve, stages
 from workshop.tools.bench import bench
 from workshop.tools.diff import diff
 from workshop.tools.doctor import doctor
@@ -131,6 +131,27 @@ def reset(stage_name: str) -> None:
     except DataInUse as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{stage.name}: forgot what it stored ({folder})")
+
+
+@main.group()
+def lab() -> None:
+    """Failure labs that check themselves: break a stage, watch, repair, verify."""
+
+
+@lab.command("list")
+def lab_list() -> None:
+    """Name each lab, its stage, how long it takes and what it breaks."""
+    for found in labs.LABS:
+        click.echo(f"{found.name:<15} {found.stage:<12} {found.minutes:>2} min  {found.summary}")
+
+
+@lab.command("run")
+@click.argument("name")
+@click.option("--port", type=int, default=None,
+              help="Front door port of the lab's stage [default: free ports].")  # fmt: skip
+def lab_run(name: str, port: int | None) -> None:
+    """Run lab NAME on a stage of its own; exit 0 when every check held."""
+    sys.exit(0 if labs.run(labs.find(name), port) else 1)
 
 
 @main.command("solve")

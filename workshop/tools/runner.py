@@ -195,6 +195,7 @@ class StageRunner:
         self._data_lock: int | None = None
         self.restart = True  # the foreground loop starts a process that exits again
         self.reload = False  # the foreground loop starts a process again when its code changes
+        self.echo = True  # print the processes' output (always kept in their log files)
         # How each process was started (its Procfile line, port, environment), to start
         # it again; the ones stopped on purpose (stop_process), which stay down.
         self._specs: dict[str, tuple[str | None, int, dict[str, str] | None]] = {}
@@ -268,8 +269,9 @@ class StageRunner:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("a", encoding="utf-8", buffering=1) as kept:  # a line at a time
             for line in child.stdout:
-                sys.stdout.write(f"{label} | {line}")
-                sys.stdout.flush()
+                if self.echo:
+                    sys.stdout.write(f"{label} | {line}")
+                    sys.stdout.flush()
                 kept.write(line)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -320,6 +322,14 @@ class StageRunner:
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+
+    def kill_process(self, name: str) -> None:
+        """Kill one process with SIGKILL, as a crash would (no clean stop); it stays down."""
+        self._held.add(name)
+        child = self.children[name]
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
 
     def restart_process(self, name: str) -> None:
         """Start one stopped process again, on its own port (and with its own settings)."""
