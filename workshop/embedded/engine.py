@@ -205,12 +205,13 @@ def _run(
     store: CollectionStore, keys: list[Hashable], search: dict[str, Any], plan: planner.Plan
 ) -> Iterator[dict[str, Any]]:
     documents = store._documents
+    by_id = plan.stage == "IDHACK" and planner.is_exact(search, plan)  # an _id never changes
     for key in keys:
         document = documents.get(key)
         if document is None:
             continue
         plan.docs_examined += 1
-        if mongomock.filtering.filter_applies(search, document):
+        if by_id or mongomock.filtering.filter_applies(search, document):
             plan.returned += 1
             yield document
 

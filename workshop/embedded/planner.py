@@ -218,12 +218,24 @@ def exact_path(search: dict[str, Any]) -> str | None:
     return path if isinstance(condition, str) else None
 
 
+def is_exact(search: dict[str, Any], plan: Plan) -> bool:
+    """Tell whether the plan's keys are exactly the filter's documents: strings named by an
+    index on their path, or by _id (never an array). Testing each of them against an $in
+    of thousands of ids again made such a read quadratic."""
+    path = exact_path(search)
+    if path is None:
+        return False
+    return (plan.index is not None and plan.index.field == path) or (
+        plan.stage == "IDHACK" and path == "_id"
+    )
+
+
 def matching(
     collection: Collection, search: dict[str, Any], plan: Plan
 ) -> Iterator[dict[str, Any]]:
     """Yield the stored documents a filter matches, in natural order (no sort)."""
     keys = choose(collection, search, plan)
-    exact = plan.index is not None and plan.index.field == exact_path(search)
+    exact = is_exact(search, plan)
     documents = collection.documents
     for key in keys:
         document = documents.get(key)
