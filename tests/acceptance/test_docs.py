@@ -81,12 +81,12 @@ RUN_ELSEWHERE: dict[str, str] = {
     "make run STAGE=04-async": MAKE_RUN,
     "make test": MAKE_TARGETS,  # the whole suite, this module included
     "make bench": BENCH,
-    "workshop bench --duration 8 --repeat 2": BENCH,
+    "workshop bench --duration 10 --repeat 2": BENCH,
     "workshop bench 03-services 04-async --scenario fan-out": FANOUT_BENCH,
     "workshop bench 03-services 04-async --scenario reads --scenario traced --duration 15 "
     "--repeat 3": TRACED_BENCH,
     "workshop bench 01-monolith --scenario reads --duration 5 --repeat 1": BENCH,
-    "workshop bench 01-monolith 02-rest-api 03-services 04-async --duration 8 --repeat 2": BENCH,
+    "workshop bench 01-monolith 02-rest-api 03-services 04-async --duration 10 --repeat 2": BENCH,
     "pip install --require-hashes --no-deps -r requirements/bench.txt": BENCH_LOCK,
     "make run WHEELHOUSE=DIR": WHEELHOUSE,
     "make doctor": DOCTOR,  # sets up .venv, then checks the ports of stage 01 on 8000
