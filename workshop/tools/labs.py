@@ -75,10 +75,17 @@ class Session:
         return answer.json()["token"]
 
 
-def _not_ready_naming(session: Session, dependency: str) -> bool:
-    answer = session.get("/readyz")
-    found = answer.json()["dependencies"][dependency]
-    return answer.status_code == 503 and found["ok"] is False
+def _check_search_is_down(session: Session, culprit: str) -> None:
+    """Check what the front door says while what answers searches is down."""
+
+    def not_ready_naming_it() -> bool:
+        answer = session.get("/readyz")
+        return answer.status_code == 503 and answer.json()["dependencies"][culprit]["ok"] is False
+
+    session.check(f"/readyz answers 503 and names {culprit}", not_ready_naming_it)
+    session.check("/api/search answers 503 upstream_unavailable", lambda: (
+        session.get("/api/search", q="flask").json()["error"]["code"] == "upstream_unavailable"
+    ))  # fmt: skip
 
 
 def rest_api_down(session: Session) -> None:
@@ -90,11 +97,7 @@ def rest_api_down(session: Session) -> None:
     session.look(f"{session.url}/search?q=flask   (the page says what is down)",
                  f"curl -s {session.url}/readyz",
                  f"workshop logs --port {session.runner.port} restapi")  # fmt: skip
-    session.check("/readyz answers 503 and names restapi",
-                  lambda: _not_ready_naming(session, "restapi"))  # fmt: skip
-    session.check("/api/search answers 503 upstream_unavailable", lambda: (
-        session.get("/api/search", q="flask").json()["error"]["code"] == "upstream_unavailable"
-    ))  # fmt: skip
+    _check_search_is_down(session, "restapi")
     session.check("the search page is an error page (503) that names the REST API", lambda: (
         (page := session.get("/search", q="flask")).status_code == 503 and "REST API" in page.text
     ))  # fmt: skip
@@ -118,12 +121,8 @@ def service_down_and_back(session: Session) -> None:
     session.look(f"{session.url}/   (the home page needs recommend and tag only)",
                  f"{session.url}/search?q=flask   (the page says search is down)",
                  f"curl -s {session.url}/readyz")  # fmt: skip
-    session.check("/readyz answers 503 and names search",
-                  lambda: _not_ready_naming(session, "search"))  # fmt: skip
+    _check_search_is_down(session, "search")
     session.check("the home page still answers 200", lambda: session.get("/").status_code == 200)
-    session.check("/api/search answers 503 upstream_unavailable", lambda: (
-        session.get("/api/search", q="flask").json()["error"]["code"] == "upstream_unavailable"
-    ))  # fmt: skip
     session.say(f"while search is down, tag post {post_id} 'lab-while-down' (tag accepts it)")
     tagged = requests.post(f"{session.url}/api/posts/{post_id}/tags", timeout=10,
                            headers={"Authorization": f"Bearer {token}"},
