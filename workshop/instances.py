@@ -159,6 +159,14 @@ class Admissions:
         else:
             self._admitted.discard(address)
 
+    def record_checked(self, checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Note what each instance's /readyz said, as the gateway's own /readyz found it
+        (an instance and its answer's body): one that did not answer in time is left as it
+        was (slow is not starting)."""
+        for instance, body in checked:
+            if instance["status"] != health(None):
+                self.record(instance["address"], takes_calls(instance["status"], body))
+
     def forget(self, address: str) -> None:
         """Ask an instance again before the next call: nobody answered at its address."""
         self._admitted.discard(address)

@@ -196,18 +196,8 @@ def ping(service: str) -> dict[str, Any]:
     session, headers = current_app.extensions["http"], logs.passed_on()
     pings = current_app.extensions["pings"]
     checked = list(pings.map(lambda instance: ping_instance(session, instance, headers), instances))
-    admit_checked(checked)
+    upstreams().admissions.record_checked(checked)  # calls go only to those that take them
     return readiness(checked)
-
-
-def admit_checked(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-    """Note what each instance's /readyz said: calls go only to those that take calls (one
-    that did not answer in time is left as it was: slow is not starting)."""
-    for instance, body in checked:
-        if instance["status"] != health(None):
-            upstreams().admissions.record(
-                instance["address"], takes_calls(instance["status"], body)
-            )
 
 
 def ping_instance(

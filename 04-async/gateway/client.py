@@ -244,18 +244,8 @@ async def ping(service: str) -> dict[str, Any]:
     checked = list(
         await asyncio.gather(*(ping_instance(session, instance, headers) for instance in instances))
     )
-    admit_checked(checked)
+    upstreams().admissions.record_checked(checked)  # calls go only to those that take them
     return readiness(checked)
-
-
-def admit_checked(checked: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-    """Note what each instance's /readyz said: calls go only to those that take calls (one
-    that did not answer in time is left as it was: slow is not starting)."""
-    for instance, body in checked:
-        if instance["status"] != health(None):
-            upstreams().admissions.record(
-                instance["address"], takes_calls(instance["status"], body)
-            )
 
 
 async def ping_instance(
