@@ -26,9 +26,10 @@ OUTBOX_RESEND = "outbox.resend"
 MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
 # What a digest's checksum is taken modulo: the sum of every entity's version, kept small.
 DIGEST_MODULUS = 2**61 - 1
-# The comment on the query that makes a digest: it reads every entity on purpose (a
-# background audit, not a request's), and the store's profile says so.
-DIGEST_COMMENT = "audit: an owner's digest for sync"
+# The comment on the query that makes a digest (an owner's, or sync's of its log when it
+# starts): it reads every entity on purpose (an audit, not a request's), and the store's
+# profile says so.
+DIGEST_COMMENT = "audit: a digest of every entity's version"
 
 
 def digest(versions: Iterable[int]) -> list[int]:

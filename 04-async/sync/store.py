@@ -23,10 +23,13 @@ what was sent, sync's /readyz counts the subscriber as waiting, so the stage is 
 
 The same on the way in: an idle owner announces a digest of each type it owns (how many
 entities, and the sum of their versions); sync keeps the same digest of its log. If the
-owner's differs while it holds at least as many entities, the broker lost changes on their
-way to sync (a broker that keeps nothing on disk, restarted): sync asks the owner to
-publish that type again (`outbox.resend` on the owner's own queue), logs what it lacked
-(the rest are duplicates, dropped), and counts the type as waiting until the digests agree.
+owner's differs while it holds at least as many entities, and the owner announces the
+same digest again (it was idle in between), the broker lost changes on their way to sync
+(a broker that keeps nothing on disk, restarted): sync asks the owner to publish that type
+again (`outbox.resend` on the owner's own queue), logs what it lacked (the rest are
+duplicates, dropped), and counts the type as waiting until the digests agree. Sync counts
+its digests again from `latest` each time it starts, so a kill between logging a change
+and counting it leaves no false difference.
 """
 
 import asyncio
@@ -42,6 +45,7 @@ from chassis.messaging.broker import Publisher
 from workshop.broker import MAX_BATCH
 from workshop.messages import (
     CAUGHT_UP,
+    DIGEST_COMMENT,
     DIGEST_MODULUS,
     MASTER_DATA_TYPES,
     OUTBOX_DRAINED,
@@ -79,13 +83,24 @@ RESEND_EVERY_SECONDS = 30.0
 
 
 async def setup(database: Any) -> None:
-    """Index the log by sequence, and by type for deliveries; make the log's digests if a
-    log kept from before has none."""
+    """Index the log by sequence, and by type for deliveries; count the log's digests again.
+
+    The digests are counted from `latest` at every start: a sync killed between logging a
+    change and counting it must not keep a digest that is one change short (the owner's
+    would never agree, and sync would ask it for everything again, for ever).
+    """
     await database.log.create_index("seq")
     await database.log.create_index([("type", 1), ("seq", 1)])
-    if await database.digests.estimated_document_count() == 0 and await head(database):
-        async for entry in database.log.find({}, {"message": 1}).sort("seq", 1):
-            await _count_in_digest(database, Message.from_dict(entry["message"]))
+    counted: dict[str, list[int]] = {}
+    async for row in database.latest.find({}, {"version": 1}, comment=DIGEST_COMMENT):
+        message_type = row["_id"].partition("/")[0]
+        count, checksum = counted.get(message_type, [0, 0])
+        counted[message_type] = [count + 1, (checksum + row["version"]) % DIGEST_MODULUS]
+    await database.digests.delete_many({})
+    for message_type, (count, checksum) in counted.items():
+        await database.digests.insert_one(
+            {"_id": message_type, "count": count, "checksum": checksum}
+        )
 
 
 async def _count_in_digest(database: Any, message: Message) -> None:
@@ -128,6 +143,8 @@ async def append(database: Any, message: Message) -> Message | None:
     try:
         await database.log.insert_one(entry)
     except DuplicateKeyError:
+        # Logged before; a sync killed right after logging it may not have counted it.
+        await _count_in_digest(database, message)
         return None
     logged = Message.from_dict(entry["message"])
     await _count_in_digest(database, logged)
@@ -205,9 +222,12 @@ async def drained(
         if _is_digest(announced):
             logged = await log_digest(database, message_type)
             lacking = announced != logged and announced[0] >= logged[0]
-            fields["lacking"] = lacking
             before = await database.drained.find_one({"_id": message_type}) or {}
-            if lacking and time.time() - before.get("resent_at", 0) > RESEND_EVERY_SECONDS:
+            fields.update(lacking=lacking, announced=announced)
+            # The same digest twice: the owner was idle between (a change made while it
+            # counted shows in its digest before it is published, and is no loss).
+            confirmed = lacking and before.get("announced") == announced
+            if confirmed and time.time() - before.get("resent_at", 0) > RESEND_EVERY_SECONDS:
                 log.warning("the log lacks changes of %s (owner %s, log %s): the broker lost "
                             "them; asking the owner for all again", message_type, announced,
                             logged)  # fmt: skip
