@@ -19,6 +19,9 @@ from workshop.contract import ApiError
 TIMEOUT = (1.0, 10.0)
 INGEST_TIMEOUT = (1.0, 600.0)
 MAX_RETRIES_ON_CONFLICT = 3
+# A read (idempotent) that finds no connection is tried once more: the API closes a pooled
+# connection it kept idle (gunicorn: after 2 s), and a call can reuse it just then.
+READ_ATTEMPTS = 2
 
 
 def init_app(app: Flask) -> None:
@@ -32,12 +35,18 @@ def _call(method: str, path: str, **kwargs: Any) -> requests.Response:
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
     kwargs.setdefault("timeout", TIMEOUT)
-    try:
-        return session.request(
-            method, current_app.config["RESTAPI_URL"] + path, headers=headers, **kwargs
-        )
-    except requests.RequestException:
-        raise ApiError(503, "upstream_unavailable", "the REST API is not answering") from None
+    attempts = READ_ATTEMPTS if method == "GET" else 1
+    for attempt in range(attempts):
+        try:
+            return session.request(
+                method, current_app.config["RESTAPI_URL"] + path, headers=headers, **kwargs
+            )
+        except requests.ConnectionError as error:
+            if attempt + 1 == attempts or isinstance(error, requests.Timeout):
+                break
+        except requests.RequestException:
+            break
+    raise ApiError(503, "upstream_unavailable", "the REST API is not answering")
 
 
 def _json(answer: requests.Response, *expected: int) -> Any:
