@@ -138,24 +138,37 @@ def service_down_and_back(session: Session) -> None:
     ), CAUGHT_UP_WITHIN)  # fmt: skip
 
 
-def worker_killed_mid_job(session: Session) -> None:
-    """Stage 04: the Celery worker dies mid-job; /readyz says so, a new worker finishes it."""
-    from workshop.data.sample import export_line, sample_posts
+def _ndjson(posts: list[dict[str, Any]]) -> bytes:
+    from workshop.data.sample import export_line
 
-    token = session.user("lab_linus")
-    posts = sample_posts(4000, seed=17)  # another seed: posts new to the stage
-    body = "".join(export_line({**p, "id": f"lab{p['id']}"}, i) + "\n"
-                   for i, p in enumerate(posts)).encode()  # fmt: skip
-    upload = requests.post(f"{session.url}/api/ingest", data=body, timeout=60,
+    return "".join(export_line(post, i) + "\n" for i, post in enumerate(posts)).encode()
+
+
+def _import(
+    session: Session, token: str, posts: list[dict[str, Any]]
+) -> tuple[str, Callable[[], dict[str, Any]]]:
+    """Queue an import of posts; return its job's id and a function that reads the job."""
+    upload = requests.post(f"{session.url}/api/ingest", data=_ndjson(posts), timeout=60,
                            headers={"Authorization": f"Bearer {token}",
                                     "Content-Type": "application/x-ndjson"})  # fmt: skip
     upload.raise_for_status()
     job_id = upload.json()["job_id"]
-
-    def job() -> dict[str, Any]:
-        return session.get(f"/api/jobs/{job_id}").json()
-
     session.say(f"import of {len(posts)} posts queued as job {job_id}")
+    return job_id, lambda: session.get(f"/api/jobs/{job_id}").json()
+
+
+def _settled(session: Session) -> bool:
+    answer = session.get("/readyz")
+    return answer.status_code == 200 and answer.json()["settled"] is True
+
+
+def worker_killed_mid_job(session: Session) -> None:
+    """Stage 04: the Celery worker dies mid-job; /readyz says so, a new worker finishes it."""
+    from workshop.data.sample import sample_posts
+
+    token = session.user("lab_linus")
+    posts = [{**p, "id": f"lab{p['id']}"} for p in sample_posts(4000, seed=17)]  # new posts
+    job_id, job = _import(session, token, posts)
     session.check("the worker starts the job", lambda: job()["ingested"] > 0)
     session.say("break: kill the worker (SIGKILL) in the middle of the job")
     session.runner.kill_process("worker")
@@ -176,6 +189,104 @@ def worker_killed_mid_job(session: Session) -> None:
                   CAUGHT_UP_WITHIN)  # fmt: skip
 
 
+def sync_killed_mid_import(session: Session) -> None:
+    """Stage 03: sync dies while an import flows through it; every copy gets every post once."""
+    from workshop.data.sample import sample_posts
+
+    word = "labsynced"  # in every imported title: a search for it counts what search holds
+    posts = [{**p, "id": f"ls{p['id']}", "title": f"{p['title']} {word}"}
+             for p in sample_posts(2000, seed=23)]  # fmt: skip
+    sync = f"http://127.0.0.1:{session.runner.stage.ports(session.runner.port)['sync']}"
+
+    def logged() -> int:
+        return requests.get(f"{sync}/stats", timeout=10).json()["collections"]["log"]
+
+    token = session.user("lab_barbara")
+    session.check("the stage is settled before the import", lambda: _settled(session),
+                  CAUGHT_UP_WITHIN)  # fmt: skip
+    before = logged()
+    _, job = _import(session, token, posts)
+    session.check("sync logs the first changes of the import", lambda: logged() - before >= 100)
+    session.say("break: kill sync (SIGKILL) while the import flows through it")
+    session.runner.kill_process("sync")
+    session.look(f"curl -s {session.url}/readyz   (sync unreachable, not settled)",
+                 f"curl -s '{session.url}/api/search?q={word}'   (total stays short)",
+                 f"workshop logs --port {session.runner.port} ingest")  # fmt: skip
+    session.check("/readyz names sync as unreachable", lambda: (
+        session.readiness()["dependencies"]["sync"]["ok"] is False
+    ))  # fmt: skip
+    session.check(f"the import finishes without sync: {len(posts)} new posts", lambda: (
+        job()["state"] == "done" and job()["new"] == len(posts)
+    ), CAUGHT_UP_WITHIN * 3)  # fmt: skip
+    session.check("search does not have them all: nothing carries them to it", lambda: (
+        session.get("/api/search", q=word).json()["total"] < len(posts)
+    ), within=0)  # fmt: skip
+    session.say("repair: start sync again; the batch it held goes back to its queue")
+    session.runner.restart_process("sync")
+    session.check("the stage settles again", lambda: _settled(session), CAUGHT_UP_WITHIN * 3)
+    session.check(f"search finds all {len(posts)} posts", lambda: (
+        session.get("/api/search", q=word).json()["total"] == len(posts)
+    ), CAUGHT_UP_WITHIN)  # fmt: skip
+    session.check(f"sync's log holds each of them once: {len(posts)} more entries",
+                  lambda: logged() == before + len(posts), within=0)  # fmt: skip
+
+
+def canary_split(session: Session) -> None:
+    """Stage 03: a new recommend version takes a share of the calls; a header pins one."""
+    calls = 200
+    share = int(session.runner.env["RECOMMEND_CANARY_PERCENT"])
+    session.say(f"recommend v2 runs beside v1; the gateway sends it {share} % of the calls")
+    session.look(f"curl -si '{session.url}/api/recommendations?limit=3' | grep ^X-",
+                 f"curl -si '{session.url}/api/recommendations?limit=3' "
+                 "-H 'X-Recommend-Version: 2' | grep ^X-")  # fmt: skip
+
+    def versions(**headers: str) -> list[str]:
+        return [requests.get(f"{session.url}/api/recommendations", params={"limit": 3},
+                             headers=headers, timeout=10).headers["X-Recommend-Version"]
+                for _ in range(calls)]  # fmt: skip
+
+    drawn = versions()
+    seen = 100 * drawn.count("2") / calls
+    session.say(f"{calls} calls: {seen:.0f} % answered by v2")
+    # A draw per call: 200 draws of 20 % land within 8-32 % but once in ten thousand runs.
+    session.check(f"v2 answers about {share} % of {calls} calls (between {share * 0.4:.0f} and "
+                  f"{share * 1.6:.0f} %)", lambda: share * 0.4 <= seen <= share * 1.6,
+                  within=0)  # fmt: skip
+    session.check(
+        "X-Recommend-Version: 2 pins every call to v2",
+        lambda: set(versions(**{"X-Recommend-Version": "2"})) == {"2"},
+        within=0,
+    )
+    session.check(
+        "X-Recommend-Version: 1 pins every call to v1",
+        lambda: set(versions(**{"X-Recommend-Version": "1"})) == {"1"},
+        within=0,
+    )
+    session.say("break: stop v2, the canary (a bad release, rolled back)")
+    session.runner.stop_process("recommend_v2")
+    session.look(f"curl -s {session.url}/readyz   (recommend-v2 down)", f"{session.url}/")
+    session.check("/readyz answers 503 and names recommend-v2", lambda: (
+        session.get("/readyz").status_code == 503
+        and session.readiness()["dependencies"]["recommend-v2"]["ok"] is False
+    ))  # fmt: skip
+    failed = [requests.get(f"{session.url}/api/recommendations", params={"limit": 3},
+                           timeout=10).status_code for _ in range(calls)]  # fmt: skip
+    lost = 100 * failed.count(503) / calls
+    session.say(f"{calls} calls, none pinned: {lost:.0f} % answered 503 (drawn for v2)")
+    session.check("the canary's share of the calls fails with it (503), the rest answer 200",
+                  lambda: set(failed) <= {200, 503} and share * 0.4 <= lost <= share * 1.6,
+                  within=0)  # fmt: skip
+    session.check("calls pinned to v1 still answer 200", lambda: all(
+        requests.get(f"{session.url}/api/recommendations", params={"limit": 3}, timeout=10,
+                     headers={"X-Recommend-Version": "1"}).status_code == 200
+        for _ in range(20)
+    ))  # fmt: skip
+    session.say("repair: start v2 again; it kept its copy, and catches up from its queue")
+    session.runner.restart_process("recommend_v2")
+    session.check("the stage is ready again", lambda: session.get("/readyz").status_code == 200,
+                  CAUGHT_UP_WITHIN)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Lab:
     """A failure lab: its stage, how long it takes in class, and what it does."""
@@ -184,6 +295,7 @@ class Lab:
     stage: str
     minutes: int
     run: Callable[[Session], None]
+    env: dict[str, str] = field(default_factory=dict)  # the stage's settings for the lab
 
     @property
     def summary(self) -> str:
@@ -193,6 +305,8 @@ class Lab:
 LABS = [
     Lab("rest-api-down", "02-rest-api", 10, rest_api_down),
     Lab("service-down", "03-services", 10, service_down_and_back),
+    Lab("sync-killed", "03-services", 15, sync_killed_mid_import),
+    Lab("canary-split", "03-services", 10, canary_split, {"RECOMMEND_CANARY_PERCENT": "20"}),
     Lab("worker-killed", "04-async", 15, worker_killed_mid_job),
 ]
 
@@ -211,7 +325,7 @@ def run(lab: Lab, port: int | None) -> bool:
     busy = [p for p in stage.ports(base).values() if not port_is_free(p)]
     if busy:
         raise click.ClickException(f"port {busy[0]} is in use: stop what holds it or pick --port")
-    runner = StageRunner(stage, base, {"WORKSHOP_SEED_SAMPLE": "1"})  # a data folder of its own
+    runner = StageRunner(stage, base, {"WORKSHOP_SEED_SAMPLE": "1", **lab.env})  # own data folder
     runner.restart = False
     runner.echo = False  # the lab's own lines only; each process's output is in its log
     click.echo(f"lab {lab.name}: starting {stage.name} on http://127.0.0.1:{base}/ ...")
