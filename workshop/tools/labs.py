@@ -287,6 +287,53 @@ def canary_split(session: Session) -> None:
                   CAUGHT_UP_WITHIN)  # fmt: skip
 
 
+def replay_into_new_version(session: Session) -> None:
+    """Stage 03: a new copy of recommend v2 starts empty; sync's log fills it by replay."""
+    ports = session.runner.stage.ports(session.runner.port)
+    name = "recommend-v2-lab"
+    port = free_base_port(1)
+
+    def stats(where: int) -> dict[str, int]:
+        return requests.get(f"http://127.0.0.1:{where}/stats", timeout=10).json()["collections"]
+
+    def top(url: str, **headers: str) -> list[str]:
+        answer = requests.get(f"{url}/api/recommendations", params={"limit": 20},
+                              headers=headers, timeout=10)  # fmt: skip
+        return [post["id"] for post in answer.json()["items"]]
+
+    session.check("the stage is settled", lambda: _settled(session), CAUGHT_UP_WITHIN)
+    owned = stats(ports["ingest"])["posts"]
+    session.say(f"start: {name}, recommend v2's code with an empty store of its own, on "
+                f"port {port}; it asks sync for every change from the start")  # fmt: skip
+    session.runner.start_extra("recommend_lab", "recommend_v2", port, {"RECOMMEND_NAME": name})
+    session.look(f"curl -s http://127.0.0.1:{port}/readyz   (503 bootstrap until it is in)",
+                 f"workshop sync status --port {session.runner.port}   (its checkpoint)",
+                 f"curl -s http://127.0.0.1:{port}/stats")  # fmt: skip
+    session.check(f"it says ready once its copy holds all {owned} posts", lambda: (
+        requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+        and stats(port)["posts"] == owned
+    ), CAUGHT_UP_WITHIN * 2)  # fmt: skip
+    session.check("its recommendations are v2's, post for post", lambda: (
+        top(f"http://127.0.0.1:{port}") == top(session.url, **{"X-Recommend-Version": "2"})
+    ))  # fmt: skip
+    sync = f"http://127.0.0.1:{ports['sync']}"
+    session.say("replay again, on demand: `workshop sync replay recommend-v2` sends v2 the "
+                "whole log once more")  # fmt: skip
+    before = top(session.url, **{"X-Recommend-Version": "2"})
+    sent = requests.post(f"{sync}/api/sync/subscribers/recommend-v2/replay", timeout=60)
+    session.check(
+        f"sync sends recommend-v2 every change again (at least {owned})",
+        lambda: sent.status_code == 202 and sent.json()["sent"] >= owned,
+        within=0,
+    )
+    session.check("the stage settles", lambda: _settled(session), CAUGHT_UP_WITHIN)
+    session.check("nothing changed: applying a change twice is applying it once", lambda: (
+        stats(ports["recommend_v2"])["posts"] == owned
+        and top(session.url, **{"X-Recommend-Version": "2"}) == before
+    ))  # fmt: skip
+    session.runner.stop_process("recommend_lab")
+
+
 @dataclass(frozen=True)
 class Lab:
     """A failure lab: its stage, how long it takes in class, and what it does."""
@@ -307,6 +354,7 @@ LABS = [
     Lab("service-down", "03-services", 10, service_down_and_back),
     Lab("sync-killed", "03-services", 15, sync_killed_mid_import),
     Lab("canary-split", "03-services", 10, canary_split, {"RECOMMEND_CANARY_PERCENT": "20"}),
+    Lab("replay", "03-services", 10, replay_into_new_version),
     Lab("worker-killed", "04-async", 15, worker_killed_mid_job),
 ]
 
