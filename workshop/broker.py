@@ -20,6 +20,7 @@ RabbitMQ. (One consumer per queue, as every service and the Celery worker have h
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty
 from time import monotonic_ns
@@ -60,6 +61,30 @@ def connect() -> kombu.Connection:
     if url.startswith("redis"):
         options = {"visibility_timeout": 60}  # an unacked message comes back after a crash
     return kombu.Connection(url, transport_options=options, connect_timeout=2)
+
+
+@contextlib.contextmanager
+def _probe() -> Iterator[kombu.Connection]:
+    """Open a connection of its own for a check (/readyz), failing at once if nobody answers.
+
+    A connection in use is no witness: after the broker died it still says it is connected
+    until it is next used, and a publisher retrying on it holds it meanwhile.
+    """
+    with connect() as probe:
+        probe.ensure_connection(max_retries=1, timeout=1, interval_start=0, interval_step=0)
+        yield probe
+
+
+def check_answers() -> None:
+    """Raise unless the broker answers now."""
+    with _probe():
+        pass
+
+
+def waiting_in(queue_name: str) -> int:
+    """Return how many messages wait in a queue."""
+    with _probe() as probe:
+        return queue(queue_name)(probe.default_channel).queue_declare(passive=False).message_count
 
 
 def broker_folder() -> str:

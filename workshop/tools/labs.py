@@ -11,9 +11,13 @@ and repairs it itself, so what the attendee watches is the failure, not the supe
 
 import json
 import secrets
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,6 +37,7 @@ class Session:
     runner: StageRunner
     results: list[tuple[str, bool]] = field(default_factory=list)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # the lab's users'
+    broker: "PrivateRedis | None" = None
 
     @property
     def url(self) -> str:
@@ -334,6 +339,88 @@ def replay_into_new_version(session: Session) -> None:
     session.runner.stop_process("recommend_lab")
 
 
+class PrivateRedis:
+    """A redis-server of the lab's own on a free loopback port, keeping nothing on disk:
+    stopped and started again, it comes back empty, as a broker without persistence does."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise click.ClickException(
+                "this lab needs redis-server (Debian/Ubuntu: apt-get install redis-server; "
+                "macOS: brew install redis)"
+            )
+        self.binary = binary
+        self.folder = Path(tempfile.mkdtemp(prefix="workshop-lab-broker-"))
+        self.port = free_base_port(1)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.folder), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + CHECK_WITHIN
+        while port_is_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)  # until it listens
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()  # SIGKILL: what it held in memory is gone
+            self.process.wait()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def broker_outage(session: Session) -> None:
+    """Stages 03 and 04: the broker dies and comes back empty; the stage finds what it lost."""
+    broker = session.broker
+    assert broker is not None
+    token = session.user("lab_edsger")
+    first, second = (p["id"] for p in session.get("/api/search", q="python").json()["items"][:2])
+
+    def tags(post_id: str) -> set[str]:
+        return {t["tag"] for t in session.get(f"/api/posts/{post_id}").json()["tags"]}
+
+    def tag(post_id: str, name: str) -> int:
+        return requests.post(f"{session.url}/api/posts/{post_id}/tags", json={"tag": name},
+                             headers={"Authorization": f"Bearer {token}"},
+                             timeout=10).status_code  # fmt: skip
+
+    session.check("the stage is settled", lambda: _settled(session), CAUGHT_UP_WITHIN)
+    session.say(f"break: kill the broker (redis-server on port {broker.port}, no persistence)")
+    broker.stop()
+    session.look(f"curl -s {session.url}/readyz   (every service: broker down)",
+                 f"workshop logs --port {session.runner.port} --no-follow --lines 20")  # fmt: skip
+    session.check("/readyz answers 503 and says the broker is down", lambda: (
+        session.get("/readyz").status_code == 503 and '"broker"' in session.get("/readyz").text
+    ))  # fmt: skip
+    session.check("reads still answer: search finds posts", lambda: (
+        session.get("/api/search", q="python").json()["total"] > 0
+    ))  # fmt: skip
+    session.check("a tag made with the broker down is accepted (201): the outbox keeps it",
+                  lambda: tag(first, "lab-no-broker") == 201, within=0)  # fmt: skip
+    session.check("search's copy does not have it: nothing carries it there",
+                  lambda: "lab-no-broker" not in tags(first), within=0)  # fmt: skip
+    session.say("repair: start the broker again; it is empty (its queues, and what was in "
+                "them, are gone)")  # fmt: skip
+    broker.start()
+    session.check("the stage settles by itself", lambda: _settled(session), CAUGHT_UP_WITHIN * 3)
+    session.check("the tag made while the broker was down reached search",
+                  lambda: "lab-no-broker" in tags(first))  # fmt: skip
+    session.check("a tag made now is accepted", lambda: tag(second, "lab-broker-back") == 201,
+                  within=0)  # fmt: skip
+    session.check("and reaches search within a few seconds",
+                  lambda: "lab-broker-back" in tags(second), within=5)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Lab:
     """A failure lab: its stage, how long it takes in class, and what it does."""
@@ -343,6 +430,7 @@ class Lab:
     minutes: int
     run: Callable[[Session], None]
     env: dict[str, str] = field(default_factory=dict)  # the stage's settings for the lab
+    broker: bool = False  # a Redis of the lab's own as the broker (the lab stops it)
 
     @property
     def summary(self) -> str:
@@ -355,6 +443,8 @@ LABS = [
     Lab("sync-killed", "03-services", 15, sync_killed_mid_import),
     Lab("canary-split", "03-services", 10, canary_split, {"RECOMMEND_CANARY_PERCENT": "20"}),
     Lab("replay", "03-services", 10, replay_into_new_version),
+    Lab("broker-outage", "03-services", 15, broker_outage, broker=True),
+    Lab("broker-outage-async", "04-async", 15, broker_outage, broker=True),
     Lab("worker-killed", "04-async", 15, worker_killed_mid_job),
 ]
 
@@ -373,18 +463,25 @@ def run(lab: Lab, port: int | None) -> bool:
     busy = [p for p in stage.ports(base).values() if not port_is_free(p)]
     if busy:
         raise click.ClickException(f"port {busy[0]} is in use: stop what holds it or pick --port")
-    runner = StageRunner(stage, base, {"WORKSHOP_SEED_SAMPLE": "1", **lab.env})  # own data folder
+    env = {"WORKSHOP_SEED_SAMPLE": "1", **lab.env}
+    runner = StageRunner(stage, base, env)  # a data folder of its own
+    broker = PrivateRedis() if lab.broker else None
+    if broker is not None:
+        broker.start()
+        runner.env["BROKER_URL"] = broker.url
     runner.restart = False
     runner.echo = False  # the lab's own lines only; each process's output is in its log
     click.echo(f"lab {lab.name}: starting {stage.name} on http://127.0.0.1:{base}/ ...")
-    runner.start()
-    session = Session(runner)
+    session = Session(runner, broker=broker)
     try:
+        runner.start()
         if not runner.wait_ready():
             raise click.ClickException(f"{stage.name} did not start (see its log above)")
         lab.run(session)
     finally:
         runner.stop()
+        if broker is not None:
+            broker.remove()
     held = sum(passed for _, passed in session.results)
     click.echo(f"lab {lab.name}: {held} of {len(session.results)} checks held")
     return held == len(session.results) and bool(session.results)

@@ -12,7 +12,7 @@ from typing import Any
 import kombu
 
 from workshop import tracing
-from workshop.broker import broker_url, connect, queue, safe_url
+from workshop.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
 from workshop.messages import InvalidMessage, Message
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,12 @@ class Publisher:
 
     def backlog(self, queue_name: str) -> int:
         """Return how many batches wait in a queue."""
-        with self._lock:
-            channel = self._connection.default_channel
-            return queue(queue_name)(channel).queue_declare(passive=False).message_count
+        return waiting_in(queue_name)
 
     def ping(self) -> dict[str, Any]:
         """Tell whether the broker answers (for /readyz)."""
         try:
-            with self._lock:
-                self._connection.ensure_connection(max_retries=1, timeout=1)
+            check_answers()
         except Exception as error:  # any failure: not ready, and say which
             return {"ok": False, "url": safe_url(broker_url()), "error": type(error).__name__}
         return {"ok": True, "url": safe_url(broker_url())}

@@ -23,7 +23,7 @@ from typing import Any
 import kombu
 
 from workshop import tracing
-from workshop.broker import broker_url, connect, queue, safe_url
+from workshop.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
 from workshop.messages import InvalidMessage, Message
 
 log = logging.getLogger(__name__)
@@ -65,24 +65,15 @@ class Publisher:
 
     async def backlog(self, queue_name: str) -> int:
         """Return how many batches wait in a queue."""
-        return await asyncio.to_thread(self._backlog, queue_name)
-
-    def _backlog(self, queue_name: str) -> int:
-        with self._lock:
-            channel = self._connection.default_channel
-            return queue(queue_name)(channel).queue_declare(passive=False).message_count
+        return await asyncio.to_thread(waiting_in, queue_name)
 
     async def ping(self) -> dict[str, Any]:
         """Tell whether the broker answers (for /readyz)."""
         try:
-            await asyncio.to_thread(self._ping)
+            await asyncio.to_thread(check_answers)
         except Exception as error:  # any failure: not ready, and say which
             return {"ok": False, "url": safe_url(broker_url()), "error": type(error).__name__}
         return {"ok": True, "url": safe_url(broker_url())}
-
-    def _ping(self) -> None:
-        with self._lock:
-            self._connection.ensure_connection(max_retries=1, timeout=1)
 
     def close(self) -> None:
         self._connection.release()
