@@ -23,6 +23,7 @@ from typing import Any
 import click
 import requests
 
+from workshop import latency
 from workshop.tools.runner import StageRunner, free_base_port, port_is_free
 from workshop.tools.stages import get_stage
 
@@ -421,6 +422,49 @@ def broker_outage(session: Session) -> None:
                   lambda: "lab-broker-back" in tags(second), within=5)  # fmt: skip
 
 
+SLOW_MS = 500  # the knob's wait for recommend and for tag in the slow-upstream lab
+
+
+def slow_upstream(session: Session) -> None:
+    """Stages 03 and 04: recommend and tag answer slowly; 03's page waits for each in turn."""
+    turns, wait = 8, SLOW_MS / 1000
+    knob = session.runner.env[latency.SETTING]
+    stage = get_stage("04-async")
+    other = StageRunner(stage, free_base_port(len(stage.processes())),
+                        {"WORKSHOP_SEED_SAMPLE": "1", latency.SETTING: knob})  # fmt: skip
+    other.restart, other.echo = False, False
+    session.say(f"both stages run with {latency.SETTING}={knob}: each call to recommend or "
+                f"tag waits {SLOW_MS} ms; starting 04 beside 03")  # fmt: skip
+    other.start()
+    try:
+        if not other.wait_ready():
+            raise click.ClickException("04-async did not start")
+        fronts = {"03": session.url, "04": f"http://127.0.0.1:{other.port}"}
+        session.look(*(f"for i in 1 2 3; do curl -s -o /dev/null -w '%{{time_total}}\\n' {url}/; "
+                       f"done   ({name})" for name, url in fronts.items()))  # fmt: skip
+        took: dict[str, list[float]] = {"03": [], "04": []}
+        for _ in range(turns):  # in turn, so that both see the same load
+            for name, url in fronts.items():
+                answer = requests.get(f"{url}/", timeout=30)
+                if answer.status_code == 200:
+                    took[name].append(answer.elapsed.total_seconds())
+        fastest = {name: min(times, default=float("inf")) for name, times in took.items()}
+        session.say("home page, fastest of {}: 03 {:.0f} ms, 04 {:.0f} ms".format(
+            turns, fastest["03"] * 1000, fastest["04"] * 1000))  # fmt: skip
+        session.check(
+            f"every home page answered 200 ({turns} each)",
+            lambda: all(len(times) == turns for times in took.values()),
+            within=0,
+        )
+        session.check(f"03's page waits for both in turn: never under {2 * SLOW_MS} ms",
+                      lambda: fastest["03"] >= 2 * wait, within=0)  # fmt: skip
+        session.check(f"04's page waits for both at once: its fastest at least {SLOW_MS // 2} ms "
+                      "under 03's", lambda: fastest["04"] <= fastest["03"] - wait / 2,
+                      within=0)  # fmt: skip
+    finally:
+        other.stop()
+
+
 @dataclass(frozen=True)
 class Lab:
     """A failure lab: its stage, how long it takes in class, and what it does."""
@@ -445,6 +489,13 @@ LABS = [
     Lab("replay", "03-services", 10, replay_into_new_version),
     Lab("broker-outage", "03-services", 15, broker_outage, broker=True),
     Lab("broker-outage-async", "04-async", 15, broker_outage, broker=True),
+    Lab(
+        "slow-upstream",
+        "03-services",
+        15,
+        slow_upstream,
+        {latency.SETTING: f"recommend={SLOW_MS},tag={SLOW_MS}"},
+    ),  # fmt: skip
     Lab("worker-killed", "04-async", 15, worker_killed_mid_job),
 ]
 
