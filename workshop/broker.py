@@ -35,6 +35,9 @@ from workshop import config
 
 SYNC_QUEUE = "sync"
 POLL_SECONDS = 0.05
+# How long a /readyz check waits for the broker: both of a service's checks fit in the
+# gateway's wait for its answer, even when nobody refuses the connection.
+PROBE_SECONDS = 0.5
 # The most messages a relay or sync puts in one batch.
 MAX_BATCH = 500
 # Where a message file is written before it is renamed into the queue folder.
@@ -50,8 +53,9 @@ def broker_url() -> str:
     return config.env("BROKER_URL") or "filesystem://"
 
 
-def connect() -> kombu.Connection:
-    """Open a connection to the broker (lazily: nothing is sent until it is used)."""
+def connect(timeout: float = 2.0) -> kombu.Connection:
+    """Open a connection to the broker (lazily: nothing is sent until it is used), giving up
+    on a connection attempt after `timeout` seconds."""
     url = broker_url()
     if url.startswith("filesystem"):
         folder = broker_folder()
@@ -60,7 +64,7 @@ def connect() -> kombu.Connection:
     options: dict[str, Any] = {}
     if url.startswith("redis"):
         options = {"visibility_timeout": 60}  # an unacked message comes back after a crash
-    return kombu.Connection(url, transport_options=options, connect_timeout=2)
+    return kombu.Connection(url, transport_options=options, connect_timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -70,8 +74,8 @@ def _probe() -> Iterator[kombu.Connection]:
     A connection in use is no witness: after the broker died it still says it is connected
     until it is next used, and a publisher retrying on it holds it meanwhile.
     """
-    with connect() as probe:
-        probe.ensure_connection(max_retries=1, timeout=1, interval_start=0, interval_step=0)
+    with connect(timeout=PROBE_SECONDS) as probe:
+        probe.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
         yield probe
 
 

@@ -48,6 +48,7 @@ from workshop.messages import (
     OUTBOX_RESEND,
     SUBSCRIPTION_DECLARED,
     Message,
+    digest,
     resend_queue,
 )
 from workshop.metrics import subscriber_lag
@@ -70,20 +71,29 @@ RESEND_EVERY_SECONDS = 30.0
 def setup(database: Database) -> None:
     """Index the log by sequence, and by type for deliveries; count the log's digests again.
 
-    The digests are counted from `latest` at every start: a sync killed between logging a
-    change and counting it must not keep a digest that is one change short (the owner's
-    would never agree, and sync would ask it for everything again, for ever).
+    The digests are counted from `latest` at every start (and again before sync asks an
+    owner for everything): a sync killed between logging a change and counting it must not
+    keep a digest one change short (the owner's would never agree, and sync would ask it
+    for everything again, for ever).
     """
     database.log.create_index("seq")
     database.log.create_index([("type", 1), ("seq", 1)])
-    counted: dict[str, list[int]] = {}
-    for row in database.latest.find({}, {"version": 1}, comment=DIGEST_COMMENT):
-        message_type = row["_id"].partition("/")[0]
-        count, checksum = counted.get(message_type, [0, 0])
-        counted[message_type] = [count + 1, (checksum + row["version"]) % DIGEST_MODULUS]
-    database.digests.delete_many({})
-    for message_type, (count, checksum) in counted.items():
-        database.digests.insert_one({"_id": message_type, "count": count, "checksum": checksum})
+    for message_type in MASTER_DATA_TYPES:
+        recount(database, message_type)
+
+
+def recount(database: Database, message_type: str) -> list[int]:
+    """Count the log's digest of a type again from `latest` (one row per entity, its latest
+    version), keep it, and return it."""
+    rows = database.latest.find(
+        {"_id": {"$gt": f"{message_type}/", "$lt": f"{message_type}0"}},  # "type/..."
+        {"version": 1}, comment=DIGEST_COMMENT,
+    )  # fmt: skip
+    counted = digest([row["version"] for row in rows])
+    database.digests.update_one(
+        {"_id": message_type}, {"$set": {"count": counted[0], "checksum": counted[1]}}, upsert=True
+    )
+    return counted
 
 
 def _count_in_digest(database: Database, message: Message) -> None:
@@ -209,6 +219,12 @@ def drained(
             fields.update(lacking=lacking, announced=announced)
             # The same digest twice: the owner was idle between (a change made while it
             # counted shows in its digest before it is published, and is no loss).
+            if lacking and before.get("announced") == announced:
+                # A handler that failed between noting a version and counting it leaves the
+                # digest short until it is counted again: count it before asking for all.
+                logged = recount(database, message_type)
+                lacking = announced != logged and announced[0] >= logged[0]
+                fields["lacking"] = lacking
             confirmed = lacking and before.get("announced") == announced
             if confirmed and time.time() - before.get("resent_at", 0) > RESEND_EVERY_SECONDS:
                 log.warning("the log lacks changes of %s (owner %s, log %s): the broker lost "

@@ -132,7 +132,10 @@ def test_the_owners_keep_their_data_through_a_kill(stage):
     assert settled(stage)
 
     # Sync's log is whole: a replay to a new subscriber would rebuild every copy from it.
-    assert sync_log(stage) == log_before
+    # (Its head may have moved on: an owner killed between publishing its last changes and
+    # marking them published sends them again, and each duplicate dropped leaves a gap.)
+    logged, head = sync_log(stage)
+    assert logged == log_before[0] and head >= log_before[1]
     # The posts' owner still has every post: importing them again changes nothing.
     again = import_posts(url, token, records)
     assert again["state"] == "done", again

@@ -105,3 +105,23 @@ def test_the_owner_is_asked_again_only_for_the_same_digest_twice(database, stage
     assert sync.drained([POST_UPSERTED], {POST_UPSERTED: 3}, lost) == []
     assert sync.drained([POST_UPSERTED], {POST_UPSERTED: 3}, lost) == [POST_UPSERTED]
     assert sync.waiting() == 1
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_digest_left_short_by_a_failed_handler_is_counted_again_before_asking(database, stage):
+    """A handler that raised between noting b's version and counting it (the batch comes
+    back as a duplicate) leaves the digest short while sync runs on: sync counts it again
+    from `latest` before it asks the owner for everything."""
+    sync = Sync(stage, database)
+    sync.setup()
+    sync.append(change("a", 5))
+    database.log.insert_one({"_id": change("b", 2).id, "seq": 99, "type": POST_UPSERTED,
+                             "message": change("b", 2).with_sequence(99).to_dict()})  # fmt: skip
+    database.latest.update_one({"_id": f"{POST_UPSERTED}/b"}, {"$max": {"version": 2}},
+                               upsert=True)  # fmt: skip
+    assert sync.append(change("b", 2)) is None  # the batch again: a duplicate, not counted
+    owner = {POST_UPSERTED: digest([5, 2])}
+    assert sync.drained([POST_UPSERTED], {POST_UPSERTED: 2}, owner) == []
+    assert sync.drained([POST_UPSERTED], {POST_UPSERTED: 2}, owner) == []  # counted, agrees
+    assert sync.log_digest(POST_UPSERTED) == digest([5, 2])
+    assert sync.waiting() == 0
