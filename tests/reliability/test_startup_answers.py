@@ -1,6 +1,10 @@
 """While a stage starts, a search through the front door is complete or says the service
 is starting: the gateway sends no call to an instance that is still loading its start-up
 data, without a registry as with one. (It sent them: 200 with 0, then 116, then 310 posts.)
+
+Before search listens at all, the gateway cannot tell it from a search that is down, and
+says it is not answering: uvicorn (04) opens its port only once the app has started, and on
+a busy machine the gateway may be up first. Either answer is a 503; a partial result never is.
 """
 
 import re
@@ -60,7 +64,11 @@ def test_a_search_while_the_stage_starts_is_complete_or_says_it_is_starting(star
             totals.append(int(RESULT_COUNT.search(page.text)[1]))
         elif page is not None:
             assert page.status_code == 503, (page.status_code, page.text[:300])
-            starting.append("page says starting" if "is starting" in page.text else page.text)
+            starting.append(
+                "page says starting" if "is starting" in page.text
+                else "page says not answering" if "is not answering" in page.text
+                else page.text
+            )  # fmt: skip
         time.sleep(0.05)
     assert is_ready(url), f"{starting_stage.stage.name} did not start"
     assert eventually(lambda: is_settled(url), bool, within=SETTLE_WITHIN)  # eventually scales it
@@ -68,8 +76,9 @@ def test_a_search_while_the_stage_starts_is_complete_or_says_it_is_starting(star
     assert full > 0
     wrong = sorted({total for total in totals if total != full})
     assert not wrong, f"while starting, searches answered 200 with {wrong} of {full} posts"
-    assert set(starting) <= {"service_starting", "page says starting"}, set(starting)
-    assert starting, "no answer while search was loading (nothing was tested)"
+    not_yet = {"upstream_unavailable", "page says not answering"}  # not listening yet
+    assert set(starting) <= {"service_starting", "page says starting", *not_yet}, set(starting)
+    assert set(starting) - not_yet, "no answer while search was loading (nothing was tested)"
 
 
 def is_settled(url: str) -> bool:
