@@ -24,8 +24,8 @@ same digest again (it was idle in between), the broker lost changes on their way
 (a broker that keeps nothing on disk, restarted): sync asks the owner to publish that type
 again (`outbox.resend` on the owner's own queue), logs what it lacked (the rest are
 duplicates, dropped), and counts the type as waiting until the digests agree. Sync counts
-its digests again from `latest` each time it starts, so a kill between logging a change
-and counting it leaves no false difference.
+its digests again from `latest` each time it starts and before it asks, so a kill between
+logging a change and counting it leaves no false difference.
 """
 
 import logging
@@ -214,19 +214,18 @@ def drained(
         announced = (digests or {}).get(message_type)
         if _is_digest(announced):
             logged = log_digest(database, message_type)
-            lacking = announced != logged and announced[0] >= logged[0]
             before = database.drained.find_one({"_id": message_type}) or {}
-            fields.update(lacking=lacking, announced=announced)
             # The same digest twice: the owner was idle between (a change made while it
             # counted shows in its digest before it is published, and is no loss).
-            if lacking and before.get("announced") == announced:
+            repeated = before.get("announced") == announced
+            if _lacks(announced, logged) and repeated:
                 # A handler that failed between noting a version and counting it leaves the
                 # digest short until it is counted again: count it before asking for all.
                 logged = recount(database, message_type)
-                lacking = announced != logged and announced[0] >= logged[0]
-                fields["lacking"] = lacking
-            confirmed = lacking and before.get("announced") == announced
-            if confirmed and time.time() - before.get("resent_at", 0) > RESEND_EVERY_SECONDS:
+            lacking = _lacks(announced, logged)
+            fields.update(lacking=lacking, announced=announced)
+            due = time.time() - before.get("resent_at", 0) > RESEND_EVERY_SECONDS
+            if lacking and repeated and due:
                 log.warning("the log lacks changes of %s (owner %s, log %s): the broker lost "
                             "them; asking the owner for all again", message_type, announced,
                             logged)  # fmt: skip
@@ -242,6 +241,12 @@ def drained(
                               held=held[message_type], checked_head=log_head)  # fmt: skip
         database.drained.update_one({"_id": message_type}, {"$set": fields}, upsert=True)
     return again
+
+
+def _lacks(announced: list[int], logged: list[int]) -> bool:
+    """Tell whether the log lacks changes an owner's digest counts (it holds as many
+    entities or more, and the digests differ)."""
+    return announced != logged and announced[0] >= logged[0]
 
 
 def _is_digest(value: Any) -> bool:

@@ -72,6 +72,15 @@ class Session:
     def readiness(self) -> dict[str, Any]:
         return self.get("/readyz").json()
 
+    def settled(self) -> bool:
+        """Tell whether the stage is ready and nothing waits in any queue or outbox."""
+        answer = self.get("/readyz")
+        return answer.status_code == 200 and answer.json()["settled"] is True
+
+    def address(self, process: str) -> str:
+        """Return where one of the stage's processes listens (sync, ingest, ...)."""
+        return f"http://127.0.0.1:{self.runner.stage.ports(self.runner.port)[process]}"
+
     def user(self, name: str) -> str:
         """Register a user through the front door; return a token."""
         credentials = {"username": name, "password": self.password}
@@ -163,11 +172,6 @@ def _import(
     return job_id, lambda: session.get(f"/api/jobs/{job_id}").json()
 
 
-def _settled(session: Session) -> bool:
-    answer = session.get("/readyz")
-    return answer.status_code == 200 and answer.json()["settled"] is True
-
-
 def worker_killed_mid_job(session: Session) -> None:
     """Stage 04: the Celery worker dies mid-job; /readyz says so, a new worker finishes it."""
     from workshop.data.sample import sample_posts
@@ -202,13 +206,14 @@ def sync_killed_mid_import(session: Session) -> None:
     word = "labsynced"  # in every imported title: a search for it counts what search holds
     posts = [{**p, "id": f"ls{p['id']}", "title": f"{p['title']} {word}"}
              for p in sample_posts(2000, seed=23)]  # fmt: skip
-    sync = f"http://127.0.0.1:{session.runner.stage.ports(session.runner.port)['sync']}"
 
     def logged() -> int:
-        return requests.get(f"{sync}/stats", timeout=10).json()["collections"]["log"]
+        return requests.get(f"{session.address('sync')}/stats", timeout=10).json()["collections"][
+            "log"
+        ]
 
     token = session.user("lab_barbara")
-    session.check("the stage is settled before the import", lambda: _settled(session),
+    session.check("the stage is settled before the import", session.settled,
                   CAUGHT_UP_WITHIN)  # fmt: skip
     before = logged()
     _, job = _import(session, token, posts)
@@ -232,7 +237,7 @@ def sync_killed_mid_import(session: Session) -> None:
     ), within=0)  # fmt: skip
     session.say("repair: start sync again; the batch it held goes back to its queue")
     session.runner.restart_process("sync")
-    session.check("the stage settles again", lambda: _settled(session), CAUGHT_UP_WITHIN * 3)
+    session.check("the stage settles again", session.settled, CAUGHT_UP_WITHIN * 3)
     session.check(f"search finds all {len(posts)} posts", lambda: (
         session.get("/api/search", q=word).json()["total"] == len(posts)
     ), CAUGHT_UP_WITHIN)  # fmt: skip
@@ -298,20 +303,19 @@ def canary_split(session: Session) -> None:
 
 def replay_into_new_version(session: Session) -> None:
     """Stage 03: a new copy of recommend v2 starts empty; sync's log fills it by replay."""
-    ports = session.runner.stage.ports(session.runner.port)
     name = "recommend-v2-lab"
     port = free_base_port(1)
 
-    def stats(where: int) -> dict[str, int]:
-        return requests.get(f"http://127.0.0.1:{where}/stats", timeout=10).json()["collections"]
+    def stats(url: str) -> dict[str, int]:
+        return requests.get(f"{url}/stats", timeout=10).json()["collections"]
 
     def top(url: str, **headers: str) -> list[str]:
         answer = requests.get(f"{url}/api/recommendations", params={"limit": 20},
                               headers=headers, timeout=10)  # fmt: skip
         return [post["id"] for post in answer.json()["items"]]
 
-    session.check("the stage is settled", lambda: _settled(session), CAUGHT_UP_WITHIN)
-    owned = stats(ports["ingest"])["posts"]
+    session.check("the stage is settled", session.settled, CAUGHT_UP_WITHIN)
+    owned = stats(session.address("ingest"))["posts"]
     session.say(f"start: {name}, recommend v2's code with an empty store of its own, on "
                 f"port {port}; it asks sync for every change from the start")  # fmt: skip
     session.runner.start_extra("recommend_lab", "recommend_v2", port, {"RECOMMEND_NAME": name})
@@ -320,24 +324,24 @@ def replay_into_new_version(session: Session) -> None:
                  f"curl -s http://127.0.0.1:{port}/stats")  # fmt: skip
     session.check(f"it says ready once its copy holds all {owned} posts", lambda: (
         requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
-        and stats(port)["posts"] == owned
+        and stats(f"http://127.0.0.1:{port}")["posts"] == owned
     ), CAUGHT_UP_WITHIN * 2)  # fmt: skip
     session.check("its recommendations are v2's, post for post", lambda: (
         top(f"http://127.0.0.1:{port}") == top(session.url, **{"X-Recommend-Version": "2"})
     ))  # fmt: skip
-    sync = f"http://127.0.0.1:{ports['sync']}"
     session.say("replay again, on demand: `workshop sync replay recommend-v2` sends v2 the "
                 "whole log once more")  # fmt: skip
     before = top(session.url, **{"X-Recommend-Version": "2"})
-    sent = requests.post(f"{sync}/api/sync/subscribers/recommend-v2/replay", timeout=60)
+    replay = f"{session.address('sync')}/api/sync/subscribers/recommend-v2/replay"
+    sent = requests.post(replay, timeout=60)
     session.check(
         f"sync sends recommend-v2 every change again (at least {owned})",
         lambda: sent.status_code == 202 and sent.json()["sent"] >= owned,
         within=0,
     )
-    session.check("the stage settles", lambda: _settled(session), CAUGHT_UP_WITHIN)
+    session.check("the stage settles", session.settled, CAUGHT_UP_WITHIN)
     session.check("nothing changed: applying a change twice is applying it once", lambda: (
-        stats(ports["recommend_v2"])["posts"] == owned
+        stats(session.address("recommend_v2"))["posts"] == owned
         and top(session.url, **{"X-Recommend-Version": "2"}) == before
     ))  # fmt: skip
     session.runner.stop_process("recommend_lab")
@@ -392,7 +396,6 @@ def broker_outage(session: Session) -> None:
     token = session.user("lab_edsger")
     found = session.get("/api/search", q="python").json()["items"]
     first, second, third = (post["id"] for post in found[:3])
-    sync = f"http://127.0.0.1:{session.runner.stage.ports(session.runner.port)['sync']}"
 
     def tags(post_id: str) -> set[str]:
         return {t["tag"] for t in session.get(f"/api/posts/{post_id}").json()["tags"]}
@@ -404,11 +407,11 @@ def broker_outage(session: Session) -> None:
 
     def sent_to_search() -> int:
         """Return how far sync has sent search's queue, if that is the log's head."""
-        log = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()
+        log = requests.get(f"{session.address('sync')}/api/sync/subscribers", timeout=10).json()
         search = next(item for item in log["items"] if item["queue"] == "search")
         return search["checkpoint"] if search["checkpoint"] >= log["head"] else -1
 
-    session.check("the stage is settled", lambda: _settled(session), CAUGHT_UP_WITHIN)
+    session.check("the stage is settled", session.settled, CAUGHT_UP_WITHIN)
     before = sent_to_search()
     session.say("break 1: stop search; a tag made now waits for it in the broker (search's queue)")
     session.runner.stop_process("search")
@@ -432,7 +435,7 @@ def broker_outage(session: Session) -> None:
     session.say("repair: start the broker again (empty: its queues are gone), then search")
     broker.start()
     session.runner.restart_process("search")
-    session.check("the stage settles by itself", lambda: _settled(session), CAUGHT_UP_WITHIN * 3)
+    session.check("the stage settles by itself", session.settled, CAUGHT_UP_WITHIN * 3)
     session.check("the tag lost with search's queue reached search (sync sent it again)",
                   lambda: "lab-in-queue" in tags(first))  # fmt: skip
     session.check("the tag made while the broker was down reached search",
@@ -444,6 +447,7 @@ def broker_outage(session: Session) -> None:
 
 
 SLOW_MS = 500  # the knob's wait for recommend and for tag in the slow-upstream lab
+SLOW_KNOB = {latency.SETTING: f"recommend={SLOW_MS},tag={SLOW_MS}"}
 
 
 def slow_upstream(session: Session) -> None:
@@ -510,13 +514,7 @@ LABS = [
     Lab("replay", "03-services", 10, replay_into_new_version),
     Lab("broker-outage", "03-services", 15, broker_outage, broker=True),
     Lab("broker-outage-async", "04-async", 15, broker_outage, broker=True),
-    Lab(
-        "slow-upstream",
-        "03-services",
-        15,
-        slow_upstream,
-        {latency.SETTING: f"recommend={SLOW_MS},tag={SLOW_MS}"},
-    ),  # fmt: skip
+    Lab("slow-upstream", "03-services", 15, slow_upstream, SLOW_KNOB),
     Lab("worker-killed", "04-async", 15, worker_killed_mid_job),
 ]
 
