@@ -5,10 +5,13 @@ stage that has messages; how a stage sends and takes them is its own (its chassi
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from workshop import schemas
+from workshop.domain.posts import POST_FIELDS, upvote_ratio
 
 # The message types of the workshop, and who publishes them.
 POST_UPSERTED = "post.upserted"  # ingest: a post's current state
@@ -43,6 +46,14 @@ def digest(versions: Iterable[int]) -> list[int]:
     return [count, checksum]
 
 
+def post_upserted(post: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the payload of a post.upserted (its newest version) from a stored post: every
+    public field but the id (the message's key) and the tags (tag owns them), and, since
+    version 2, the post's upvote ratio."""
+    fields = {name: post[name] for name in POST_FIELDS if name not in ("id", "tags")}
+    return {**fields, "upvote_ratio": upvote_ratio(post)}
+
+
 def resend_queue(owner: str) -> str:
     """Return the queue where an owner's relay hears sync ask it to publish a type again."""
     return f"{owner}-outbox"
@@ -64,10 +75,12 @@ class InvalidMessage(ValueError):
 
 @dataclass(frozen=True)
 class Message:
-    """An envelope. `key` names the entity, `version` orders its changes.
+    """An envelope. `key` names the entity, `version` orders its changes, `schema_version`
+    says which of its type's schemas the payload follows (workshop/schemas).
 
     The id is derived from (type, key, version): publishing the same change twice gives
-    the same id, so a consumer can drop the duplicate.
+    the same id, so a consumer can drop the duplicate. The schema version is not part of
+    it: a change handed to an old reader in an older version is still the same change.
     """
 
     type: str
@@ -80,6 +93,13 @@ class Message:
     # The trace the change belongs to, as W3C headers (traceparent), when tracing is on:
     # not part of the id, so a change published again under another trace is still a dup.
     trace: dict[str, str] | None = None
+    # Unset: the type's newest version, the one its producer writes today.
+    schema_version: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.schema_version:
+            known = schemas.versions(self.type)
+            object.__setattr__(self, "schema_version", known[-1] if known else schemas.FIRST)
 
     @property
     def id(self) -> str:
@@ -107,6 +127,8 @@ class Message:
                 occurred_at=str(data["occurred_at"]),
                 sequence=None if data.get("sequence") is None else int(data["sequence"]),
                 trace=_trace(data.get("trace")),
+                # Messages from before versions were stamped are all version 1.
+                schema_version=int(data.get("schema_version", schemas.FIRST)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidMessage(f"not an envelope: {error}") from error
@@ -115,6 +137,20 @@ class Message:
     def with_sequence(self, sequence: int) -> "Message":
         """Return the same message, placed in the sync log at `sequence`."""
         return Message(**{**asdict(self), "sequence": sequence})
+
+    def problem(self, reads: Mapping[str, Collection[int]]) -> str | None:
+        """Say why a consumer reading `reads` (versions per type) refuses this, or None."""
+        return schemas.problem(self.type, self.schema_version, self.payload, reads)
+
+    def for_reader(self, readable: Collection[int]) -> "Message":
+        """Return this change in a version a reader reads (sync, for each subscriber): as it
+        is, or an older version with the newer fields taken off; as it is if none fits (the
+        reader refuses it into its dead-letter queue, which shows it)."""
+        fitted = schemas.downgrade(self.type, self.schema_version, self.payload, readable)
+        if fitted is None or fitted[0] == self.schema_version:
+            return self
+        version, payload = fitted
+        return Message(**{**asdict(self), "schema_version": version, "payload": payload})
 
 
 def _trace(headers: Any) -> dict[str, str] | None:

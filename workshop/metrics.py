@@ -88,6 +88,20 @@ class Metrics:
         for subscriber, behind in lag.items():
             gauge.labels(subscriber).set(behind)
 
+    def set_messages(
+        self, read: Mapping[tuple[str, int], int], refused: Mapping[tuple[str, int], int]
+    ) -> None:
+        """Set how many messages the consumer took and refused (to its dead-letter queue)
+        since the process started, per type and schema version."""
+        for name, counts, documentation in (
+            ("consumer_messages_read", read, "Messages a consumer took, per type and version."),
+            ("consumer_messages_dead_lettered", refused,
+             "Messages a consumer refused to its dead-letter queue, per type and version."),
+        ):  # fmt: skip
+            gauge = self.gauge(name, documentation, ("type", "version"))
+            for (message_type, version), count in counts.items():
+                gauge.labels(message_type, str(version)).set(count)
+
     def upstream_error(self, service: str) -> None:
         """Count a call from the gateway that a service did not answer."""
         if self._upstream_errors is None:

@@ -33,6 +33,7 @@ from workshop.broker import SYNC_QUEUE
 from workshop.instances import about
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.metrics import Metrics
+from workshop.schemas import FIRST, dead_letter_queue
 from workshop.web.health import health_blueprint
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class Service:
     name: str
     blueprint: Blueprint
     subscribes: dict[str, Handler] = field(default_factory=dict)
+    # The versions of each type its handlers read, where more than the first (workshop/schemas):
+    # sync hands it each change in one of them, and it refuses others to its dead-letter queue.
+    reads: dict[str, tuple[int, ...]] = field(default_factory=dict)
     owns: Callable[[Database], list[Source]] | None = None
     setup: Callable[[Database], None] | None = None
     batch_handler: Callable[[Database, list[Message]], None] | None = None
@@ -150,6 +154,7 @@ def create_service(
             functools.partial(_in_context, app, service.batch_handler)
             if service.batch_handler
             else None,
+            reads=service.reads,
         )
     if service.owns:
         runtime.relay = Relay(service.name, service.owns(runtime.database), runtime.publisher)
@@ -211,9 +216,11 @@ def declare_subscription(queue_name: str, types: list[str], runtime: Runtime, re
     Until the replay is applied, each declaration also asks sync to say when it has sent
     it all (`catching_up`): a sync that restarted meanwhile still answers.
     """
+    reads = runtime.consumer.reads if runtime.consumer else {}
     payload = {
         "queue": queue_name,
         "types": types,
+        "reads": {kind: list(reads.get(kind, (FIRST,))) for kind in types},
         "replay": replay,
         "catching_up": not runtime.bootstrapped(),
     }
@@ -277,10 +284,21 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[s
         applied = runtime.consumer.applied if runtime.consumer else 0
         return {"ok": False, "replayed": applied, "through": runtime.caught_up_through}
 
+    def dead_letters() -> dict[str, Any]:
+        # Refused messages are for a person to read, never "not ready": the rest flows on.
+        consumer = runtime.consumer
+        refused = sum(consumer.refused.values()) if consumer else 0
+        answer: dict[str, Any] = {"ok": True, "refused": refused}
+        if consumer and refused:
+            answer["queue"] = dead_letter_queue(consumer.queue_name)
+            answer["last"] = consumer.last_refusal
+        return answer
+
     checks = {
         "mongodb": lambda: databases.ping(runtime.database),
         "broker": runtime.publisher.ping,
         "backlog": backlog,
+        "dead_letters": dead_letters,
     }
     if subscriber:
         checks["bootstrap"] = bootstrap
@@ -293,6 +311,8 @@ def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
     metrics.set_backlog(waiting, runtime.relay.pending() if runtime.relay else None)
     if service.lag:
         metrics.set_subscriber_lag(service.lag(runtime.database))
+    if runtime.consumer:
+        metrics.set_messages(runtime.consumer.read, runtime.consumer.refused)
 
 
 def _stats(runtime: Runtime, name: str) -> Any:

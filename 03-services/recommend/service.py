@@ -43,5 +43,8 @@ def make_service(version: str, name: str) -> Service:
             TAGS_CHANGED: store.on_tags_changed,
             PREFERENCES_UPDATED: store.on_preferences_updated,
         },
+        # Version 2 reads post.upserted's version 2 too (it has the upvote ratio); version 1
+        # reads only the first, and sync hands it every post in that one.
+        reads={POST_UPSERTED: (1, 2)} if version == "2" else {},
         setup=setup,
     )

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from chassis.service import Service, get_db
 from sync import store
 from workshop.contract import not_found
+from workshop.schemas import every_version
 
 bp = Blueprint("sync", __name__, url_prefix="/api/sync")
 
@@ -37,6 +38,7 @@ service = Service(
     name="sync",
     blueprint=bp,
     batch_handler=_on_batch,
+    reads=every_version(),  # sync logs and passes on every version there is a schema for
     setup=store.setup,
     waiting=store.waiting,
     lag=store.lag,

@@ -52,6 +52,7 @@ from workshop.messages import (
     resend_queue,
 )
 from workshop.metrics import subscriber_lag
+from workshop.schemas import FIRST
 
 log = logging.getLogger(__name__)
 # One writer at a time: the consumer thread and the admin replay call share the log.
@@ -158,16 +159,21 @@ def subscribe(
     catching_up: bool = False,
     applied: int | None = None,
     reported_at: float | None = None,
+    reads: dict[str, list[int]] | None = None,
 ) -> None:
     """Record a subscriber; a new one (or one asking for a replay) starts from zero.
 
     `catching_up`: the subscriber still waits to hear that it has caught up. `applied`:
     the position an idle subscriber reported at `reported_at`; if it lacks a change sent
     well before that, the broker lost it, and it is sent everything after `applied` again.
+    `reads`: the versions of each type it reads (kept as a list: a stored field's name
+    cannot hold the type's dot).
     """
     known = database.subscribers.find_one({"_id": queue})
     checkpoint = 0 if replay or known is None else known["checkpoint"]
     fields: dict[str, Any] = {"types": types, "checkpoint": checkpoint, "catching_up": catching_up}
+    if reads is not None:
+        fields["reads"] = [{"type": kind, "versions": versions} for kind, versions in reads.items()]
     if applied is not None and reported_at is not None and known is not None and not replay:
         arrived = sent_before(known, reported_at - ARRIVED_WITHIN_SECONDS)
         fields.update(applied=applied, reported_at=time.time(), behind=applied < arrived,
@@ -177,6 +183,22 @@ def subscribe(
                         "sending it again", queue, applied, arrived)  # fmt: skip
             fields["checkpoint"] = min(checkpoint, applied)
     database.subscribers.update_one({"_id": queue}, {"$set": fields}, upsert=True)
+
+
+def declared_reads(payload: dict[str, Any]) -> dict[str, list[int]]:
+    """Read the versions a subscriber declared it reads of each type (none declared: a
+    subscriber from before versions, which reads the first)."""
+    reads = payload.get("reads")
+    if not isinstance(reads, dict):
+        return {}
+    return {str(kind): [int(v) for v in versions] for kind, versions in reads.items()}
+
+
+def readable(subscriber: dict[str, Any], messages: list[Message]) -> list[Message]:
+    """Hand a subscriber each change in a version it reads: a reader of post.upserted v1
+    gets a v2 change without v2's fields (workshop/schemas says when that is possible)."""
+    reads = {entry["type"]: entry["versions"] for entry in subscriber.get("reads", [])}
+    return [message.for_reader(reads.get(message.type, (FIRST,))) for message in messages]
 
 
 def sent_before(subscriber: dict[str, Any], moment: float) -> int:
@@ -284,7 +306,7 @@ def deliver(database: Database, publisher: Publisher, subscriber: dict[str, Any]
         )
         if not entries:
             break
-        messages = [Message.from_dict(e["message"]) for e in entries]
+        messages = readable(subscriber, [Message.from_dict(e["message"]) for e in entries])
         publisher.publish(messages, subscriber["_id"], after=after)
         after = checkpoint = entries[-1]["seq"]
         # The checkpoint moves only after the broker took the batch: a crash re-sends it.
@@ -328,7 +350,8 @@ def on_batch(database: Database, publisher: Publisher, messages: list[Message]) 
                 subscribe(database, payload["queue"], list(payload["types"]),
                           bool(payload["replay"]), bool(payload.get("catching_up")),
                           applied if isinstance(applied, int) else None,
-                          message.version / 1e9)  # fmt: skip  # (declared at: time_ns)
+                          message.version / 1e9, declared_reads(payload))  # fmt: skip
+                # (declared at: time_ns)
             elif message.type == OUTBOX_DRAINED:
                 payload = message.payload
                 again = drained(database, list(payload["types"]), payload.get("held"),
@@ -350,7 +373,7 @@ def send_new(
     database: Database, publisher: Publisher, subscriber: dict[str, Any], logged: list[Message]
 ) -> None:
     """Send an up-to-date subscriber just this batch's changes (no need to read the log)."""
-    wanted = [message for message in logged if message.type in subscriber["types"]]
+    wanted = readable(subscriber, [m for m in logged if m.type in subscriber["types"]])
     publisher.publish(wanted, subscriber["_id"], after=subscriber.get("sent_through", 0))
     if logged:
         last_sent = wanted[-1].sequence if wanted else None
@@ -371,7 +394,8 @@ def subscribers(database: Database) -> list[dict[str, Any]]:
     """Return every subscriber with its types, checkpoint, and whether it is catching up."""
     return [
         {"queue": s["_id"], "types": s["types"], "checkpoint": s["checkpoint"],
-         "catching_up": bool(s.get("catching_up"))}
+         "catching_up": bool(s.get("catching_up")),
+         "reads": {entry["type"]: entry["versions"] for entry in s.get("reads", [])}}
         for s in database.subscribers.find().sort("_id", 1)
     ]  # fmt: skip
 

@@ -37,6 +37,7 @@ from workshop.broker import SYNC_QUEUE
 from workshop.instances import about
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.metrics import Metrics
+from workshop.schemas import FIRST, dead_letter_queue
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0
@@ -54,6 +55,9 @@ class Service:
     name: str
     blueprint: Blueprint
     subscribes: dict[str, Handler] = field(default_factory=dict)
+    # The versions of each type its handlers read, where more than the first (workshop/schemas):
+    # sync hands it each change in one of them, and it refuses others to its dead-letter queue.
+    reads: dict[str, tuple[int, ...]] = field(default_factory=dict)
     owns: Callable[[Any], list[Source]] | None = None
     setup: Callable[[Any], Awaitable[None]] | None = None
     batch_handler: Callable[[Any, list[Message]], Awaitable[None]] | None = None
@@ -152,6 +156,7 @@ def create_service(
             functools.partial(_in_context, app, service.batch_handler)
             if service.batch_handler
             else None,
+            reads=service.reads,
         )
 
     @app.before_serving
@@ -225,9 +230,11 @@ async def declare_subscription(
     Until the replay is applied, each declaration also asks sync to say when it has sent
     it all (`catching_up`): a sync that restarted meanwhile still answers.
     """
+    reads = runtime.consumer.reads if runtime.consumer else {}
     payload = {
         "queue": queue_name,
         "types": types,
+        "reads": {kind: list(reads.get(kind, (FIRST,))) for kind in types},
         "replay": replay,
         "catching_up": not runtime.bootstrapped(),
     }
@@ -299,7 +306,18 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, web.Check]:
         applied = runtime.consumer.applied if runtime.consumer else 0
         return {"ok": False, "replayed": applied, "through": runtime.caught_up_through}
 
-    checks = {"mongodb": store, "broker": runtime.publisher.ping, "backlog": backlog}
+    async def dead_letters() -> dict[str, Any]:
+        # Refused messages are for a person to read, never "not ready": the rest flows on.
+        consumer = runtime.consumer
+        refused = sum(consumer.refused.values()) if consumer else 0
+        answer: dict[str, Any] = {"ok": True, "refused": refused}
+        if consumer and refused:
+            answer["queue"] = dead_letter_queue(consumer.queue_name)
+            answer["last"] = consumer.last_refusal
+        return answer
+
+    checks = {"mongodb": store, "broker": runtime.publisher.ping, "backlog": backlog,
+              "dead_letters": dead_letters}  # fmt: skip
     if subscriber:
         checks["bootstrap"] = bootstrap
     return checks
@@ -313,6 +331,8 @@ async def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
     metrics.set_backlog(waiting, await runtime.relay.pending() if runtime.relay else None)
     if service.lag:
         metrics.set_subscriber_lag(await service.lag(runtime.database))
+    if runtime.consumer:
+        metrics.set_messages(runtime.consumer.read, runtime.consumer.refused)
 
 
 async def _stats(runtime: Runtime, name: str) -> Any:

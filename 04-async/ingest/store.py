@@ -15,7 +15,7 @@ from chassis.service import get_db
 from workshop import config, ingestion
 from workshop.domain.posts import POST_FIELDS, search_terms
 from workshop.domain.topics import assign_topics
-from workshop.messages import POST_UPSERTED, first_version
+from workshop.messages import POST_UPSERTED, first_version, post_upserted
 from workshop.queries import JOB_COUNTS, Upserted, counted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
@@ -99,7 +99,7 @@ async def retag_topics(database: Any) -> tuple[int, list[str]]:
 
 def outbox(database: Any) -> list[Source]:
     """What this service publishes: each post's current state when it changes."""
-    return [Source(database.posts, POST_UPSERTED, lambda d: {f: d[f] for f in _POST_FIELDS})]
+    return [Source(database.posts, POST_UPSERTED, post_upserted)]
 
 
 async def create_job(

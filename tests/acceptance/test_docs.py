@@ -121,6 +121,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop lab run replay": LAB,
     "workshop lab run broker-outage": LAB,
     "workshop lab run slow-upstream": LAB,
+    "workshop lab run message-versions": LAB,
     "workshop solve 01-monolith 2": SOLVED,  # a copy of the repository: never the reader's
     "workshop solve 01-monolith 2 --undo": SOLVED,
     "workshop solve 03-services 2": SOLVED,

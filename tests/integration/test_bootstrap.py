@@ -9,6 +9,7 @@ import pytest
 from tests.acceptance.stage import eventually
 from workshop import db as databases
 from workshop import messages
+from workshop.schemas import example
 from workshop.tools.stages import get_stage
 
 stage = get_stage("03-services")
@@ -39,7 +40,9 @@ def declaration(queue: str, replay: bool, catching_up: bool) -> Message:
 
 
 def post(key: str) -> Message:
-    return Message(envelope.POST_UPSERTED, key, 1, {"title": key}, "ingest")
+    return Message(
+        envelope.POST_UPSERTED, key, 1, example(envelope.POST_UPSERTED, title=key), "ingest"
+    )
 
 
 def drained() -> Message:

@@ -8,6 +8,7 @@ import pytest
 from tests.acceptance.stage import eventually
 from workshop import db as databases
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
+from workshop.schemas import example
 from workshop.tools.stages import get_stage
 
 # The broker is stage 03's, from its chassis.
@@ -29,11 +30,11 @@ def broker(redis_url, monkeypatch):
 
 def change(key: str, version: int, kind: str = POST_UPSERTED) -> Message:
     payload = (
-        {"title": f"{key} v{version}"}
+        example(POST_UPSERTED, 1, title=f"{key} v{version}")
         if kind == POST_UPSERTED
         else {"tags": [{"tag": "t", "count": version}]}
     )
-    return Message(kind, key, version, payload, "test")
+    return Message(kind, key, version, payload, "test", schema_version=1)  # what Consumer reads
 
 
 def test_a_stopped_consumer_receives_everything_published_meanwhile(broker):

@@ -22,6 +22,7 @@ from tests.timing import scaled
 from workshop import db as databases
 from workshop import messages
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
+from workshop.schemas import example
 from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
@@ -58,11 +59,11 @@ async def stopped(consumer: Any) -> None:
 
 def change(key: str, version: int, kind: str = POST_UPSERTED) -> Message:
     payload = (
-        {"title": f"{key} v{version}"}
+        example(POST_UPSERTED, 1, title=f"{key} v{version}")
         if kind == POST_UPSERTED
         else {"tags": [{"tag": "t", "count": version}]}
     )
-    return Message(kind, key, version, payload, "test")
+    return Message(kind, key, version, payload, "test", schema_version=1)  # what Consumer reads
 
 
 def test_a_stopped_consumer_receives_everything_published_meanwhile(chassis):
@@ -184,7 +185,7 @@ def declaration(queue: str, replay: bool, catching_up: bool) -> Message:
 
 
 def post(key: str) -> Message:
-    return Message(messages.POST_UPSERTED, key, 1, {"title": key}, "ingest")
+    return Message(messages.POST_UPSERTED, key, 1, example(POST_UPSERTED, title=key), "ingest")
 
 
 def drained() -> Message:

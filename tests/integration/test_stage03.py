@@ -391,3 +391,57 @@ def test_concurrent_writers_lose_no_change(stage):
         return next((t["count"] for t in tags if t["tag"] == tag), 0)
 
     assert eventually(count, lambda n: n == 20, within=SETTLE_WITHIN) == 20
+
+
+def messages_read(stage: StageRunner, process: str) -> dict[tuple[str, str, str], float]:
+    """Return a process's message counts from /metrics: (read|refused, type, version) -> n."""
+    answer = requests.get(f"http://127.0.0.1:{port_of(stage, process)}/metrics", timeout=10)
+    names = {"consumer_messages_read": "read", "consumer_messages_dead_lettered": "refused"}
+    return {
+        (names[s.name], s.labels["type"], s.labels["version"]): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+        if s.name in names
+    }
+
+
+def test_each_reader_gets_post_upserted_in_a_version_it_reads(stage):
+    """Ingest publishes post.upserted version 2; recommend-v2 reads it whole, every other
+    reader gets version 1 from sync (the new field taken off), and nobody refuses a thing:
+    every producer's messages follow their schema as each consumer checks it."""
+    url = front(stage)
+    _, token = register(url)
+    word = f"zv{uuid.uuid4().hex[:8]}"
+    records = [
+        {"id": f"{word}{i}", "title": f"Versions {word} {i}", "subreddit": "python",
+         "created_utc": 1.37e9, "score": 5, "ups": 9, "downs": 1, "num_comments": 2}
+        for i in range(3)
+    ]  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    body = "\n".join(json.dumps(record) for record in records).encode()
+    answer = requests.post(f"{url}/api/ingest", data=body, headers=headers, timeout=scaled(60))
+    assert answer.status_code == 202
+    assert settled(stage)
+    found = requests.get(f"{url}/api/search", params={"q": word}, timeout=scaled(10)).json()
+    assert found["total"] == 3
+
+    listed = requests.get(
+        f"http://127.0.0.1:{port_of(stage, 'sync')}/api/sync/subscribers", timeout=10
+    )
+    reads = {s["queue"]: s["reads"] for s in listed.json()["items"]}
+    assert reads["recommend-v2"]["post.upserted"] == [1, 2]
+    assert reads["recommend-v1"]["post.upserted"] == [1] and reads["search"]["post.upserted"] == [1]
+
+    counts = {p: messages_read(stage, p) for p in ("sync", "search", "tag", "recommend_v1",
+                                                    "recommend_v2")}  # fmt: skip
+    assert counts["sync"].get(("read", "post.upserted", "2"), 0) >= 3, counts["sync"]
+    assert counts["recommend_v2"].get(("read", "post.upserted", "2"), 0) >= 3
+    for process in ("search", "tag", "recommend_v1"):
+        assert counts[process].get(("read", "post.upserted", "1"), 0) >= 3, process
+        assert ("read", "post.upserted", "2") not in counts[process], process
+    for process, found_counts in counts.items():
+        refused = {key: n for key, n in found_counts.items() if key[0] == "refused" and n}
+        assert not refused, (process, refused)
+        ready = requests.get(f"http://127.0.0.1:{port_of(stage, process)}/readyz", timeout=10)
+        dead_letters = ready.json()["dependencies"]["dead_letters"]
+        assert dead_letters["ok"] and dead_letters["refused"] == 0, (process, dead_letters)

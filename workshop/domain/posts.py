@@ -250,6 +250,12 @@ def search_terms(post: Mapping[str, Any]) -> list[str]:
     return document_terms(post["title"], post.get("selftext", ""))
 
 
+def upvote_ratio(post: Mapping[str, Any]) -> float | None:
+    """Return the share of a post's votes that were up (3 decimals), or None before any."""
+    ups, downs = max(int(post["ups"]), 0), max(int(post["downs"]), 0)
+    return round(ups / (ups + downs), 3) if ups + downs else None
+
+
 def public(document: Mapping[str, Any]) -> dict[str, Any]:
     """Return just the public fields of a stored post, in contract order."""
     return {field: document.get(field) for field in POST_FIELDS}

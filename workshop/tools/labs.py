@@ -446,6 +446,100 @@ def broker_outage(session: Session) -> None:
                   lambda: "lab-broker-back" in tags(third), within=5)  # fmt: skip
 
 
+def _message_counts(url: str) -> dict[tuple[str, str, str], float]:
+    """Return a service's message counts from /metrics: (read|refused, type, version) -> n."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = {"consumer_messages_read": "read", "consumer_messages_dead_lettered": "refused"}
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {
+        (names[s.name], s.labels["type"], s.labels["version"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name in names
+    }
+
+
+def _publish_to_sync(broker_url: str, message: dict[str, Any]) -> None:
+    """Put one envelope on sync's queue, as a producer would (the lab's stand-in for one)."""
+    import kombu
+
+    from workshop.broker import SYNC_QUEUE, queue
+
+    with kombu.Connection(broker_url) as connection:
+        producer = connection.Producer(serializer="json")
+        producer.publish({"messages": [message]}, exchange="", routing_key=SYNC_QUEUE,
+                         declare=[queue(SYNC_QUEUE)], delivery_mode=2)  # fmt: skip
+
+
+def message_versions(session: Session) -> None:
+    """Stage 03: ingest writes post.upserted v2; recommend-v1 keeps reading v1; sync refuses v3."""
+    from workshop.messages import POST_UPSERTED, Message, first_version
+    from workshop.schemas import example
+
+    broker = session.broker
+    assert broker is not None
+    sync, v1, v2 = (session.address(p) for p in ("sync", "recommend_v1", "recommend_v2"))
+    session.check("the stage is settled", session.settled, CAUGHT_UP_WITHIN)
+    session.say("post.upserted has two schemas (workshop/schemas/post.upserted.v1.json, "
+                ".v2.json: v2 adds upvote_ratio); ingest writes v2")  # fmt: skip
+    session.look(f"curl -s {sync}/api/sync/subscribers   (what each subscriber reads)",
+                 f"curl -s {v1}/metrics | grep consumer_messages",
+                 f"curl -s {v2}/metrics | grep consumer_messages")  # fmt: skip
+
+    def reads(queue: str) -> list[int]:
+        items = requests.get(f"{sync}/api/sync/subscribers", timeout=10).json()["items"]
+        return next(item for item in items if item["queue"] == queue)["reads"][POST_UPSERTED]
+
+    session.check("recommend-v2 declared it reads post.upserted v1 and v2",
+                  lambda: reads("recommend-v2") == [1, 2])  # fmt: skip
+    session.check("recommend-v1 and search declared they read v1 only",
+                  lambda: reads("recommend-v1") == [1] and reads("search") == [1])  # fmt: skip
+    session.check("recommend-v2 took post.upserted in v2",
+                  lambda: _message_counts(v2).get(("read", POST_UPSERTED, "2"), 0) > 0)  # fmt: skip
+    session.check("recommend-v1 took it in v1 only (sync took the new field off for it)", lambda: (
+        _message_counts(v1).get(("read", POST_UPSERTED, "1"), 0) > 0
+        and ("read", POST_UPSERTED, "2") not in _message_counts(v1)
+    ))  # fmt: skip
+
+    post_id = "labv3"
+    payload = example(POST_UPSERTED, 2, title="A post from a producer ahead of its readers")
+    ahead = Message(POST_UPSERTED, post_id, first_version(), {**payload, "flair": "news"},
+                    "lab", schema_version=3)  # fmt: skip
+    session.say(f"break: a producer ahead of every reader publishes post {post_id} as "
+                "post.upserted v3, a version with no schema in the repository")  # fmt: skip
+    _publish_to_sync(broker.url, ahead.to_dict())
+    session.look(f"curl -s {sync}/readyz   (dependencies.dead_letters)",
+                 f"redis-cli -p {broker.port} lrange sync.dead-letter 0 -1   (the message, "
+                 "and why)")  # fmt: skip
+
+    def dead_letters() -> dict[str, Any]:
+        return requests.get(f"{sync}/readyz", timeout=10).json()["dependencies"]["dead_letters"]
+
+    session.check("sync refuses it to its dead-letter queue, and /readyz says why", lambda: (
+        dead_letters()["refused"] == 1 and "post.upserted v3" in dead_letters()["last"]
+    ))  # fmt: skip
+    session.check("sync's /metrics counts it (consumer_messages_dead_lettered, version 3)",
+                  lambda: _message_counts(sync)[("refused", POST_UPSERTED, "3")] == 1)  # fmt: skip
+    session.check("the stage still answers: a refused message stops nothing",
+                  lambda: session.get("/api/search", q="python").status_code == 200)  # fmt: skip
+    session.check(f"post {post_id} is nowhere (nothing was applied)",
+                  lambda: session.get(f"/api/posts/{post_id}").status_code == 404)  # fmt: skip
+    session.say("repair: the producer goes back to a version its readers know (v2)")
+    taken_in_v2 = _message_counts(v2).get(("read", POST_UPSERTED, "2"), 0)
+    _publish_to_sync(broker.url, Message(POST_UPSERTED, post_id, ahead.version + 1, payload,
+                                         "lab", schema_version=2).to_dict())  # fmt: skip
+    session.check("the stage settles", session.settled, CAUGHT_UP_WITHIN)
+    session.check(f"post {post_id} reaches search (in v1) and recommend-v2 (in v2)", lambda: (
+        session.get(f"/api/posts/{post_id}").status_code == 200
+        and _message_counts(v2)[("read", POST_UPSERTED, "2")] == taken_in_v2 + 1
+    ), CAUGHT_UP_WITHIN)  # fmt: skip
+    session.check("nobody but sync refused anything", lambda: not any(
+        n for url in (v1, v2, session.address("search"), session.address("tag"))
+        for (kind, _, _), n in _message_counts(url).items() if kind == "refused"
+    ))  # fmt: skip
+
+
 SLOW_MS = 500  # the knob's wait for recommend and for tag in the slow-upstream lab
 SLOW_KNOB = {latency.SETTING: f"recommend={SLOW_MS},tag={SLOW_MS}"}
 
@@ -514,6 +608,7 @@ LABS = [
     Lab("replay", "03-services", 10, replay_into_new_version),
     Lab("broker-outage", "03-services", 15, broker_outage, broker=True),
     Lab("broker-outage-async", "04-async", 15, broker_outage, broker=True),
+    Lab("message-versions", "03-services", 15, message_versions, broker=True),
     Lab("slow-upstream", "03-services", 15, slow_upstream, SLOW_KNOB),
     Lab("worker-killed", "04-async", 15, worker_killed_mid_job),
 ]

@@ -15,9 +15,10 @@ with stage 03.
 """
 
 import asyncio
+import collections
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import kombu
@@ -25,6 +26,7 @@ import kombu
 from workshop import tracing
 from workshop.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
 from workshop.messages import InvalidMessage, Message
+from workshop.schemas import dead_letter_queue
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,12 @@ class Consumer:
     A message is acknowledged only after its handler returns: a crash means redelivery
     (at-least-once), so handlers must be idempotent. A handler that raises puts the
     message back for another try.
+
+
+    `reads` says which versions of each type the handlers read (a type not named: its
+    first version). A message it must handle in another version, or whose payload breaks
+    its schema, goes to the queue's dead-letter queue with the reason, for a person to
+    look at (/readyz and /metrics count them); the rest of its batch is applied.
     """
 
     def __init__(
@@ -95,10 +103,16 @@ class Consumer:
         queue_name: str,
         handlers: dict[str, Handler] | None = None,
         batch_handler: Callable[[list[Message]], Awaitable[None]] | None = None,
+        reads: Mapping[str, Collection[int]] | None = None,
     ) -> None:
         self.queue_name = queue_name
         self.handlers = handlers or {}
         self.batch_handler = batch_handler
+        self.reads = reads or {}
+        self.read: collections.Counter[tuple[str, int]] = collections.Counter()  # taken
+        self.refused: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.last_refusal: str | None = None
+        self._connection: kombu.Connection | None = None  # the consuming one, in its thread
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(
@@ -127,6 +141,7 @@ class Consumer:
         while not self._stop.is_set():
             try:
                 with connect() as connection:
+                    self._connection = connection
                     self._consume(connection)
             except Exception:  # broker gone: wait and reconnect, never die
                 log.warning("consumer %s lost the broker; retrying", self.queue_name, exc_info=True)
@@ -153,7 +168,7 @@ class Consumer:
         try:
             # The bridge: run the async handlers on the service's loop, wait here for them.
             applying = asyncio.run_coroutine_threadsafe(
-                self._apply(messages, body.get("after")), self._loop
+                self._apply(messages, self._sort_out(messages), body.get("after")), self._loop
             )
             try:
                 applying.result(HANDLER_TIMEOUT_SECONDS)
@@ -172,15 +187,41 @@ class Consumer:
         self.handled += len(messages)
         self.applied = max([self.applied, *(m.sequence for m in messages if m.sequence)])
 
-    async def _apply(self, batch: list[Message], after: Any) -> None:
-        with tracing.consuming(batch, self.queue_name) as messages:  # a span each, when traced
+    async def _apply(self, batch: list[Message], taken: list[Message], after: Any) -> None:
+        with tracing.consuming(taken, self.queue_name) as messages:  # a span each, when traced
             if self.batch_handler is not None:
                 await self.batch_handler(messages)
             for message in messages:
                 handler = self.handlers.get(message.type)
                 if handler is not None:  # other types are not this service's business
                     await handler(message)
-        await self._follow(after, messages)
+        await self._follow(after, batch)
+
+    def _sort_out(self, batch: list[Message]) -> list[Message]:
+        """Return the messages of a batch this consumer reads; dead-letter the ones it must
+        handle and cannot (a version it does not read, a payload that breaks the schema)."""
+        taken, refused = [], []
+        for message in batch:
+            if self.batch_handler is None and message.type not in self.handlers:
+                taken.append(message)  # not this service's business: skipped below
+                continue
+            reason = message.problem(self.reads)
+            if reason is None:
+                taken.append(message)
+                self.read[message.type, message.schema_version] += 1
+            else:
+                refused.append({**message.to_dict(), "refused": reason})
+                log.error("%s refuses %s: %s", self.queue_name, message.id, reason)
+        if refused:
+            dead = queue(dead_letter_queue(self.queue_name))
+            assert self._connection is not None  # set before consuming began
+            producer = self._connection.Producer(serializer="json")
+            producer.publish({"messages": refused}, exchange="", routing_key=dead.name,
+                             declare=[dead], delivery_mode=2)  # fmt: skip
+            for entry in refused:
+                self.refused[entry["type"], entry["schema_version"]] += 1
+            self.last_refusal = refused[-1]["refused"]
+        return taken
 
     async def _follow(self, after: Any, messages: list[Message]) -> None:
         """Move the position past a batch that follows on from it; note a gap otherwise."""
