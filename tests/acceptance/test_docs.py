@@ -126,6 +126,7 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop solve 01-monolith 2 --undo": SOLVED,
     "workshop solve 03-services 2": SOLVED,
     "workshop solve 03-services 2 --undo": SOLVED,
+    "workshop solve 03-services 5 --undo": SOLVED,
     "workshop solve 04-async 3": SOLVED,
     "workshop solve 04-async 3 --undo": SOLVED,
     "workshop up 02-rest-api --no-restart": SUPERVISED,

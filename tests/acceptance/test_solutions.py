@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.stage import Client, eventually
 from tests.timing import scaled
@@ -159,6 +160,35 @@ def test_03_exercise_3_lets_a_late_duplicate_erase_newer_tags(copy, tmp_path):
         # Without the version check the stale copy wins: search's tags are gone.
         left = eventually(tags, lambda t: not t & {"stale-first", "stale-second"}, within=10)
         assert not left & {"stale-first", "stale-second"}, left
+
+
+def test_03_exercise_5_hands_version_3_to_recommend_v2_and_version_1_to_the_rest(copy, tmp_path):
+    solved(copy, "03", 5)
+    contract = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+         "tests/unit/test_message_schemas.py"],
+        cwd=copy, env=in_copy(copy), capture_output=True, text=True, timeout=scaled(120),
+    )  # fmt: skip
+    assert contract.returncode == 0, contract.stdout
+    with running(copy, "03-services", tmp_path) as stage:
+        ports = get_stage("03-services").ports(stage.port)
+
+        def read(process: str) -> dict[str, float]:
+            text = requests.get(f"http://127.0.0.1:{ports[process]}/metrics", timeout=10).text
+            return {
+                f"{s.name}:{s.labels['version']}": s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name.startswith("consumer_messages") and s.labels["type"] == "post.upserted"
+            }
+
+        v1, v3 = "consumer_messages_read:1", "consumer_messages_read:3"
+        v2 = eventually(lambda: read("recommend_v2"), lambda c: c.get(v3, 0) > 0, within=60)
+        assert v2.get(v3, 0) > 0, v2
+        for process in ("recommend_v1", "search", "tag"):
+            counts = eventually(lambda p=process: read(p),
+                                lambda c: c.get(v1, 0) > 0, within=60)  # fmt: skip
+            assert set(counts) == {v1}, (process, counts)
 
 
 def test_04_exercise_3_is_a_blocking_call_the_loop_check_names(copy):

@@ -78,7 +78,8 @@ def test_tag_and_users_write_their_types():
 
 
 def test_a_v2_post_reaches_a_v1_reader_without_the_new_field():
-    v2 = Message(POST_UPSERTED, "abc", 7, schemas.example(POST_UPSERTED, 2), "ingest")
+    payload = schemas.example(POST_UPSERTED, 2)
+    v2 = Message(POST_UPSERTED, "abc", 7, payload, "ingest", schema_version=2)
     for_v1 = v2.for_reader((1,))
     assert for_v1.schema_version == 1 and "upvote_ratio" not in for_v1.payload
     assert for_v1.id == v2.id, "the same change: a consumer of both drops the second"
