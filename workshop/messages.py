@@ -128,7 +128,7 @@ class Message:
                 sequence=None if data.get("sequence") is None else int(data["sequence"]),
                 trace=_trace(data.get("trace")),
                 # Messages from before versions were stamped are all version 1.
-                schema_version=int(data.get("schema_version", schemas.FIRST)),
+                schema_version=int(data.get("schema_version") or schemas.FIRST),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidMessage(f"not an envelope: {error}") from error

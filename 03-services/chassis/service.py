@@ -287,7 +287,7 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[s
     def dead_letters() -> dict[str, Any]:
         # Refused messages are for a person to read, never "not ready": the rest flows on.
         consumer = runtime.consumer
-        refused = sum(consumer.refused.values()) if consumer else 0
+        refused = sum(dict(consumer.refused).values()) if consumer else 0  # a copy: it grows
         answer: dict[str, Any] = {"ok": True, "refused": refused}
         if consumer and refused:
             answer["queue"] = dead_letter_queue(consumer.queue_name)
@@ -312,7 +312,8 @@ def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
     if service.lag:
         metrics.set_subscriber_lag(service.lag(runtime.database))
     if runtime.consumer:
-        metrics.set_messages(runtime.consumer.read, runtime.consumer.refused)
+        # Copies: the consumer's thread adds to them meanwhile.
+        metrics.set_messages(dict(runtime.consumer.read), dict(runtime.consumer.refused))
 
 
 def _stats(runtime: Runtime, name: str) -> Any:

@@ -309,7 +309,7 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, web.Check]:
     async def dead_letters() -> dict[str, Any]:
         # Refused messages are for a person to read, never "not ready": the rest flows on.
         consumer = runtime.consumer
-        refused = sum(consumer.refused.values()) if consumer else 0
+        refused = sum(dict(consumer.refused).values()) if consumer else 0  # a copy: it grows
         answer: dict[str, Any] = {"ok": True, "refused": refused}
         if consumer and refused:
             answer["queue"] = dead_letter_queue(consumer.queue_name)
@@ -332,7 +332,8 @@ async def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
     if service.lag:
         metrics.set_subscriber_lag(await service.lag(runtime.database))
     if runtime.consumer:
-        metrics.set_messages(runtime.consumer.read, runtime.consumer.refused)
+        # Copies: the consumer's thread adds to them meanwhile.
+        metrics.set_messages(dict(runtime.consumer.read), dict(runtime.consumer.refused))
 
 
 async def _stats(runtime: Runtime, name: str) -> Any:

@@ -7,7 +7,8 @@ from quart import Blueprint, current_app, jsonify
 from chassis.service import Service, get_db
 from sync import store
 from workshop.contract import not_found
-from workshop.schemas import every_version
+from workshop.messages import MASTER_DATA_TYPES
+from workshop.schemas import PASS_ON, every_version
 
 bp = Blueprint("sync", __name__, url_prefix="/api/sync")
 
@@ -39,7 +40,9 @@ service = Service(
     name="sync",
     blueprint=bp,
     batch_handler=_on_batch,
-    reads=every_version(),  # sync logs and passes on every version there is a schema for
+    # Sync checks the messages meant for it, and passes on the master data it logs unchecked
+    # (workshop/schemas PASS_ON says why): its subscribers refuse what they cannot read.
+    reads={**every_version(), **dict.fromkeys(MASTER_DATA_TYPES, PASS_ON)},
     setup=store.setup,
     waiting=store.waiting,
     lag=store.lag,

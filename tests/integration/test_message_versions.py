@@ -27,18 +27,23 @@ def post(key: str, version: int, **fields: Any) -> Message:
 
 
 def consume(stage: str, queue: str, reads: dict[str, tuple[int, ...]], sent: list[Message],
-            expected: int) -> tuple[list[Message], Any]:  # fmt: skip
+            expected: int, failures: int = 0) -> tuple[list[Message], Any]:  # fmt: skip
     """Publish `sent` as one batch to a new queue; run the stage's consumer on it until it
-    has taken `expected` messages and refused the rest; return what its handler got."""
+    has taken `expected` messages and refused the rest; return what its handler got. The
+    handler fails its first `failures` calls (the batch comes again)."""
     chassis = get_stage(stage).load("chassis.messaging.broker")
     got: list[Message] = []
+    calls: list[str] = []
     done = threading.Event()
 
     def note(message: Message) -> None:
+        calls.append(message.id)
+        if len(calls) <= failures:
+            raise RuntimeError("the store is down")
         got.append(message)
 
     async def note_async(message: Message) -> None:
-        got.append(message)
+        note(message)
 
     async def run_async() -> Any:
         consumer = chassis.Consumer(queue, {POST_UPSERTED: note_async}, reads=reads)
@@ -112,3 +117,13 @@ def test_a_reader_of_both_versions_takes_both(on_redis, stage):
     assert [(m.key, m.schema_version) for m in got] == [("old", 1), ("new", 2)]
     assert got[1].payload["upvote_ratio"] == example(POST_UPSERTED, 2)["upvote_ratio"]
     assert dead_letters(queue) == [] and not consumer.refused
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_batch_that_fails_and_comes_again_is_refused_once(on_redis, stage):
+    queue = f"it-versions-{uuid.uuid4().hex[:6]}"
+    sent = [post("old", 1), post("new", 2)]
+    got, consumer = consume(stage, queue, {}, sent, expected=1, failures=2)
+    assert [m.key for m in got] == ["old"]
+    assert [m["key"] for m in dead_letters(queue)] == ["new"], "sent once, after it applied"
+    assert consumer.refused == {(POST_UPSERTED, 2): 1} and consumer.read == {(POST_UPSERTED, 1): 1}

@@ -25,6 +25,19 @@ FIRST = 1
 DEAD_LETTER_SUFFIX = ".dead-letter"
 
 
+class _PassOn(frozenset):
+    """Every version, unchecked: what a router reads of the types it only passes on."""
+
+    def __contains__(self, version: object) -> bool:
+        return True
+
+
+# Sync's reading of the master data it logs and hands on. Were sync to refuse an owner's
+# change, the owner would hold an entity the log lacks, and sync would ask it for the whole
+# type again, and refuse it again, for ever: each subscriber checks what it is handed instead.
+PASS_ON: Collection[int] = _PassOn()
+
+
 def dead_letter_queue(queue_name: str) -> str:
     """Return the queue where a consumer of `queue_name` keeps the messages it refused."""
     return f"{queue_name}{DEAD_LETTER_SUFFIX}"
@@ -97,6 +110,8 @@ def problem(
     versions it was written for, and a newer one is news it must say it understands.
     """
     readable = reads.get(message_type, (FIRST,))
+    if isinstance(readable, _PassOn):
+        return None
     if version not in readable:
         wanted = ", ".join(str(v) for v in sorted(readable))
         return f"{message_type} v{version}: this consumer reads version {wanted}"
@@ -111,6 +126,8 @@ def downgrade(
     older schema names, if that is valid in it; None when no readable version fits."""
     if version in readable:
         return version, payload
+    if version not in versions(message_type):
+        return None  # a version this code has no schema for: which fields stay is a guess
     for older in sorted((v for v in readable if v < version), reverse=True):
         fields = schema(message_type, older).get("properties", {})
         kept = {name: value for name, value in payload.items() if name in fields}

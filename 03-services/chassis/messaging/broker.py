@@ -142,7 +142,9 @@ class Consumer:
             return
         self.in_flight = len(messages)
         try:
-            self._apply(messages, self._sort_out(messages), body.get("after"))
+            taken, refused = self._sort_out(messages)
+            self._apply(messages, taken, body.get("after"))
+            self._settle(taken, refused)
         except Exception:
             log.exception("a handler failed on %s; the batch goes back", self.queue_name)
             raw.requeue()
@@ -164,9 +166,11 @@ class Consumer:
                     handler(message)
         self._follow(after, batch)
 
-    def _sort_out(self, batch: list[Message]) -> list[Message]:
-        """Return the messages of a batch this consumer reads; dead-letter the ones it must
-        handle and cannot (a version it does not read, a payload that breaks the schema)."""
+    def _sort_out(self, batch: list[Message]) -> tuple[list[Message], list[dict[str, Any]]]:
+        """Split a batch into the messages this consumer reads and the ones it must handle
+        and cannot (a version it does not read, a payload that breaks the schema), each of
+        those as its envelope with the reason. Nothing is sent or counted yet: a batch that
+        fails comes again, and is sorted again."""
         taken, refused = [], []
         for message in batch:
             if self.batch_handler is None and message.type not in self.handlers:
@@ -175,20 +179,29 @@ class Consumer:
             reason = message.problem(self.reads)
             if reason is None:
                 taken.append(message)
-                self.read[message.type, message.schema_version] += 1
             else:
                 refused.append({**message.to_dict(), "refused": reason})
-                log.error("%s refuses %s: %s", self.queue_name, message.id, reason)
-        if refused:
-            dead = queue(dead_letter_queue(self.queue_name))
-            assert self._connection is not None  # set before consuming began
-            producer = self._connection.Producer(serializer="json")
-            producer.publish({"messages": refused}, exchange="", routing_key=dead.name,
-                             declare=[dead], delivery_mode=2)  # fmt: skip
-            for entry in refused:
-                self.refused[entry["type"], entry["schema_version"]] += 1
-            self.last_refusal = refused[-1]["refused"]
-        return taken
+        return taken, refused
+
+    def _settle(self, taken: list[Message], refused: list[dict[str, Any]]) -> None:
+        """Once a batch is applied: put what was refused in the dead-letter queue, and count
+        both (in the consuming thread, on its connection; before the batch is acknowledged,
+        so a crash in between refuses it again rather than losing it)."""
+        for message in taken:
+            if self.batch_handler is not None or message.type in self.handlers:
+                self.read[message.type, message.schema_version] += 1
+        if not refused:
+            return
+        for entry in refused:
+            log.error("%s refuses %s: %s", self.queue_name, entry["id"], entry["refused"])
+        dead = queue(dead_letter_queue(self.queue_name))
+        assert self._connection is not None  # set before consuming began
+        producer = self._connection.Producer(serializer="json")
+        producer.publish({"messages": refused}, exchange="", routing_key=dead.name,
+                         declare=[dead], delivery_mode=2)  # fmt: skip
+        for entry in refused:
+            self.refused[entry["type"], entry["schema_version"]] += 1
+        self.last_refusal = refused[-1]["refused"]
 
     def _follow(self, after: Any, messages: list[Message]) -> None:
         """Move the position past a batch that follows on from it; note a gap otherwise."""

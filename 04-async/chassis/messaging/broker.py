@@ -166,9 +166,10 @@ class Consumer:
         self.in_flight = len(messages)
         assert self._loop is not None
         try:
+            taken, refused = self._sort_out(messages)
             # The bridge: run the async handlers on the service's loop, wait here for them.
             applying = asyncio.run_coroutine_threadsafe(
-                self._apply(messages, self._sort_out(messages), body.get("after")), self._loop
+                self._apply(messages, taken, body.get("after")), self._loop
             )
             try:
                 applying.result(HANDLER_TIMEOUT_SECONDS)
@@ -176,6 +177,7 @@ class Consumer:
                 # Past the deadline the handlers still run on the loop: stop them before the
                 # batch comes again (once they are done, this does nothing).
                 applying.cancel()
+            self._settle(taken, refused)
         except Exception:
             log.exception("a handler failed on %s; the batch goes back", self.queue_name)
             raw.requeue()
@@ -197,9 +199,11 @@ class Consumer:
                     await handler(message)
         await self._follow(after, batch)
 
-    def _sort_out(self, batch: list[Message]) -> list[Message]:
-        """Return the messages of a batch this consumer reads; dead-letter the ones it must
-        handle and cannot (a version it does not read, a payload that breaks the schema)."""
+    def _sort_out(self, batch: list[Message]) -> tuple[list[Message], list[dict[str, Any]]]:
+        """Split a batch into the messages this consumer reads and the ones it must handle
+        and cannot (a version it does not read, a payload that breaks the schema), each of
+        those as its envelope with the reason. Nothing is sent or counted yet: a batch that
+        fails comes again, and is sorted again."""
         taken, refused = [], []
         for message in batch:
             if self.batch_handler is None and message.type not in self.handlers:
@@ -208,20 +212,29 @@ class Consumer:
             reason = message.problem(self.reads)
             if reason is None:
                 taken.append(message)
-                self.read[message.type, message.schema_version] += 1
             else:
                 refused.append({**message.to_dict(), "refused": reason})
-                log.error("%s refuses %s: %s", self.queue_name, message.id, reason)
-        if refused:
-            dead = queue(dead_letter_queue(self.queue_name))
-            assert self._connection is not None  # set before consuming began
-            producer = self._connection.Producer(serializer="json")
-            producer.publish({"messages": refused}, exchange="", routing_key=dead.name,
-                             declare=[dead], delivery_mode=2)  # fmt: skip
-            for entry in refused:
-                self.refused[entry["type"], entry["schema_version"]] += 1
-            self.last_refusal = refused[-1]["refused"]
-        return taken
+        return taken, refused
+
+    def _settle(self, taken: list[Message], refused: list[dict[str, Any]]) -> None:
+        """Once a batch is applied: put what was refused in the dead-letter queue, and count
+        both (in the consuming thread, on its connection; before the batch is acknowledged,
+        so a crash in between refuses it again rather than losing it)."""
+        for message in taken:
+            if self.batch_handler is not None or message.type in self.handlers:
+                self.read[message.type, message.schema_version] += 1
+        if not refused:
+            return
+        for entry in refused:
+            log.error("%s refuses %s: %s", self.queue_name, entry["id"], entry["refused"])
+        dead = queue(dead_letter_queue(self.queue_name))
+        assert self._connection is not None  # set before consuming began
+        producer = self._connection.Producer(serializer="json")
+        producer.publish({"messages": refused}, exchange="", routing_key=dead.name,
+                         declare=[dead], delivery_mode=2)  # fmt: skip
+        for entry in refused:
+            self.refused[entry["type"], entry["schema_version"]] += 1
+        self.last_refusal = refused[-1]["refused"]
 
     async def _follow(self, after: Any, messages: list[Message]) -> None:
         """Move the position past a batch that follows on from it; note a gap otherwise."""
