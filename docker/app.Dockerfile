@@ -1,6 +1,6 @@
-# The Python image: the shared `workshop` package plus one stage's folder. Every process of
-# the stage (front door, REST API, services) runs from this one image; the compose file picks
-# each container's command, as each line of the stage's Procfile does.
+# The Python image: the shared `workshop` package, the tooling, and one stage's folder.
+# Every process of the stage (front door, REST API, services) runs from this one image;
+# the compose file picks each container's command, as each line of the stage's Procfile does.
 #
 # Build from the repository root (the shared package is copied once, for every stage):
 #   docker build -f docker/app.Dockerfile --build-arg STAGE=03-services -t workshop-app:03 .
@@ -25,7 +25,10 @@ RUN pip install --require-hashes --no-deps -r requirements/build.txt \
        -r requirements/runtime.txt
 
 COPY pyproject.toml README.md ./
+# The shared package, and the tooling (the `workshop` command the project installs: the
+# stages never import it, but `workshop doctor` or `workshop logs` may help inside).
 COPY workshop/ workshop/
+COPY tooling/ tooling/
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- the runtime: the wheels installed, nothing to build with -------------------------------

@@ -8,8 +8,8 @@ import contextlib
 from collections.abc import Iterator
 
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import all_stages, get_stage
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import all_stages, get_stage
 
 START_WITHIN = 150.0  # on a quiet machine: waited for scaled (tests/timing.py)
 # 03 and 04: the stages where changes travel through a broker to a sync service.

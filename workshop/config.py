@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 # Names the workshop's repository when the package was installed outside it (`pip install .`).
 HOME_ENV = "WORKSHOP_HOME"
-# A stage is a folder NN-name with a Procfile (workshop/tools/stages.py).
+# A stage is a folder NN-name with a Procfile (tooling/stages.py).
 STAGE_PROCFILES = "[0-9][0-9]-*/Procfile"
 
 

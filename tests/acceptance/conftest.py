@@ -8,7 +8,7 @@ for the other two variables), and the tests that need a stage `workshop up` runs
 import pytest
 
 from tests.acceptance.stage import Client, RemoteStage, RunningStage
-from workshop.tools.stages import all_stages
+from tooling.stages import all_stages
 
 REMOTE = RemoteStage.from_environment()
 # Every stage folder, in order: a new stage is in the suite as soon as it has a Procfile.

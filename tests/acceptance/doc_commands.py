@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.timing import scaled
-from workshop.tools.stages import all_stages, get_stage
+from tooling.stages import all_stages, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 SHELL_BLOCKS = {"sh", "bash", "shell", "console"}

@@ -13,8 +13,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tests.timing import scaled
-from workshop.tools.launcher import START_TIMEOUT, LaunchedStage
-from workshop.tools.stages import get_stage
+from tooling.launcher import START_TIMEOUT, LaunchedStage
+from tooling.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 # Writes travel through a broker from stage 03 on: the contract gives them 2 seconds (on a

@@ -13,10 +13,10 @@ import pytest
 
 from tests.acceptance.stage import Client, eventually
 from tests.timing import scaled
+from tooling.launcher import LaunchedStage
+from tooling.runner import free_base_port
+from tooling.stages import all_stages, get_stage
 from workshop import roles
-from workshop.tools.launcher import LaunchedStage
-from workshop.tools.runner import free_base_port
-from workshop.tools.stages import all_stages, get_stage
 
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

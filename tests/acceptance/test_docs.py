@@ -37,8 +37,8 @@ import requests
 from tests.acceptance.doc_commands import ROOT, Command, Shell, all_commands, localize, wait_until
 from tests.acceptance.stage import Client, RunningStage
 from tests.timing import scaled
-from workshop.tools.runner import free_base_port, port_is_free
-from workshop.tools.stages import all_stages, get_stage
+from tooling.runner import free_base_port, port_is_free
+from tooling.stages import all_stages, get_stage
 
 READER = {"username": "ada", "password": "correct horse"}
 CANARY = "tests/integration/test_stage03.py::test_the_version_header_picks_recommend_and_the_canary_splits_traffic"  # noqa: E501

@@ -11,9 +11,9 @@ from itsdangerous import URLSafeTimedSerializer
 
 from tests.acceptance.stage import Client, assert_error
 from tests.timing import scaled
-from workshop.tools.launcher import LaunchedStage
-from workshop.tools.runner import free_base_port
-from workshop.tools.stages import all_stages, get_stage
+from tooling.launcher import LaunchedStage
+from tooling.runner import free_base_port
+from tooling.stages import all_stages, get_stage
 
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 STAGES = [stage.name for stage in all_stages()]

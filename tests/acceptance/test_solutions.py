@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.stage import Client, eventually
 from tests.timing import scaled
+from tooling.launcher import LaunchedStage
+from tooling.solve import SOLUTIONS, solutions
+from tooling.stages import all_stages, get_stage
 from workshop.config import ROOT
-from workshop.tools.launcher import LaunchedStage
-from workshop.tools.solve import SOLUTIONS, solutions
-from workshop.tools.stages import all_stages, get_stage
 
 ALL = [s for stage in all_stages() for s in solutions(stage)]
 

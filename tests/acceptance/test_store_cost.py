@@ -28,8 +28,8 @@ import requests
 
 from tests.acceptance.stage import Client, eventually
 from tests.timing import scaled
-from workshop.tools.launcher import LaunchedStage
-from workshop.tools.stages import all_stages
+from tooling.launcher import LaunchedStage
+from tooling.stages import all_stages
 
 # What a query may examine: this many documents per document it returns, plus a few (a
 # ranked read walks past candidates that fail its filter; a small collection is read

@@ -27,8 +27,8 @@ import requests
 import yaml
 
 from tests.timing import scaled
-from workshop.tools.runner import stage_environment
-from workshop.tools.stages import Process, Stage, get_stage
+from tooling.runner import stage_environment
+from tooling.stages import Process, Stage, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

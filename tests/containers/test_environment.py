@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.containers.project import COMPOSE_FILES, ROOT, resolved, stage_of
-from workshop.tools.stages import Stage
+from tooling.stages import Stage
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
 SHARED = ROOT / "workshop"

@@ -39,8 +39,8 @@ from tests.containers.project import (
     stage_of,
     workshop_up_names,
 )
+from tooling.stages import Stage, all_stages
 from workshop import config
-from workshop.tools.stages import Stage, all_stages
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
 SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"

@@ -30,8 +30,8 @@ from tests.containers.project import (
     workshop_up_names,
 )
 from tests.timing import scaled
+from tooling.stages import get_stage
 from workshop import config
-from workshop.tools.stages import get_stage
 
 K8S = DOCKER / "k8s"
 STAGE = get_stage("04-async")

@@ -16,9 +16,9 @@ from tests.acceptance.stage import Client, assert_error, eventually
 from tests.containers.project import ROOT, Nginx, free_port, nginx_path
 from tests.running import START_WITHIN
 from tests.timing import scaled
+from tooling.runner import StageRunner, free_base_port, is_ready
+from tooling.stages import get_stage
 from workshop import config
-from workshop.tools.runner import StageRunner, free_base_port, is_ready
-from workshop.tools.stages import get_stage
 
 SECOND_GATEWAY_READY_SECONDS = 60.0
 STATIC = ROOT / "workshop" / "web" / "static" / "style.css"

@@ -25,7 +25,7 @@ from tests.containers.project import (
     service_name,
     stage_of,
 )
-from workshop.tools.stages import Process, Stage
+from tooling.stages import Process, Stage
 
 CONFIGS = DOCKER / "prometheus"
 MOUNTED_AT = "/etc/prometheus/prometheus.yml"

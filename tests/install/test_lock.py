@@ -28,7 +28,7 @@ IMAGE_PIP = {"python:3.11.14-slim-bookworm": "24.0"}
 # What the runtime lock must make importable: each stage's frameworks and drivers.
 RUNTIME_IMPORTS = ("flask", "eve", "pymongo", "mongomock", "kombu", "celery", "quart",
                    "uvicorn", "aiohttp", "gunicorn", "honcho", "opentelemetry.sdk.trace",
-                   "prometheus_client", "workshop.tools.cli")  # fmt: skip
+                   "prometheus_client", "tooling.cli")  # fmt: skip
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -115,8 +115,9 @@ def test_the_image_installs_the_runtime_lock_with_the_pip_its_base_image_ships(t
     for name in ("requirements/build.txt", "requirements/runtime.txt", "pyproject.toml",
                  "README.md"):  # fmt: skip
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "workshop", source / "workshop",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for package in ("workshop", "tooling"):
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     builder = new_venv(tmp_path / "builder", pip)
     assert run([str(builder), "-m", "pip", "--version"]).stdout.startswith(f"pip {pip} ")
     wheels = tmp_path / "wheels"

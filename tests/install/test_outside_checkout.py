@@ -17,11 +17,11 @@ import pytest
 
 from tests.acceptance.doc_commands import wait_until
 from tests.timing import scaled
-from workshop.tools.runner import free_base_port, is_ready
-from workshop.tools.stages import get_stage
+from tooling.runner import free_base_port, is_ready
+from tooling.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = "from workshop.tools.cli import main; main(prog_name='workshop')"
+CLI = "from tooling.cli import main; main(prog_name='workshop')"
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import uuid
 import pytest
 
 from tests.acceptance.stage import eventually
+from tooling.stages import get_stage
 from workshop import db as databases
 from workshop import messages
 from workshop.schemas import example
-from workshop.tools.stages import get_stage
 
 stage = get_stage("03-services")
 broker = stage.load("chassis.messaging.broker")

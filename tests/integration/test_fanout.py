@@ -25,8 +25,8 @@ import pytest
 from aiohttp import web as aioweb
 
 from tests.timing import scaled
+from tooling.stages import Stage
 from workshop.config import ROOT
-from workshop.tools.stages import Stage
 
 ASYNC_STAGE = Stage("04-async", ROOT / "04-async")
 POST_ID = "abc123"

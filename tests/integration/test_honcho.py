@@ -10,8 +10,8 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.timing import scaled
-from workshop.tools.runner import free_base_port, is_ready
-from workshop.tools.stages import get_stage
+from tooling.runner import free_base_port, is_ready
+from tooling.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 

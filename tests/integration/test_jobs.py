@@ -28,9 +28,9 @@ from tests.acceptance.stage import eventually
 from tests.brokers import rabbitmq_vhost
 from tests.running import running_stage
 from tests.timing import scaled
+from tooling.runner import StageRunner
+from tooling.stages import get_stage
 from workshop.data import importers
-from workshop.tools.runner import StageRunner
-from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
 # Redis hands an unacknowledged task back this long after its worker died.

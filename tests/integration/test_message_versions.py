@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.timing import scaled
+from tooling.stages import get_stage
 from workshop import broker
 from workshop.messages import POST_UPSERTED, Message
 from workshop.schemas import dead_letter_queue, example
-from workshop.tools.stages import get_stage
 
 STAGES = ["03-services", "04-async"]
 WITHIN = 10.0

@@ -6,10 +6,10 @@ import time
 import pytest
 
 from tests.acceptance.stage import eventually
+from tooling.stages import get_stage
 from workshop import db as databases
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
 from workshop.schemas import example
-from workshop.tools.stages import get_stage
 
 # The broker is stage 03's, from its chassis.
 stage = get_stage("03-services")

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.timing import scaled
+from tooling.stages import get_stage
 from workshop import db as databases
 from workshop import messages
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
 from workshop.schemas import example
-from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
 WITHIN = 10.0

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.acceptance.stage import eventually
 from tests.running import SYNCED_STAGES, running_stage
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner
+from tooling.runner import StageRunner
 
 SETTLE_WITHIN = 90.0
 NO_HTTP = {"worker", "beat"}  # 04's Celery processes: the worker serves only /metrics

@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from tests.acceptance.stage import eventually
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import get_stage
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import get_stage
 
 REGISTERED_WITHIN = 60.0  # a service process starts in a few seconds; the machine is shared
 SERVICE = "users"  # subscribes to nothing, so it joins as soon as it serves

@@ -32,11 +32,11 @@ from tests.acceptance.stage import eventually
 from tests.containers.project import DOCKER, resolved
 from tests.running import running_stage
 from tests.timing import scaled
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import get_stage
 from workshop import ingestion
 from workshop.config import ROOT
 from workshop.domain.topics import TOPICS
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import get_stage
 
 STAGE = get_stage("04-async")
 RETAG_SECONDS = 3  # beat's interval here (an hour by default)

@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.acceptance.stage import assert_error, eventually
 from tests.running import START_WITHIN
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port, is_ready
-from workshop.tools.stages import all_stages, get_stage
+from tooling.runner import StageRunner, free_base_port, is_ready
+from tooling.stages import all_stages, get_stage
 
 SETTLE_WITHIN = 60.0
 TTL_SECONDS = 3  # an instance's registry entry outlives its last heartbeat by this much

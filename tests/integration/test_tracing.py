@@ -24,10 +24,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.acceptance.stage import Client, RunningStage, eventually
 from tests.timing import scaled
+from tooling.stages import get_stage
 from workshop import config, tracing
 from workshop import db as databases
 from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
-from workshop.tools.stages import get_stage
 
 STAGES = ["03-services", "04-async"]
 WITHIN = 30.0

@@ -17,9 +17,9 @@ import yaml
 from tests.acceptance.stage import eventually
 from tests.containers.project import DOCKER, resolved
 from tests.timing import scaled
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import get_stage
 from workshop.config import ROOT
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import get_stage
 
 WORKER_READY_WITHIN = 90.0  # the worker imports Celery and the stage; the machine is shared
 PROBE_SECONDS = 60

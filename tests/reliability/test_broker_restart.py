@@ -31,8 +31,8 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.brokers import RedisServer, rabbitmq_vhost
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import get_stage
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import get_stage
 
 IMPORTED = 2000
 OUTAGE_AT = 500

@@ -19,9 +19,9 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import running_stage
 from tests.timing import scaled
+from tooling.runner import StageRunner
+from tooling.stages import all_stages
 from workshop import logins
-from workshop.tools.runner import StageRunner
-from workshop.tools.stages import all_stages
 
 
 @pytest.fixture(params=[stage.name for stage in all_stages()])

@@ -26,7 +26,7 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import SYNCED_STAGES, running_stage
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner
+from tooling.runner import StageRunner
 
 SETTLE_WITHIN = 90.0
 IMPORTED = 1500

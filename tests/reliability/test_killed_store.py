@@ -19,8 +19,8 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import running_stage
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, is_ready
-from workshop.tools.stages import all_stages
+from tooling.runner import StageRunner, is_ready
+from tooling.stages import all_stages
 
 SETTLE_WITHIN = 90.0
 IMPORTED = 300

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from tests.timing import scaled
+from tooling import labs
 from workshop.config import ROOT
-from workshop.tools import labs
 
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))
 

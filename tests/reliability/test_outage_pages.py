@@ -11,8 +11,8 @@ from tests.acceptance.stage import eventually
 from tests.acceptance.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.running import START_WITHIN
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import get_stage
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import get_stage
 
 pytestmark = pytest.mark.browser
 

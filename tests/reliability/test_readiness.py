@@ -13,8 +13,8 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import SYNCED_STAGES
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import all_stages, get_stage
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import all_stages, get_stage
 
 START_WITHIN = 150.0
 # After the first 200, keep watching this long: the window of wrong answers was ~1 s.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tests.acceptance.stage import eventually
 from tests.reliability.test_supervision import found, process_on, ready
-from workshop.tools.launcher import LaunchedStage
-from workshop.tools.stages import get_stage
+from tooling.launcher import LaunchedStage
+from tooling.stages import get_stage
 
 STAGE = "03-services"
 

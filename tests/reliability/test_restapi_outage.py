@@ -6,8 +6,8 @@ import requests
 from tests.acceptance.stage import assert_error, eventually
 from tests.running import START_WITHIN
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port
-from workshop.tools.stages import get_stage
+from tooling.runner import StageRunner, free_base_port
+from tooling.stages import get_stage
 
 RECOVERY_WITHIN = 30.0
 

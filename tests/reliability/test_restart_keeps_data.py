@@ -15,8 +15,8 @@ import requests
 
 from tests.acceptance.stage import Client, eventually
 from tests.timing import scaled
-from workshop.tools.launcher import START_TIMEOUT, LaunchedStage
-from workshop.tools.stages import all_stages
+from tooling.launcher import START_TIMEOUT, LaunchedStage
+from tooling.stages import all_stages
 
 SETTLE_WITHIN = 90.0
 

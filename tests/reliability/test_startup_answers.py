@@ -17,8 +17,8 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import START_WITHIN, SYNCED_STAGES
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner, free_base_port, is_ready
-from workshop.tools.stages import get_stage
+from tooling.runner import StageRunner, free_base_port, is_ready
+from tooling.stages import get_stage
 
 # A sample large enough that search loads for a while after the gateway answers.
 SAMPLE_POSTS = 8000

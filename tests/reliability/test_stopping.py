@@ -16,10 +16,10 @@ import pytest
 
 from tests.acceptance.stage import eventually
 from tests.timing import scaled
+from tooling.launcher import kill_survivors, process_tree
+from tooling.runner import STOP_GRACE_SECONDS, free_base_port, is_ready, port_is_free
+from tooling.stages import get_stage
 from workshop import config
-from workshop.tools.launcher import kill_survivors, process_tree
-from workshop.tools.runner import STOP_GRACE_SECONDS, free_base_port, is_ready, port_is_free
-from workshop.tools.stages import get_stage
 
 START_WITHIN = 150.0
 # Stopping may wait out the grace period for a slow process, then kills it.

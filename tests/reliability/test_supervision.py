@@ -14,8 +14,8 @@ import requests
 
 from tests.acceptance.stage import eventually
 from tests.timing import scaled
-from workshop.tools.launcher import LaunchedStage
-from workshop.tools.stages import get_stage
+from tooling.launcher import LaunchedStage
+from tooling.stages import get_stage
 
 STAGE = "03-services"
 VICTIM = "search"

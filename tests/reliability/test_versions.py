@@ -18,7 +18,7 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import START_WITHIN, SYNCED_STAGES, running_stage
 from tests.timing import scaled
-from workshop.tools.runner import StageRunner
+from tooling.runner import StageRunner
 
 VISIBLE_WITHIN = 60.0
 # The process that owns the posts, and its database.

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from workshop.tools.bench import BenchOptions, run_description
+from tooling.bench import BenchOptions, run_description
 
 
 def options() -> BenchOptions:

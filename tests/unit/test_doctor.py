@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.timing import scaled
-from workshop.tools import doctor
-from workshop.tools.runner import free_base_port
-from workshop.tools.stages import get_stage
+from tooling import doctor
+from tooling.runner import free_base_port
+from tooling.stages import get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSHOP = str(Path(sys.executable).with_name("workshop"))

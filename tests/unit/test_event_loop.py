@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tooling.stages import get_stage
 from workshop.config import ROOT
-from workshop.tools.stages import get_stage
 
 ASYNC_STAGE = get_stage("04-async")
 # The Celery worker's code: it runs in the worker process, where blocking is its job.

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tooling.stages import get_stage
 from workshop.contract import ApiError
-from workshop.tools.stages import get_stage
 
 POST = b'{"_id": "abc1", "title": "A post", "subreddit": "python", "score": 1}'
 

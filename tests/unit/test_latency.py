@@ -7,9 +7,9 @@ import time
 import pytest
 from flask import Flask
 
+from tooling.stages import Stage
 from workshop import latency, web
 from workshop.config import ROOT
-from workshop.tools.stages import Stage
 
 ASYNC_STAGE = Stage("04-async", ROOT / "04-async")
 DELAY_MS = 200

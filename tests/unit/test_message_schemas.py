@@ -12,12 +12,12 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from tooling.stages import get_stage
 from workshop import messages, schemas
 from workshop.data.sample import sample_posts
 from workshop.domain.posts import normalise
 from workshop.domain.tags import tag_list
 from workshop.messages import POST_UPSERTED, Message
-from workshop.tools.stages import get_stage
 
 # Every message type the code names (the constants of workshop/messages.py).
 TYPES = sorted(

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from flask import Flask
 
-from workshop.tools.stages import all_stages, get_stage
+from tooling.stages import all_stages, get_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "docs" / "openapi.yaml"

@@ -2,7 +2,7 @@
 30,000 posts into every copy takes minutes on a busy laptop, and giving up at the default
 limit stopped a stage that was only slow."""
 
-from workshop.tools.runner import READY_TIMEOUT_SECONDS, ready_timeout
+from tooling.runner import READY_TIMEOUT_SECONDS, ready_timeout
 
 
 def test_the_default_sample_gets_the_default_limit_and_more_posts_more_time():

@@ -1,8 +1,8 @@
 """Which processes `workshop up --reload` starts again for a changed file."""
 
+from tooling.reload import affected, describe
+from tooling.stages import get_stage
 from workshop.config import ROOT
-from workshop.tools.reload import affected, describe
-from workshop.tools.stages import get_stage
 
 
 def test_a_change_in_a_services_package_starts_that_service_only():

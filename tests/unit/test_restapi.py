@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
+from tooling.stages import get_stage
 from workshop import db as databases
 from workshop import tokens
-from workshop.tools.stages import get_stage
 
 
 @pytest.fixture

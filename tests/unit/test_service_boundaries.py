@@ -5,7 +5,7 @@ import ast
 
 import pytest
 
-from workshop.tools.stages import get_stage
+from tooling.stages import get_stage
 
 STAGE03 = get_stage("03-services")
 STAGE = STAGE03.path

@@ -11,9 +11,9 @@ import yaml
 from click.testing import CliRunner
 
 from tests.timing import scaled
+from tooling.cli import main
+from tooling.stages import all_stages
 from workshop.config import ROOT
-from workshop.tools.cli import main
-from workshop.tools.stages import all_stages
 
 DECK = ROOT / "slides" / "workshop.md"
 NOTE_MIN_WORDS = 20

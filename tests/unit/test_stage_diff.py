@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.timing import scaled
-from workshop.tools import stages
-from workshop.tools.diff import FileDiff, StageDiff, diff, stage_diff
+from tooling import stages
+from tooling.diff import FileDiff, StageDiff, diff, stage_diff
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = stages.all_stages()

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from pymongo.database import Database
 
+from tooling.stages import get_stage
 from workshop import db as databases
 from workshop.messages import POST_UPSERTED, Message, digest
-from workshop.tools.stages import get_stage
 
 STAGES = ["03-services", "04-async"]
 

@@ -1,12 +1,12 @@
-"""Which running stage a command talks to (workshop/tools/target.py): --url, --port, else
+"""Which running stage a command talks to (tooling/target.py): --url, --port, else
 the stage started last, named on stderr."""
 
 import click
 import pytest
 
+from tooling import target
+from tooling.stages import all_stages
 from workshop.config import DEFAULT_PORT
-from workshop.tools import target
-from workshop.tools.stages import all_stages
 
 # What `workshop up` records for two stages, newest first (as running_stages() returns them).
 NEWER = {"stage": "03-services", "pid": 1, "port": 9100, "run_dir": "/run/03",

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 from pymongo.database import Database
 
+from tooling.stages import get_stage
 from workshop import db as databases
 from workshop import queries
 from workshop.domain.posts import normalise
 from workshop.messages import first_version
 from workshop.queries import Upserted
-from workshop.tools.stages import get_stage
 
 
 def post(post_id: str, **fields) -> dict:

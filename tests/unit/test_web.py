@@ -75,7 +75,7 @@ def render_post_page(stage_name: str, post: dict) -> str:
     """Render a stage's post page for a stored post, in its front door app (Flask or Quart)."""
     import asyncio
 
-    from workshop.tools.stages import get_stage
+    from tooling.stages import get_stage
 
     stage = get_stage(stage_name)
     config = {"TESTING": True, "SEED_SAMPLE": False, "DATABASE_NAME": "test-post-page"}

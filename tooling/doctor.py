@@ -20,10 +20,10 @@ from pathlib import Path
 
 import click
 
+from tooling import stages
+from tooling.runner import port_is_free, running_stages
 from workshop import config
 from workshop.config import DEFAULT_PORT
-from workshop.tools import stages
-from workshop.tools.runner import port_is_free, running_stages
 
 MIN_PYTHON = (3, 11)
 GB = 1024**3

@@ -5,7 +5,7 @@ each other's addresses) plus its own PORT. In the foreground (`workshop up`), a 
 that exits on its own once the stage is ready is started again after a pause that grows
 with each restart, as compose's `restart: unless-stopped` and Kubernetes do; the log says
 so. `workshop up --no-restart` leaves it down (a lab that wants the failure to stay).
-`workshop up --reload` starts a process again when its code changes (workshop/tools/reload.py).
+`workshop up --reload` starts a process again when its code changes (tooling/reload.py).
 """
 
 import contextlib
@@ -27,9 +27,9 @@ from typing import Any
 
 import requests
 
+from tooling import logfiles, reload
+from tooling.stages import PORT_STEP, Stage, expand
 from workshop import config
-from workshop.tools import logfiles, reload
-from workshop.tools.stages import PORT_STEP, Stage, expand
 
 STOP_GRACE_SECONDS = 10
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -12,13 +12,11 @@ import click
 import requests
 from tqdm import tqdm
 
-from workshop import config, tracing
-from workshop.config import DEFAULT_PORT, ROOT
-from workshop.tools import labs, solve, stages
-from workshop.tools.bench import bench
-from workshop.tools.diff import diff
-from workshop.tools.doctor import doctor
-from workshop.tools.runner import (
+from tooling import labs, solve, stages
+from tooling.bench import bench
+from tooling.diff import diff
+from tooling.doctor import doctor
+from tooling.runner import (
     DataInUse,
     PortInUse,
     StageRunner,
@@ -26,8 +24,10 @@ from workshop.tools.runner import (
     forget_data,
     stage_environment,
 )
-from workshop.tools.target import pick, pick_running, pick_sync, stage_options
-from workshop.tools.trace import trace
+from tooling.target import pick, pick_running, pick_sync, stage_options
+from tooling.trace import trace
+from workshop import config, tracing
+from workshop.config import DEFAULT_PORT, ROOT
 
 JOB_TIMEOUT_SECONDS = 600
 
@@ -48,10 +48,10 @@ def main() -> None:
     """Run the workshop's stages and manage their data."""
 
 
-main.add_command(bench)  # `workshop bench`: the same load on every stage (workshop/tools/bench.py)
-main.add_command(diff)  # `workshop diff FROM TO`: what a step changed (workshop/tools/diff.py)
-main.add_command(trace)  # `workshop trace`: the last traced requests (workshop/tools/trace.py)
-main.add_command(doctor)  # `workshop doctor`: is this machine ready? (workshop/tools/doctor.py)
+main.add_command(bench)  # `workshop bench`: the same load on every stage (tooling/bench.py)
+main.add_command(diff)  # `workshop diff FROM TO`: what a step changed (tooling/diff.py)
+main.add_command(trace)  # `workshop trace`: the last traced requests (tooling/trace.py)
+main.add_command(doctor)  # `workshop doctor`: is this machine ready? (tooling/doctor.py)
 
 
 @main.command("stages")
@@ -308,7 +308,7 @@ def logs(
     follow: bool,
 ) -> None:
     """Show the running stage's output merged, a colour a process (PROCESSES: only those)."""
-    from workshop.tools import logfiles
+    from tooling import logfiles
 
     record = pick_running(port, url, LOGS_ELSEWHERE).record
     assert record is not None  # pick_running refuses a stage it has no record of

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import click
 
-from workshop.tools import stages
+from tooling import stages
 
 # Generated or local state, never part of a lesson (the .gitignore of the repository).
 IGNORED_DIRS = {

@@ -1,6 +1,6 @@
 """Which running stage a command talks to: the one --url or --port names, else the newest.
 
-`workshop up` records every stage it runs (workshop/tools/runner.py: running_stages()).
+`workshop up` records every stage it runs (tooling/runner.py: running_stages()).
 The commands that talk to a running stage (data import, importers, logs, sync) all pick it
 the same way: --url names its front door, --port its front door on this machine, and
 without either the stage started last is picked and named on stderr, in one line, so a
@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import click
 
+from tooling import stages
+from tooling.runner import running_stages
 from workshop.config import DEFAULT_PORT
-from workshop.tools import stages
-from workshop.tools.runner import running_stages
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

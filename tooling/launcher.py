@@ -13,9 +13,9 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from tooling.runner import free_base_port, is_ready, ready_timeout
+from tooling.stages import get_stage
 from workshop import config
-from workshop.tools.runner import free_base_port, is_ready, ready_timeout
-from workshop.tools.stages import get_stage
 
 START_SLACK = 30.0  # more than `workshop up` itself waits, so that it is the one to say why
 START_TIMEOUT = ready_timeout({}) + START_SLACK  # with the default sample

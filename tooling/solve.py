@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tooling.stages import Stage
 from workshop import config
-from workshop.tools.stages import Stage
 
 SOLUTIONS = "solutions"
 

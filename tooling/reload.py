@@ -15,8 +15,8 @@ from pathlib import Path
 
 import watchfiles
 
+from tooling.stages import Stage
 from workshop import config
-from workshop.tools.stages import Stage
 
 SHARED_PACKAGE = config.ROOT / "workshop"
 

@@ -52,9 +52,9 @@ from typing import Any
 import click
 import requests
 
+from tooling import stages
+from tooling.launcher import LaunchedStage, StageDidNotStart, process_tree
 from workshop import config, latency, tracing
-from workshop.tools import stages
-from workshop.tools.launcher import LaunchedStage, StageDidNotStart, process_tree
 
 LOCUSTFILE = config.ROOT / "bench" / "locustfile.py"
 DEFAULT_DURATION = 20

@@ -23,9 +23,9 @@ from typing import Any
 import click
 import requests
 
+from tooling.runner import StageRunner, free_base_port, port_is_free
+from tooling.stages import get_stage
 from workshop import latency
-from workshop.tools.runner import StageRunner, free_base_port, port_is_free
-from workshop.tools.stages import get_stage
 
 CHECK_WITHIN = 30.0  # how long a lab waits for what it expects to see (a busy laptop)
 CAUGHT_UP_WITHIN = 60.0  # after a repair: start-up, and the copies catching up
