@@ -4,8 +4,10 @@
 as whole files removed and whole files added, which hides the few lines that changed.
 Here files pair first by their path in the stage folder, then a file only in FROM pairs
 with a file of the same name only in TO when their lines are alike enough, so the move
-reads as a rename with a short diff. The summary comes first and splits code from docs,
-because a step's lesson is in its code and its README changes would drown it.
+reads as a rename with a short diff, and once two files of a folder moved that way, the
+rest of the folder pairs with its namesakes too. The summary comes first and splits code
+from docs, and the docs' changes show only with --docs, because a step's lesson is in its
+code and its README changes would drown it.
 """
 
 import difflib
@@ -40,6 +42,9 @@ SIMILARITY_THRESHOLD = 0.3
 # A file about as alike to two others (02's restapi/store.py to each 03 service's store.py)
 # was split or copied, not moved: pairing it with either one would be a guess.
 AMBIGUITY_MARGIN = 0.05
+# Lines alike for a namesake in a folder that moved to pair with it (front/api.py and
+# gateway/api.py share 15 %): less than a tenth in common is another file of that name.
+FOLDER_MOVE_THRESHOLD = 0.1
 CONTEXT_LINES = 3
 # git's letters in the file list: Modified, Renamed, Added, Deleted.
 STATUS_LETTERS = {"changed": "M", "renamed": "R", "added": "A", "removed": "D"}
@@ -126,7 +131,9 @@ def stage_diff(old: Path, new: Path) -> StageDiff:
     ]
     gone = {p: c for p, c in old_files.items() if p not in new_files}
     arrived = {p: c for p, c in new_files.items() if p not in old_files}
-    for old_path, new_path, ratio in _pair_renames(gone, arrived):
+    pairs = _pair_renames(gone, arrived)
+    pairs += _pair_moved_folders(gone, arrived, pairs, new_files)
+    for old_path, new_path, ratio in pairs:
         pair = _compare(
             old_path, new_path, gone.pop(old_path), arrived.pop(new_path), old_label, new_label
         )
@@ -229,6 +236,44 @@ def _pair_renames(
     return pairs
 
 
+def _pair_moved_folders(
+    gone: dict[str, _Content],
+    arrived: dict[str, _Content],
+    pairs: list[tuple[str, str, float]],
+    new_files: dict[str, _Content],
+) -> list[tuple[str, str, float]]:
+    """Pair the rest of a folder that moved: once two of its files paired into one new
+    folder (02's front/auth.py and front/pages.py into 03's gateway/) and it is gone from
+    the new stage, its other files pair with their namesakes there if they still share a
+    tenth of their lines (front/client.py with gateway/client.py, a quarter alike, too
+    little to pair on its own)."""
+    votes: dict[str, dict[str, int]] = {}
+    for old_path, new_path, _ in pairs:
+        old_dir, new_dir = PurePosixPath(old_path).parent, PurePosixPath(new_path).parent
+        if old_dir != new_dir:
+            targets = votes.setdefault(str(old_dir), {})
+            targets[str(new_dir)] = targets.get(str(new_dir), 0) + 1
+    paired_old = {o for o, _, _ in pairs}
+    paired_new = {n for _, n, _ in pairs}
+    found = []
+    for old_dir, targets in sorted(votes.items()):
+        new_dir, count = max(targets.items(), key=lambda item: (item[1], item[0]))
+        still_there = any(PurePosixPath(p).parent == PurePosixPath(old_dir) for p in new_files)
+        if count < 2 or list(targets.values()).count(count) > 1 or still_there:
+            continue  # one file is no folder move; a tie or a folder kept is a guess
+        for old_path in sorted(gone):
+            if old_path in paired_old or str(PurePosixPath(old_path).parent) != old_dir:
+                continue
+            new_path = str(PurePosixPath(new_dir) / PurePosixPath(old_path).name)
+            if new_path in arrived and new_path not in paired_new:
+                a, b = gone[old_path], arrived[new_path]
+                ratio = difflib.SequenceMatcher(None, a.lines, b.lines, autojunk=False).ratio()
+                if ratio >= FOLDER_MOVE_THRESHOLD:
+                    found.append((old_path, new_path, ratio))
+                    paired_new.add(new_path)
+    return found
+
+
 def _compare(
     old_path: str, new_path: str, a: _Content, b: _Content, old_label: str, new_label: str
 ) -> FileDiff:
@@ -297,8 +342,12 @@ def summary(step: StageDiff, docs: bool = True) -> list[str]:
     return [files, lines]
 
 
-def render(step: StageDiff, stat: bool = False, full: bool = False) -> Iterator[str]:
-    """Yield the report, line by line: summary, file list, then each file's hunks."""
+def render(
+    step: StageDiff, stat: bool = False, full: bool = False, docs: bool = False
+) -> Iterator[str]:
+    """Yield the report, line by line: summary, file list, then each code file's hunks (and
+    the docs' after them with `docs`: a step's lesson is in its code, and its README's
+    account of it would otherwise be most of the diff)."""
     has_docs = any(f.is_doc for f in step.files)
     for line in summary(step, docs=has_docs):
         yield line + "\n"
@@ -311,7 +360,10 @@ def render(step: StageDiff, stat: bool = False, full: bool = False) -> Iterator[
     if stat:
         return
     after_only = False
+    hidden = [f for f in listed if f.is_doc and not docs]
     for f in listed:
+        if f in hidden:
+            continue
         if f.paired or (f.new_path and full and f.hunks):
             yield "\n"
             if f.renamed:
@@ -327,6 +379,9 @@ def render(step: StageDiff, stat: bool = False, full: bool = False) -> Iterator[
         size = "binary" if f.binary else f"{count} line{'' if count == 1 else 's'}"
         yield f"Only in {where}: {f.path} ({size})\n"
         after_only = True
+    if hidden:
+        names = ", ".join(_name(f) for f in hidden)
+        yield f"\nDocs changed too ({names}): --docs shows them, after the code.\n"
 
 
 def _name(f: FileDiff) -> str:
@@ -357,9 +412,12 @@ def _next_stage(stage: stages.Stage) -> stages.Stage:
 @click.argument("from_name", metavar="FROM")
 @click.argument("to_name", metavar="[TO]", required=False)
 @click.option("--stat", is_flag=True, help="Only the summary and the list of files.")
-@click.option("--code-only", is_flag=True, help="Leave out the docs (.md files).")
+@click.option("--code-only", is_flag=True, help="Leave out the docs (.md files) altogether.")
+@click.option("--docs", is_flag=True, help="Show the docs' changes too, after the code's.")
 @click.option("--full", is_flag=True, help="Show new files whole instead of only naming them.")
-def diff(from_name: str, to_name: str | None, stat: bool, code_only: bool, full: bool) -> None:
+def diff(
+    from_name: str, to_name: str | None, stat: bool, code_only: bool, docs: bool, full: bool
+) -> None:
     """Show what changes from stage FROM to TO (default: the next stage), renames paired.
 
     FROM and TO are stage names or numbers (02-rest-api, 02, 2) or folders.
@@ -377,7 +435,7 @@ def diff(from_name: str, to_name: str | None, stat: bool, code_only: bool, full:
     if code_only:
         step = step.code_only()
     try:
-        for line in render(step, stat=stat, full=full):
+        for line in render(step, stat=stat, full=full, docs=docs):
             click.echo(line, nl=False)
     except BrokenPipeError:
         # `workshop diff 2 3 | head` closed the pipe: stop quietly, as diff does.

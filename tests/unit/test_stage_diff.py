@@ -92,6 +92,9 @@ def test_02_to_03_pairs_the_front_with_the_gateway() -> None:
         "--- 02-rest-api/front/pages.py\n",
         "+++ 03-services/gateway/pages.py\n",
     )
+    # The folder moved: its other files pair with their namesakes that share some lines.
+    for name in ("__init__.py", "api.py", "client.py"):
+        assert by_old_path(step)[f"front/{name}"].new_path == f"gateway/{name}", name
 
 
 def test_renamed_files_pair_by_name_and_likeness(fake_step: tuple[Path, Path]) -> None:
@@ -166,8 +169,11 @@ def test_cli_prints_the_summary_before_the_hunks(fake_step: tuple[Path, Path]) -
         "--- 02-old/front/pages.py",
         "+++ 03-new/gateway/pages.py",
     ]
-    # Code hunks first, the README's last.
-    assert lines.index("--- 02-old/Procfile") < lines.index("--- 02-old/README.md")
+    # Code hunks only; the docs are named, and shown after the code with --docs.
+    assert "--- 02-old/README.md" not in lines
+    assert lines[-1] == "Docs changed too (README.md): --docs shows them, after the code."
+    with_docs = CliRunner().invoke(diff, [str(old), str(new), "--docs"]).output.splitlines()
+    assert with_docs.index("--- 02-old/Procfile") < with_docs.index("--- 02-old/README.md")
     assert f"Only in 03-new: users/store.py ({len(STORE.splitlines())} lines)" in lines
     assert "+++ 03-new/users/store.py" not in lines
 
