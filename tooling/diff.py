@@ -12,8 +12,9 @@ code and its README changes would drown it.
 
 import difflib
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -121,9 +122,37 @@ class _Content:
     raw: bytes
 
 
-def stage_diff(old: Path, new: Path) -> StageDiff:
-    """Compare two stage folders, pairing same-path files and then renamed ones."""
+# What `--async-only` reads as the same line in 03 and 04: the async keywords, and the
+# async libraries as their blocking twins (Quart is Flask's, aiohttp's session is requests',
+# PyMongo's async client its blocking one). What is left is the rest of the step.
+ASYNC_TWINS = (
+    (re.compile(r"\basync (def|with|for)\b"), r"\1"),
+    (re.compile(r"\bawait "), ""),
+    (re.compile(r"\basync_(?=\w)"), ""),  # db.async_database, async_ping
+    (re.compile(r"\bQuart\b"), "Flask"),
+    (re.compile(r"\bquart\b"), "flask"),
+    (re.compile(r"\baiohttp\b"), "requests"),
+    (re.compile(r"\bClientSession\b"), "Session"),
+    (re.compile(r"\bAsyncMongoClient\b"), "MongoClient"),
+    (re.compile(r"\bAsyncDatabase\b"), "Database"),
+    (re.compile(r"\bAsyncIterator\b"), "Iterator"),
+    (re.compile(r"\bAwaitable\[([^\]]*)\]"), r"\1"),
+)
+
+
+def async_twin(line: str) -> str:
+    """Return a line with its async words read as their blocking twins (ASYNC_TWINS)."""
+    for pattern, replacement in ASYNC_TWINS:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+def stage_diff(old: Path, new: Path, normalise: Callable[[str], str] | None = None) -> StageDiff:
+    """Compare two stage folders, pairing same-path files and then renamed ones; with
+    `normalise`, every line of both is compared as `normalise` rewrites it."""
     old_files, new_files = _read_tree(old), _read_tree(new)
+    if normalise is not None:
+        old_files, new_files = _normalised(old_files, normalise), _normalised(new_files, normalise)
     old_label, new_label = old.name, new.name
     files = [
         _compare(path, path, old_files[path], new_files[path], old_label, new_label)
@@ -145,6 +174,14 @@ def stage_diff(old: Path, new: Path) -> StageDiff:
         files.append(FileDiff(None, path, len(content.lines), 0, hunks, binary=content.binary))
     files.sort(key=lambda f: (f.is_doc, f.path, f.old_path or ""))
     return StageDiff(old, new, tuple(files))
+
+
+def _normalised(files: dict[str, _Content], normalise: Callable[[str], str]) -> dict[str, _Content]:
+    return {
+        path: content if content.binary or PurePosixPath(path).suffix in DOC_SUFFIXES
+        else replace(content, lines=tuple(normalise(line) for line in content.lines))
+        for path, content in files.items()
+    }  # fmt: skip
 
 
 def _ignored(name: str, is_dir: bool) -> bool:
@@ -342,6 +379,18 @@ def summary(step: StageDiff, docs: bool = True) -> list[str]:
     return [files, lines]
 
 
+def residue_line(plain: StageDiff, twins: StageDiff) -> str:
+    """Say how much of the change in paired code files is left once async is read as its
+    blocking twin (`--async-only`): the rest of the step, which is not the async lesson."""
+    before = sum(plain.line_counts(docs=False, paired_only=True))
+    left = sum(twins.line_counts(docs=False, paired_only=True))
+    gone = 1 - left / before if before else 0.0
+    return (
+        f"async-only: {left} of {before} changed lines in paired code files are left once "
+        f"async/await, Quart and aiohttp read as their blocking twins ({gone:.0%} vanish)"
+    )
+
+
 def render(
     step: StageDiff, stat: bool = False, full: bool = False, docs: bool = False
 ) -> Iterator[str]:
@@ -415,8 +464,19 @@ def _next_stage(stage: stages.Stage) -> stages.Stage:
 @click.option("--code-only", is_flag=True, help="Leave out the docs (.md files) altogether.")
 @click.option("--docs", is_flag=True, help="Show the docs' changes too, after the code's.")
 @click.option("--full", is_flag=True, help="Show new files whole instead of only naming them.")
+@click.option(
+    "--async-only",
+    is_flag=True,
+    help="Read async/await, Quart and aiohttp as their blocking twins: what is left (03 -> 04).",
+)
 def diff(
-    from_name: str, to_name: str | None, stat: bool, code_only: bool, docs: bool, full: bool
+    from_name: str,
+    to_name: str | None,
+    stat: bool,
+    code_only: bool,
+    docs: bool,
+    full: bool,
+    async_only: bool,
 ) -> None:
     """Show what changes from stage FROM to TO (default: the next stage), renames paired.
 
@@ -431,10 +491,12 @@ def diff(
         raise click.UsageError("give TO when FROM is a folder")
     old = source.path if isinstance(source, stages.Stage) else source
     new = target.path if isinstance(target, stages.Stage) else target
-    step = stage_diff(old, new)
+    step = stage_diff(old, new, normalise=async_twin if async_only else None)
     if code_only:
         step = step.code_only()
     try:
+        if async_only:
+            click.echo(residue_line(stage_diff(old, new), step))
         for line in render(step, stat=stat, full=full, docs=docs):
             click.echo(line, nl=False)
     except BrokenPipeError:

@@ -34,6 +34,7 @@ from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config, logs, tracing
 from workshop import db as databases
 from workshop.broker import SYNC_QUEUE
+from workshop.db import AsyncDatabase
 from workshop.instances import about
 from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.metrics import Metrics
@@ -45,7 +46,7 @@ REDECLARE_SECONDS = 5.0
 POSITION = "sync_position"
 
 # handler(database, message): applies one message to the service's own store.
-Handler = Callable[[Any, Message], Awaitable[None]]
+Handler = Callable[[AsyncDatabase, Message], Awaitable[None]]
 
 
 @dataclass
@@ -58,15 +59,15 @@ class Service:
     # The versions of each type its handlers read, where more than the first (workshop/schemas):
     # sync hands it each change in one of them, and it refuses others to its dead-letter queue.
     reads: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    owns: Callable[[Any], list[Source]] | None = None
-    setup: Callable[[Any], Awaitable[None]] | None = None
-    batch_handler: Callable[[Any, list[Message]], Awaitable[None]] | None = None
+    owns: Callable[[AsyncDatabase], list[Source]] | None = None
+    setup: Callable[[AsyncDatabase], Awaitable[None]] | None = None
+    batch_handler: Callable[[AsyncDatabase, list[Message]], Awaitable[None]] | None = None
     # waiting(database): work this service knows waits elsewhere (sync: subscribers that
     # lack changes they were sent; ingest: the tasks its Celery worker has not finished),
     # counted in the backlog /readyz reports.
-    waiting: Callable[[Any], Awaitable[int]] | None = None
+    waiting: Callable[[AsyncDatabase], Awaitable[int]] | None = None
     # lag(database): how many changes each subscriber is behind (sync), for /metrics.
-    lag: Callable[[Any], Awaitable[dict[str, int]]] | None = None
+    lag: Callable[[AsyncDatabase], Awaitable[dict[str, int]]] | None = None
     # More of what /readyz checks, by name: a process the service needs besides its store
     # and the broker (ingest: its Celery worker).
     checks: dict[str, web.Check] = field(default_factory=dict)
@@ -76,7 +77,7 @@ class Service:
 class Runtime:
     """What a running service holds: its store and its messaging workers."""
 
-    database: Any
+    database: AsyncDatabase  # opened when the app starts serving (None before)
     publisher: Publisher
     consumer: Consumer | None = None
     relay: Relay | None = None
@@ -86,7 +87,7 @@ class Runtime:
     bootstrapping: bool = False
     # The log sequence sync named when it had sent the replay (None: not heard yet).
     caught_up_through: int | None = None
-    waiting: Callable[[Any], Awaitable[int]] | None = None
+    waiting: Callable[[AsyncDatabase], Awaitable[int]] | None = None
 
     def bootstrapped(self) -> bool:
         """Tell whether the start-up data is in (always, unless we started empty)."""
@@ -114,7 +115,7 @@ class Runtime:
         return waiting + (await self.relay.pending() if self.relay else 0)
 
 
-def get_db() -> Any:
+def get_db() -> AsyncDatabase:
     """Return the running service's own database."""
     return current_app.extensions["service"].database
 
@@ -248,7 +249,7 @@ async def declare_subscription(
     await runtime.publisher.publish([message], SYNC_QUEUE)
 
 
-async def _keep_position(consumer: Consumer, database: Any) -> None:
+async def _keep_position(consumer: Consumer, database: AsyncDatabase) -> None:
     """Give the consumer the position it had applied through, and keep each new one."""
     found = await database[POSITION].find_one({"_id": consumer.queue_name})
     consumer.position = found["seq"] if found else 0
@@ -260,7 +261,7 @@ async def _keep_position(consumer: Consumer, database: Any) -> None:
     consumer.on_position = save
 
 
-async def _empty(database: Any) -> bool:
+async def _empty(database: AsyncDatabase) -> bool:
     """Tell whether a store holds no documents (a new service, or a new version of one)."""
     for name in await database.list_collection_names():
         if await database[name].estimated_document_count():

@@ -15,6 +15,7 @@ from chassis.web import api_auth_required, ingest_request
 from ingest import store, tasks
 from workshop import config, roles
 from workshop.contract import not_found
+from workshop.db import AsyncDatabase
 
 bp = Blueprint("ingest", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def _enqueue(signatures: list[Any], task_ids: list[str]) -> None:
         signature.apply_async(task_id=task_id)
 
 
-async def send_lost_tasks(database: Any, job: dict[str, Any], states: list[Any]) -> None:
+async def send_lost_tasks(database: AsyncDatabase, job: dict[str, Any], states: list[Any]) -> None:
     """Send again the tasks of a job that the broker lost, under their own ids.
 
     A broker that keeps nothing on disk forgets, when it restarts, the tasks waiting in its
@@ -85,7 +86,7 @@ async def job(job_id: str) -> Any:
     return jsonify(store.public_job(found, states))
 
 
-async def unfinished_tasks(database: Any) -> int:
+async def unfinished_tasks(database: AsyncDatabase) -> int:
     """Count the tasks of recent jobs the worker has not finished (the /readyz backlog).
 
     A job is asked about until all its tasks are done or failed, then never again; one

@@ -13,6 +13,7 @@ from chassis import queries
 from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import get_db
 from workshop import config, ingestion
+from workshop.db import AsyncDatabase
 from workshop.domain.posts import POST_FIELDS, search_terms
 from workshop.domain.topics import assign_topics
 from workshop.messages import POST_UPSERTED, first_version, post_upserted
@@ -22,7 +23,7 @@ from workshop.queries import JOB_COUNTS, Upserted, counted
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
 
 
-async def setup(database: Any) -> None:
+async def setup(database: AsyncDatabase) -> None:
     """Load the sample on embedded defaults, so the stage starts with data to serve."""
     seed = config.env("WORKSHOP_SEED_SAMPLE", "1") == "1"
     if seed and await database.posts.count_documents({}) == 0:
@@ -30,7 +31,7 @@ async def setup(database: Any) -> None:
 
 
 async def upsert_posts(
-    posts: Iterable[dict[str, Any]], database: Any | None = None, batch: str | None = None
+    posts: Iterable[dict[str, Any]], database: AsyncDatabase | None = None, batch: str | None = None
 ) -> Upserted:
     """Store posts keyed by reddit id; each new or changed one is marked for publishing.
     Say what storing them did, counted from what the store holds (exact, `batch` done twice).
@@ -72,7 +73,7 @@ async def upsert_posts(
     return counted(await stored.to_list(), batch)
 
 
-async def retag_topics(database: Any) -> tuple[int, list[str]]:
+async def retag_topics(database: AsyncDatabase) -> tuple[int, list[str]]:
     """Give every stored post the topics the current vocabulary assigns it; return how many
     posts were checked and the ids of those whose topics changed.
 
@@ -97,7 +98,7 @@ async def retag_topics(database: Any) -> tuple[int, list[str]]:
     return len(posts), retagged
 
 
-def outbox(database: Any) -> list[Source]:
+def outbox(database: AsyncDatabase) -> list[Source]:
     """What this service publishes: each post's current state when it changes."""
     return [Source(database.posts, POST_UPSERTED, post_upserted)]
 
@@ -123,23 +124,23 @@ async def create_job(
         )  # fmt: skip
 
 
-async def sent_tasks(database: Any, task_ids: list[str]) -> list[dict[str, Any]]:
+async def sent_tasks(database: AsyncDatabase, task_ids: list[str]) -> list[dict[str, Any]]:
     """Return the tasks sent with these ids: name, arguments and when they were last sent."""
     return await database.job_tasks.find({"_id": {"$in": task_ids}}).to_list()
 
 
-async def sent_again(database: Any, task_id: str) -> None:
+async def sent_again(database: AsyncDatabase, task_id: str) -> None:
     """Note that a task was sent again now."""
     await database.job_tasks.update_one({"_id": task_id}, {"$set": {"sent_at": time.time()}})
 
 
-def open_jobs(database: Any, within: timedelta) -> Any:
+def open_jobs(database: AsyncDatabase, within: timedelta) -> Any:
     """Return a cursor over the jobs created within `within` whose tasks may still run."""
     since = datetime.now(UTC) - within
     return database.jobs.find({"open": True, "created_at": {"$gte": since}})
 
 
-async def close_job(database: Any, job_id: str) -> None:
+async def close_job(database: AsyncDatabase, job_id: str) -> None:
     """Note that every task of a job has finished: it is no longer work in flight, and its
     tasks' arguments are no longer needed."""
     await database.jobs.update_one({"_id": job_id}, {"$set": {"open": False}})

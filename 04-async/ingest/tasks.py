@@ -39,6 +39,7 @@ from chassis.messaging.outbox import Relay
 from ingest import store, worker_http
 from workshop import broker, config, ingestion
 from workshop import db as databases
+from workshop.db import AsyncDatabase
 from workshop.messages import REPLAY_REQUESTED, Message
 from workshop.metrics import Metrics
 from workshop.queries import Upserted
@@ -143,7 +144,7 @@ class Owner:
 
     def __init__(self) -> None:
         self.bridge = Bridge()
-        self.database: Any = None
+        self.database: AsyncDatabase = None
         self.relay: Relay | None = None
 
     async def open(self) -> None:

@@ -8,6 +8,7 @@ from quart import Blueprint, current_app, g, jsonify, request
 from chassis.service import Service
 from recommend import store
 from workshop import contract
+from workshop.db import AsyncDatabase
 from workshop.domain.recommend import FORMULAS
 from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 
@@ -30,7 +31,7 @@ async def recommendations() -> Any:
 def make_service(version: str, name: str) -> Service:
     """Return the recommend service of one version: its own name, queue and database."""
 
-    async def setup(database: Any) -> None:
+    async def setup(database: AsyncDatabase) -> None:
         current_app.config["RECOMMEND_VERSION"] = version
         await store.setup(database)
 

@@ -5,12 +5,13 @@ from typing import Any
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
+from workshop.db import AsyncDatabase
 from workshop.domain.recommend import Formula, popularity
 from workshop.messages import Message
 from workshop.queries import stored_post
 
 
-async def setup(database: Any) -> None:
+async def setup(database: AsyncDatabase) -> None:
     """Index what ranking queries."""
     await queries.create_post_indexes(database.posts)
     await queries.create_ranking_indexes(database.posts)
@@ -23,7 +24,9 @@ async def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, 
     return await queries.recommendations(get_db().posts, topics, limit), topics
 
 
-async def on_post_upserted(database: Any, message: Message, formula: Formula = popularity) -> None:
+async def on_post_upserted(
+    database: AsyncDatabase, message: Message, formula: Formula = popularity
+) -> None:
     """Keep the post's latest state, with its rank by this version's formula (kept with the
     post and indexed: recommendations read the best posts in rank order)."""
     document = stored_post({"id": message.key, **message.payload})
@@ -32,7 +35,7 @@ async def on_post_upserted(database: Any, message: Message, formula: Formula = p
     await apply_versioned(database.posts, message.key, message.version, fields, "post_version")
 
 
-async def on_tags_changed(database: Any, message: Message) -> None:
+async def on_tags_changed(database: AsyncDatabase, message: Message) -> None:
     """Keep the post's latest tags (they can match a user's topics)."""
     tags = message.payload["tags"]
     await apply_versioned(
@@ -40,7 +43,7 @@ async def on_tags_changed(database: Any, message: Message) -> None:
     )
 
 
-async def on_preferences_updated(database: Any, message: Message) -> None:
+async def on_preferences_updated(database: AsyncDatabase, message: Message) -> None:
     """Keep each user's latest topics: personal answers need no call to users."""
     topics = message.payload["topics"]
     await apply_versioned(

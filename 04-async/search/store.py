@@ -5,11 +5,12 @@ from typing import Any
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
+from workshop.db import AsyncDatabase
 from workshop.messages import Message
 from workshop.queries import stored_post
 
 
-async def setup(database: Any) -> None:
+async def setup(database: AsyncDatabase) -> None:
     """Index what search, post pages and tag pages query."""
     await queries.create_post_indexes(database.posts)
 
@@ -29,14 +30,14 @@ async def posts_with_tag(tag: str) -> list[dict[str, Any]]:
     return await queries.posts_with_tag(get_db().posts, tag)
 
 
-async def on_post_upserted(database: Any, message: Message) -> None:
+async def on_post_upserted(database: AsyncDatabase, message: Message) -> None:
     """Keep the post's latest text and votes (tags arrive separately)."""
     document = stored_post({"id": message.key, **message.payload})
     fields = {k: v for k, v in document.items() if k not in ("_id", "tags")}
     await apply_versioned(database.posts, message.key, message.version, fields, "post_version")
 
 
-async def on_tags_changed(database: Any, message: Message) -> None:
+async def on_tags_changed(database: AsyncDatabase, message: Message) -> None:
     """Keep the post's latest tag counts."""
     tags = message.payload["tags"]
     await apply_versioned(

@@ -7,6 +7,7 @@ from quart import Blueprint, current_app, jsonify
 from chassis.service import Service, get_db
 from sync import store
 from workshop.contract import not_found
+from workshop.db import AsyncDatabase
 from workshop.messages import MASTER_DATA_TYPES
 from workshop.schemas import PASS_ON, every_version
 
@@ -32,7 +33,7 @@ async def replay(queue: str) -> Any:
     return jsonify({"queue": queue, "sent": sent}), 202
 
 
-async def _on_batch(database: Any, messages: list) -> None:
+async def _on_batch(database: AsyncDatabase, messages: list) -> None:
     await store.on_batch(database, current_app.extensions["service"].publisher, messages)
 
 

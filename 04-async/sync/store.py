@@ -43,6 +43,7 @@ from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.broker import Publisher
 from workshop.broker import MAX_BATCH
+from workshop.db import AsyncDatabase
 from workshop.messages import (
     CAUGHT_UP,
     DIGEST_COMMENT,
@@ -84,7 +85,7 @@ REPORTS_EXPIRE_SECONDS = 15.0
 RESEND_EVERY_SECONDS = 30.0
 
 
-async def setup(database: Any) -> None:
+async def setup(database: AsyncDatabase) -> None:
     """Index the log by sequence, and by type for deliveries; count the log's digests again.
 
     The digests are counted from `latest` at every start (and again before sync asks an
@@ -98,7 +99,7 @@ async def setup(database: Any) -> None:
         await recount(database, message_type)
 
 
-async def recount(database: Any, message_type: str) -> list[int]:
+async def recount(database: AsyncDatabase, message_type: str) -> list[int]:
     """Count the log's digest of a type again from `latest` (one row per entity, its latest
     version), keep it, and return it."""
     rows = database.latest.find(
@@ -112,7 +113,7 @@ async def recount(database: Any, message_type: str) -> list[int]:
     return counted
 
 
-async def _count_in_digest(database: Any, message: Message) -> None:
+async def _count_in_digest(database: AsyncDatabase, message: Message) -> None:
     """Keep the log's digest of a type (entities, and the sum of their latest versions) as
     a change is logged: a new entity adds one and its version, a newer version the step."""
     before = await database.latest.find_one_and_update(
@@ -130,13 +131,13 @@ async def _count_in_digest(database: Any, message: Message) -> None:
     )
 
 
-async def log_digest(database: Any, message_type: str) -> list[int]:
+async def log_digest(database: AsyncDatabase, message_type: str) -> list[int]:
     """Return the log's digest of a type: [entities, sum of their latest versions]."""
     known = await database.digests.find_one({"_id": message_type}) or {"count": 0, "checksum": 0}
     return [known["count"], known["checksum"]]
 
 
-async def append(database: Any, message: Message) -> Message | None:
+async def append(database: AsyncDatabase, message: Message) -> Message | None:
     """Add a change to the log with the next sequence number; a duplicate is dropped.
 
     The message id (type/key/version) is the log's key, so a change published twice is
@@ -160,14 +161,14 @@ async def append(database: Any, message: Message) -> Message | None:
     return logged
 
 
-async def head(database: Any) -> int:
+async def head(database: AsyncDatabase) -> int:
     """Return the sequence number of the latest change."""
     counter = await database.counters.find_one({"_id": "log"})
     return counter["seq"] if counter else 0
 
 
 async def subscribe(
-    database: Any,
+    database: AsyncDatabase,
     queue: str,
     types: list[str],
     replay: bool,
@@ -222,7 +223,7 @@ def sent_before(subscriber: dict[str, Any], moment: float) -> int:
     return max(sends, default=0)
 
 
-async def waiting(database: Any) -> int:
+async def waiting(database: AsyncDatabase) -> int:
     """Count the stores that disagree with the log: subscribers that lacked changes they
     were sent (until they report having them) or hold ones the log lacks, owners that hold
     fewer entities than it knows of, and owners whose changes the log lacks (until their
@@ -236,7 +237,7 @@ async def waiting(database: Any) -> int:
 
 
 async def drained(
-    database: Any,
+    database: AsyncDatabase,
     types: list[str],
     held: dict[str, int] | None = None,
     digests: dict[str, Any] | None = None,
@@ -290,7 +291,9 @@ def _is_digest(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
 
 
-async def tell_caught_up(database: Any, publisher: Publisher, subscriber: dict[str, Any]) -> None:
+async def tell_caught_up(
+    database: AsyncDatabase, publisher: Publisher, subscriber: dict[str, Any]
+) -> None:
     """Tell a catching-up subscriber the last change of its types, once every owner is in.
 
     Sent after the replay on the same queue: the subscriber is caught up when it has
@@ -309,7 +312,7 @@ async def tell_caught_up(database: Any, publisher: Publisher, subscriber: dict[s
     )
 
 
-async def deliver(database: Any, publisher: Publisher, subscriber: dict[str, Any]) -> int:
+async def deliver(database: AsyncDatabase, publisher: Publisher, subscriber: dict[str, Any]) -> int:
     """Send a subscriber every change of its types after its checkpoint; return how many."""
     sent, checkpoint, types = 0, subscriber["checkpoint"], subscriber["types"]
     before = await database.log.find_one({"seq": {"$lte": checkpoint}, "type": {"$in": types}},
@@ -329,7 +332,9 @@ async def deliver(database: Any, publisher: Publisher, subscriber: dict[str, Any
     return sent
 
 
-async def _sent(database: Any, queue: str, checkpoint: int, sent_through: int | None) -> None:
+async def _sent(
+    database: AsyncDatabase, queue: str, checkpoint: int, sent_through: int | None
+) -> None:
     """Record how far a subscriber has been brought, and the last change sent to it (in
     the second it was sent: an idle subscriber's report is compared with these)."""
     changes: dict[str, Any] = {"$max": {"checkpoint": checkpoint}}
@@ -348,7 +353,7 @@ def remember_send(sends: list[list[float]], seq: int) -> list[list[float]]:
     return [*sends, [second, seq]][-SENDS_KEPT:]
 
 
-async def on_batch(database: Any, publisher: Publisher, messages: list[Message]) -> None:
+async def on_batch(database: AsyncDatabase, publisher: Publisher, messages: list[Message]) -> None:
     """Log the changes in a batch, record subscriptions, then bring every subscriber up to date."""
     async with _lock():
         before = await head(database)
@@ -392,7 +397,7 @@ async def on_batch(database: Any, publisher: Publisher, messages: list[Message])
 
 
 async def send_new(
-    database: Any, publisher: Publisher, subscriber: dict[str, Any], logged: list[Message]
+    database: AsyncDatabase, publisher: Publisher, subscriber: dict[str, Any], logged: list[Message]
 ) -> None:
     """Send an up-to-date subscriber just this batch's changes (no need to read the log)."""
     wanted = readable(subscriber, [m for m in logged if m.type in subscriber["types"]])
@@ -402,13 +407,13 @@ async def send_new(
         await _sent(database, subscriber["_id"], logged[-1].sequence, last_sent)
 
 
-async def replay(database: Any, publisher: Publisher, queue: str) -> int | None:
+async def replay(database: AsyncDatabase, publisher: Publisher, queue: str) -> int | None:
     """Re-send a subscriber everything from zero (a new version's bootstrap); None if unknown."""
     async with _lock():
         return await _replay(database, publisher, queue)
 
 
-async def _replay(database: Any, publisher: Publisher, queue: str) -> int | None:
+async def _replay(database: AsyncDatabase, publisher: Publisher, queue: str) -> int | None:
     subscriber = await database.subscribers.find_one({"_id": queue})
     if subscriber is None:
         return None
@@ -416,7 +421,9 @@ async def _replay(database: Any, publisher: Publisher, queue: str) -> int | None
     return await deliver(database, publisher, {**subscriber, "checkpoint": 0})
 
 
-async def answer_replay(database: Any, publisher: Publisher, request: dict[str, Any]) -> None:
+async def answer_replay(
+    database: AsyncDatabase, publisher: Publisher, request: dict[str, Any]
+) -> None:
     """Replay for a task that asked (the lock held), and tell it on its own queue how many
     changes were sent (None: no such subscriber)."""
     sent = await _replay(database, publisher, str(request["queue"]))
@@ -425,7 +432,7 @@ async def answer_replay(database: Any, publisher: Publisher, request: dict[str, 
     await publisher.publish([message], str(request["reply_to"]))
 
 
-async def subscribers(database: Any) -> list[dict[str, Any]]:
+async def subscribers(database: AsyncDatabase) -> list[dict[str, Any]]:
     """Return every subscriber with its types, checkpoint, and whether it is catching up."""
     return [
         {"queue": s["_id"], "types": s["types"], "checkpoint": s["checkpoint"],
@@ -435,6 +442,6 @@ async def subscribers(database: Any) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-async def lag(database: Any) -> dict[str, int]:
+async def lag(database: AsyncDatabase) -> dict[str, int]:
     """Return how many changes of the log each subscriber's checkpoint is behind."""
     return subscriber_lag(await head(database), await subscribers(database))

@@ -8,11 +8,12 @@ from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
+from workshop.db import AsyncDatabase
 from workshop.domain.tags import tag_list
 from workshop.messages import TAGS_CHANGED, Message, first_version
 
 
-async def setup(database: Any) -> None:
+async def setup(database: AsyncDatabase) -> None:
     """Index the taggings (one per post, tag and user) and the tags' totals."""
     await queries.create_tagging_indexes(database.taggings, database.tag_totals)
     await queries.count_tags_once(database.taggings, database.tag_totals)
@@ -59,11 +60,11 @@ async def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
     return await queries.tag_counts(get_db().tag_totals, limit)
 
 
-def outbox(database: Any) -> list[Source]:
+def outbox(database: AsyncDatabase) -> list[Source]:
     """What this service publishes: a post's tag counts, whenever they change."""
     return [Source(database.counts, TAGS_CHANGED, lambda d: {"tags": tag_list(d["counts"])})]
 
 
-async def on_post_upserted(database: Any, message: Message) -> None:
+async def on_post_upserted(database: AsyncDatabase, message: Message) -> None:
     """Remember that a post exists, so tags on unknown posts can be refused."""
     await apply_versioned(database.posts, message.key, message.version, {}, "version")

@@ -6,6 +6,7 @@ from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
+from workshop.db import AsyncDatabase
 from workshop.messages import PREFERENCES_UPDATED, first_version
 
 
@@ -48,7 +49,7 @@ async def get_topics(username: str | None) -> list[str]:
     return list(user["topics"]) if user else []
 
 
-def outbox(database: Any) -> list[Source]:
+def outbox(database: AsyncDatabase) -> list[Source]:
     """What this service publishes: a user's preferences, whenever they change."""
     return [
         Source(

@@ -1,5 +1,6 @@
 """`workshop diff`: stage-to-stage diffs that pair renamed files, summary first."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from tests.timing import scaled
 from tooling import stages
-from tooling.diff import FileDiff, StageDiff, diff, stage_diff
+from tooling.diff import FileDiff, StageDiff, async_twin, diff, residue_line, stage_diff
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = stages.all_stages()
@@ -217,3 +218,28 @@ def test_make_diff_as_the_readme_says() -> None:
     pages = lines.index("+++ 03-services/gateway/pages.py")
     assert lines[pages + 1].startswith("@@ ")
     assert result.stdout.index("renamed and paired") < result.stdout.index("@@ ")
+
+
+def test_async_only_leaves_what_is_not_the_async_step(tmp_path: Path) -> None:
+    blocking = "import requests\n\ndef fetch(url):\n    return requests.get(url)\n\nLIMIT = 5\n"
+    asynchronous = (
+        "import aiohttp\n\nasync def fetch(url):\n    return await aiohttp.get(url)\n\nLIMIT = 6\n"
+    )
+    old = write(tmp_path / "03-old", {"client.py": blocking})
+    new = write(tmp_path / "04-new", {"client.py": asynchronous})
+    assert async_twin("    async with Quart(app) as q: await q") == "    with Flask(app) as q: q"
+    plain, twins = stage_diff(old, new), stage_diff(old, new, normalise=async_twin)
+    assert sum(plain.line_counts(docs=False)) == 8  # four lines changed, each -1 +1
+    assert twins.files[0].hunks[-2:] == ("-LIMIT = 5\n", "+LIMIT = 6\n")
+    assert residue_line(plain, twins).startswith("async-only: 2 of 8 changed lines")
+    output = CliRunner().invoke(diff, [str(old), str(new), "--async-only"]).output
+    assert output.splitlines()[0].endswith("(75% vanish)")
+
+
+def test_the_04_readme_says_how_much_of_03_to_04_is_the_async_step() -> None:
+    old, new = stages.get_stage("03").path, stages.get_stage("04").path
+    line = residue_line(stage_diff(old, new), stage_diff(old, new, normalise=async_twin))
+    measured = int(re.search(r"\((\d+)% vanish\)", line).group(1))
+    readme = (new / "README.md").read_text()
+    said = int(re.search(r"today\s+(\d+) % of the changed lines", readme).group(1))
+    assert abs(said - measured) <= 2, f"04-async/README.md says {said} %; {line}"
