@@ -54,7 +54,8 @@ import requests
 
 from tooling import stages
 from tooling.launcher import LaunchedStage, StageDidNotStart, process_tree
-from workshop import config, latency, tracing
+from workshop import config, tracing
+from workshop.platform import latency
 
 LOCUSTFILE = config.ROOT / "bench" / "locustfile.py"
 DEFAULT_DURATION = 20

@@ -25,7 +25,7 @@ import requests
 
 from tooling.runner import StageRunner, free_base_port, port_is_free
 from tooling.stages import get_stage
-from workshop import latency
+from workshop.platform import latency
 
 CHECK_WITHIN = 30.0  # how long a lab waits for what it expects to see (a busy laptop)
 CAUGHT_UP_WITHIN = 60.0  # after a repair: start-up, and the copies catching up
@@ -464,7 +464,7 @@ def _publish(broker_url: str, queue_name: str, message: dict[str, Any]) -> None:
     """Put one envelope on a service's queue, as sync would (the lab's stand-in for it)."""
     import kombu
 
-    from workshop.broker import queue
+    from workshop.platform.broker import queue
 
     with kombu.Connection(broker_url) as connection:
         producer = connection.Producer(serializer="json")
@@ -475,8 +475,8 @@ def _publish(broker_url: str, queue_name: str, message: dict[str, Any]) -> None:
 def message_versions(session: Session) -> None:
     """Stage 03: ingest writes post.upserted v2; recommend-v1 keeps reading v1; search refuses
     a version nobody knows."""
-    from workshop.messages import POST_UPSERTED, Message, first_version
-    from workshop.schemas import example, newest
+    from workshop.platform.messages import POST_UPSERTED, Message, first_version
+    from workshop.platform.schemas import example, newest
 
     broker = session.broker
     assert broker is not None
@@ -484,8 +484,9 @@ def message_versions(session: Session) -> None:
         session.address(p) for p in ("sync", "search", "recommend_v1", "recommend_v2")
     )
     session.check("the stage is settled", session.settled, CAUGHT_UP_WITHIN)
-    session.say("post.upserted has a schema per version (workshop/schemas/post.upserted.v1.json, "
-                ".v2.json: v2 adds upvote_ratio); ingest writes the newest")  # fmt: skip
+    session.say("post.upserted has a schema per version (workshop/platform/schemas/"
+                "post.upserted.v1.json, .v2.json: v2 adds upvote_ratio); ingest writes the "
+                "newest")  # fmt: skip
     session.look(f"curl -s {sync}/api/sync/subscribers   (what each subscriber reads)",
                  f"curl -s {v1}/metrics | grep consumer_messages",
                  f"curl -s {v2}/metrics | grep consumer_messages")  # fmt: skip

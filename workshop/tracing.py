@@ -18,6 +18,8 @@ span under the publish (`consuming`), so a tag written at the gateway links to s
 applying it, through sync.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import json
@@ -25,10 +27,12 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workshop import config
-from workshop.messages import Message
+
+if TYPE_CHECKING:  # the message spans are stage 03's on; 01 and 02 trace requests only
+    from workshop.platform.messages import Message
 
 TRACE_FILE_ENV = "WORKSHOP_TRACE_FILE"
 # The field an owner's document keeps the context of its pending change in.

@@ -1,4 +1,4 @@
-"""/metrics on a Flask app (stage 03): Prometheus' text format, from workshop/metrics.py.
+"""/metrics on a Flask app (stage 03): Prometheus' text format, from workshop/platform/metrics.py.
 
 Every request is counted and timed under its URL rule; `sample` sets the gauges (backlog,
 outbox, breakers...) just before each scrape, so they say how things stand now.
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 
-from workshop.metrics import Metrics
+from workshop.platform.metrics import Metrics
 
 # sample(metrics): sets the process's gauges from its current state.
 Sample = Callable[[Metrics], None]

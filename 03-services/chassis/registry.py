@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from workshop import config
-from workshop.instances import about, entry
+from workshop.platform.instances import about, entry
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,14 @@ from chassis import metrics
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
-from workshop import config, latency, logs, tracing, web
+from workshop import config, logs, tracing, web
 from workshop import db as databases
-from workshop.broker import SYNC_QUEUE
-from workshop.instances import about
-from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
-from workshop.metrics import Metrics
-from workshop.schemas import FIRST, dead_letter_queue
+from workshop.platform import latency
+from workshop.platform.broker import SYNC_QUEUE
+from workshop.platform.instances import about
+from workshop.platform.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
+from workshop.platform.metrics import Metrics
+from workshop.platform.schemas import FIRST, dead_letter_queue
 from workshop.web.health import health_blueprint
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from werkzeug.datastructures import MultiDict
 from gateway.upstreams import NoInstance, Starting, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
-from workshop.instances import health, listed, readiness, takes_calls
-from workshop.metrics import Metrics
+from workshop.platform.instances import health, listed, readiness, takes_calls
+from workshop.platform.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = (0.5, 5.0)

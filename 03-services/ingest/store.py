@@ -11,7 +11,7 @@ from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import get_db
 from workshop import config, ingestion, queries
 from workshop.domain.posts import POST_FIELDS
-from workshop.messages import POST_UPSERTED, first_version, post_upserted
+from workshop.platform.messages import POST_UPSERTED, first_version, post_upserted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]

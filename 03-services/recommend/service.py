@@ -9,7 +9,7 @@ from chassis.service import Service
 from recommend import store
 from workshop import contract
 from workshop.domain.recommend import FORMULAS
-from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
+from workshop.platform.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 
 bp = Blueprint("recommend", __name__, url_prefix="/api")
 

@@ -8,7 +8,7 @@ from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop import queries
 from workshop.domain.recommend import Formula, popularity
-from workshop.messages import Message
+from workshop.platform.messages import Message
 
 
 def setup(database: Database) -> None:

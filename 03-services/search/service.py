@@ -9,7 +9,7 @@ from search import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
-from workshop.messages import POST_UPSERTED, TAGS_CHANGED
+from workshop.platform.messages import POST_UPSERTED, TAGS_CHANGED
 
 bp = Blueprint("search", __name__, url_prefix="/api")
 

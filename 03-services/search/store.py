@@ -7,7 +7,7 @@ from pymongo.database import Database
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop import queries
-from workshop.messages import Message
+from workshop.platform.messages import Message
 
 
 def setup(database: Database) -> None:

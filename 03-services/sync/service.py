@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, jsonify
 from chassis.service import Service, get_db
 from sync import store
 from workshop.contract import not_found
-from workshop.messages import MASTER_DATA_TYPES
-from workshop.schemas import PASS_ON, every_version
+from workshop.platform.messages import MASTER_DATA_TYPES
+from workshop.platform.schemas import PASS_ON, every_version
 
 bp = Blueprint("sync", __name__, url_prefix="/api/sync")
 

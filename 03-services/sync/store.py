@@ -38,8 +38,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.broker import Publisher
-from workshop.broker import MAX_BATCH
-from workshop.messages import (
+from workshop.platform.broker import MAX_BATCH
+from workshop.platform.messages import (
     CAUGHT_UP,
     DIGEST_COMMENT,
     DIGEST_MODULUS,
@@ -51,8 +51,8 @@ from workshop.messages import (
     digest,
     resend_queue,
 )
-from workshop.metrics import subscriber_lag
-from workshop.schemas import FIRST
+from workshop.platform.metrics import subscriber_lag
+from workshop.platform.schemas import FIRST
 
 log = logging.getLogger(__name__)
 # One writer at a time: the consumer thread and the admin replay call share the log.

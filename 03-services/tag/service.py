@@ -9,7 +9,7 @@ from tag import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
-from workshop.messages import POST_UPSERTED
+from workshop.platform.messages import POST_UPSERTED
 from workshop.web import api_auth_required
 from workshop.web.bodies import json_object
 

@@ -7,7 +7,7 @@ from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
-from workshop.messages import PREFERENCES_UPDATED, first_version
+from workshop.platform.messages import PREFERENCES_UPDATED, first_version
 
 
 def create_user(username: str, password_hash: str) -> bool:

@@ -1,4 +1,4 @@
-"""/metrics on a Quart app (stage 04): Prometheus' text format, from workshop/metrics.py.
+"""/metrics on a Quart app (stage 04): Prometheus' text format, from workshop/platform/metrics.py.
 
 Every request is counted and timed under its URL rule; `sample` sets the gauges (backlog,
 outbox, breakers...) just before each scrape, so they say how things stand now.
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from quart import Quart, Response, g, request
 
-from workshop.metrics import Metrics
+from workshop.platform.metrics import Metrics
 
 # sample(metrics): sets the process's gauges from its current state.
 Sample = Callable[[Metrics], Awaitable[None]]

@@ -25,7 +25,7 @@ import redis
 import redis.asyncio
 
 from workshop import config
-from workshop.instances import about, entry
+from workshop.platform.instances import about, entry
 
 log = logging.getLogger(__name__)
 

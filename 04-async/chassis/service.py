@@ -33,12 +33,12 @@ from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config, logs, tracing
 from workshop import db as databases
-from workshop.broker import SYNC_QUEUE
 from workshop.db import AsyncDatabase
-from workshop.instances import about
-from workshop.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
-from workshop.metrics import Metrics
-from workshop.schemas import FIRST, dead_letter_queue
+from workshop.platform.broker import SYNC_QUEUE
+from workshop.platform.instances import about
+from workshop.platform.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
+from workshop.platform.metrics import Metrics
+from workshop.platform.schemas import FIRST, dead_letter_queue
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0

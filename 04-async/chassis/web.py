@@ -32,8 +32,9 @@ from quart import (
 )
 from werkzeug.exceptions import HTTPException
 
-from workshop import config, ingestion, latency, logins, tokens
+from workshop import config, ingestion, logins, tokens
 from workshop.contract import ApiError, check_query_string, error_body, parse_json_object
+from workshop.platform import latency
 from workshop.web import STATIC, TEMPLATES, error_headers
 from workshop.web.policy import (
     SECURITY_HEADERS,

@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
 
     from gateway import api, auth, client, pages
     from gateway.upstreams import SERVICES
-    from workshop.instances import about
+    from workshop.platform.instances import about
 
     client.init_app(app)
     metrics.init_quart(app, "gateway", client.sample_upstreams)  # /metrics

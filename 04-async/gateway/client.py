@@ -19,8 +19,8 @@ from werkzeug.datastructures import MultiDict
 from gateway.upstreams import NoInstance, Starting, Upstreams
 from workshop import logs
 from workshop.contract import ApiError
-from workshop.instances import health, listed, readiness, takes_calls
-from workshop.metrics import Metrics
+from workshop.platform.instances import health, listed, readiness, takes_calls
+from workshop.platform.metrics import Metrics
 
 # Connect fast, answer within seconds; ingest works inside its call, so it gets longer.
 TIMEOUT = aiohttp.ClientTimeout(total=5.0, sock_connect=0.5)

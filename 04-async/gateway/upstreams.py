@@ -22,7 +22,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from chassis.registry import Registry, registry_url
 from workshop import config
 from workshop.contract import ApiError
-from workshop.instances import Admissions
+from workshop.platform.instances import Admissions
 
 SERVICES = ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2")
 BREAKER_THRESHOLD = 5

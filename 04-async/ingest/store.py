@@ -16,7 +16,7 @@ from workshop import config, ingestion
 from workshop.db import AsyncDatabase
 from workshop.domain.posts import POST_FIELDS, search_terms
 from workshop.domain.topics import assign_topics
-from workshop.messages import POST_UPSERTED, first_version, post_upserted
+from workshop.platform.messages import POST_UPSERTED, first_version, post_upserted
 from workshop.queries import JOB_COUNTS, Upserted, counted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).

@@ -37,11 +37,12 @@ from celery import Celery, signals
 from chassis.messaging.broker import Publisher
 from chassis.messaging.outbox import Relay
 from ingest import store, worker_http
-from workshop import broker, config, ingestion
+from workshop import config, ingestion
 from workshop import db as databases
 from workshop.db import AsyncDatabase
-from workshop.messages import REPLAY_REQUESTED, Message
-from workshop.metrics import Metrics
+from workshop.platform import broker
+from workshop.platform.messages import REPLAY_REQUESTED, Message
+from workshop.platform.metrics import Metrics
 from workshop.queries import Upserted
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,12 @@ def celery_settings() -> dict[str, Any]:
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     if url.startswith("filesystem"):
-        # No broker server: messages are files, as for the services' messages (workshop.broker).
+        # No broker server: messages are files, as for the services' messages
+        # (workshop.platform.broker).
         folder = run_dir / "celery"
         (folder / "results").mkdir(parents=True, exist_ok=True)
         settings.update(
-            broker_transport="workshop.broker:Transport",
+            broker_transport="workshop.platform.broker:Transport",
             broker_transport_options=broker.filesystem_options(str(folder / "queue")),
             result_backend=f"file://{folder / 'results'}",
             worker_enable_remote_control=False,  # needs a broadcast exchange files lack

@@ -10,7 +10,7 @@ from recommend import store
 from workshop import contract
 from workshop.db import AsyncDatabase
 from workshop.domain.recommend import FORMULAS
-from workshop.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
+from workshop.platform.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 
 bp = Blueprint("recommend", __name__, url_prefix="/api")
 

@@ -7,7 +7,7 @@ from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop.db import AsyncDatabase
 from workshop.domain.recommend import Formula, popularity
-from workshop.messages import Message
+from workshop.platform.messages import Message
 from workshop.queries import stored_post
 
 

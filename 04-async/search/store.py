@@ -6,7 +6,7 @@ from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.service import get_db
 from workshop.db import AsyncDatabase
-from workshop.messages import Message
+from workshop.platform.messages import Message
 from workshop.queries import stored_post
 
 

@@ -8,8 +8,8 @@ from chassis.service import Service, get_db
 from sync import store
 from workshop.contract import not_found
 from workshop.db import AsyncDatabase
-from workshop.messages import MASTER_DATA_TYPES
-from workshop.schemas import PASS_ON, every_version
+from workshop.platform.messages import MASTER_DATA_TYPES
+from workshop.platform.schemas import PASS_ON, every_version
 
 bp = Blueprint("sync", __name__, url_prefix="/api/sync")
 

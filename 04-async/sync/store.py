@@ -42,9 +42,9 @@ import pymongo
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.broker import Publisher
-from workshop.broker import MAX_BATCH
 from workshop.db import AsyncDatabase
-from workshop.messages import (
+from workshop.platform.broker import MAX_BATCH
+from workshop.platform.messages import (
     CAUGHT_UP,
     DIGEST_COMMENT,
     DIGEST_MODULUS,
@@ -58,8 +58,8 @@ from workshop.messages import (
     digest,
     resend_queue,
 )
-from workshop.metrics import subscriber_lag
-from workshop.schemas import FIRST
+from workshop.platform.metrics import subscriber_lag
+from workshop.platform.schemas import FIRST
 
 # One writer at a time: the consumer's batches and the admin replay call share the log.
 # One lock per event loop: an asyncio.Lock belongs to the loop it first waits on.

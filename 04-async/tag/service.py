@@ -10,7 +10,7 @@ from tag import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
-from workshop.messages import POST_UPSERTED
+from workshop.platform.messages import POST_UPSERTED
 
 bp = Blueprint("tag", __name__, url_prefix="/api")
 

@@ -10,7 +10,7 @@ from chassis.messaging.outbox import Source, changed_inc, nudge
 from chassis.service import get_db
 from workshop.db import AsyncDatabase
 from workshop.domain.tags import tag_list
-from workshop.messages import TAGS_CHANGED, Message, first_version
+from workshop.platform.messages import TAGS_CHANGED, Message, first_version
 
 
 async def setup(database: AsyncDatabase) -> None:

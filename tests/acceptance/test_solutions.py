@@ -148,7 +148,7 @@ def test_03_exercise_3_lets_a_late_duplicate_erase_newer_tags(copy, tmp_path):
         assert eventually(tags, lambda t: {"stale-first", "stale-second"} <= t, within=10)
         stale = textwrap.dedent(f"""
             from chassis.messaging.broker import Publisher
-            from workshop.messages import Message
+            from workshop.platform.messages import Message
             Publisher().publish([Message('tags.changed', '{post_id}', 1, {{'tags': []}}, 'me')],
                                 'search')
         """)  # the exercise's command: a redelivered version 1

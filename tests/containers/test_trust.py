@@ -56,7 +56,8 @@ from tests.containers.project import (
     variable,
 )
 from tests.timing import scaled
-from workshop import broker, config, logins
+from workshop import config, logins
+from workshop.platform import broker
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
 STORES = DOCKER / "stores"
@@ -350,7 +351,7 @@ def test_the_gateway_reads_the_registry_and_counts_failed_logins_only(stage_redi
 
 def round_trip(url: str, name: str) -> list[Any]:
     """Send a message to a queue and take it back, with the stages' own broker connection
-    (workshop.broker, kombu's Redis transport) on BROKER_URL; return what came back."""
+    (workshop.platform.broker, kombu's Redis transport) on BROKER_URL; return what came back."""
     queue = f"check-{name}"
     got: list[Any] = []
 

@@ -9,8 +9,8 @@ import pytest
 from tests.acceptance.stage import eventually
 from tooling.stages import get_stage
 from workshop import db as databases
-from workshop import messages
-from workshop.schemas import example
+from workshop.platform import messages
+from workshop.platform.schemas import example
 
 stage = get_stage("03-services")
 broker = stage.load("chassis.messaging.broker")

@@ -1,4 +1,4 @@
-"""The broker-free default (workshop.broker's filesystem transport) keeps a message until
+"""The broker-free default (workshop.platform.broker's filesystem transport) keeps a message until
 its consumer acknowledges it: a consumer killed with a message in hand (kill -9, no chance
 to put it back) does not lose it; the queue's next consumer gets it again.
 
@@ -16,14 +16,14 @@ import time
 import kombu
 
 from tests.timing import scaled
-from workshop import broker
+from workshop.platform import broker
 
 QUEUE = "held"
 # A consumer that takes one message, says so, and never acknowledges it.
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from workshop import broker
+    from workshop.platform import broker
 
     def hold(body, message):
         print("holding", body["n"], flush=True)

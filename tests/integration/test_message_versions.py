@@ -13,9 +13,9 @@ import pytest
 
 from tests.timing import scaled
 from tooling.stages import get_stage
-from workshop import broker
-from workshop.messages import POST_UPSERTED, Message
-from workshop.schemas import dead_letter_queue, example
+from workshop.platform import broker
+from workshop.platform.messages import POST_UPSERTED, Message
+from workshop.platform.schemas import dead_letter_queue, example
 
 STAGES = ["03-services", "04-async"]
 WITHIN = 10.0

@@ -8,8 +8,8 @@ import pytest
 from tests.acceptance.stage import eventually
 from tooling.stages import get_stage
 from workshop import db as databases
-from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
-from workshop.schemas import example
+from workshop.platform.messages import POST_UPSERTED, TAGS_CHANGED, Message
+from workshop.platform.schemas import example
 
 # The broker is stage 03's, from its chassis.
 stage = get_stage("03-services")

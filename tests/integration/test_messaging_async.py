@@ -21,9 +21,9 @@ import pytest
 from tests.timing import scaled
 from tooling.stages import get_stage
 from workshop import db as databases
-from workshop import messages
-from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
-from workshop.schemas import example
+from workshop.platform import messages
+from workshop.platform.messages import POST_UPSERTED, TAGS_CHANGED, Message
+from workshop.platform.schemas import example
 
 STAGE = get_stage("04-async")
 WITHIN = 10.0

@@ -27,7 +27,7 @@ from tests.timing import scaled
 from tooling.stages import get_stage
 from workshop import config, tracing
 from workshop import db as databases
-from workshop.messages import POST_UPSERTED, TAGS_CHANGED, Message
+from workshop.platform.messages import POST_UPSERTED, TAGS_CHANGED, Message
 
 STAGES = ["03-services", "04-async"]
 WITHIN = 30.0
@@ -38,7 +38,8 @@ outbox = get_stage("03-services").load("chassis.messaging.outbox")
 PROBE = """
 import json, sys
 from tag import create_app
-from workshop import messages, tracing
+from workshop import tracing
+from workshop.platform import messages
 app = create_app({"START_WORKERS": False})
 print(json.dumps({
     "active": tracing.active(),

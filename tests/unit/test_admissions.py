@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from workshop.instances import Admissions, health, readiness, takes_calls
+from workshop.platform.instances import Admissions, health, readiness, takes_calls
 
 
 def readyz(**dependencies: dict) -> dict:

@@ -8,8 +8,9 @@ import pytest
 from flask import Flask
 
 from tooling.stages import Stage
-from workshop import latency, web
+from workshop import web
 from workshop.config import ROOT
+from workshop.platform import latency
 
 ASYNC_STAGE = Stage("04-async", ROOT / "04-async")
 DELAY_MS = 200

@@ -24,9 +24,14 @@ RUNTIME_MODULES = sorted(SHARED_MODULES)  # the tooling is a package of its own 
 
 
 def imports_in(path: Path) -> set[str]:
-    """The modules a file imports, with `from workshop import config` read as workshop.config."""
+    """The modules a file imports when it runs, with `from workshop import config` read as
+    workshop.config (an import under `if TYPE_CHECKING:` names a type, and runs nothing)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -70,3 +75,10 @@ def test_the_shared_package_imports_no_stage_and_no_tooling(module):
     imported = imports_in(SHARED_MODULES[module])
     assert not {m for m in imported if m.split(".")[0] in stage_packages}
     assert not {m for m in imported if m.split(".")[0] == TOOLING}
+
+
+@pytest.mark.parametrize("stage", [s.name for s in all_stages() if s.name < "03"])
+def test_the_stages_before_03_run_nothing_of_the_services_platform(stage):
+    """workshop/platform/ is stage 03's on (broker, messages, metrics...): 01 and 02 never
+    run it, so a learner of 01 reads the shared modules 01 runs and no more."""
+    assert not {m for m in USED_BY[stage] if m.startswith("workshop.platform")}

@@ -1,7 +1,7 @@
 """The message contract: every message type has a schema per version, every producer writes
 what its type's newest schema says, and every consumer reads every version it claims.
 
-The schemas are files (workshop/schemas/<type>.v<N>.json); a consumer checks each message
+The schemas are files (workshop/platform/schemas/<type>.v<N>.json); a consumer checks each message
 it handles against the schema of its version and refuses the rest (their dead-letter path
 runs on a real broker in tests/integration/test_message_versions.py).
 """
@@ -13,13 +13,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tooling.stages import get_stage
-from workshop import messages, schemas
 from workshop.data.sample import sample_posts
 from workshop.domain.posts import normalise
 from workshop.domain.tags import tag_list
-from workshop.messages import POST_UPSERTED, Message
+from workshop.platform import messages, schemas
+from workshop.platform.messages import POST_UPSERTED, Message
 
-# Every message type the code names (the constants of workshop/messages.py).
+# Every message type the code names (the constants of workshop/platform/messages.py).
 TYPES = sorted(
     value for name, value in vars(messages).items()
     if name.isupper() and isinstance(value, str) and "." in value and " " not in value

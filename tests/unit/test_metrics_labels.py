@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from workshop.metrics import Metrics
+from workshop.platform.metrics import Metrics
 
 
 def request_methods(metrics: Metrics) -> set[str]:

@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from tooling.stages import get_stage
 from workshop import db as databases
-from workshop.messages import POST_UPSERTED, Message, digest
+from workshop.platform.messages import POST_UPSERTED, Message, digest
 
 STAGES = ["03-services", "04-async"]
 

@@ -15,7 +15,7 @@ from tooling.stages import get_stage
 from workshop import db as databases
 from workshop import queries
 from workshop.domain.posts import normalise
-from workshop.messages import first_version
+from workshop.platform.messages import first_version
 from workshop.queries import Upserted
 
 

@@ -1,7 +1,7 @@
 """The broker, from threads: publish to and consume from durable named queues, one per service.
 
 Publishing is to a queue by name; the sync service decides which services get which
-message types. The connection and the queues are workshop.broker's (shared with 04).
+message types. The connection and the queues are workshop.platform.broker's (shared with 04).
 """
 
 import collections
@@ -13,9 +13,9 @@ from typing import Any
 import kombu
 
 from workshop import tracing
-from workshop.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
-from workshop.messages import InvalidMessage, Message
-from workshop.schemas import dead_letter_queue
+from workshop.platform.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
+from workshop.platform.messages import InvalidMessage, Message
+from workshop.platform.schemas import dead_letter_queue
 
 log = logging.getLogger(__name__)
 

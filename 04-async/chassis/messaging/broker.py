@@ -10,7 +10,7 @@ explicit and small:
   the service's event loop (`asyncio.run_coroutine_threadsafe`); the thread waits for the
   async handler and acknowledges only after it returns, so delivery stays at-least-once.
 
-The connection, the queues and the filesystem transport are workshop.broker's, shared
+The connection, the queues and the filesystem transport are workshop.platform.broker's, shared
 with stage 03.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 import kombu
 
 from workshop import tracing
-from workshop.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
-from workshop.messages import InvalidMessage, Message
-from workshop.schemas import dead_letter_queue
+from workshop.platform.broker import broker_url, check_answers, connect, queue, safe_url, waiting_in
+from workshop.platform.messages import InvalidMessage, Message
+from workshop.platform.schemas import dead_letter_queue
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
-from workshop.broker import MAX_BATCH, SYNC_QUEUE
-from workshop.messages import (
+from workshop.platform.broker import MAX_BATCH, SYNC_QUEUE
+from workshop.platform.messages import (
     DIGEST_COMMENT,
     OUTBOX_DRAINED,
     OUTBOX_RESEND,

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from workshop import schemas
 from workshop.domain.posts import POST_FIELDS, upvote_ratio
+from workshop.platform import schemas
 
 # The message types of the workshop, and who publishes them.
 POST_UPSERTED = "post.upserted"  # ingest: a post's current state
