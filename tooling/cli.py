@@ -1,8 +1,12 @@
 """The `workshop` command: run stages and manage the data they serve."""
 
+import ast
 import contextlib
 import io
+import json
 import os
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -443,27 +447,41 @@ def _runs_celery(stage_name: str) -> bool:
     return any(p.command.startswith("celery") for p in stages.get_stage(stage_name).processes())
 
 
-CELERY_STATES = {"PENDING": "pending", "STARTED": "running", "RETRY": "running"}
-
-
 def _replay_as_task(service: str, running: dict) -> None:
-    """Queue sync's replay as a Celery task on a running stage; follow it to its end."""
-    os.environ["WORKSHOP_DATA_DIR"] = running["data_dir"]  # its broker and results, by default
-    tasks = stages.get_stage(running["stage"]).load("ingest.tasks")
-    result = tasks.app.send_task("sync.replay", args=[service])
-    click.echo(f"replay {result.id} queued")
-    seen, deadline = None, time.monotonic() + JOB_TIMEOUT_SECONDS
-    while not result.ready():
-        state = CELERY_STATES.get(result.state, result.state.lower())
-        if state != seen:
-            click.echo(f"replay {state}")
-            seen = state
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"replay {result.id} did not end in {JOB_TIMEOUT_SECONDS} s")
-        time.sleep(0.2)
-    if result.failed():
-        raise click.ClickException(f"replay failed: {result.result}")
-    click.echo(f"sent {result.result['sent']} changes to {service}")
+    """Queue sync's replay as a Celery task on a running stage and wait for its result, with
+    the stage's own Celery app, run as its Procfile runs the worker (`celery -A ...`): the
+    tooling imports no stage code."""
+    stage = stages.get_stage(running["stage"])
+    worker = next(p for p in stage.processes() if p.command.startswith("celery"))
+    words = shlex.split(worker.command)
+    celery = [sys.executable, "-m", "celery", "--workdir", str(stage.path),
+              "-A", words[words.index("-A") + 1]]  # fmt: skip
+    env = {**os.environ, "WORKSHOP_DATA_DIR": running["data_dir"]}  # its broker and results
+
+    def run(*args: str, timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run([*celery, *args], env=env, capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT)  # fmt: skip
+
+    queued = run("call", "sync.replay", "--args", json.dumps([service]), timeout=60)
+    if queued.returncode != 0:
+        raise click.ClickException(f"could not queue the replay: {_last_line(queued.stderr)}")
+    task_id = queued.stdout.strip().splitlines()[-1]
+    click.echo(f"replay {task_id} queued")
+    try:
+        done = run("result", task_id, timeout=JOB_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise click.ClickException(
+            f"replay {task_id} did not end in {JOB_TIMEOUT_SECONDS} s"
+        ) from None
+    if done.returncode != 0:
+        raise click.ClickException(f"replay failed: {_last_line(done.stderr)}")
+    result = ast.literal_eval(done.stdout.strip().splitlines()[-1])  # the task's dict, printed
+    click.echo(f"sent {result['sent']} changes to {service}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 def _login(api: str, username: str | None, password: str | None) -> str:

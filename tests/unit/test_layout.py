@@ -82,3 +82,18 @@ def test_the_stages_before_03_run_nothing_of_the_services_platform(stage):
     """workshop/platform/ is stage 03's on (broker, messages, metrics...): 01 and 02 never
     run it, so a learner of 01 reads the shared modules 01 runs and no more."""
     assert not {m for m in USED_BY[stage] if m.startswith("workshop.platform")}
+
+
+def test_the_tooling_loads_no_stage_code():
+    """The tooling drives a stage as a user would (its Procfile's commands, HTTP, the
+    broker), never by importing one of its modules (Stage.load is the tests' own)."""
+    for path in (ROOT / TOOLING).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            loads = (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            )
+            assert not loads, f"{path.relative_to(ROOT)}:{node.lineno} loads a stage's module"
