@@ -170,7 +170,9 @@ def instrument_flask(app: Any) -> None:
 
         FlaskInstrumentor.instrument_app(app, excluded_urls=excluded_urls("FLASK"))
         # The request's span starts first, so the app's own hooks (the user lookup that
-        # asks the users service, the CSRF check) run inside it, as they do under ASGI.
+        # asks the users service, the CSRF check) run inside it, as they do under ASGI. The
+        # instrumentor appends its hook and keeps it only as `app._before_request`: no
+        # public way to find it, or to ask for it first.
         hooks = app.before_request_funcs[None]
         hooks.insert(0, hooks.pop(hooks.index(app._before_request)))
 

@@ -185,8 +185,11 @@ class Channel(filesystem.Channel):
         return folder
 
     def _held_file(self, delivery_tag: str) -> str | None:
-        message = self.qos._delivered.get(delivery_tag)
-        return message.properties.get(HELD_FILE) if message is not None else None
+        try:
+            message = self.qos.get(delivery_tag)  # the delivered message, until acknowledged
+        except KeyError:
+            return None
+        return message.properties.get(HELD_FILE)
 
 
 def _forget(path: str | None) -> None:
