@@ -75,7 +75,8 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
     headers = {**logs.passed_on(), **kwargs.pop("headers", {})}  # the request id goes along
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
-    kwargs.setdefault("timeout", TIMEOUT)
+    connect, read = kwargs.pop("timeout", TIMEOUT)
+    deadline = time.monotonic() + read  # a retry fits in the call's time or not at all
     attempts = READ_ATTEMPTS if method == "GET" else 1
     breaker = upstreams().breaker(service)
     for attempt in range(attempts):
@@ -84,16 +85,19 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
             with breaker:
                 # Starting (503) if no instance takes calls yet; the breaker lets it pass.
                 address = admitted_address(service)
+                left = (connect, max(0.001, deadline - time.monotonic()))
                 answer = current_app.extensions["http"].request(
-                    method, address + path, headers=headers, **kwargs
+                    method, address + path, headers=headers, timeout=left, **kwargs
                 )
                 if answer.status_code >= 500 and answer.status_code != 503:
                     raise UpstreamUnavailable(service)  # counts against the breaker
                 return answer
-        except (requests.RequestException, NoInstance, OpenedState, UpstreamUnavailable) as error:
+        except OpenedState:
+            break  # no try would reach the service until the breaker lets one through
+        except (requests.RequestException, NoInstance, UpstreamUnavailable) as error:
             if address and isinstance(error, requests.ConnectionError):
                 upstreams().admissions.forget(address)  # nobody there: ask it first next time
-            if attempt + 1 == attempts:
+            if attempt + 1 == attempts or deadline - time.monotonic() <= 2 * RETRY_PAUSE:
                 break
             time.sleep(RETRY_PAUSE)
     current_app.extensions["metrics"].upstream_error(service)
