@@ -48,7 +48,9 @@ AMBIGUITY_MARGIN = 0.05
 FOLDER_MOVE_THRESHOLD = 0.1
 CONTEXT_LINES = 3
 # git's letters in the file list: Modified, Renamed, Added, Deleted.
-STATUS_LETTERS = {"changed": "M", "renamed": "R", "added": "A", "removed": "D"}
+STATUS_LETTERS = {"changed": "M", "renamed": "R", "ported": "P", "added": "A", "removed": "D"}
+# The shared package, beside the stage folders: a file new in TO may port one of its modules.
+SHARED_PACKAGE = "workshop"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class FileDiff:
     hunks: tuple[str, ...]
     similarity: float | None = None
     binary: bool = False
+    # The file is a port of a module of the shared package FROM uses (04's chassis/queries.py
+    # of workshop/queries.py): old_path is that module's path in the repository.
+    ported: bool = False
 
     @property
     def path(self) -> str:
@@ -85,7 +90,9 @@ class FileDiff:
 
     @property
     def status(self) -> str:
-        """Return one of renamed, changed, unchanged, added, removed."""
+        """Return one of ported, renamed, changed, unchanged, added, removed."""
+        if self.ported:
+            return "ported"
         if self.renamed:
             return "renamed"
         if self.paired:
@@ -167,6 +174,10 @@ def stage_diff(old: Path, new: Path, normalise: Callable[[str], str] | None = No
             old_path, new_path, gone.pop(old_path), arrived.pop(new_path), old_label, new_label
         )
         files.append(replace(pair, similarity=ratio))
+    for shared_path, new_path, ratio, content in _ports(old, new, old_files, arrived, normalise):
+        inside = shared_path.removeprefix(f"{SHARED_PACKAGE}/")  # labelled workshop/...
+        pair = _compare(inside, new_path, content, arrived.pop(new_path), SHARED_PACKAGE, new_label)
+        files.append(replace(pair, old_path=shared_path, similarity=ratio, ported=True))
     for path, content in gone.items():
         files.append(FileDiff(path, None, 0, len(content.lines), (), binary=content.binary))
     for path, content in arrived.items():
@@ -273,6 +284,40 @@ def _pair_renames(
     return pairs
 
 
+def _ports(
+    old: Path,
+    new: Path,
+    old_files: dict[str, _Content],
+    arrived: dict[str, _Content],
+    normalise: Callable[[str], str] | None,
+) -> list[tuple[str, str, float, _Content]]:
+    """Pair a file new in TO with the module of the shared package it ports, when FROM
+    imports that module and the two are alike (04's chassis/queries.py, the async port of
+    workshop/queries.py that 03 uses): the diff shows the port, not a new file."""
+    shared = old.parent / SHARED_PACKAGE
+    if old.parent != new.parent or not shared.is_dir():
+        return []  # not two stages of this repository
+    imported = "".join(line for c in old_files.values() for line in c.lines if "import" in line)
+    found = []
+    for new_path in sorted(arrived):
+        stem = PurePosixPath(new_path).stem
+        if not new_path.endswith(".py") or stem == "__init__":
+            continue
+        uses = re.search(rf"\b{SHARED_PACKAGE}(\.{stem}\b| import [\w, ]*\b{stem}\b)", imported)
+        for candidate in (shared / f"{stem}.py", shared / stem / "__init__.py"):
+            if not (uses and candidate.is_file()):
+                continue
+            content = _read(candidate)
+            if normalise is not None and not content.binary:
+                content = replace(content, lines=tuple(normalise(line) for line in content.lines))
+            ratio = _similarity(content, arrived[new_path])
+            if ratio >= SIMILARITY_THRESHOLD:
+                shared_path = candidate.relative_to(old.parent).as_posix()
+                found.append((shared_path, new_path, ratio, content))
+                break
+    return found
+
+
 def _pair_moved_folders(
     gone: dict[str, _Content],
     arrived: dict[str, _Content],
@@ -361,10 +406,11 @@ def _ended(line: str) -> str:
 
 def summary(step: StageDiff, docs: bool = True) -> list[str]:
     """Return the summary lines: files by status, then lines added and removed."""
-    counts = {s: len(step.with_status(s)) for s in ("changed", "renamed", "added", "removed")}
+    counts = {s: len(step.with_status(s)) for s in STATUS_LETTERS}
+    ported = f"{counts['ported']} ported from the shared package, " if counts["ported"] else ""
     files = (
         f"{step.old.name} -> {step.new.name}: {counts['changed']} changed, "
-        f"{counts['renamed']} renamed and paired, {counts['added']} added, "
+        f"{counts['renamed']} renamed and paired, {ported}{counts['added']} added, "
         f"{counts['removed']} removed, {len(step.with_status('unchanged'))} unchanged files"
     )
     code_added, code_removed = step.line_counts(docs=False)
@@ -415,7 +461,9 @@ def render(
             continue
         if f.paired or (f.new_path and full and f.hunks):
             yield "\n"
-            if f.renamed:
+            if f.ported:
+                yield f"ported: {f.old_path} -> {f.new_path} ({f.similarity:.0%} alike)\n"
+            elif f.renamed:
                 yield f"renamed: {f.old_path} -> {f.new_path} ({f.similarity:.0%} alike)\n"
             yield from f.hunks
             after_only = False
