@@ -454,15 +454,21 @@ def _replay_as_task(service: str, running: dict) -> None:
     stage = stages.get_stage(running["stage"])
     worker = next(p for p in stage.processes() if p.command.startswith("celery"))
     words = shlex.split(worker.command)
-    celery = [sys.executable, "-m", "celery", "--workdir", str(stage.path),
-              "-A", words[words.index("-A") + 1]]  # fmt: skip
+    app = next((words[i + 1] for i, word in enumerate(words[:-1]) if word in ("-A", "--app")),
+               None)  # fmt: skip
+    if app is None:
+        raise click.ClickException(f"{stage.name}'s Procfile names no Celery app (-A)")
+    celery = [sys.executable, "-m", "celery", "--workdir", str(stage.path), "-A", app]
     env = {**os.environ, "WORKSHOP_DATA_DIR": running["data_dir"]}  # its broker and results
 
     def run(*args: str, timeout: float) -> subprocess.CompletedProcess:
         return subprocess.run([*celery, *args], env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=ROOT)  # fmt: skip
 
-    queued = run("call", "sync.replay", "--args", json.dumps([service]), timeout=60)
+    try:
+        queued = run("call", "sync.replay", "--args", json.dumps([service]), timeout=60)
+    except subprocess.TimeoutExpired:
+        raise click.ClickException("could not queue the replay in 60 s") from None
     if queued.returncode != 0:
         raise click.ClickException(f"could not queue the replay: {_last_line(queued.stderr)}")
     task_id = queued.stdout.strip().splitlines()[-1]

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 import click
 
 from tooling import stages
+from workshop import config
 
 # Generated or local state, never part of a lesson (the .gitignore of the repository).
 IGNORED_DIRS = {
@@ -294,8 +295,8 @@ def _ports(
     """Pair a file new in TO with the module of the shared package it ports, when FROM
     imports that module and the two are alike (04's chassis/queries.py, the async port of
     workshop/queries.py that 03 uses): the diff shows the port, not a new file."""
-    shared = old.parent / SHARED_PACKAGE
-    if old.parent != new.parent or not shared.is_dir():
+    shared = config.ROOT / SHARED_PACKAGE
+    if not (old.parent == new.parent == config.ROOT):
         return []  # not two stages of this repository
     imported = "".join(line for c in old_files.values() for line in c.lines if "import" in line)
     found = []
@@ -303,7 +304,8 @@ def _ports(
         stem = PurePosixPath(new_path).stem
         if not new_path.endswith(".py") or stem == "__init__":
             continue
-        uses = re.search(rf"\b{SHARED_PACKAGE}(\.{stem}\b| import [\w, ]*\b{stem}\b)", imported)
+        name = re.escape(stem)
+        uses = re.search(rf"\b{SHARED_PACKAGE}(\.{name}\b| import [\w, ]*\b{name}\b)", imported)
         for candidate in (shared / f"{stem}.py", shared / stem / "__init__.py"):
             if not (uses and candidate.is_file()):
                 continue
@@ -349,7 +351,10 @@ def _pair_moved_folders(
             new_path = str(PurePosixPath(new_dir) / PurePosixPath(old_path).name)
             if new_path in arrived and new_path not in paired_new:
                 a, b = gone[old_path], arrived[new_path]
-                ratio = difflib.SequenceMatcher(None, a.lines, b.lines, autojunk=False).ratio()
+                if a.binary or b.binary:
+                    ratio = 1.0 if a.raw == b.raw else 0.0
+                else:
+                    ratio = difflib.SequenceMatcher(None, a.lines, b.lines, autojunk=False).ratio()
                 if ratio >= FOLDER_MOVE_THRESHOLD:
                     found.append((old_path, new_path, ratio))
                     paired_new.add(new_path)
@@ -492,7 +497,7 @@ def _resolve(name: str) -> stages.Stage | Path:
         pass
     # Any folder works too: a stage in the making, or a copy of one.
     if Path(name).is_dir():
-        return Path(name)
+        return Path(name).resolve()
     known = ", ".join(s.name for s in stages.required_stages())
     raise click.UsageError(f"no stage {name!r} (stages: {known}) and no such folder")
 

@@ -53,8 +53,9 @@ class Service:
     name: str
     blueprint: Blueprint
     subscribes: dict[str, Handler] = field(default_factory=dict)
-    # The versions of each type its handlers read, where more than the first (workshop/schemas):
-    # sync hands it each change in one of them, and it refuses others to its dead-letter queue.
+    # The versions of each type its handlers read, where more than the first
+    # (workshop/platform/schemas): sync hands it each change in one of them, and it refuses
+    # others to its dead-letter queue.
     reads: dict[str, tuple[int, ...]] = field(default_factory=dict)
     owns: Callable[[Database], list[Source]] | None = None
     setup: Callable[[Database], None] | None = None

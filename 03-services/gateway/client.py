@@ -22,10 +22,12 @@ LONG_TIMEOUT = (0.5, 600.0)
 # Hashing a password is slow on purpose (~0.1 s of CPU): a crowd registering or logging in
 # at once waits its turn, which is worth waiting for (a 503 would make them start over).
 PASSWORD_TIMEOUT = (0.5, 30.0)
-# A read (idempotent) that fails - no answer, a 5xx, an open circuit - is tried once more;
-# with several instances, round robin sends the second try to another one.
+# A read (idempotent) that fails - no answer, a 5xx - is tried once more, if the call's time
+# allows; with several instances, round robin sends it to another one. An open circuit
+# answers at once: no second try, no pause.
 READ_ATTEMPTS = 2
 RETRY_PAUSE = 0.05
+MIN_WAIT = 0.1  # the least a try waits for its answer, however little of the call's time is left
 # /readyz asks every instance at once, each within PING_SECONDS (a refused connection is
 # tried once more meanwhile): many instances make it no slower than one.
 PING_SECONDS = 2.0
@@ -75,7 +77,8 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
     headers = {**logs.passed_on(), **kwargs.pop("headers", {})}  # the request id goes along
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
-    connect, read = kwargs.pop("timeout", TIMEOUT)
+    timeout = kwargs.pop("timeout", None) or TIMEOUT
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     deadline = time.monotonic() + read  # a retry fits in the call's time or not at all
     attempts = READ_ATTEMPTS if method == "GET" else 1
     breaker = upstreams().breaker(service)
@@ -85,7 +88,8 @@ def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respon
             with breaker:
                 # Starting (503) if no instance takes calls yet; the breaker lets it pass.
                 address = admitted_address(service)
-                left = (connect, max(0.001, deadline - time.monotonic()))
+                # At least MIN_WAIT: an admission that took the time leaves the call a try.
+                left = (connect, max(MIN_WAIT, deadline - time.monotonic()))
                 answer = current_app.extensions["http"].request(
                     method, address + path, headers=headers, timeout=left, **kwargs
                 )

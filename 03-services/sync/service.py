@@ -40,7 +40,7 @@ service = Service(
     blueprint=bp,
     batch_handler=_on_batch,
     # Sync checks the messages meant for it, and passes on the master data it logs unchecked
-    # (workshop/schemas PASS_ON says why): its subscribers refuse what they cannot read.
+    # (workshop/platform/schemas PASS_ON says why): its subscribers refuse what they cannot read.
     reads={**every_version(), **dict.fromkeys(MASTER_DATA_TYPES, PASS_ON)},
     setup=store.setup,
     waiting=store.waiting,

@@ -196,7 +196,7 @@ def declared_reads(payload: dict[str, Any]) -> dict[str, list[int]]:
 
 def readable(subscriber: dict[str, Any], messages: list[Message]) -> list[Message]:
     """Hand a subscriber each change in a version it reads: a reader of post.upserted v1
-    gets a v2 change without v2's fields (workshop/schemas says when that is possible)."""
+    gets a v2 change without v2's fields (workshop/platform/schemas says when that is possible)."""
     reads = {entry["type"]: entry["versions"] for entry in subscriber.get("reads", [])}
     return [message.for_reader(reads.get(message.type, (FIRST,))) for message in messages]
 

@@ -33,6 +33,7 @@ PASSWORD_TIMEOUT = aiohttp.ClientTimeout(total=30.0, sock_connect=0.5)
 # answers at once: no second try, no pause.
 READ_ATTEMPTS = 2
 RETRY_PAUSE = 0.05
+MIN_WAIT = 0.1  # the least a try waits for its answer, however little of the call's time is left
 # /readyz asks every instance at once, each within PING_SECONDS (a refused connection is
 # tried once more meanwhile): many instances make it no slower than one.
 PING_SECONDS = 2.0
@@ -113,8 +114,11 @@ async def call(
             async with breaker:
                 # Starting (503) if no instance takes calls yet; the breaker lets it pass.
                 address = await admitted_address(service)
+                # At least MIN_WAIT: an admission that took the time leaves the call a try
+                # (and aiohttp reads a total of 0 or less as no timeout at all).
                 left = aiohttp.ClientTimeout(
-                    total=deadline - time.monotonic(), sock_connect=timeout.sock_connect
+                    total=max(MIN_WAIT, deadline - time.monotonic()),
+                    sock_connect=timeout.sock_connect,
                 )
                 answer = await http().request(
                     method, address + path, headers=headers, timeout=left, **kwargs

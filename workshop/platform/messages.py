@@ -76,7 +76,7 @@ class InvalidMessage(ValueError):
 @dataclass(frozen=True)
 class Message:
     """An envelope. `key` names the entity, `version` orders its changes, `schema_version`
-    says which of its type's schemas the payload follows (workshop/schemas).
+    says which of its type's schemas the payload follows (workshop/platform/schemas).
 
     The id is derived from (type, key, version): publishing the same change twice gives
     the same id, so a consumer can drop the duplicate. The schema version is not part of
