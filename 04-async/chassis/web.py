@@ -204,7 +204,8 @@ async def _http_error(error: HTTPException) -> Any:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
     headers = error_headers(error)  # a 405's Allow
-    if is_api_request():
+    # An app without pages (a service behind the gateway) answers in JSON everywhere.
+    if is_api_request() or "pages" not in current_app.blueprints:
         message = error.description if status != 404 else "no such resource"
         if status == 413:
             message = "the body is larger than this call accepts"

@@ -1,7 +1,10 @@
 """The shared web helpers every front door uses."""
 
+import asyncio
+
 import pytest
 
+from tooling.stages import get_stage
 from workshop.web.policy import SNIPPET_WIDTH, highlight, local_path, snippet
 
 
@@ -122,3 +125,26 @@ def test_a_valid_permalink_links_to_its_discussion(stage_name):
 def test_a_stored_post_url_that_is_not_a_web_link_is_not_a_link(stage_name, url):
     page = render_post_page(stage_name, stored_post("/r/python/comments/abc1/", url=url))
     assert "A post" not in links_of(page)
+
+
+@pytest.mark.parametrize("stage_name", ["03-services", "04-async"])
+def test_an_app_without_pages_answers_its_errors_in_json(stage_name):
+    """A service behind the gateway has no pages (and no page template's links): a path it
+    does not know answers 404 in the contract's error shape, not a 500 from the template."""
+    if stage_name == "03-services":
+        from workshop.web import create_flask
+
+        app = create_flask("a_service", {"TESTING": True})
+        answer = app.test_client().get("/subscribers")
+        status, body = answer.status_code, answer.get_json()
+    else:
+        web = get_stage(stage_name).load("chassis.web")
+        app = web.create_quart("a_service", {"TESTING": True})
+
+        async def fetch():
+            answer = await app.test_client().get("/subscribers")
+            return answer.status_code, await answer.get_json()
+
+        status, body = asyncio.run(fetch())
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
