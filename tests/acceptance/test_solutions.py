@@ -174,7 +174,9 @@ def test_03_exercise_5_hands_version_3_to_recommend_v2_and_version_1_to_the_rest
         ports = get_stage("03-services").ports(stage.port)
 
         def read(process: str) -> dict[str, float]:
-            text = requests.get(f"http://127.0.0.1:{ports[process]}/metrics", timeout=10).text
+            text = requests.get(
+                f"http://127.0.0.1:{ports[process]}/metrics", timeout=scaled(10)
+            ).text
             return {
                 f"{s.name}:{s.labels['version']}": s.value
                 for family in text_string_to_metric_families(text)

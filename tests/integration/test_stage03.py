@@ -395,7 +395,7 @@ def test_concurrent_writers_lose_no_change(stage):
 
 def messages_read(stage: StageRunner, process: str) -> dict[tuple[str, str, str], float]:
     """Return a process's message counts from /metrics: (read|refused, type, version) -> n."""
-    answer = requests.get(f"http://127.0.0.1:{port_of(stage, process)}/metrics", timeout=10)
+    answer = requests.get(f"http://127.0.0.1:{port_of(stage, process)}/metrics", timeout=scaled(10))
     names = {"consumer_messages_read": "read", "consumer_messages_dead_lettered": "refused"}
     return {
         (names[s.name], s.labels["type"], s.labels["version"]): s.value
@@ -426,7 +426,7 @@ def test_each_reader_gets_post_upserted_in_a_version_it_reads(stage):
     assert found["total"] == 3
 
     listed = requests.get(
-        f"http://127.0.0.1:{port_of(stage, 'sync')}/api/sync/subscribers", timeout=10
+        f"http://127.0.0.1:{port_of(stage, 'sync')}/api/sync/subscribers", timeout=scaled(10)
     )
     reads = {s["queue"]: s["reads"] for s in listed.json()["items"]}
     assert reads["recommend-v2"]["post.upserted"] == [1, 2]
@@ -442,6 +442,8 @@ def test_each_reader_gets_post_upserted_in_a_version_it_reads(stage):
     for process, found_counts in counts.items():
         refused = {key: n for key, n in found_counts.items() if key[0] == "refused" and n}
         assert not refused, (process, refused)
-        ready = requests.get(f"http://127.0.0.1:{port_of(stage, process)}/readyz", timeout=10)
+        ready = requests.get(
+            f"http://127.0.0.1:{port_of(stage, process)}/readyz", timeout=scaled(10)
+        )
         dead_letters = ready.json()["dependencies"]["dead_letters"]
         assert dead_letters["ok"] and dead_letters["refused"] == 0, (process, dead_letters)
