@@ -13,7 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from tooling.runner import free_base_port, is_ready, ready_timeout
+from tooling.runner import free_base_port, is_up, ready_timeout
 from tooling.stages import get_stage
 from workshop import config
 
@@ -50,7 +50,8 @@ class LaunchedStage:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float | None = None, fresh: bool = True) -> None:
-        """Start the stage and wait until its front door is ready (answers /readyz 200).
+        """Start the stage and wait until `workshop up` says it is up: its front door is
+        ready (answers /readyz 200) and it watches over its processes.
 
         Fresh (the default), it starts from an empty data folder; else with what it kept.
         """
@@ -72,7 +73,7 @@ class LaunchedStage:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise StageDidNotStart(f"{self.name} exited at start:\n{self.log_tail()}")
-            if is_ready(self.url):
+            if is_up(get_stage(self.name), self.port):  # ready, and watched over
                 return
             time.sleep(0.2)
         self.stop()

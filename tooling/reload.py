@@ -9,6 +9,7 @@ stops as with Ctrl-C (its store saved, its messages left on the broker), so it c
 with its data, and the gateway sends it nothing until it is ready again.
 """
 
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,9 @@ from tooling.stages import Stage
 from workshop import config
 
 SHARED_PACKAGE = config.ROOT / "workshop"
+# watchfiles says nothing once it watches; a quiet spell this long (ms) says it for it.
+QUIET_MS = 300
+WATCHING_TIMEOUT_SECONDS = 30.0
 
 
 def affected(stage: Stage, changed: Iterable[Path]) -> set[str]:
@@ -45,10 +49,14 @@ class Watcher:
         self._changed: set[Path] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._watching = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="reload", daemon=True)
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start watching; return once every folder is watched (False: it could not),
+        so that a file saved as soon as the stage says it is up is seen."""
         self._thread.start()
+        return self._watching.wait(WATCHING_TIMEOUT_SECONDS) and self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
@@ -61,14 +69,23 @@ class Watcher:
         return changed
 
     def _watch(self) -> None:
-        for changes in watchfiles.watch(
-            self.stage.path,
-            SHARED_PACKAGE,
-            watch_filter=watchfiles.PythonFilter(),
-            stop_event=self._stop,
-        ):
-            with self._lock:
-                self._changed.update(Path(path) for _, path in changes)
+        try:
+            for changes in watchfiles.watch(
+                self.stage.path,
+                SHARED_PACKAGE,
+                watch_filter=watchfiles.PythonFilter(),
+                stop_event=self._stop,
+                rust_timeout=QUIET_MS,
+                yield_on_timeout=True,  # an empty set: the folders are watched
+            ):
+                with self._lock:
+                    self._changed.update(Path(path) for _, path in changes)
+                self._watching.set()
+        except (OSError, RuntimeError) as error:  # e.g. the system's limit of watched folders
+            print(f"workshop: cannot watch for changes ({error}); --reload is off",
+                  file=sys.stderr)  # fmt: skip
+        finally:
+            self._watching.set()  # start() must not wait for a watcher that stopped
 
 
 def describe(changed: set[Path]) -> str:

@@ -50,6 +50,11 @@ def default_data_dir(stage: Stage) -> Path:
     return config.STATE_DIR / "data" / stage.name
 
 
+def run_dir(stage: Stage, port: int) -> Path:
+    """Return the folder of one run of a stage: its processes' logs, the record that it runs."""
+    return config.STATE_DIR / "run" / f"{stage.name}-{port}"
+
+
 def stage_environment(
     stage: Stage, port: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -61,7 +66,7 @@ def stage_environment(
         SECRET_KEY=config.secret_key(),
         PYTHONUNBUFFERED="1",
         # This run's own files: its processes' logs, the record that it runs.
-        WORKSHOP_RUN_DIR=str(config.STATE_DIR / "run" / f"{stage.name}-{port}"),
+        WORKSHOP_RUN_DIR=str(run_dir(stage, port)),
         # What the stage stores, kept from one run to the next (WORKSHOP_DATA_DIR given
         # to `workshop up` picks another folder).
         WORKSHOP_DATA_DIR=str(
@@ -85,7 +90,7 @@ def ready_timeout(env: dict[str, str]) -> float:
 
 def running_stages() -> list[dict[str, Any]]:
     """Return the stages `workshop up` runs now, newest first: {"stage", "pid", "ports",
-    "port" (the front door's), "run_dir", "data_dir"}."""
+    "port" (the front door's), "run_dir", "data_dir", "up" (ready, and watched over)}."""
     found = []
     records = sorted((config.STATE_DIR / "run").glob(f"*/{RUNNING_RECORD}"),
                      key=lambda path: path.stat().st_mtime, reverse=True)  # fmt: skip
@@ -95,6 +100,14 @@ def running_stages() -> list[dict[str, Any]]:
             os.kill(record["pid"], 0)  # raises if that `workshop up` is gone
             found.append(record)
     return found
+
+
+def is_up(stage: Stage, port: int) -> bool:
+    """Tell whether `workshop up` runs a stage on this port and has said it is up."""
+    record = run_dir(stage, port) / RUNNING_RECORD
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads(record.read_text()).get("up") is True
+    return False
 
 
 def is_ready(front_door: str) -> bool:
@@ -219,16 +232,22 @@ class StageRunner:
         shutil.rmtree(self.env["WORKSHOP_RUN_DIR"], ignore_errors=True)
         for name, process_port in self.stage.ports(self.port).items():
             self._spawn(name, process_port)
-        self._record().parent.mkdir(parents=True, exist_ok=True)
-        self._record().write_text(json.dumps(
-            {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port),
-             "port": self.port, "run_dir": self.env["WORKSHOP_RUN_DIR"],
-             "data_dir": str(self.data_dir)}
-        ))  # fmt: skip
+        self._write_record(up=False)
 
     def _record(self) -> Path:
         """Return the file that tells other commands this stage runs, and on which ports."""
         return Path(self.env["WORKSHOP_RUN_DIR"]) / RUNNING_RECORD
+
+    def _write_record(self, up: bool) -> None:
+        record = self._record()
+        record.parent.mkdir(parents=True, exist_ok=True)
+        written = record.with_suffix(".tmp")  # then renamed: a reader never sees half of it
+        written.write_text(json.dumps(
+            {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port),
+             "port": self.port, "run_dir": self.env["WORKSHOP_RUN_DIR"],
+             "data_dir": str(self.data_dir), "up": up}
+        ))  # fmt: skip
+        written.replace(record)
 
     def start_extra(self, name: str, process: str, port: int, env: dict[str, str]) -> None:
         """Start one more copy of a process under a new name (another instance, a new version)."""
@@ -417,11 +436,15 @@ class StageRunner:
             print(f"workshop: {self.stage.name} did not start ({dead or 'timeout'})",
                   file=sys.stderr)  # fmt: skip
             return 1
-        if on_ready:
-            on_ready()
         watcher = reload.Watcher(self.stage) if self.reload else None
         if watcher:
             watcher.start()
+        # Only now is it up: a process that exits is started again (or reported), and a
+        # saved file is seen. Whoever waits for the stage waits for this, not for /readyz,
+        # which answers 200 a moment before this loop takes over.
+        self._write_record(up=True)
+        if on_ready:
+            on_ready()
         try:
             self._watch_until_stopped(watcher)
         finally:
