@@ -146,16 +146,21 @@ def lab() -> None:
 def lab_list() -> None:
     """Name each lab, its stage, how long it takes and what it breaks."""
     for found in labs.LABS:
-        click.echo(f"{found.name:<15} {found.stage:<12} {found.minutes:>2} min  {found.summary}")
+        where = "own stage" if found.needs_own_stage else "your stage"
+        click.echo(f"{found.name:<20} {found.stage:<12} {found.minutes:>2} min  {where:<10}  "
+                   f"{found.summary}")  # fmt: skip
 
 
 @lab.command("run")
 @click.argument("name")
 @click.option("--port", type=int, default=None,
-              help="Front door port of the lab's stage [default: free ports].")  # fmt: skip
-def lab_run(name: str, port: int | None) -> None:
-    """Run lab NAME on a stage of its own; exit 0 when every check held."""
-    sys.exit(0 if labs.run(labs.find(name), port) else 1)
+              help="Front door port of your running stage, or of the lab's own "
+                   "[default: the newest you run, else free ports].")  # fmt: skip
+@click.option("--own", is_flag=True, help="Start a stage of the lab's own, even if you run one.")
+def lab_run(name: str, port: int | None, own: bool) -> None:
+    """Run lab NAME on the stage you run (`workshop up` in another terminal), or on a stage
+    of its own; exit 0 when every check held."""
+    sys.exit(0 if labs.run(labs.find(name), port, own=own) else 1)
 
 
 @main.command("solve")

@@ -1,12 +1,16 @@
 """`workshop lab`: failure labs that check themselves.
 
-A lab starts a stage of its own (its own data folder, on --port or free ports), says what
-it will break, breaks it, tells the attendee what to look at while it is broken, checks
-what a reader of the stage's README should see (the page degraded and said why, /readyz
-named the culprit, nothing acknowledged was lost), repairs it, and checks that the stage
-caught up. Each check prints PASS or FAIL; the command exits 0 when every one held.
-The stage runs with restarts off, as `workshop up --no-restart` does: the lab breaks
-and repairs it itself, so what the attendee watches is the failure, not the supervisor.
+A lab runs against the stage the attendee runs (`workshop up` in another terminal, found
+on --port or as the newest of the lab's stage), or starts a stage of its own (its own data
+folder, on --port or free ports; always with --own, and for a lab that needs settings or a
+broker of its own). It says what it will break, breaks it, tells the attendee what to look
+at while it is broken, checks what a reader of the stage's README should see (the page
+degraded and said why, /readyz named the culprit, nothing acknowledged was lost), repairs
+it, and checks that the stage caught up. Each check prints PASS or FAIL; the command exits
+0 when every one held. What the lab stops stays down until it starts it again, as with
+`workshop up --no-restart`: what the attendee watches is the failure, not the supervisor.
+On a stage it attached to, its users, posts and tags carry a mark of their own, so a lab
+can run twice, and they stay (`workshop reset` forgets them with the rest).
 """
 
 import json
@@ -23,7 +27,8 @@ from typing import Any
 import click
 import requests
 
-from tooling.runner import StageRunner, free_base_port, port_is_free
+from tooling.control import AttachedStage, ControlError
+from tooling.runner import StageRunner, free_base_port, port_is_free, running_stages
 from tooling.stages import get_stage
 from workshop.platform import latency
 
@@ -35,10 +40,13 @@ CAUGHT_UP_WITHIN = 60.0  # after a repair: start-up, and the copies catching up
 class Session:
     """One run of a lab: the stage it breaks, and what each check found."""
 
-    runner: StageRunner
+    runner: StageRunner | AttachedStage
     results: list[tuple[str, bool]] = field(default_factory=list)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # the lab's users'
     broker: "PrivateRedis | None" = None
+    # This run's mark on the names and ids it makes: on a stage it attached to, a lab that
+    # ran before left its users and posts.
+    mark: str = field(default_factory=lambda: secrets.token_hex(2))
 
     @property
     def url(self) -> str:
@@ -81,9 +89,13 @@ class Session:
         """Return where one of the stage's processes listens (sync, ingest, ...)."""
         return f"http://127.0.0.1:{self.runner.stage.ports(self.runner.port)[process]}"
 
+    def username(self, name: str) -> str:
+        """Return this run's name for one of the lab's users (lab_ada: lab_ada_3f2a)."""
+        return f"{name}_{self.mark}"
+
     def user(self, name: str) -> str:
         """Register a user through the front door; return a token."""
-        credentials = {"username": name, "password": self.password}
+        credentials = {"username": self.username(name), "password": self.password}
         requests.post(f"{self.url}/api/users", json=credentials, timeout=10)
         answer = requests.post(f"{self.url}/api/tokens", json=credentials, timeout=10)
         answer.raise_for_status()
@@ -122,8 +134,9 @@ def rest_api_down(session: Session) -> None:
     session.runner.restart_process("restapi")
     session.check("the stage is ready again", lambda: session.get("/readyz").status_code == 200,
                   CAUGHT_UP_WITHIN)  # fmt: skip
-    session.check("lab_ada still logs in: the API kept its data", lambda: requests.post(
-        f"{session.url}/api/tokens", json={"username": "lab_ada", "password": session.password},
+    ada = session.username("lab_ada")
+    session.check(f"{ada} still logs in: the API kept its data", lambda: requests.post(
+        f"{session.url}/api/tokens", json={"username": ada, "password": session.password},
         timeout=10).status_code == 200)  # fmt: skip
 
 
@@ -138,10 +151,11 @@ def service_down_and_back(session: Session) -> None:
                  f"curl -s {session.url}/readyz")  # fmt: skip
     _check_search_is_down(session, "search")
     session.check("the home page still answers 200", lambda: session.get("/").status_code == 200)
-    session.say(f"while search is down, tag post {post_id} 'lab-while-down' (tag accepts it)")
+    made = f"lab-while-down-{session.mark}"
+    session.say(f"while search is down, tag post {post_id} '{made}' (tag accepts it)")
     tagged = requests.post(f"{session.url}/api/posts/{post_id}/tags", timeout=10,
                            headers={"Authorization": f"Bearer {token}"},
-                           json={"tag": "lab-while-down"})  # fmt: skip
+                           json={"tag": made})  # fmt: skip
     session.check("the tag is accepted (201) with search down",
                   lambda: tagged.status_code == 201, within=0)  # fmt: skip
     session.say("repair: start search again; it catches up from its queue")
@@ -149,7 +163,7 @@ def service_down_and_back(session: Session) -> None:
     session.check("the stage is ready again", lambda: session.get("/readyz").status_code == 200,
                   CAUGHT_UP_WITHIN)  # fmt: skip
     session.check("search's copy of the post has the tag made while it was down", lambda: (
-        "lab-while-down" in {t["tag"] for t in session.get(f"/api/posts/{post_id}").json()["tags"]}
+        made in {t["tag"] for t in session.get(f"/api/posts/{post_id}").json()["tags"]}
     ), CAUGHT_UP_WITHIN)  # fmt: skip
 
 
@@ -177,7 +191,7 @@ def worker_killed_mid_job(session: Session) -> None:
     from workshop.data.sample import sample_posts
 
     token = session.user("lab_linus")
-    posts = [{**p, "id": f"lab{p['id']}"} for p in sample_posts(4000, seed=17)]  # new posts
+    posts = [{**p, "id": f"l{session.mark}{p['id']}"} for p in sample_posts(4000, seed=17)]
     job_id, job = _import(session, token, posts)
     session.check("the worker starts the job", lambda: job()["ingested"] > 0)
     session.say("break: kill the worker (SIGKILL) in the middle of the job")
@@ -203,8 +217,8 @@ def sync_killed_mid_import(session: Session) -> None:
     """Stage 03: sync dies while an import flows through it; every copy gets every post once."""
     from workshop.data.sample import sample_posts
 
-    word = "labsynced"  # in every imported title: a search for it counts what search holds
-    posts = [{**p, "id": f"ls{p['id']}", "title": f"{p['title']} {word}"}
+    word = f"labsynced{session.mark}"  # in every title: a search for it counts what search holds
+    posts = [{**p, "id": f"s{session.mark}{p['id']}", "title": f"{p['title']} {word}"}
              for p in sample_posts(2000, seed=23)]  # fmt: skip
 
     def logged() -> int:
@@ -600,7 +614,17 @@ class Lab:
 
     @property
     def summary(self) -> str:
-        return (self.run.__doc__ or "").split(": ", 1)[-1].strip()
+        return " ".join((self.run.__doc__ or "").split(": ", 1)[-1].split())
+
+    @property
+    def needs_own_stage(self) -> str | None:
+        """Say why the lab cannot run on a stage the attendee runs (None: it can)."""
+        if self.broker:
+            return "it stops the broker: a Redis of its own"
+        if self.env:
+            return "it needs settings of its own: " + ", ".join(f"{k}={v}" for k, v in
+                                                                 self.env.items())  # fmt: skip
+        return None
 
 
 LABS = [
@@ -624,8 +648,57 @@ def find(name: str) -> Lab:
     raise click.ClickException(f"no lab {name!r} (labs: {', '.join(lab.name for lab in LABS)})")
 
 
-def run(lab: Lab, port: int | None) -> bool:
-    """Start the lab's stage, run the lab, stop the stage; tell whether every check held."""
+def running_for(lab: Lab, port: int | None) -> dict[str, Any] | None:
+    """Return the record of the stage the lab would attach to: the lab's stage that
+    `workshop up` runs on `port`, or the newest it runs (None: there is none)."""
+    for record in running_stages():
+        if record["stage"] == lab.stage and port in (None, record["port"]):
+            return record
+    return None
+
+
+def run(lab: Lab, port: int | None, own: bool = False) -> bool:
+    """Run the lab on the stage the attendee runs, or on a stage of its own; tell whether
+    every check held."""
+    running = None if own else running_for(lab, port)
+    if running is not None and lab.needs_own_stage:
+        click.echo(f"lab {lab.name}: not on your {lab.stage} on port {running['port']}: "
+                   f"{lab.needs_own_stage}")  # fmt: skip
+        if port is not None:
+            raise click.ClickException("run it without --port, or with a free one")
+        running = None
+    if running is not None:
+        if not running.get("up"):
+            raise click.ClickException(f"{lab.stage} on port {running['port']} is not up yet")
+        return _run_attached(lab, AttachedStage.from_record(running))
+    return _run_on_own_stage(lab, port)
+
+
+def _run_attached(lab: Lab, stage: AttachedStage) -> bool:
+    click.echo(f"lab {lab.name}: on your {stage.stage.name} at http://127.0.0.1:{stage.port}/ "
+               "(watch its `workshop up` output too)")  # fmt: skip
+    session = Session(stage)
+    try:
+        lab.run(session)
+    except ControlError as error:
+        raise click.ClickException(f"the stage refused: {error}") from None
+    finally:
+        try:
+            stage.release()  # what the lab stopped starts again, however the lab ended
+        except ControlError as error:
+            click.echo(f"lab {lab.name}: could not put your stage back ({error}): stop it "
+                       "and run `workshop up` again", err=True)  # fmt: skip
+    return _said(lab, session)
+
+
+def _said(lab: Lab, session: Session) -> bool:
+    held = sum(passed for _, passed in session.results)
+    click.echo(f"lab {lab.name}: {held} of {len(session.results)} checks held")
+    return held == len(session.results) and bool(session.results)
+
+
+def _run_on_own_stage(lab: Lab, port: int | None) -> bool:
+    """Start the lab's stage, run the lab, stop the stage."""
     stage = get_stage(lab.stage)
     base = port or free_base_port(len(stage.processes()))
     busy = [p for p in stage.ports(base).values() if not port_is_free(p)]
@@ -650,6 +723,4 @@ def run(lab: Lab, port: int | None) -> bool:
         runner.stop()
         if broker is not None:
             broker.remove()
-    held = sum(passed for _, passed in session.results)
-    click.echo(f"lab {lab.name}: {held} of {len(session.results)} checks held")
-    return held == len(session.results) and bool(session.results)
+    return _said(lab, session)

@@ -27,7 +27,7 @@ from typing import Any
 
 import requests
 
-from tooling import logfiles, reload
+from tooling import control, logfiles, reload
 from tooling.stages import PORT_STEP, Stage, expand
 from workshop import config
 
@@ -357,6 +357,7 @@ class StageRunner:
             name, (None, self.stage.ports(self.port)[name], None)
         )
         self._held.discard(name)
+        self._due.pop(name, None)
         self._spawn(name, port, process=process, extra_env=extra_env)
 
     def restart_processes(self, names: set[str]) -> None:
@@ -453,9 +454,46 @@ class StageRunner:
         self.stop()
         return 0
 
+    def serve_control(self) -> None:
+        """Do what another command asked of this stage (a lab attached to it: control.py)."""
+        for path, request in control.requests_in(Path(self.env["WORKSHOP_RUN_DIR"])):
+            error = None
+            try:
+                self._do(request)
+            except (KeyError, ValueError, TypeError, OSError) as problem:
+                error = f"cannot {request.get('do', '?')} {request.get('name', '?')!r}: {problem}"
+            control.answer(path, error)
+            done = {"stop": "stopped", "kill": "killed"}.get(request["do"], "started")
+            said = error or f"process {request['name']!r} {done}"
+            print(f"workshop: {said} (asked by {request.get('by', 'another command')})",
+                  file=sys.stderr)  # fmt: skip
+
+    def _do(self, request: dict[str, Any]) -> None:
+        do, name = request.get("do"), request.get("name")
+        if do not in control.ACTIONS or not isinstance(name, str):
+            raise ValueError(f"not a request ({', '.join(control.ACTIONS)} a process by name)")
+        if do == "start_extra":
+            process, port, env = request.get("process"), request.get("port"), request.get("env")
+            if name in self.children and self.children[name].poll() is None:
+                raise ValueError("a process of that name runs")
+            if process not in {p.name for p in self.stage.processes()}:
+                raise ValueError(f"no process {process!r} in the Procfile")
+            if not isinstance(port, int) or not port_is_free(port):
+                raise ValueError(f"port {port} is not free")
+            if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+                raise ValueError("its settings are not names and strings")
+            self.start_extra(name, process, port, env)
+            return
+        if name not in self.children:
+            raise KeyError(f"no process {name!r} (processes: {', '.join(self.children)})")
+        {"stop": self.stop_process, "kill": self.kill_process, "start": self.restart_process}[do](
+            name
+        )
+
     def _watch_until_stopped(self, watcher: reload.Watcher | None) -> None:
         reported: set[str] = set()
         while not self.stop_requested:
+            self.serve_control()
             changed = watcher.take() if watcher else set()
             if changed:
                 names = reload.affected(self.stage, changed)
@@ -466,7 +504,7 @@ class StageRunner:
                 self.supervise(time.monotonic())
             else:
                 for name, child in self.children.items():
-                    if child.poll() is not None and name not in reported:
+                    if child.poll() is not None and name not in reported | self._held:
                         reported.add(name)
                         print(f"workshop: process {name!r} exited ({child.returncode}); "
                               "the rest keep running (--no-restart)", file=sys.stderr)  # fmt: skip
