@@ -46,6 +46,12 @@ class LaunchedStage:
         self.process: subprocess.Popen | None = None
 
     @property
+    def state_dir(self) -> Path:
+        """Where its `workshop up` keeps its run folder (WORKSHOP_STATE_DIR, if given one)."""
+        named = self.env.get("WORKSHOP_STATE_DIR") or os.environ.get("WORKSHOP_STATE_DIR")
+        return Path(named) if named else config.STATE_DIR
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -73,7 +79,7 @@ class LaunchedStage:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise StageDidNotStart(f"{self.name} exited at start:\n{self.log_tail()}")
-            if is_up(get_stage(self.name), self.port):  # ready, and watched over
+            if is_up(get_stage(self.name), self.port, self.state_dir):  # ready, watched over
                 return
             time.sleep(0.2)
         self.stop()

@@ -50,9 +50,9 @@ def default_data_dir(stage: Stage) -> Path:
     return config.STATE_DIR / "data" / stage.name
 
 
-def run_dir(stage: Stage, port: int) -> Path:
+def run_dir(stage: Stage, port: int, state_dir: Path | None = None) -> Path:
     """Return the folder of one run of a stage: its processes' logs, the record that it runs."""
-    return config.STATE_DIR / "run" / f"{stage.name}-{port}"
+    return (state_dir or config.STATE_DIR) / "run" / f"{stage.name}-{port}"
 
 
 def stage_environment(
@@ -102,9 +102,10 @@ def running_stages() -> list[dict[str, Any]]:
     return found
 
 
-def is_up(stage: Stage, port: int) -> bool:
-    """Tell whether `workshop up` runs a stage on this port and has said it is up."""
-    record = run_dir(stage, port) / RUNNING_RECORD
+def is_up(stage: Stage, port: int, state_dir: Path | None = None) -> bool:
+    """Tell whether `workshop up` runs a stage on this port and has said it is up (its
+    state folder: WORKSHOP_STATE_DIR, by default .workshop/)."""
+    record = run_dir(stage, port, state_dir) / RUNNING_RECORD
     with contextlib.suppress(OSError, ValueError):
         return json.loads(record.read_text()).get("up") is True
     return False
