@@ -25,10 +25,12 @@ RUN pip install --require-hashes --no-deps -r requirements/build.txt \
        -r requirements/runtime.txt
 
 COPY pyproject.toml README.md ./
-# The shared package, and the tooling (the `workshop` command the project installs: the
-# stages never import it, but `workshop doctor` or `workshop logs` may help inside).
+# The shared package, the embedded MongoDB (a container without MONGO_URL runs on it), and
+# the tooling (the `workshop` command the project installs: the stages never import it,
+# but `workshop doctor` or `workshop logs` may help inside).
 COPY workshop/ workshop/
 COPY tooling/ tooling/
+COPY embedded_mongo/ embedded_mongo/
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- the runtime: the wheels installed, nothing to build with -------------------------------

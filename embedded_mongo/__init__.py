@@ -25,8 +25,7 @@ from typing import Any
 import mongomock
 from pymongo.database import Database
 
-from workshop import config
-from workshop.embedded import engine, journal
+from embedded_mongo import engine, journal
 
 _client: mongomock.MongoClient | None = None
 _lock = threading.Lock()
@@ -41,15 +40,10 @@ def embedded_client() -> mongomock.MongoClient:
         return _client
 
 
-def store_folder() -> Path | None:
-    """Return where this process keeps its databases (None: in memory only)."""
-    return config.data_dir() / "store" if config.env(config.DATA_DIR_ENV) else None
-
-
-def database(name: str) -> Database:
-    """Return an embedded database, with what the stage stored in it before."""
+def database(name: str, folder: Path | None = None) -> Database:
+    """Return an embedded database, with what was stored in it before in `folder` (its
+    snapshot and journal; None: in memory only)."""
     handle = embedded_client()[name]
-    folder = store_folder()
     if folder is not None:
         journal.restore_once(handle, folder)
     return handle
@@ -65,4 +59,4 @@ def ping(handle: Any) -> None:
     handle.command("ping")
 
 
-__all__ = ["database", "embedded_client", "engine", "save", "store_folder"]
+__all__ = ["database", "embedded_client", "engine", "save"]

@@ -5,11 +5,11 @@ query: it keeps no index. This module gives it what a server has, without changi
 answer: the indexes a collection declares (`create_index`) are kept current on every write
 path (insert, update in place, replace, upsert, delete, drop, and the journal's replay),
 and every read (find, find_one, count, update, delete, find_one_and_*, aggregate's first
-$match) is planned by workshop.embedded.planner. A cursor with a limit computes only what
+$match) is planned by embedded_mongo.planner. A cursor with a limit computes only what
 it returns. `Cursor.explain()` answers as MongoDB's does, and WORKSHOP_STORE_PROFILE names a
 file the queries are written to, as MongoDB's profiler writes `system.profile`.
 
-Importing the module installs the hooks (workshop.embedded imports it).
+Importing the module installs the hooks (embedded_mongo imports it).
 """
 
 import copy
@@ -28,9 +28,9 @@ from mongomock.collection import Collection, Cursor
 from mongomock.store import CollectionStore
 from packaging import version
 
-from workshop.embedded import planner, profiler
-from workshop.embedded.indexes import Index
-from workshop.embedded.keys import equal_keys, usable_path
+from embedded_mongo import planner, profiler
+from embedded_mongo.indexes import Index
+from embedded_mongo.keys import equal_keys, usable_path
 
 # The write call this thread is in (the outermost one) and the documents it touched.
 writing = threading.local()
@@ -493,7 +493,7 @@ class Touched:
 
 
 # Called after every outermost write call with (collection, documents put, keys gone): the
-# journal of a kept database listens (workshop.embedded.journal).
+# journal of a kept database listens (embedded_mongo.journal).
 AfterWrite = Callable[[Collection, list[dict[str, Any]], list[Hashable]], None]
 after_write: list[AfterWrite] = []
 # A write call may hold a lock of the listener's while it runs (the journal's: one write

@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
-from workshop.embedded.keys import IndexedValues, Key
+from embedded_mongo.keys import IndexedValues, Key
 
 Spec = list[tuple[str, int]]  # [(path, 1 or -1), ...] as create_index takes it
 

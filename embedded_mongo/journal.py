@@ -27,8 +27,8 @@ from bson.codec_options import CodecOptions
 from bson.errors import InvalidBSON
 from mongomock.collection import Collection
 
-from workshop.embedded import engine
-from workshop.embedded.engine import store_key
+from embedded_mongo import engine
+from embedded_mongo.engine import store_key
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def save_all() -> None:
 
 def journal_of(database: Any) -> "Journal | None":
     """Return the journal of an embedded database this process keeps, else None."""
-    from workshop.embedded import embedded_client
+    from embedded_mongo import embedded_client
 
     if database.client is not embedded_client():
         return None
@@ -232,7 +232,7 @@ def _journaled_drop(drop: Any) -> Any:
 
 def _journaled_drop_database(drop: Any) -> Any:
     def journaled_drop_database(self: Any, name: Any) -> Any:
-        from workshop.embedded import embedded_client
+        from embedded_mongo import embedded_client
 
         name = getattr(name, "name", name)
         journal = _journals.get(name) if self is embedded_client() else None

@@ -20,8 +20,8 @@ from bson.regex import Regex
 from mongomock import filtering
 from mongomock.filtering import filter_applies
 
-from workshop.embedded.indexes import Index
-from workshop.embedded.keys import Key, equal_keys, range_of, usable_path
+from embedded_mongo.indexes import Index
+from embedded_mongo.keys import Key, equal_keys, range_of, usable_path
 
 Sort = list[tuple[str, int]]
 RANGE_OPERATORS = ("$gt", "$gte", "$lt", "$lte")

@@ -14,14 +14,12 @@ import os
 import threading
 from typing import Any
 
-from workshop import config
-
 PROFILE_ENV = "WORKSHOP_STORE_PROFILE"
 _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    return bool(config.env(PROFILE_ENV))
+    return bool(os.environ.get(PROFILE_ENV))
 
 
 def record(
@@ -42,7 +40,7 @@ def record(
     if comment is not None:
         entry["comment"] = comment
     line = json.dumps(entry, default=str) + "\n"
-    with _lock, open(config.env(PROFILE_ENV), "a", encoding="utf-8") as file:
+    with _lock, open(os.environ[PROFILE_ENV], "a", encoding="utf-8") as file:
         file.write(line)
 
 

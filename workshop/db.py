@@ -2,7 +2,7 @@
 
 With MONGO_URL set, PyMongo talks to a real server: `database()` through its blocking
 client, `async_database()` through its native async client (`AsyncMongoClient`, the
-successor of Motor). Without it, the embedded store serves (workshop/embedded/): an
+successor of Motor). Without it, the embedded store serves (embedded_mongo/): an
 in-process MongoDB emulation that uses its indexes and keeps its data on disk, so the
 workshop runs on a machine with no MongoDB; for async code, a facade gives it PyMongo's
 async API. Code elsewhere only sees a database and uses what both support (no $text, no
@@ -10,6 +10,7 @@ transactions, no change streams).
 """
 
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 import mongomock
@@ -17,8 +18,9 @@ import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.database import Database
 
-from workshop import config, embedded
-from workshop.embedded.facade import AsyncFacade
+import embedded_mongo
+from embedded_mongo.facade import AsyncFacade
+from workshop import config
 
 _clients: dict[str, pymongo.MongoClient] = {}
 _lock = threading.Lock()
@@ -30,7 +32,7 @@ SERVER_TIMEOUT_MS = 2000
 def client(url: str | None = None) -> pymongo.MongoClient | mongomock.MongoClient:
     """Return the process-wide client for a URL (None: the embedded emulation)."""
     if not url:
-        return embedded.embedded_client()
+        return embedded_mongo.embedded_client()
     with _lock:
         if url not in _clients:
             _clients[url] = pymongo.MongoClient(
@@ -39,15 +41,21 @@ def client(url: str | None = None) -> pymongo.MongoClient | mongomock.MongoClien
         return _clients[url]
 
 
+def store_folder() -> Path | None:
+    """Return where the embedded store keeps this stage's databases (None: in memory only,
+    for a process started without WORKSHOP_DATA_DIR)."""
+    return config.data_dir() / "store" if config.env(config.DATA_DIR_ENV) else None
+
+
 def database(name: str, url: str | None = None) -> Database:
     """Return the named database on MONGO_URL's server, or in the embedded store."""
     url = url if url is not None else config.mongo_url()
-    return client(url)[name] if url else embedded.database(name)
+    return client(url)[name] if url else embedded_mongo.database(name, store_folder())
 
 
 def save_embedded() -> None:
     """Fold the embedded databases' journals into their snapshots (at a clean stop)."""
-    embedded.save()
+    embedded_mongo.save()
 
 
 def ping(db: Database) -> dict[str, object]:
@@ -117,7 +125,7 @@ def async_database(name: str, url: str | None = None) -> AsyncDatabase:
     else the embedded store behind the same async calls (AsyncFacade)."""
     url = url if url is not None else config.mongo_url()
     if not url:
-        return AsyncFacade(embedded.database(name))
+        return AsyncFacade(embedded_mongo.database(name, store_folder()))
     if url not in _async_clients:  # one client per process and event loop, like the blocking one
         _async_clients[url] = AsyncMongoClient(
             url, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS, tz_aware=True

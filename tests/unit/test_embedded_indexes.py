@@ -314,7 +314,7 @@ def test_a_dotted_path_through_an_array_uses_its_index(posts):
 
 @pytest.mark.skipif(bool(config.mongo_url()), reason="how the emulation answers, not what")
 def test_a_read_of_thousands_of_ids_tests_no_document_against_the_list(posts, monkeypatch):
-    from workshop.embedded import planner
+    from embedded_mongo import planner
 
     tested = []
     real = planner.filter_applies

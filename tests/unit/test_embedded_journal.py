@@ -186,7 +186,7 @@ def test_a_process_stopping_cleanly_keeps_the_writes_of_another_sharing_its_data
 
 
 LONG_RUN = """
-from workshop.embedded.journal import Journal
+from embedded_mongo.journal import Journal
 Journal.COMPACT_AFTER_BYTES = 4096
 FAIL
 for n in range(400):

@@ -1,6 +1,7 @@
 """The layout keeps each lesson in its stage: the shared package holds only what several
-stages use, no stage code reaches into the tooling (a top-level package of its own), and
-the shared package knows no stage."""
+stages use, no stage code reaches into the tooling (a top-level package of its own), the
+shared package knows no stage, and the embedded MongoDB (a top-level package too) is a
+stand-in for a server that only workshop/db.py knows of."""
 
 import ast
 from pathlib import Path
@@ -12,6 +13,7 @@ from workshop.config import ROOT
 
 SHARED = ROOT / "workshop"
 TOOLING = "tooling"
+EMBEDDED = "embedded_mongo"
 
 
 def module_name(path: Path) -> str:
@@ -97,3 +99,19 @@ def test_the_tooling_loads_no_stage_code():
                 and isinstance(node.args[0], ast.Constant)
             )
             assert not loads, f"{path.relative_to(ROOT)}:{node.lineno} loads a stage's module"
+
+
+def test_only_the_db_handle_knows_the_embedded_mongodb_and_it_knows_no_one():
+    """A stage talks to MongoDB through PyMongo; with MONGO_URL unset workshop/db.py hands
+    it the embedded one instead, as a server would stand behind a URL."""
+    knowing = sorted(
+        str(path.relative_to(ROOT))
+        for folder in [SHARED, *(stage.path for stage in all_stages())]
+        for path in folder.rglob("*.py")
+        if any(m.split(".")[0] == EMBEDDED for m in imports_in(path))
+    )
+    assert knowing == ["workshop/db.py"]
+    for path in (ROOT / EMBEDDED).rglob("*.py"):
+        roots = {m.split(".")[0] for m in imports_in(path)}
+        stage_packages = {name for stage in all_stages() for name in stage.packages()}
+        assert not roots & {"workshop", TOOLING, *stage_packages}, path
