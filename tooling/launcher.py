@@ -47,9 +47,14 @@ class LaunchedStage:
 
     @property
     def state_dir(self) -> Path:
-        """Where its `workshop up` keeps its run folder (WORKSHOP_STATE_DIR, if given one)."""
-        named = self.env.get("WORKSHOP_STATE_DIR") or os.environ.get("WORKSHOP_STATE_DIR")
-        return Path(named) if named else config.STATE_DIR
+        """Where its `workshop up` keeps its run folder: as config.STATE_DIR, from the
+        environment it is given (WORKSHOP_STATE_DIR, else WORKSHOP_HOME's .workshop/)."""
+        env = {**os.environ, **self.env}
+        if env.get("WORKSHOP_STATE_DIR"):
+            return Path(env["WORKSHOP_STATE_DIR"])
+        if env.get(config.HOME_ENV):
+            return Path(env[config.HOME_ENV]).expanduser().resolve() / ".workshop"
+        return config.STATE_DIR
 
     @property
     def url(self) -> str:
@@ -61,7 +66,9 @@ class LaunchedStage:
 
         Fresh (the default), it starts from an empty data folder; else with what it kept.
         """
-        self.port = free_base_port(len(get_stage(self.name).processes()))
+        # Room for a service or two more than the Procfile here lists: a copy with an
+        # exercise solved (WORKSHOP_HOME) may run one more.
+        self.port = free_base_port(len(get_stage(self.name).processes()) + 2)
         workshop = Path(sys.executable).with_name("workshop")
         options = [*self.options, *(["--fresh"] if fresh else [])]
         with self.log_path.open("a" if not fresh else "w") as log:  # the child keeps a copy
