@@ -94,8 +94,10 @@ def test_nginx_makes_a_request_id_when_the_client_sent_none_or_a_bad_one(nginx, 
     answer = requests.get(f"{nginx.url}/", headers=headers, timeout=scaled(10))
     made = answer.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made), made
-    (seen,) = [headers for server in upstreams for _, _, headers in server.seen]
-    assert seen["X-Request-ID"] == made
+    # One call; on a busy laptop nginx may also try the other instance (a GET is retried
+    # after a slow connect): each try carries the id it made.
+    seen = [headers for server in upstreams for _, _, headers in server.seen]
+    assert seen and {headers["X-Request-ID"] for headers in seen} == {made}
 
 
 def test_answers_take_turns_between_the_instances(nginx, upstreams):
