@@ -17,6 +17,7 @@ from types import ModuleType
 
 from workshop import config
 from workshop.config import ROOT
+from workshop.platform import procfile
 
 PORT_STEP = 100
 # The app a Procfile command serves: 'gateway:create_app()' or 'search.tasks:app'.
@@ -56,14 +57,7 @@ class Stage:
 
     def processes(self) -> list[Process]:
         """Return the processes of the stage's Procfile, front door first."""
-        processes = []
-        for line in self.procfile.read_text().splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            name, _, command = line.partition(":")
-            processes.append(Process(name.strip(), command.strip()))
-        return processes
+        return [Process(name, command) for name, command in procfile.entries(self.procfile)]
 
     def packages(self) -> list[str]:
         """Return the names of the stage's top-level packages (front, gateway, search, ...)."""

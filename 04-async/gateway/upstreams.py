@@ -15,6 +15,7 @@ then a call answers 503 `service_starting` rather than half the answer.
 
 import itertools
 import random
+from pathlib import Path
 from typing import Any
 
 from purgatory import AsyncCircuitBreakerFactory
@@ -22,9 +23,12 @@ from purgatory import AsyncCircuitBreakerFactory
 from chassis.registry import Registry, registry_url
 from workshop import config
 from workshop.contract import ApiError
+from workshop.platform import procfile
 from workshop.platform.instances import Admissions
 
-SERVICES = ("users", "ingest", "search", "tag", "sync", "recommend-v1", "recommend-v2")
+# The stage's Procfile is its one list of services: a line there, and the gateway calls,
+# checks (/readyz) and counts (/metrics) one more.
+SERVICES = procfile.services(Path(__file__).resolve().parents[1] / "Procfile")
 BREAKER_THRESHOLD = 5
 BREAKER_TTL = 5.0
 

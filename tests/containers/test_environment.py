@@ -16,6 +16,7 @@ import pytest
 
 from tests.containers.project import COMPOSE_FILES, ROOT, resolved, stage_of
 from tooling.stages import Stage
+from workshop.platform import procfile
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
 SHARED = ROOT / "workshop"
@@ -80,17 +81,12 @@ def named_strings(tree: ast.Module) -> set[str]:
 
 
 def upstream_addresses(stage: Stage) -> set[str]:
-    """Return the addresses a gateway reads: <SERVICE>_URL for each of its SERVICES."""
-    path = stage.path / "gateway" / "upstreams.py"
-    if not path.is_file():
+    """Return the addresses a gateway reads: <SERVICE>_URL for each service its stage's
+    Procfile lists (gateway/upstreams.py: SERVICES)."""
+    if not (stage.path / "gateway" / "upstreams.py").is_file():
         return set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == "SERVICES" for target in node.targets
-        ):
-            services = ast.literal_eval(node.value)
-            return {f"{service.upper().replace('-', '_')}_URL" for service in services}
-    raise AssertionError(f"{path} has no SERVICES: how does the gateway find its upstreams?")
+    services = procfile.services(stage.procfile)
+    return {f"{service.upper().replace('-', '_')}_URL" for service in services}
 
 
 @functools.cache
