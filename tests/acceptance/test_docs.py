@@ -54,6 +54,7 @@ MAKE_RUN_TRACE = "tests/acceptance/test_docs.py::test_make_run_with_trace_is_wor
 KEPT = "tests/acceptance/test_cli.py::test_a_stage_keeps_its_data_until_fresh_or_reset"
 LAB = "tests/reliability/test_labs.py::test_the_lab_runs_green"
 SOLVED = "tests/acceptance/test_solutions.py::test_every_solution_applies_and_comes_back_out"
+ADD_A_SERVICE = "tests/acceptance/test_solutions.py::test_03_exercise_6_adds_a_comment_service_the_gateway_routes_to"  # noqa: E501
 SUPERVISED = "tests/reliability/test_supervision.py::test_a_process_that_exits_is_started_again_unless_told_not_to"  # noqa: E501
 SAMPLE_SIZE = "tests/acceptance/test_cli.py::test_sample_posts_sizes_the_sample_of_an_empty_store"
 KNOB = "tests/unit/test_latency.py::test_the_knob_delays_a_flask_service_and_no_other"
@@ -127,6 +128,17 @@ RUN_ELSEWHERE: dict[str, str] = {
     "workshop solve 03-services 2": SOLVED,
     "workshop solve 03-services 2 --undo": SOLVED,
     "workshop solve 03-services 5 --undo": SOLVED,
+    "workshop solve 03-services 6": SOLVED,
+    "workshop solve 03-services 6 --undo": SOLVED,
+    # docs/add-a-service.md, once the service is added: the test that follows the exercise.
+    "POST=$(curl -s 'localhost:8000/api/search?q=flask' | python -c 'import json,sys; "
+    'print(json.load(sys.stdin)["items"][0]["id"])\')': ADD_A_SERVICE,
+    'curl -s -XPOST localhost:8000/api/posts/$POST/comments -H "Authorization: Bearer $TOKEN" '
+    "-H 'Content-Type: application/json' -d '{\"text\":\"Worth reading.\"}'": ADD_A_SERVICE,
+    "curl -s localhost:8000/api/posts/$POST/comments": ADD_A_SERVICE,
+    "curl -s localhost:8000/readyz | python -c 'import json,sys; "
+    'print(json.load(sys.stdin)["dependencies"]["comment"]["ok"])\'': ADD_A_SERVICE,
+    ".venv/bin/pytest tests/containers -q -k 03-services": ADD_A_SERVICE,  # checks, in a copy
     "workshop solve 04-async 3": SOLVED,
     "workshop solve 04-async 3 --undo": SOLVED,
     "workshop up 02-rest-api --no-restart": SUPERVISED,

@@ -193,6 +193,39 @@ def test_03_exercise_5_hands_version_3_to_recommend_v2_and_version_1_to_the_rest
             assert set(counts) == {v1}, (process, counts)
 
 
+def test_03_exercise_6_adds_a_comment_service_the_gateway_routes_to(copy, tmp_path):
+    """The exercise's steps: the folder, one Procfile line, the gateway's route; the checks
+    of the compose files name what else the service needs, and pass once it has it."""
+    solved(copy, "03", 6)
+    checks = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-k", "03-services",
+         "tests/containers/test_files.py", "tests/containers/test_environment.py",
+         "tests/containers/test_trust.py", "tests/containers/test_prometheus.py",
+         "tests/unit/test_message_schemas.py"],
+        cwd=copy, env=in_copy(copy), capture_output=True, text=True, timeout=scaled(300),
+    )  # fmt: skip
+    assert checks.returncode == 0, checks.stdout[-3000:]
+    with running(copy, "03-services", tmp_path) as stage:
+        client = Client(stage.url)
+        ready = client.get("/readyz").json()
+        assert ready["dependencies"]["comment"]["ok"] is True, ready
+        post_id = client.get("/api/search", params={"q": "flask"}).json()["items"][0]["id"]
+        name, _, token = client.new_user("commenter")
+        said = client.post(f"/api/posts/{post_id}/comments", token=token,
+                           json={"text": "  Worth reading.  "})  # fmt: skip
+        assert said.status_code == 201, said.text
+        assert said.json()["text"] == "Worth reading." and said.json()["user"] == name
+        listed = client.get(f"/api/posts/{post_id}/comments").json()["items"]
+        assert listed == [said.json()]
+        assert client.post(f"/api/posts/{post_id}/comments",
+                           json={"text": "anonymous"}).status_code == 401  # fmt: skip
+        for bad in ({"text": ""}, {"text": {"$gt": ""}}, {"text": "x" * 501}, {"body": "x"}):
+            refused = client.post(f"/api/posts/{post_id}/comments", token=token, json=bad)
+            assert refused.status_code == 400, (bad, refused.text)
+        assert client.get("/api/posts/nosuchpost/comments").status_code == 404
+        assert client.get(f"/api/posts/{post_id}/comments").json()["items"] == listed
+
+
 def test_04_exercise_3_is_a_blocking_call_the_loop_check_names(copy):
     solved(copy, "04", 3)
     checked = subprocess.run(
