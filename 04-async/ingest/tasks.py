@@ -36,7 +36,7 @@ from celery import Celery, signals
 
 from chassis.messaging.broker import Publisher
 from chassis.messaging.outbox import Relay
-from ingest import store, worker_http
+from ingest import retag, store, worker_http
 from workshop import config, ingestion
 from workshop import db as databases
 from workshop.db import AsyncDatabase
@@ -169,7 +169,7 @@ class Owner:
 
     async def retag(self) -> tuple[int, list[str]]:
         """Re-tag the stored posts; return once the changed ones are published."""
-        checked, retagged = await store.retag_topics(self.database)
+        checked, retagged = await retag.retag_topics(self.database)
         await self._publish(retagged)
         return checked, retagged
 
