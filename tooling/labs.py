@@ -46,7 +46,7 @@ class Session:
     broker: "PrivateRedis | None" = None
     # This run's mark on the names and ids it makes: on a stage it attached to, a lab that
     # ran before left its users and posts.
-    mark: str = field(default_factory=lambda: secrets.token_hex(2))
+    mark: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property
     def url(self) -> str:
@@ -143,7 +143,10 @@ def rest_api_down(session: Session) -> None:
 def service_down_and_back(session: Session) -> None:
     """Stage 03: search stops; the rest serves on, a tag made meanwhile reaches it later."""
     token = session.user("lab_grace")
-    post_id = session.get("/api/search", q="flask").json()["items"][0]["id"]
+    found = session.get("/api/search", q="flask").json()["items"]
+    if not found:
+        raise click.ClickException("no post about flask: run the stage with its sample")
+    post_id = found[0]["id"]
     session.say("break: stop the search service; the gateway, tag and recommend keep running")
     session.runner.stop_process("search")
     session.look(f"{session.url}/   (the home page needs recommend and tag only)",
@@ -611,6 +614,7 @@ class Lab:
     run: Callable[[Session], None]
     env: dict[str, str] = field(default_factory=dict)  # the stage's settings for the lab
     broker: bool = False  # a Redis of the lab's own as the broker (the lab stops it)
+    own_stage: str = ""  # why else it needs a stage of its own (empty: it can use yours)
 
     @property
     def summary(self) -> str:
@@ -619,6 +623,8 @@ class Lab:
     @property
     def needs_own_stage(self) -> str | None:
         """Say why the lab cannot run on a stage the attendee runs (None: it can)."""
+        if self.own_stage:
+            return self.own_stage
         if self.broker:
             return "it stops the broker: a Redis of its own"
         if self.env:
@@ -632,7 +638,13 @@ LABS = [
     Lab("service-down", "03-services", 10, service_down_and_back),
     Lab("sync-killed", "03-services", 15, sync_killed_mid_import),
     Lab("canary-split", "03-services", 10, canary_split, {"RECOMMEND_CANARY_PERCENT": "20"}),
-    Lab("replay", "03-services", 10, replay_into_new_version),
+    Lab(
+        "replay",
+        "03-services",
+        10,
+        replay_into_new_version,
+        own_stage="the new copy it starts would stay subscribed to your stage's sync",
+    ),
     Lab("broker-outage", "03-services", 15, broker_outage, broker=True),
     Lab("broker-outage-async", "04-async", 15, broker_outage, broker=True),
     Lab("message-versions", "03-services", 15, message_versions, broker=True),
@@ -681,13 +693,12 @@ def _run_attached(lab: Lab, stage: AttachedStage) -> bool:
     try:
         lab.run(session)
     except ControlError as error:
-        raise click.ClickException(f"the stage refused: {error}") from None
+        raise click.ClickException(f"the lab could not go on: {error}") from None
     finally:
-        try:
-            stage.release()  # what the lab stopped starts again, however the lab ended
-        except ControlError as error:
-            click.echo(f"lab {lab.name}: could not put your stage back ({error}): stop it "
-                       "and run `workshop up` again", err=True)  # fmt: skip
+        left = stage.release()  # what the lab stopped starts again, however the lab ended
+        if left:
+            click.echo(f"lab {lab.name}: could not start again {'; '.join(left)}: stop your "
+                       "stage and run `workshop up` again", err=True)  # fmt: skip
     return _said(lab, session)
 
 

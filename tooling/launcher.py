@@ -86,7 +86,7 @@ class LaunchedStage:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise StageDidNotStart(f"{self.name} exited at start:\n{self.log_tail()}")
-            if is_up(get_stage(self.name), self.port, self.state_dir):  # ready, watched over
+            if is_up(get_stage(self.name), self.port, self.state_dir, self.process.pid):
                 return
             time.sleep(0.2)
         self.stop()

@@ -102,12 +102,13 @@ def running_stages() -> list[dict[str, Any]]:
     return found
 
 
-def is_up(stage: Stage, port: int, state_dir: Path | None = None) -> bool:
-    """Tell whether `workshop up` runs a stage on this port and has said it is up (its
-    state folder: WORKSHOP_STATE_DIR, by default .workshop/)."""
+def is_up(stage: Stage, port: int, state_dir: Path | None = None, pid: int | None = None) -> bool:
+    """Tell whether `workshop up` (process `pid`, if given) runs a stage on this port and has
+    said it is up (its state folder: WORKSHOP_STATE_DIR, by default .workshop/)."""
     record = run_dir(stage, port, state_dir) / RUNNING_RECORD
-    with contextlib.suppress(OSError, ValueError):
-        return json.loads(record.read_text()).get("up") is True
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        said = json.loads(record.read_text())
+        return said.get("up") is True and pid in (None, said.get("pid"))
     return False
 
 
@@ -234,6 +235,7 @@ class StageRunner:
         for name, process_port in self.stage.ports(self.port).items():
             self._spawn(name, process_port)
         self._write_record(up=False)
+        control.make_folder(Path(self.env["WORKSHOP_RUN_DIR"]))
 
     def _record(self) -> Path:
         """Return the file that tells other commands this stage runs, and on which ports."""
@@ -362,8 +364,9 @@ class StageRunner:
         self._spawn(name, port, process=process, extra_env=extra_env)
 
     def restart_processes(self, names: set[str]) -> None:
-        """Stop some processes together (as Ctrl-C does), then start each again."""
-        stopping = [n for n in sorted(names) if n in self.children]
+        """Stop some processes together (as Ctrl-C does), then start each again (not one
+        stopped on purpose: it stays down)."""
+        stopping = [n for n in sorted(names) if n in self.children and n not in self._held]
         for name in stopping:
             self._held.add(name)  # not a crash: the supervisor must not start it meanwhile
             self._due.pop(name, None)
@@ -452,44 +455,36 @@ class StageRunner:
         finally:
             if watcher:
                 watcher.stop()
-        self.stop()
+            self.stop()  # whatever ended the loop: no server keeps its port
         return 0
 
     def serve_control(self) -> None:
-        """Do what another command asked of this stage (a lab attached to it: control.py)."""
+        """Do what another command asked of this stage (a lab attached to it: control.py).
+
+        A request that is not one (not JSON, an unknown action or process) is answered with
+        why, and changes nothing: whatever it holds, the stage runs on.
+        """
         for path, request in control.requests_in(Path(self.env["WORKSHOP_RUN_DIR"])):
+            do, name = request.get("do"), request.get("name")
             error = None
             try:
-                self._do(request)
-            except (KeyError, ValueError, TypeError, OSError) as problem:
-                error = f"cannot {request.get('do', '?')} {request.get('name', '?')!r}: {problem}"
+                self._do(do, name)
+            except Exception as problem:  # noqa: BLE001 - a request must not stop the stage
+                error = f"cannot {do!r} {name!r}: {problem}"
             control.answer(path, error)
-            done = {"stop": "stopped", "kill": "killed"}.get(request["do"], "started")
-            said = error or f"process {request['name']!r} {done}"
-            print(f"workshop: {said} (asked by {request.get('by', 'another command')})",
+            done = {"stop": "stopped", "kill": "killed", "start": "started"}.get(str(do), "?")
+            said = error or f"process {name!r} {done}"
+            print(f"workshop: {said} (asked by {str(request.get('by', 'another command'))[:40]})",
                   file=sys.stderr)  # fmt: skip
 
-    def _do(self, request: dict[str, Any]) -> None:
-        do, name = request.get("do"), request.get("name")
-        if do not in control.ACTIONS or not isinstance(name, str):
-            raise ValueError(f"not a request ({', '.join(control.ACTIONS)} a process by name)")
-        if do == "start_extra":
-            process, port, env = request.get("process"), request.get("port"), request.get("env")
-            if name in self.children and self.children[name].poll() is None:
-                raise ValueError("a process of that name runs")
-            if process not in {p.name for p in self.stage.processes()}:
-                raise ValueError(f"no process {process!r} in the Procfile")
-            if not isinstance(port, int) or not port_is_free(port):
-                raise ValueError(f"port {port} is not free")
-            if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-                raise ValueError("its settings are not names and strings")
-            self.start_extra(name, process, port, env)
-            return
-        if name not in self.children:
-            raise KeyError(f"no process {name!r} (processes: {', '.join(self.children)})")
-        {"stop": self.stop_process, "kill": self.kill_process, "start": self.restart_process}[do](
-            name
-        )
+    def _do(self, do: object, name: object) -> None:
+        if do not in control.ACTIONS:
+            raise ValueError(f"not a request: {' or '.join(control.ACTIONS)} a process by name")
+        if not isinstance(name, str) or name not in self.children:
+            raise ValueError(f"no process of that name (processes: {', '.join(self.children)})")
+        {"stop": self.stop_process, "kill": self.kill_process, "start": self.restart_process}[
+            str(do)
+        ](name)
 
     def _watch_until_stopped(self, watcher: reload.Watcher | None) -> None:
         reported: set[str] = set()
