@@ -41,6 +41,7 @@ from tests.containers.project import (
 )
 from tooling.stages import Stage, all_stages
 from workshop import config
+from workshop.platform import procfile
 
 APP_DOCKERFILE = "docker/app.Dockerfile"
 SECRET = "${SECRET_KEY:?set SECRET_KEY in docker/.env}"
@@ -194,7 +195,9 @@ def test_services_register_where_other_containers_reach_them(compose_file, tmp_p
     stage = stage_of(compose_file)
     services = resolved(compose_file, tmp_path)["services"]
     for process in stage.processes():
-        environment = services[service_name(process.name)]["environment"]
+        name = service_name(process.name)
+        assert name in services, f"{compose_file.name} has no service {name} (Procfile)"
+        environment = services[name]["environment"]
         wanted = credentials(stage, process).get("REGISTRY_URL")
         assert environment.get("REGISTRY_URL") == wanted, process.name
         wanted = address(process) if registers(stage, process) else None
@@ -414,3 +417,18 @@ def test_the_front_door_trusts_nginx_for_the_client_address(compose_file, tmp_pa
     others = {name for name, s in services.items()
               if "WORKSHOP_PROXY_HOPS" in s.get("environment", {})}  # fmt: skip
     assert others == {front_door}, "only the front door is behind nginx"
+
+
+@compose_files
+def test_the_gateway_waits_for_every_service_it_calls(compose_file, tmp_path):
+    """Compose starts the gateway once every service the Procfile lists answers its
+    healthcheck: a service added to the Procfile is added to the gateway's depends_on."""
+    stage = stage_of(compose_file)
+    upstreams = procfile.services(stage.procfile)
+    if not upstreams:
+        pytest.skip(f"{stage.name}'s front door calls no services")
+    gateway = resolved(compose_file, tmp_path)["services"][service_name(procfile.FRONT_DOOR)]
+    waits = gateway.get("depends_on", {})
+    missing = [name for name in upstreams if name not in waits]
+    assert not missing, f"{compose_file.name}: the gateway does not wait for {missing}"
+    assert all(waits[name]["condition"] == "service_healthy" for name in upstreams)

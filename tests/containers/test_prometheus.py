@@ -105,6 +105,7 @@ def metrics_services(compose_file: Path, folder: Path) -> dict[str, int]:
         if not serves_metrics(stage, process):
             continue
         name = service_name(process.name)
+        assert name in services, f"{compose_file.name} has no service {name} (Procfile)"
         environment = services[name]["environment"]
         command = services[name]["command"]
         listens = " ".join(command)

@@ -92,12 +92,15 @@ def test_every_reference_resolves(document: dict[str, Any]) -> None:
         _resolve(document, ref)
 
 
-def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+def _operations(
+    document: dict[str, Any], stage: str | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every operation, or those one stage serves (an `x-stages` list names the only ones)."""
     return [
         (path, method, operation)
         for path, item in document["paths"].items()
         for method, operation in item.items()
-        if method in HTTP_METHODS
+        if method in HTTP_METHODS and stage in operation.get("x-stages", [stage])
     ]
 
 
@@ -182,7 +185,13 @@ def _app_operations(app: Flask) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("stage_dir", STAGES)
 def test_document_names_exactly_the_app_routes(document: dict[str, Any], stage_dir: str) -> None:
-    documented = {(path, method) for path, method, _ in _operations(document)}
+    documented = {(path, method) for path, method, _ in _operations(document, stage_dir)}
     served = _app_operations(build_front_door(stage_dir))
     assert sorted(served - documented) == [], "served but not in docs/openapi.yaml"
     assert sorted(documented - served) == [], "in docs/openapi.yaml but not served"
+
+
+def test_an_operation_only_some_stages_serve_names_stages_there_are(document):
+    for path, method, operation in _operations(document):
+        named = operation.get("x-stages", STAGES)
+        assert named and set(named) <= set(STAGES), (path, method, named)

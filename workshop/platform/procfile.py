@@ -6,9 +6,11 @@ tests hold the compose files and Kubernetes manifests to it. Adding a service to
 is its folder and one line here; docs/add-a-service.md walks it.
 """
 
+import re
 from pathlib import Path
 
 FRONT_DOOR = "web"  # the first process: the gateway, which no other process calls
+LISTENS = re.compile(r"\$\{?PORT\}?")  # where a command is told its port: $PORT, ${PORT}
 
 
 def entries(procfile: Path) -> list[tuple[str, str]]:
@@ -23,10 +25,12 @@ def entries(procfile: Path) -> list[tuple[str, str]]:
 
 
 def services(procfile: Path) -> tuple[str, ...]:
-    """Return the services behind the front door: every process that listens on its $PORT
-    (not 04's Celery worker and beat), named as hosts are (recommend_v1: recommend-v1)."""
+    """Return the services behind the front door: every process whose command is given its
+    port ($PORT), named as hosts are (recommend_v1: recommend-v1). Not 04's Celery worker
+    and beat: the gateway never calls them (the worker's /healthz, on the PORT of its
+    environment, is ingest's to ask)."""
     return tuple(
         name.replace("_", "-")
         for name, command in entries(procfile)
-        if name != FRONT_DOOR and "$PORT" in command
+        if name != FRONT_DOOR and LISTENS.search(command)
     )
