@@ -61,11 +61,11 @@ def answer(request_path: Path, error: str | None) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether it is there
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # there, and another user's
     return True
 
 

@@ -52,11 +52,11 @@ class Watcher:
         self._watching = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="reload", daemon=True)
 
-    def start(self) -> bool:
-        """Start watching; return once every folder is watched (False: it could not),
-        so that a file saved as soon as the stage says it is up is seen."""
+    def start(self) -> None:
+        """Start watching; return once every folder is watched (or watching failed, which
+        it says), so that a file saved as soon as the stage says it is up is seen."""
         self._thread.start()
-        return self._watching.wait(WATCHING_TIMEOUT_SECONDS) and self._thread.is_alive()
+        self._watching.wait(WATCHING_TIMEOUT_SECONDS)
 
     def stop(self) -> None:
         self._stop.set()

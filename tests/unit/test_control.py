@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import scaled
 from tooling import control
 from tooling.runner import StageRunner
 from tooling.stages import get_stage
@@ -34,7 +35,6 @@ def answers(runner: StageRunner, *requests: bytes) -> list[dict]:
     folder = Path(runner.env["WORKSHOP_RUN_DIR"]) / control.CONTROL
     for number, request in enumerate(requests):
         (folder / f"{number:02}.json").write_bytes(request)
-        time.sleep(0.01)  # the order they were written in
     runner.serve_control()
     assert not list(folder.glob("*.json")), "every request is taken off the queue"
     return [json.loads((folder / f"{n:02}.answer").read_text()) for n in range(len(requests))]
@@ -62,7 +62,7 @@ def test_a_stop_asked_is_done_and_the_process_stays_down(runner):
     asking = threading.Thread(target=control.ask, args=(run_dir, os.getpid(), {
         "do": "stop", "name": "sleeper", "by": "a test"}))  # fmt: skip
     asking.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled(30)
     while asking.is_alive() and time.monotonic() < deadline:
         runner.serve_control()
         time.sleep(0.05)
@@ -79,8 +79,7 @@ def test_asking_a_stage_that_stopped_fails_at_once_and_takes_the_request_back(ru
     gone = subprocess.Popen(["true"])
     gone.wait()
     run_dir = Path(runner.env["WORKSHOP_RUN_DIR"])
-    started = time.monotonic()
+    # "stopped", not "did not answer in 60 s": it looked at the pid, not at the clock.
     with pytest.raises(control.ControlError, match="the stage stopped"):
         control.ask(run_dir, gone.pid, {"do": "stop", "name": "sleeper"})
-    assert time.monotonic() - started < 10
     assert not list((run_dir / control.CONTROL).glob("*.json"))
