@@ -17,6 +17,7 @@ import requests
 from tqdm import tqdm
 
 from tooling import labs, solve, stages
+from tooling import strangler as migration
 from tooling.bench import bench
 from tooling.diff import diff
 from tooling.doctor import doctor
@@ -82,6 +83,9 @@ def list_stages() -> None:
 @click.option("--reload", "reloading", is_flag=True,
               help="Start a process again when its code changes (the stage's folder, the "
               "shared package).")  # fmt: skip
+@click.option("--strangler", is_flag=True,
+              help="Run 03-services as a migration: the monolith behind the gateway, its "
+              "verbs moved out one at a time (`workshop strangler`).")  # fmt: skip
 def up(
     stage_name: str,
     port: int,
@@ -91,6 +95,7 @@ def up(
     traced: bool,
     no_restart: bool,
     reloading: bool,
+    strangler: bool,
 ) -> None:
     """Start every process of STAGE in the foreground; Ctrl-C stops them all.
 
@@ -98,6 +103,12 @@ def up(
     sample goes into an empty store only); --fresh starts from nothing.
     """
     stage = _stage_or_fail(stage_name)
+    if strangler:
+        try:
+            stage = stage.in_mode(migration.MODE)
+        except KeyError:
+            raise click.ClickException(f"{stage.name} has no strangler fig: it is "
+                                       "03-services's (Procfile.strangler)") from None  # fmt: skip
     env = {"WORKSHOP_SEED_SAMPLE": "0" if no_sample else "1"}
     if sample_posts is not None:
         env[config.SAMPLE_POSTS_ENV] = str(sample_posts)
@@ -161,6 +172,56 @@ def lab_run(name: str, port: int | None, own: bool) -> None:
     """Run lab NAME on the stage you run (`workshop up` in another terminal), or on a stage
     of its own; exit 0 when every check held."""
     sys.exit(0 if labs.run(labs.find(name), port, own=own) else 1)
+
+
+@main.group("strangler")
+def strangler_group() -> None:
+    """Move verbs from the monolith to their services while `workshop up 03-services
+    --strangler` runs (docs/strangler-fig.md)."""
+
+
+_PORT_OF_MIGRATION = click.option(
+    "--port", type=int, default=None,
+    help="Front door port of the strangler fig you run [default: the newest].",
+)  # fmt: skip
+
+
+@strangler_group.command("status")
+@_PORT_OF_MIGRATION
+def strangler_status(port: int | None) -> None:
+    """Say who answers each verb now: its service, or the monolith."""
+    running = _migration_or_fail(port)
+    for verb, answered_by in running.status().items():
+        click.echo(f"{verb:<12} {answered_by}")
+
+
+@strangler_group.command("move")
+@click.argument("verb")
+@_PORT_OF_MIGRATION
+def strangler_move(verb: str, port: int | None) -> None:
+    """Send the gateway's calls for VERB to its service, once it has caught up."""
+    try:
+        _migration_or_fail(port).move(verb, click.echo)
+    except migration.StranglerError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@strangler_group.command("back")
+@click.argument("verb")
+@_PORT_OF_MIGRATION
+def strangler_back(verb: str, port: int | None) -> None:
+    """Send the gateway's calls for VERB to the monolith again (the way back)."""
+    try:
+        _migration_or_fail(port).back(verb, click.echo)
+    except migration.StranglerError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _migration_or_fail(port: int | None) -> migration.Migration:
+    try:
+        return migration.Migration.running(port)
+    except migration.StranglerError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command("solve")

@@ -30,6 +30,7 @@ import requests
 from tooling import control, logfiles, reload
 from tooling.stages import PORT_STEP, Stage, expand
 from workshop import config
+from workshop.platform import procfile
 
 STOP_GRACE_SECONDS = 10
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -47,7 +48,8 @@ READY_SECONDS_PER_1000_POSTS = 10.0
 
 def default_data_dir(stage: Stage) -> Path:
     """Return where a stage keeps its data from one run to the next, unless told otherwise."""
-    return config.STATE_DIR / "data" / stage.name
+    # A mode keeps its own: the strangler's search copy is not the stage's.
+    return config.STATE_DIR / "data" / (f"{stage.name}.{stage.mode}" if stage.mode else stage.name)
 
 
 def run_dir(stage: Stage, port: int, state_dir: Path | None = None) -> Path:
@@ -73,6 +75,8 @@ def stage_environment(
             Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage)).resolve()
         ),
     )
+    if stage.mode:  # the gateway reads which Procfile runs (its list of services)
+        env[procfile.PROCFILE_ENV] = stage.procfile_name
     # Each process learns where the others listen: RESTAPI_URL, SEARCH_URL, ... (not the
     # front door, the first: no process calls it).
     for name, process_port in list(stage.ports(port).items())[1:]:
@@ -247,7 +251,7 @@ class StageRunner:
         written = record.with_suffix(".tmp")  # then renamed: a reader never sees half of it
         written.write_text(json.dumps(
             {"stage": self.stage.name, "pid": os.getpid(), "ports": self.stage.ports(self.port),
-             "port": self.port, "run_dir": self.env["WORKSHOP_RUN_DIR"],
+             "port": self.port, "mode": self.stage.mode, "run_dir": self.env["WORKSHOP_RUN_DIR"],
              "data_dir": str(self.data_dir), "up": up}
         ))  # fmt: skip
         written.replace(record)

@@ -11,7 +11,7 @@ and the first process is the stage's front door.
 import importlib
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -44,6 +44,23 @@ class Stage:
 
     name: str
     path: Path
+    # Which Procfile it runs: "Procfile", or a mode's ("Procfile.strangler": --strangler).
+    procfile_name: str = procfile.DEFAULT
+
+    @property
+    def mode(self) -> str:
+        """Return the mode it runs in ("strangler"), or "" for the stage itself."""
+        return self.procfile_name.partition(".")[2]
+
+    def modes(self) -> list[str]:
+        """Return the other ways the stage can run: one Procfile.MODE each."""
+        return sorted(p.name.partition(".")[2] for p in self.path.glob(f"{procfile.DEFAULT}.*"))
+
+    def in_mode(self, mode: str) -> "Stage":
+        """Return the stage run from its Procfile.MODE, or raise KeyError."""
+        if mode not in self.modes():
+            raise KeyError(mode)
+        return replace(self, procfile_name=f"{procfile.DEFAULT}.{mode}")
 
     @property
     def summary(self) -> str:
@@ -53,7 +70,7 @@ class Stage:
 
     @property
     def procfile(self) -> Path:
-        return self.path / "Procfile"
+        return self.path / self.procfile_name
 
     def processes(self) -> list[Process]:
         """Return the processes of the stage's Procfile, front door first."""

@@ -17,13 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 from pymongo.database import Database
 
-from chassis import metrics
+from chassis import metrics, strangler
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
@@ -53,6 +53,9 @@ class Service:
     name: str
     blueprint: Blueprint
     subscribes: dict[str, Handler] = field(default_factory=dict)
+    # What it takes from the monolith while a migration (the strangler fig) has not moved
+    # its verb yet: the data it will own, kept as the monolith publishes it.
+    follows: dict[str, Handler] = field(default_factory=dict)
     # The versions of each type its handlers read, where more than the first
     # (workshop/platform/schemas): sync hands it each change in one of them, and it refuses
     # others to its dead-letter queue.
@@ -144,6 +147,9 @@ def create_service(
     metrics.init_flask(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
     app.after_request(lambda response: _label(response, served_by))
+    if strangler.routes_file() and service.follows:
+        # In a migration: follow the monolith until the verb moves here, then own the data.
+        service = replace(service, subscribes={**service.subscribes, **service.follows})
     if service.subscribes or service.batch_handler:
         handlers = {
             kind: functools.partial(_in_context, app, h) for kind, h in service.subscribes.items()
@@ -159,7 +165,12 @@ def create_service(
             reads=service.reads,
         )
     if service.owns:
-        runtime.relay = Relay(service.name, service.owns(runtime.database), runtime.publisher)
+        sources = service.owns(runtime.database)
+        if strangler.routes_file() and service.name != "monolith":
+            # In a migration the monolith owns everything until the verb moves here.
+            owned = functools.partial(strangler.has_moved, service.name)
+            sources = [replace(source, active=owned) for source in sources]
+        runtime.relay = Relay(service.name, sources, runtime.publisher)
     if app.config["START_WORKERS"]:
         start_workers(service, runtime)
     return app

@@ -19,7 +19,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     tracing.instrument_requests()
     logs.init_flask(app, "gateway")  # X-Request-ID from nginx, else made here; passed on
 
-    from gateway import api, auth, client, pages
+    from chassis.strangler import routes_file
+    from gateway import api, auth, client, pages, strangler
     from gateway.upstreams import SERVICES
     from workshop.platform.instances import about
 
@@ -30,6 +31,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     checks = {service: (lambda s=service: client.ping(s)) for service in SERVICES}
+    if routes_file():  # a migration: say what has moved (`workshop strangler` reads it)
+        checks["strangler"] = strangler.state
     app.register_blueprint(health_blueprint(checks, settled=_settled, about=about()))
     return app
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from gateway import client
+from gateway import client, strangler
 from workshop import config
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -47,6 +47,8 @@ def proxy(service: str, **_: Any) -> Response:
         headers={h: request.headers[h] for h in PASSED_HEADERS if h in request.headers},
         timeout=client.timeout_for(request.method, request.path),
     )
+    if response.status_code == 404 and strangler.asks_monolith_too(service, request.path):
+        response = client.call(strangler.MONOLITH, request.method, request.path)
     headers = {h: response.headers[h] for h in ANSWER_HEADERS if h in response.headers}
     return Response(response.content, status=response.status_code, headers=headers)
 

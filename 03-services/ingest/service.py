@@ -8,6 +8,7 @@ from chassis.service import Service
 from ingest import store
 from workshop import ingestion, roles
 from workshop.contract import not_found
+from workshop.platform.messages import POST_UPSERTED
 from workshop.web import api_auth_required
 from workshop.web.bodies import ingest_request
 
@@ -35,4 +36,10 @@ def job(job_id: str) -> Any:
     return jsonify(found)
 
 
-service = Service(name="ingest", blueprint=bp, owns=store.outbox, setup=store.setup)
+service = Service(
+    name="ingest",
+    blueprint=bp,
+    owns=store.outbox,
+    setup=store.setup,
+    follows={POST_UPSERTED: store.on_post_upserted},
+)

@@ -9,7 +9,7 @@ from tag import store
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
-from workshop.platform.messages import POST_UPSERTED
+from workshop.platform.messages import POST_UPSERTED, TAGGINGS_CHANGED
 from workshop.web import api_auth_required
 from workshop.web.bodies import json_object
 
@@ -55,6 +55,7 @@ service = Service(
     name="tag",
     blueprint=bp,
     subscribes={POST_UPSERTED: store.on_post_upserted},
+    follows={TAGGINGS_CHANGED: store.on_taggings_changed},
     owns=store.outbox,
     setup=store.setup,
 )

@@ -9,6 +9,7 @@ from users import store
 from workshop import contract, tokens
 from workshop.contract import ApiError, string_field
 from workshop.domain import accounts
+from workshop.platform.messages import ACCOUNT_CHANGED
 from workshop.web import api_auth_required
 from workshop.web.bodies import json_object
 
@@ -46,4 +47,9 @@ def preferences() -> Any:
     return jsonify({"topics": store.get_topics(g.user)})
 
 
-service = Service(name="users", blueprint=bp, owns=store.outbox)
+service = Service(
+    name="users",
+    blueprint=bp,
+    owns=store.outbox,
+    follows={ACCOUNT_CHANGED: store.on_account_changed},
+)

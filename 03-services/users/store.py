@@ -5,9 +5,10 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import get_db
-from workshop.platform.messages import PREFERENCES_UPDATED, first_version
+from workshop.platform.messages import PREFERENCES_UPDATED, Message, first_version
 
 
 def create_user(username: str, password_hash: str) -> bool:
@@ -56,3 +57,11 @@ def outbox(database: Database) -> list[Source]:
             database.users, PREFERENCES_UPDATED, lambda u: {"user": u["_id"], "topics": u["topics"]}
         )
     ]
+
+
+def on_account_changed(database: Database, message: Message) -> None:
+    """In a migration, before the users verb moves here: hold the account as the monolith
+    published it, at its version, so our own changes number on from it."""
+    account = {"password_hash": message.payload["password_hash"],
+               "topics": message.payload["topics"]}  # fmt: skip
+    apply_versioned(database.users, message.key, message.version, account, "version")

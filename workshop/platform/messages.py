@@ -17,6 +17,10 @@ from workshop.platform import schemas
 POST_UPSERTED = "post.upserted"  # ingest: a post's current state
 TAGS_CHANGED = "tags.changed"  # tag: a post's current tag counts
 PREFERENCES_UPDATED = "preferences.updated"  # users: a user's current topics
+# The monolith, in a migration (03's strangler fig), to the service that will own the data
+# next: what a copy needs not, but an owner must have to take over.
+ACCOUNT_CHANGED = "account.changed"  # a user's password hash and topics, for users
+TAGGINGS_CHANGED = "taggings.changed"  # who gave a post which tag, for tag
 SUBSCRIPTION_DECLARED = "subscription.declared"  # any subscriber, to sync, at start
 OUTBOX_DRAINED = "outbox.drained"  # any owner, to sync: what it held at start is published
 CAUGHT_UP = "subscription.caught_up"  # sync, to a new subscriber: the log so far is yours
@@ -26,7 +30,13 @@ REPLAY_DONE = "replay.done"  # sync, to the task's own queue: how many changes i
 # Sync, to an owner's relay: your digest of a type differs from the log's (the broker lost
 # changes on their way, or the log lost them): publish every entity of it again.
 OUTBOX_RESEND = "outbox.resend"
-MASTER_DATA_TYPES = (POST_UPSERTED, TAGS_CHANGED, PREFERENCES_UPDATED)
+MASTER_DATA_TYPES = (
+    POST_UPSERTED,
+    TAGS_CHANGED,
+    PREFERENCES_UPDATED,
+    ACCOUNT_CHANGED,
+    TAGGINGS_CHANGED,
+)
 # What a digest's checksum is taken modulo: the sum of every entity's version, kept small.
 DIGEST_MODULUS = 2**61 - 1
 # The comment on the query that makes a digest (an owner's, or sync's of its log when it

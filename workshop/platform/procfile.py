@@ -9,6 +9,9 @@ is its folder and one line here; docs/add-a-service.md walks it.
 import re
 from pathlib import Path
 
+# Which of its Procfiles a stage runs, when not `Procfile` (set by `workshop up`).
+PROCFILE_ENV = "WORKSHOP_PROCFILE"
+DEFAULT = "Procfile"
 FRONT_DOOR = "web"  # the first process: the gateway, which no other process calls
 LISTENS = re.compile(r"\$\{?PORT\}?")  # where a command is told its port: $PORT, ${PORT}
 

@@ -81,13 +81,33 @@ def changed_inc(increments: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Source:
-    """A collection whose pending documents become messages of one type."""
+    """A collection whose pending documents become messages of one type (or more)."""
 
     collection: Collection
     message_type: str
     payload: Callable[[dict[str, Any]], dict[str, Any]]
+    # More types each change goes out as, with the same key and version: the monolith of
+    # the strangler fig publishes a user's topics for the copies, and the whole account
+    # for the users service that will take it over.
+    also: tuple[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]], ...] = ()
+    # Whether this process owns the data now: in the strangler fig, ownership moves from
+    # the monolith to a service, and only the owner publishes (and tells sync its digest).
+    active: Callable[[], bool] = _always
+
+    def types(self) -> list[str]:
+        """Return the message types a change goes out as."""
+        return [self.message_type, *(kind for kind, _ in self.also)]
+
+    def messages(self, document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """Return each (type, payload) a changed document goes out as."""
+        kinds = [(self.message_type, self.payload), *self.also]
+        return [(kind, payload(document)) for kind, payload in kinds]
 
 
 class Relay:
@@ -117,10 +137,14 @@ class Relay:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def owned(self) -> list[Source]:
+        """Return the sources this process owns now (all, but in a migration)."""
+        return [source for source in self.sources if source.active()]
+
     def resend(self, message: Message) -> None:
         """Mark every entity of the types sync asks for pending: they all go out again."""
-        for source in self.sources:
-            if source.message_type in message.payload.get("types", []):
+        for source in self.owned():
+            if set(source.types()) & set(message.payload.get("types", [])):
                 log.warning("sync lacks changes of %s: publishing every one again",
                             source.message_type)  # fmt: skip
                 source.collection.update_many({}, {"$set": {"outbox_pending": True}})
@@ -129,26 +153,29 @@ class Relay:
     def digests(self) -> dict[str, list[int]]:
         """Return each type's digest (entities, sum of versions), counted again only after
         something was published since (it reads every entity)."""
-        if self._digests is None:
-            self._digests = {
+        owned = self.owned()
+        if self._digests is None or set(self._digests) != {k for s in owned for k in s.types()}:
+            counted = {
                 s.message_type: digest(
                     d.get("version", 0)
                     for d in s.collection.find({}, {"version": 1}, comment=DIGEST_COMMENT)
                 )
-                for s in self.sources
+                for s in owned
             }
+            # A type published alongside another counts the same entities and versions.
+            self._digests = {k: counted[s.message_type] for s in owned for k in s.types()}
         return self._digests
 
     def pending(self) -> int:
         """Return how many changes wait to be published."""
-        return sum(s.collection.count_documents({"outbox_pending": True}) for s in self.sources)
+        return sum(s.collection.count_documents({"outbox_pending": True}) for s in self.owned())
 
     def _run(self) -> None:
         idle = IDLE_POLL_SECONDS
         announced: float | None = None  # when we last told sync the outbox was drained
         while not self._stop.is_set():
             try:
-                sent = sum(self.relay_once(source) for source in self.sources)
+                sent = sum(self.relay_once(source) for source in self.owned())
                 due = announced is None or time.monotonic() - announced > DRAINED_EVERY_SECONDS
                 if not sent and due and self.pending() == 0:
                     self.announce_drained()
@@ -166,8 +193,9 @@ class Relay:
         """Tell sync every change this owner holds is published (new subscribers wait for it),
         and how many entities it holds of each type: fewer than sync has logged means this
         owner lost data its subscribers have (sync then says the stage is not settled)."""
-        types = [source.message_type for source in self.sources]
-        held = {s.message_type: s.collection.estimated_document_count() for s in self.sources}
+        owned = self.owned()
+        types = [kind for source in owned for kind in source.types()]
+        held = {k: s.collection.estimated_document_count() for s in owned for k in s.types()}
         payload = {"types": types, "held": held, "digest": self.digests()}
         message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         self.publisher.publish([message], SYNC_QUEUE)
@@ -192,15 +220,12 @@ class Relay:
         documents = list(source.collection.find({"_id": {"$in": batch}, "lease_owner": owner}))
         messages = [
             Message(
-                source.message_type,
-                str(d["_id"]),
-                d["version"],
-                source.payload(d),
-                self.service,
+                kind, str(d["_id"]), d["version"], payload, self.service,
                 trace=tracing.outbox_trace(d),
             )
             for d in documents
-        ]
+            for kind, payload in source.messages(d)
+        ]  # fmt: skip
         try:
             self.publisher.publish(messages, SYNC_QUEUE)
         except Exception:

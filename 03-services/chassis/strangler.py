@@ -1,0 +1,57 @@
+"""The strangler fig's routes file: which verbs have moved from the monolith to their
+services, and which are moving (their calls held) right now.
+
+Procfile.strangler names the file in STRANGLER_ROUTES for the processes that read it, and
+`workshop strangler move VERB` rewrites it while the stage runs. The gateway reads it before
+each call (gateway/strangler.py), and each owner's relay before each round (service.py):
+the monolith publishes a verb's data until the verb moves, then the verb's service does.
+No file: nothing has moved yet. No variable: no migration, every verb is its service's.
+"""
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from workshop import config
+
+ROUTES_ENV = "STRANGLER_ROUTES"
+
+
+@dataclass(frozen=True)
+class Routes:
+    """The verbs moved to their services, and the ones being moved (calls wait)."""
+
+    moved: frozenset[str] = frozenset()
+    holding: frozenset[str] = frozenset()
+
+
+_lock = threading.Lock()
+_last: dict[str, object] = {"stamp": None, "routes": Routes()}
+
+
+def read_routes(routes: Path) -> Routes:
+    """Return what the routes file says (a stat per call; the file is read when it changed)."""
+    try:
+        stat = routes.stat()
+    except FileNotFoundError:
+        return Routes()
+    stamp = (str(routes), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    with _lock:
+        if _last["stamp"] != stamp:
+            said = json.loads(routes.read_text(encoding="utf-8"))
+            found = Routes(frozenset(said["moved"]), frozenset(said.get("holding", ())))
+            _last.update(stamp=stamp, routes=found)
+        return _last["routes"]  # type: ignore[return-value]
+
+
+def routes_file() -> Path | None:
+    """Return the routes file of the migration this process runs in, or None (none)."""
+    named = config.env(ROUTES_ENV)
+    return Path(named) if named else None
+
+
+def has_moved(verb: str) -> bool:
+    """Tell whether a verb has moved to its service (always, outside a migration)."""
+    routes = routes_file()
+    return routes is None or verb in read_routes(routes).moved
