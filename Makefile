@@ -47,8 +47,8 @@ system-deps:  ## install the Debian packages the browser test needs (chromium)
 doctor: setup  ## the week before: set up .venv, check this machine: make doctor [STAGE=...] [PORT=...]
 	$(BIN)/workshop doctor --stage $(STAGE) --port $(PORT)
 
-run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [PORT=8000] [TRACE=1] [FRESH=1] [NO_RESTART=1] [RELOAD=1]
-	$(BIN)/workshop up $(STAGE) --port $(PORT)$(if $(filter 1 yes true,$(TRACE)), --trace)$(if $(filter 1 yes true,$(FRESH)), --fresh)$(if $(filter 1 yes true,$(NO_RESTART)), --no-restart)$(if $(filter 1 yes true,$(RELOAD)), --reload)
+run: setup  ## run a stage with the sample data: make run [STAGE=01-monolith] [PORT=8000] [TRACE=1] [FRESH=1] [NO_RESTART=1] [RELOAD=1] [STRANGLER=1]
+	$(BIN)/workshop up $(STAGE) --port $(PORT)$(if $(filter 1 yes true,$(TRACE)), --trace)$(if $(filter 1 yes true,$(FRESH)), --fresh)$(if $(filter 1 yes true,$(NO_RESTART)), --no-restart)$(if $(filter 1 yes true,$(RELOAD)), --reload)$(if $(filter 1 yes true,$(STRANGLER)), --strangler)
 
 test: setup-dev system-deps  ## run every test: unit, acceptance (each stage), fuzz, browser
 	$(BIN)/pytest

@@ -124,7 +124,8 @@ def up(
         raise click.ClickException(str(error)) from None
 
     def announce() -> None:
-        click.secho(f"\n{stage.name} is up: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n",
+        mode = " as a strangler fig (`workshop strangler status`)" if strangler else ""
+        click.secho(f"\n{stage.name} is up{mode}: http://127.0.0.1:{port}/  (Ctrl-C stops it)\n",
                     fg="green", bold=True)  # fmt: skip
 
     try:
@@ -198,10 +199,13 @@ def strangler_status(port: int | None) -> None:
 @strangler_group.command("move")
 @click.argument("verb")
 @_PORT_OF_MIGRATION
-def strangler_move(verb: str, port: int | None) -> None:
-    """Send the gateway's calls for VERB to its service, once it has caught up."""
+@click.option("--wait", type=float, default=migration.CATCH_UP_SECONDS, show_default=True,
+              help="Seconds to wait for the service to catch up before giving up.")  # fmt: skip
+def strangler_move(verb: str, port: int | None, wait: float) -> None:
+    """Send the gateway's calls for VERB to its service, once it has caught up (and, for a
+    verb that owns data, with its data: its calls wait at the gateway meanwhile)."""
     try:
-        _migration_or_fail(port).move(verb, click.echo)
+        _migration_or_fail(port).move(verb, click.echo, within=wait)
     except migration.StranglerError as error:
         raise click.ClickException(str(error)) from None
 

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from typing import Any
 import click
 import requests
 
+from tooling import strangler
 from tooling.control import AttachedStage, ControlError
 from tooling.runner import StageRunner, free_base_port, port_is_free, running_stages
 from tooling.stages import get_stage
+from workshop import config
 from workshop.platform import latency
 
 CHECK_WITHIN = 30.0  # how long a lab waits for what it expects to see (a busy laptop)
@@ -604,6 +607,100 @@ def slow_upstream(session: Session) -> None:
         other.stop()
 
 
+class _Traffic(threading.Thread):
+    """A user at work through the front door until stopped: reads, pages, a tag added and
+    taken back, preferences; every answer that is not the contract's is counted."""
+
+    def __init__(self, session: Session, post_id: str) -> None:
+        super().__init__(daemon=True)
+        self.session, self.post_id = session, post_id
+        self.token = session.user("lab_wren")
+        self.calls, self.failed = 0, []
+        self.stopping = threading.Event()
+
+    def _call(self, status: int, method: str, path: str, **kwargs: Any) -> None:
+        try:
+            answer = requests.request(method, self.session.url + path, timeout=30, **kwargs)
+            code: int | str = answer.status_code
+        except requests.RequestException as error:
+            code = type(error).__name__
+        self.calls += 1
+        if code != status:
+            self.failed.append(f"{method} {path}: {code}")
+
+    def run(self) -> None:
+        auth = {"Authorization": f"Bearer {self.token}"}
+        post, tag = self.post_id, f"lab-traffic-{self.session.mark}"
+        while not self.stopping.is_set():
+            self._call(200, "GET", "/api/search?q=python")
+            self._call(200, "GET", "/")
+            self._call(201, "POST", f"/api/posts/{post}/tags", json={"tag": tag}, headers=auth)
+            self._call(204, "DELETE", f"/api/posts/{post}/tags/{tag}", headers=auth)
+            self._call(200, "PUT", "/api/me/preferences", json={"topics": ["web"]}, headers=auth)
+            self._call(200, "GET", "/api/recommendations?limit=5", headers=auth)
+
+
+def strangler_fig(session: Session) -> None:
+    """Stage 03 as a migration: the verbs leave the running monolith one by one while a
+    user works on; no call fails, and what the monolith stored stays."""
+    migration = strangler.Migration(
+        session.runner.stage.ports(session.runner.port),
+        Path(session.runner.env[config.DATA_DIR_ENV]) / strangler.ROUTES_FILE,
+    )
+    token = session.user("lab_ada")
+    auth = {"Authorization": f"Bearer {token}"}
+    post_id = session.get("/api/search", q="python").json()["items"][0]["id"]
+    kept = f"lab-at-the-monolith-{session.mark}"
+
+    def search() -> Any:
+        """Search's answer without the lab's own tags (the user adds and removes one)."""
+        answer = session.get("/api/search", q="python").json()
+        for item in answer["items"]:
+            item["tags"] = [t for t in item["tags"] if session.mark not in t["tag"]]
+        return answer
+
+    before = search()
+
+    def served_by(path: str) -> str:
+        return session.get(path).headers.get("X-Served-By", "").split("@")[0]
+
+    session.check("the monolith answers every verb at first",
+                  lambda: served_by("/api/search?q=python") == "monolith", within=0)  # fmt: skip
+    requests.post(f"{session.url}/api/posts/{post_id}/tags", json={"tag": kept},
+                  headers=auth, timeout=10).raise_for_status()  # fmt: skip
+    session.say(f"lab_ada tagged post {post_id} '{kept}' at the monolith; a user works on")
+    traffic = _Traffic(session, post_id)
+    traffic.start()
+    session.look(f"curl -sI '{session.url}/api/search?q=python' | grep X-Served-By",
+                 f"workshop strangler status --port {session.runner.port}")  # fmt: skip
+    try:
+        for verb in ("search", "recommend", "tag", "users", "ingest"):
+            session.say(f"move: {verb}")
+            migration.move(verb, lambda line: session.say("  " + line))
+            time.sleep(1.0)  # a few of the user's calls on the new route
+    except strangler.StranglerError as error:
+        session.check(f"every verb moved ({error})", lambda: False, within=0)
+    finally:
+        traffic.stopping.set()
+        traffic.join(60)
+    session.check(f"none of the user's {traffic.calls} calls failed during the moves",
+                  lambda: not traffic.failed, within=0)  # fmt: skip
+    for path, service in [("/api/search?q=python", "search"), ("/api/tags", "tag"),
+                          ("/api/recommendations", "recommend-v1")]:  # fmt: skip
+        session.check(f"{path} is answered by {service}", lambda p=path, s=service: (
+            served_by(p) == s), within=0)  # fmt: skip
+    session.check("search answers as the monolith did",
+                  lambda: search() == before)  # fmt: skip
+    session.check("lab_ada, registered at the monolith, logs in at the users service",
+                  lambda: bool(session.user("lab_ada")), within=0)  # fmt: skip
+    untag = requests.delete(f"{session.url}/api/posts/{post_id}/tags/{kept}", headers=auth,
+                            timeout=10)  # fmt: skip
+    session.check("the tag service knows the monolith's tag, and takes it back (204)",
+                  lambda: untag.status_code == 204 and kept not in {
+                      t["tag"] for t in session.get(f"/api/posts/{post_id}").json()["tags"]
+                  })  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Lab:
     """A failure lab: its stage, how long it takes in class, and what it does."""
@@ -615,6 +712,7 @@ class Lab:
     env: dict[str, str] = field(default_factory=dict)  # the stage's settings for the lab
     broker: bool = False  # a Redis of the lab's own as the broker (the lab stops it)
     own_stage: str = ""  # why else it needs a stage of its own (empty: it can use yours)
+    mode: str = ""  # the stage run another way (strangler: its Procfile.strangler)
 
     @property
     def summary(self) -> str:
@@ -644,6 +742,14 @@ LABS = [
         10,
         replay_into_new_version,
         own_stage="the new copy it starts would stay subscribed to your stage's sync",
+    ),
+    Lab(
+        "strangler-fig",
+        "03-services",
+        15,
+        strangler_fig,
+        own_stage="it runs the stage as a migration, and an owner that moved stays moved",
+        mode=strangler.MODE,
     ),
     Lab("broker-outage", "03-services", 15, broker_outage, broker=True),
     Lab("broker-outage-async", "04-async", 15, broker_outage, broker=True),
@@ -711,6 +817,8 @@ def _said(lab: Lab, session: Session) -> bool:
 def _run_on_own_stage(lab: Lab, port: int | None) -> bool:
     """Start the lab's stage, run the lab, stop the stage."""
     stage = get_stage(lab.stage)
+    if lab.mode:
+        stage = stage.in_mode(lab.mode)
     base = port or free_base_port(len(stage.processes()))
     busy = [p for p in stage.ports(base).values() if not port_is_free(p)]
     if busy:

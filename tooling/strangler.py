@@ -2,7 +2,7 @@
 
 The stage runs as `workshop up 03-services --strangler` (its Procfile.strangler): the gateway
 in front, the monolith behind it answering every verb, and every service beside it, filling
-its store from the monolith's outbox through sync. Moving a verb rewrites the run's routes
+its store from the monolith's outbox through sync. Moving a verb rewrites the stage's routes
 file, which the gateway reads before each call (03-services/chassis/strangler.py).
 
 The verbs that only read (search, recommend) move once their service has caught up. A verb
@@ -26,7 +26,9 @@ import requests
 from tooling.runner import running_stages
 
 MODE = "strangler"
-ROUTES_FILE = "strangler.json"  # in the run's folder: Procfile.strangler names it
+# In the stage's data folder (Procfile.strangler names it): the moves are kept with the
+# data they moved, for as long as it is kept (`--fresh` forgets both).
+ROUTES_FILE = "strangler.json"
 MONOLITH = "monolith"
 FRONT_DOOR = "web"
 # Processes that are no verb of their own: the front door, the old system, the distributor.
@@ -82,7 +84,7 @@ class Migration:
         """Return the newest stage `workshop up --strangler` runs (on `port`, if given)."""
         for record in running_stages():
             if record.get("mode") == MODE and port in (None, record["port"]):
-                return cls(record["ports"], Path(record["run_dir"]) / ROUTES_FILE)
+                return cls(record["ports"], Path(record["data_dir"]) / ROUTES_FILE)
         where = f" on port {port}" if port else ""
         raise StranglerError(f"no stage runs as a strangler fig{where}: start one with "
                              "`workshop up 03-services --strangler`")  # fmt: skip

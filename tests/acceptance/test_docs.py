@@ -48,6 +48,8 @@ BENCH = "tests/bench/test_bench_smoke.py::test_bench_runs_one_scenario_on_one_st
 FANOUT_BENCH = "tests/bench/test_bench_smoke.py::test_fan_out_runs_with_the_latency_knob_and_the_other_scenarios_without"  # noqa: E501
 TRACED_BENCH = "tests/bench/test_bench_smoke.py::test_traced_runs_on_a_traced_twin_taking_turns_with_the_untraced_stage"  # noqa: E501
 UP = "tests/acceptance/conftest.py::stage"  # `workshop up STAGE --port P`, until stopped
+# docs/strangler-fig.md: the moves need the stage run as a strangler fig, with traffic.
+STRANGLER = "tests/integration/test_strangler.py::test_every_verb_moves_with_traffic_running_and_nothing_fails"  # noqa: E501
 MAKE_RUN = "tests/acceptance/test_docs.py::test_make_run_serves_a_stage_until_ctrl_c"
 MAKE_TARGETS = "tests/acceptance/test_docs.py::test_the_make_targets_the_docs_name_exist"
 MAKE_RUN_TRACE = "tests/acceptance/test_docs.py::test_make_run_with_trace_is_workshop_up_traced"
@@ -162,6 +164,10 @@ TRUST = "tests/containers/test_trust.py::"
 LIVE = "tests/containers/test_live_stack.py::test_the_acceptance_suite_passes_through_the_stage_s_nginx"  # noqa: E501
 SLIDES = "tests/unit/test_slides.py::test_make_slides_runs_the_marp_command_the_slides_readme_gives"
 RUN_ELSEWHERE.update({
+    "workshop up 03-services --strangler": STRANGLER,
+    "workshop strangler status": STRANGLER,
+    **{f"workshop strangler move {verb}": STRANGLER
+       for verb in ("search", "recommend", "tag", "users", "ingest")},
     "cp docker/.env.example docker/.env": FILES + "test_the_secret_has_no_default",
     # Both write a settings file of the checkout's (git-ignored): not the suite's to make.
     "python3 docker/make-secrets.py docker/.env":

@@ -16,7 +16,7 @@ import requests
 from tests.acceptance.stage import eventually
 from tests.running import START_WITHIN
 from tests.timing import scaled
-from tooling.runner import StageRunner, free_base_port
+from tooling.runner import StageRunner, free_base_port, is_ready
 from tooling.stages import get_stage
 from tooling.strangler import ROUTES_FILE, Migration, StranglerError
 
@@ -163,7 +163,7 @@ def workshop(runner: StageRunner, *args: str) -> subprocess.CompletedProcess:
 
 def test_every_verb_moves_with_traffic_running_and_nothing_fails(migration):
     base = front(migration)
-    routes = Path(migration.env["WORKSHOP_RUN_DIR"]) / ROUTES_FILE
+    routes = migration.data_dir / ROUTES_FILE
     moving = Migration(migration.stage.ports(migration.port), routes)
     post_id = requests.get(f"{base}/api/search?q=python", timeout=30).json()["items"][0]["id"]
     importer = register(base, IMPORTER)
@@ -187,10 +187,11 @@ def test_every_verb_moves_with_traffic_running_and_nothing_fails(migration):
             done = workshop(migration, *args)
             assert done.returncode == 0, done.stderr
             traffic.wait_rounds(1)
-        for verb in ORDER:
-            said: list[str] = []
-            moving.move(verb, said.append, within=scaled(60))
-            assert said[-1].startswith(f"{verb}: "), said
+        assert answers(base, post_id) == before, "after moving search"
+        for verb in ORDER[1:]:
+            moved = workshop(migration, "move", verb, "--wait", str(scaled(60)))
+            assert moved.returncode == 0, moved.stderr
+            assert f"{verb}: the gateway now sends it to" in moved.stdout, moved.stdout
             traffic.wait_rounds(ROUNDS_PER_STEP)
             # The same questions, the same answers: from the monolith, or from the copy.
             assert answers(base, post_id) == before, f"after moving {verb}"
@@ -199,7 +200,9 @@ def test_every_verb_moves_with_traffic_running_and_nothing_fails(migration):
         traffic.join(scaled(120))
     assert traffic.failures == [], f"{len(traffic.failures)} of {traffic.calls} calls failed"
     assert traffic.rounds > ROUNDS_PER_STEP * len(ORDER)
-    assert moving.status() == {verb: verb for verb in moving.verbs()}
+    status = workshop(migration, "status")
+    assert status.returncode == 0, status.stderr
+    assert sorted(status.stdout.split()) == sorted(ORDER * 2), status.stdout
     # Each verb is its service's now, and the owners hold what was written at the monolith.
     auth = token(base, f"u{MARK}0")  # registered at the monolith, logs in at users
     assert served_by(base, "GET", "/api/me/preferences", headers=auth) == "users"
@@ -222,6 +225,10 @@ def test_every_verb_moves_with_traffic_running_and_nothing_fails(migration):
     left = eventually(lambda: requests.get(f"{base}/api/posts/{post_id}", timeout=30).json(),
                       lambda post: kept not in {t["tag"] for t in post["tags"]})  # fmt: skip
     assert kept not in {t["tag"] for t in left["tags"]}
+    # The moves are kept with the data: a gateway and a monolith started again keep them.
+    migration.restart_processes({"web", "monolith"})
+    assert eventually(lambda: is_ready(base), bool, within=START_WITHIN)
+    assert served_by(base, "GET", "/api/tags") == "tag"
     # What cannot be done is refused, and changes nothing.
     moved = routes.read_bytes()
     for args, why in [(("move", "comment"), "no verb 'comment'"),

@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tooling.stages import get_stage
+from workshop import db as databases
 from workshop.data.sample import sample_posts
 from workshop.domain.posts import normalise
 from workshop.domain.tags import tag_list
@@ -117,7 +118,8 @@ def test_every_consumer_reads_versions_that_exist(stage):
         else:
             assert services["sync"].reads[message_type] == versions, message_type
     for name, service in services.items():
-        for message_type in service.subscribes:
+        # What a service follows in the strangler fig is read as what it subscribes to.
+        for message_type in {**service.subscribes, **getattr(service, "follows", {})}:
             readable = service.reads.get(message_type, (schemas.FIRST,))
             for version in readable:
                 payload = schemas.example(message_type, version)
@@ -132,3 +134,39 @@ def test_sync_passes_on_master_data_unchecked_and_checks_what_is_meant_for_it():
     assert ahead.for_reader((1,)) is ahead, "no schema for v9: nothing to take off by"
     declared = Message(messages.SUBSCRIPTION_DECLARED, "q", 1, {"queue": "q"}, "q")
     assert "types" in declared.problem(sync.reads)
+
+
+def test_the_monolith_hands_each_owner_its_data_in_the_owner_types(tmp_path):
+    """The strangler fig's monolith: every change goes out in each type it publishes, and
+    each payload follows its type's newest schema (the hand-over types included)."""
+    found = get_stage("03-services")
+    store, outbox = found.load("monolith.store"), found.load("chassis.messaging.outbox")
+    name = f"test-monolith-{tmp_path.name[-8:]}"
+    database = databases.database(name)
+    try:
+        database.taggings.insert_many([
+            {"post_id": "abc", "tag": "til", "user": "bob"},
+            {"post_id": "abc", "tag": "til", "user": "alice"},
+            {"post_id": "abc", "tag": "python", "user": "alice"},
+        ])  # fmt: skip
+        post = normalise(sample_posts(1)[0])
+        documents = {
+            messages.POST_UPSERTED: {**post, "_id": post["id"]},
+            messages.TAGS_CHANGED: {"_id": "abc"},
+            messages.PREFERENCES_UPDATED: {"_id": "alice", "password_hash": "h", "topics": ["ml"]},
+        }  # fmt: skip
+        published: dict[str, dict] = {}
+        for source in store.outbox(database):
+            assert isinstance(source, outbox.Source)
+            for kind, payload in source.messages(documents[source.message_type]):
+                problem = schemas.payload_problem(kind, schemas.newest(kind), payload)
+                assert problem is None, (kind, problem)
+                published[kind] = payload
+    finally:
+        databases.client().drop_database(name)
+    assert set(published) == set(messages.MASTER_DATA_TYPES)
+    assert published[messages.TAGGINGS_CHANGED] == {
+        "taggings": {"python": ["alice"], "til": ["alice", "bob"]}
+    }
+    assert published[messages.TAGS_CHANGED]["tags"][0] == {"tag": "til", "count": 2}
+    assert published[messages.ACCOUNT_CHANGED] == {"password_hash": "h", "topics": ["ml"]}
