@@ -166,6 +166,7 @@ SLIDES = "tests/unit/test_slides.py::test_make_slides_runs_the_marp_command_the_
 RUN_ELSEWHERE.update({
     "workshop up 03-services --strangler": STRANGLER,
     "workshop strangler status": STRANGLER,
+    "workshop strangler back search": STRANGLER,
     **{f"workshop strangler move {verb}": STRANGLER
        for verb in ("search", "recommend", "tag", "users", "ingest")},
     "cp docker/.env.example docker/.env": FILES + "test_the_secret_has_no_default",
