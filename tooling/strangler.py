@@ -13,10 +13,13 @@ once an owner has moved, the monolith no longer sees its writes, so its answers 
 readers would fall behind.
 """
 
+import contextlib
+import fcntl
+import functools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +37,21 @@ FRONT_DOOR = "web"
 # Processes that are no verb of their own: the front door, the old system, the distributor.
 NOT_VERBS = (FRONT_DOOR, MONOLITH, "sync")
 READERS = ("search", "recommend")  # they only read copies: they move first, and back freely
+# What must have moved before a verb: the monolith takes no changes back, so nothing it
+# still answers may read what a moved owner writes (its tags read its posts).
+MOVED_BEFORE = {"tag": READERS, "users": READERS, "ingest": (*READERS, "tag")}
 CATCH_UP_SECONDS = 60.0
+# How long an owner's calls may be held while its last changes drain: within the gateway's
+# own limit for a held call (gateway/strangler.py HOLD_SECONDS, 30 s), so none fails.
+HOLD_WAIT = 20.0
 POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
 class Routes:
-    """What the routes file says: the verbs moved, and the ones moving (calls held)."""
+    """What the routes file says: the verbs moved, and the ones moving (calls held). This
+    writes the file; stage 03 reads it (03-services/chassis/strangler.py): no tool imports a
+    stage's code, so the two sides share only the file's two lists."""
 
     moved: frozenset[str] = frozenset()
     holding: frozenset[str] = frozenset()
@@ -67,7 +78,8 @@ class StranglerError(RuntimeError):
 
 
 def verb_of(process: str) -> str:
-    """Return the verb a process answers: its name, less a version (recommend_v2)."""
+    """Return the verb a process answers: its name, less a version (recommend_v2; the
+    gateway names it as a host, recommend-v2: gateway/strangler.py verb_of)."""
     name, _, version = process.rpartition("_v")
     return name if name and version.isdigit() else process
 
@@ -109,54 +121,84 @@ class Migration:
             for verb in self.verbs()
         }
 
+    @contextlib.contextmanager
+    def _alone(self) -> Iterator[Routes]:
+        """Hold the routes for one move at a time (two terminals would undo each other's),
+        and give them as they are once held."""
+        with self.routes.with_name(self.routes.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield self.now()
+
     def move(self, verb: str, say: Callable[[str], None], within: float = CATCH_UP_SECONDS) -> None:
         """Send the gateway's calls for `verb` to its service, once the service has every
         change the monolith made; or raise StranglerError, the routes as they were."""
         processes = self._processes(verb)
-        said = self.now()
-        if verb in said.moved:
-            say(f"{verb}: already answered by its service")
-            return
-        owner = verb not in READERS
-        if owner and not set(READERS) <= said.moved:
-            raise StranglerError(f"move {' and '.join(READERS)} first: once {verb} has moved, "
-                                 "the monolith no longer sees its writes, and its own answers "
-                                 "to them would fall behind")  # fmt: skip
-        deadline = time.monotonic() + within
-        if owner:
-            # New calls wait at the gateway; the ones already at the monolith finish.
-            write_routes(self.routes, Routes(said.moved, said.holding | {verb}))
-            say(f"{verb}: holding its calls at the gateway while its data catches up")
+        with self._alone() as said:
+            if verb in said.moved:
+                say(f"{verb}: already answered by its service")
+                return
+            first = [needed for needed in MOVED_BEFORE.get(verb, ()) if needed not in said.moved]
+            if first:
+                raise StranglerError(f"move {' and '.join(first)} first: once {verb} has "
+                                     "moved, the monolith no longer sees its writes, and its "
+                                     "own answers to them would fall behind")  # fmt: skip
+            catching_up = f"{', '.join(processes)} to apply the monolith's changes"
+            behind = functools.partial(self._behind, [MONOLITH, "sync", *processes])
+            # Caught up once, with every call flowing: what is left to drain is then small.
+            say(f"{verb}: waiting for {catching_up}")
+            self._wait(time.monotonic() + within, catching_up, behind)
+            if verb in READERS:
+                write_routes(self.routes, Routes(said.moved | {verb}, said.holding))
+                say(f"{verb}: the gateway now sends it to {', '.join(processes)} "
+                    "(was: the monolith)")  # fmt: skip
+                return
+            self._move_owner(verb, processes, said, catching_up, behind, say)
+
+    def _move_owner(
+        self,
+        verb: str,
+        processes: list[str],
+        said: Routes,
+        catching_up: str,
+        behind: Callable[[], dict[str, Any]],
+        say: Callable[[str], None],
+    ) -> None:
+        """Hold the verb's calls, let the monolith finish its own, drain its last changes into
+        the service, then switch: the verb, and the ownership of its data. However this
+        ends short of the switch (a deadline, Ctrl-C), the held calls go on to the monolith."""
+        write_routes(self.routes, Routes(said.moved, said.holding | {verb}))
+        say(f"{verb}: holding its calls at the gateway while its last changes drain")
+        switched = False
         try:
-            if owner:
-                self._wait(deadline, f"{verb}'s calls at the monolith to finish",
-                           lambda: self._to_monolith(verb))  # fmt: skip
-            self._wait(deadline, f"{', '.join(processes)} to apply the monolith's changes",
-                       lambda: self._behind([MONOLITH, "sync", *processes]))  # fmt: skip
-        except StranglerError:
-            write_routes(self.routes, Routes(said.moved, said.holding - {verb}))
-            raise
-        write_routes(self.routes, Routes(said.moved | {verb}, said.holding - {verb}))
+            deadline = time.monotonic() + HOLD_WAIT
+            self._wait(deadline, f"{verb}'s calls at the monolith to finish",
+                       functools.partial(self._under_way, verb))  # fmt: skip
+            self._wait(deadline, catching_up, behind)
+            write_routes(self.routes, Routes(said.moved | {verb}, said.holding))
+            switched = True
+        finally:
+            if not switched:
+                write_routes(self.routes, said)
         to = ", ".join(processes)
-        say(f"{verb}: the gateway now sends it to {to} (was: the monolith)"
-            + (f"; {to} owns its data and publishes its changes" if owner else ""))  # fmt: skip
+        say(f"{verb}: the gateway now sends it to {to} (was: the monolith); {to} owns its "
+            "data and publishes its changes")  # fmt: skip
 
     def back(self, verb: str, say: Callable[[str], None]) -> None:
         """Send the gateway's calls for `verb` to the monolith again: a reader, while the
         monolith still owns every write (so its answers are as new as any copy's)."""
         self._processes(verb)
-        said = self.now()
-        if verb not in said.moved:
-            say(f"{verb}: already answered by the monolith")
-            return
-        owners = sorted(said.moved - set(READERS))
-        if owners:
-            own = "owns its" if len(owners) == 1 else "own their"
-            raise StranglerError(f"{', '.join(owners)} {own} data now: the monolith no longer "
-                                 f"sees those writes, so {verb} cannot go back to it "
-                                 "(docs/strangler-fig.md: the way back)")  # fmt: skip
-        write_routes(self.routes, Routes(said.moved - {verb}, said.holding))
-        say(f"{verb}: the gateway sends it to the monolith again")
+        with self._alone() as said:
+            if verb not in said.moved:
+                say(f"{verb}: already answered by the monolith")
+                return
+            owners = sorted(said.moved - set(READERS))
+            if owners:
+                own = "owns its" if len(owners) == 1 else "own their"
+                raise StranglerError(f"{', '.join(owners)} {own} data now: the monolith no "
+                                     f"longer sees those writes, so {verb} cannot go back to "
+                                     "it (docs/strangler-fig.md: the way back)")  # fmt: skip
+            write_routes(self.routes, Routes(said.moved - {verb}, said.holding))
+            say(f"{verb}: the gateway sends it to the monolith again")
 
     def _processes(self, verb: str) -> list[str]:
         if verb not in self.verbs():
@@ -175,11 +217,16 @@ class Migration:
                                      "nothing moved: try again")  # fmt: skip
             time.sleep(POLL_SECONDS)
 
-    def _to_monolith(self, verb: str) -> dict[str, Any]:
-        """Return the verb's calls the gateway has at the monolith now, if any."""
-        state = self._readyz(FRONT_DOOR).get("strangler", {})
-        count = state.get("to_monolith", {}).get(verb, 0) if state else "not answering"
-        return {"gateway": count} if count else {}
+    def _under_way(self, verb: str) -> dict[str, Any]:
+        """Return the verb's calls still under way at the monolith: sent by the gateway, and
+        being answered by the monolith (a call the gateway gave up on may still run there)."""
+        sent = self._readyz(FRONT_DOOR).get("strangler", {})
+        answering = self._readyz(MONOLITH).get("under_way", {})
+        counts = {
+            "gateway": sent.get("to_monolith", {}).get(verb, 0) if sent else "not answering",
+            "monolith": answering.get("calls", {}).get(verb, 0) if answering else "not answering",
+        }
+        return {where: count for where, count in counts.items() if count}
 
     def _behind(self, processes: list[str]) -> dict[str, Any]:
         """Return what waits at each process, in the order changes travel (from the

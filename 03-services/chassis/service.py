@@ -56,6 +56,10 @@ class Service:
     # What it takes from the monolith while a migration (the strangler fig) has not moved
     # its verb yet: the data it will own, kept as the monolith publishes it.
     follows: dict[str, Handler] = field(default_factory=dict)
+    # The old system of a migration (the monolith): its sources say whose verb each is.
+    old_system: bool = False
+    # More /readyz checks of its own (the monolith: its calls under way, per verb).
+    checks: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     # The versions of each type its handlers read, where more than the first
     # (workshop/platform/schemas): sync hands it each change in one of them, and it refuses
     # others to its dead-letter queue.
@@ -141,15 +145,15 @@ def create_service(
         with app.app_context():
             service.setup(runtime.database)
     app.register_blueprint(service.blueprint)
-    checks = _checks(runtime, bool(service.subscribes))
+    if strangler.routes_file() and service.follows:
+        # In a migration: follow the monolith until the verb moves here, then own the data.
+        service = replace(service, subscribes={**service.subscribes, **service.follows})
+    checks = {**_checks(runtime, bool(service.subscribes)), **service.checks}
     app.register_blueprint(health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     metrics.init_flask(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
     app.after_request(lambda response: _label(response, served_by))
-    if strangler.routes_file() and service.follows:
-        # In a migration: follow the monolith until the verb moves here, then own the data.
-        service = replace(service, subscribes={**service.subscribes, **service.follows})
     if service.subscribes or service.batch_handler:
         handlers = {
             kind: functools.partial(_in_context, app, h) for kind, h in service.subscribes.items()
@@ -166,7 +170,7 @@ def create_service(
         )
     if service.owns:
         sources = service.owns(runtime.database)
-        if strangler.routes_file() and service.name != "monolith":
+        if strangler.routes_file() and not service.old_system:
             # In a migration the monolith owns everything until the verb moves here.
             owned = functools.partial(strangler.has_moved, service.name)
             sources = [replace(source, active=owned) for source in sources]

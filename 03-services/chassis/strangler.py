@@ -20,7 +20,8 @@ ROUTES_ENV = "STRANGLER_ROUTES"
 
 @dataclass(frozen=True)
 class Routes:
-    """The verbs moved to their services, and the ones being moved (calls wait)."""
+    """The verbs moved to their services, and the ones being moved (calls wait). Written
+    by `workshop strangler` (tooling/strangler.py, which imports no stage's code)."""
 
     moved: frozenset[str] = frozenset()
     holding: frozenset[str] = frozenset()

@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chassis.strangler import read_routes, routes_file
+from chassis.strangler import has_moved, read_routes, routes_file
 from workshop.contract import ApiError
 
 MONOLITH = "monolith"
-HOLD_SECONDS = 20.0  # a move holds calls while a few changes drain: far less than this
+# A move holds a verb's calls while its last few changes drain, far less than this; it gives
+# up (and lets them go on, to the monolith) well before (tooling/strangler.py HOLD_WAIT).
+HOLD_SECONDS = 30.0
 HOLD_POLL_SECONDS = 0.02
 
 _lock = threading.Lock()
@@ -83,7 +85,12 @@ def _done(verb: str) -> None:
 def asks_monolith_too(service: str, path: str) -> bool:
     """Tell whether a 404 from a moved service should be asked of the monolith as well: a
     job the monolith ran before ingest moved is still the monolith's to report."""
-    return routes_file() is not None and verb_of(service) == "ingest" and "/jobs/" in path
+    return (
+        has_moved("ingest")
+        and routes_file() is not None
+        and verb_of(service) == "ingest"
+        and ("/jobs/" in path)
+    )
 
 
 def state() -> dict[str, Any]:

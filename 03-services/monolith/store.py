@@ -1,10 +1,12 @@
 """The monolith's data access: stage 01's store, one database, plus an outbox.
 
-What is new next to 01-monolith/front/store.py (`make diff` pairs them): each write also
-marks what it changed for publishing, in the same single-document write (the outbox of
-chassis/messaging/outbox.py), and `outbox` names what the relay publishes: a post's
-current state, a post's tag counts, a user's preferences. These are the very messages the
-services' owners publish, so search and recommend cannot tell the monolith from them.
+What is new next to 01-monolith/front/store.py (`workshop diff 01-monolith/front
+03-services/monolith` pairs them): each write also marks what it changed for publishing, in
+the same single-document write (the outbox of chassis/messaging/outbox.py), and `outbox`
+names what the relay publishes: a post's current state, a post's tag counts and who gave
+them, a user's preferences and account. The first three are the very messages the
+services' owners publish, so search and recommend cannot tell the monolith from them; the
+other two are for the services that will own that data (taggings.changed, account.changed).
 """
 
 import uuid

@@ -1,6 +1,8 @@
 """The monolith's routes: stage 01's JSON API, every verb in one place (no pages: the
 gateway serves them, calling here for each verb not moved yet)."""
 
+import collections
+import threading
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -15,6 +17,39 @@ from workshop.web import api_auth_required
 from workshop.web.bodies import ingest_request, json_object
 
 bp = Blueprint("monolith", __name__, url_prefix="/api")
+
+# Which verb each route answers. A verb that owns data moves only once no call of it is
+# under way here: `workshop strangler move` reads the count on /readyz (`under_way`).
+VERBS = {
+    "search": "search", "post": "search", "tagged_posts": "search",
+    "recommendations": "recommend",
+    "tags": "tag", "add_tag": "tag", "remove_tag": "tag", "my_tags": "tag",
+    "register": "users", "issue_token": "users", "preferences": "users",
+    "start_ingest": "ingest", "job": "ingest",
+}  # fmt: skip
+_lock = threading.Lock()
+_calls: collections.Counter[str] = collections.Counter()
+
+
+@bp.before_request
+def _call_starts() -> None:
+    g.verb = VERBS.get((request.endpoint or "").rpartition(".")[2])
+    if g.verb:
+        with _lock:
+            _calls[g.verb] += 1
+
+
+@bp.teardown_request
+def _call_ends(_error: BaseException | None) -> None:
+    if g.get("verb"):
+        with _lock:
+            _calls[g.verb] -= 1
+
+
+def under_way() -> dict[str, Any]:
+    """Say how many calls of each verb the monolith is answering now (for /readyz)."""
+    with _lock:
+        return {"ok": True, "calls": {verb: n for verb, n in _calls.items() if n}}
 
 
 def _existing_post_id(post_id: str) -> str:
@@ -132,4 +167,11 @@ def job(job_id: str) -> Any:
 
 # What the monolith gains to be strangled: an outbox (it owns every type, until its verbs
 # move), and nothing it subscribes to (it takes no changes back: see docs/strangler-fig.md).
-service = Service(name="monolith", blueprint=bp, owns=store.outbox, setup=store.setup)
+service = Service(
+    name="monolith",
+    blueprint=bp,
+    owns=store.outbox,
+    setup=store.setup,
+    old_system=True,
+    checks={"under_way": under_way},
+)
