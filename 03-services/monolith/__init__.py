@@ -16,6 +16,6 @@ from chassis.service import create_service
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the monolith: stage 01's API, one database, and an outbox relay."""
-    from monolith.api import service
+    from monolith.service import service
 
     return create_service(service, __name__, test_config)
