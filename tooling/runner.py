@@ -75,8 +75,8 @@ def stage_environment(
             Path(config.env(config.DATA_DIR_ENV) or default_data_dir(stage)).resolve()
         ),
     )
-    # Which Procfile runs: the gateway's list of services (Procfile.strangler: + monolith).
-    env[procfile.PROCFILE_ENV] = stage.procfile_name
+    if stage.mode:  # which Procfile runs: the gateway's list of services (+ monolith)
+        env[procfile.PROCFILE_ENV] = stage.procfile_name
     # Each process learns where the others listen: RESTAPI_URL, SEARCH_URL, ... (not the
     # front door, the first: no process calls it).
     for name, process_port in list(stage.ports(port).items())[1:]:
