@@ -640,6 +640,16 @@ class _Traffic(threading.Thread):
             self._call(200, "GET", "/api/recommendations?limit=5", headers=auth)
 
 
+ROUND_OF_CALLS = 6  # what _Traffic sends in one round
+
+
+def _wait_for_calls(traffic: _Traffic, count: int) -> None:
+    """Wait until the user has made `count` more calls (or stopped), at most CHECK_WITHIN s."""
+    target, deadline = traffic.calls + count, time.monotonic() + CHECK_WITHIN
+    while traffic.calls < target and traffic.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def strangler_fig(session: Session) -> None:
     """Stage 03 as a migration: the verbs leave the running monolith one by one while a
     user works on; no call fails, and what the monolith stored stays."""
@@ -677,7 +687,7 @@ def strangler_fig(session: Session) -> None:
         for verb in ("search", "recommend", "tag", "users", "ingest"):
             session.say(f"move: {verb}")
             migration.move(verb, lambda line: session.say("  " + line))
-            time.sleep(1.0)  # a few of the user's calls on the new route
+            _wait_for_calls(traffic, ROUND_OF_CALLS)  # a round of the user's on the new route
     except strangler.StranglerError as error:
         session.check(f"every verb moved ({error})", lambda: False, within=0)
     finally:

@@ -89,7 +89,7 @@ def asks_monolith_too(service: str, path: str) -> bool:
         has_moved("ingest")
         and routes_file() is not None
         and verb_of(service) == "ingest"
-        and ("/jobs/" in path)
+        and "/jobs/" in path
     )
 
 
