@@ -449,6 +449,12 @@ def _aggregate_from_match(aggregate: Callable) -> Callable:
     return aggregate_pipeline
 
 
+def to_list(self: Any, length: int | None = None) -> list[dict[str, Any]]:
+    """The rest of a cursor as a list, at most `length` documents: PyMongo's `to_list()`
+    (4.9 on, on both its APIs), which mongomock's cursors lack."""
+    return list(self if length is None else itertools.islice(self, length))
+
+
 def explain(self: Cursor) -> dict[str, Any]:
     """Run the query and say how, in the shape of MongoDB's explain("executionStats")."""
     self.__dict__.pop("_planned", None)
@@ -673,6 +679,7 @@ def _install() -> None:
     Cursor._compute_results = _compute_results
     Cursor.__next__ = Cursor.next = _next
     Cursor.explain = explain
+    Cursor.to_list = mongomock.command_cursor.CommandCursor.to_list = to_list
     for name, operation in WRITES.items():
         setattr(Collection, name, _written(getattr(Collection, name), operation))
 

@@ -143,6 +143,7 @@ ASYNC_TWINS = (
     (re.compile(r"\bClientSession\b"), "Session"),
     (re.compile(r"\bAsyncMongoClient\b"), "MongoClient"),
     (re.compile(r"\bAsyncDatabase\b"), "Database"),
+    (re.compile(r"\bAsyncCollection\b"), "Collection"),
     (re.compile(r"\bAsyncIterator\b"), "Iterator"),
     (re.compile(r"\bAwaitable\[([^\]]*)\]"), r"\1"),
 )

@@ -12,7 +12,7 @@ from workshop import config, safejson
 from workshop.contract import ApiError, bad_request
 from workshop.data import importers, reddit
 from workshop.data import sample as sample_data
-from workshop.queries import Upserted
+from workshop.documents import Upserted
 
 COMMAND_FIELDS = {"source", "subreddit", "limit"}
 MAX_FETCH_LIMIT = 1000

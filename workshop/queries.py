@@ -2,12 +2,12 @@
 
 Each function takes the collection it reads, so a stage decides which database owns it:
 the monolith's one database, the REST API's, or a service's own. Ranking itself is the
-domain's (workshop.domain); these functions only fetch what ranking needs.
+domain's (workshop.domain); these functions only fetch what ranking needs, in the shapes
+workshop/documents.py gives the stored posts.
 """
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,19 +16,23 @@ from pymongo import UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
-from workshop.domain import posts as post_model
+from workshop.documents import (
+    BY_POSTS,
+    BY_SCORE,
+    DUPLICATE_KEY,
+    JOB_COUNTS,
+    RANK_ORDER,
+    SHOWN,
+    Upserted,
+    Written,
+    public_post,
+    stored_post,
+    tag_counts_pipeline,
+    with_rank,
+)
 from workshop.domain import recommend as recommender
 from workshop.domain import search as searching
 from workshop.domain.tags import count_tags
-
-DUPLICATE_KEY = 11000
-# Recommendations are read best first: by the rank stored with each post, ties by id. The
-# index in this order lets a read of the top k stop after k posts.
-RANK_ORDER = [("rank", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
-# Search reads each term's posts best first: by score, ties by id (search's rule).
-BY_SCORE = [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
-# What a post page, a search page and a recommendation show: not the search terms.
-SHOWN = {"terms": 0}
 
 
 def create_post_indexes(posts: Collection) -> None:
@@ -45,11 +49,6 @@ def create_ranking_indexes(posts: Collection) -> None:
     posts.create_index("topics")
 
 
-# The tag list: each tag's number of posts, kept as taggings change and read most used
-# first from an index (grouping every tagging for each page grew with the taggings).
-BY_POSTS = [("posts", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
-
-
 def create_tagging_indexes(taggings: Collection, totals: Collection) -> None:
     """One tagging per (post, tag, user): tagging twice changes nothing. A tag's taggings
     (its total is counted from them), and the totals most used first."""
@@ -59,64 +58,6 @@ def create_tagging_indexes(taggings: Collection, totals: Collection) -> None:
     taggings.create_index("user")
     taggings.create_index("tag")
     totals.create_index(BY_POSTS)
-
-
-def public_post(document: dict[str, Any]) -> dict[str, Any]:
-    """Return the public Post of a stored document (keyed by _id, with internal fields)."""
-    # A service's copy of a post nobody tagged yet has no tags field: none is [].
-    return post_model.public({"tags": [], **document, "id": document["_id"]})
-
-
-def stored_post(post: dict[str, Any]) -> dict[str, Any]:
-    """Return the stored form of a Post: keyed by id, with its search terms."""
-    fields = {k: v for k, v in post.items() if k != "id"}
-    return {"_id": post["id"], **fields, "terms": post_model.search_terms(post)}
-
-
-def with_rank(
-    document: dict[str, Any], formula: recommender.Formula = recommender.popularity
-) -> dict[str, Any]:
-    """Return a stored post with its rank by a recommender's formula (kept with the post,
-    so recommendations read the best posts from an index instead of ranking them all)."""
-    return {**document, "rank": formula(document)}
-
-
-@dataclass(frozen=True)
-class Upserted:
-    """What storing posts did to each: inserted it, changed it, or found it already so."""
-
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-    @property
-    def total(self) -> int:
-        """Return how many posts were stored, changed or not."""
-        return self.new + self.updated + self.unchanged
-
-
-def counted(stored: Iterable[dict[str, Any]], batch: str) -> Upserted:
-    """Say what a batch did to the posts it wrote, from the marks it left on them: stored
-    them first (new), changed them (updated), or found them as they were (unchanged). The
-    marks stay, so a batch written twice (a retried task) is counted the same both times."""
-    new = updated = unchanged = 0
-    for document in stored:
-        if document.get("stored_by") == batch:
-            new += 1
-        elif document.get("changed_by") == batch:
-            updated += 1
-        else:
-            unchanged += 1
-    return Upserted(new=new, updated=updated, unchanged=unchanged)
-
-
-@dataclass(frozen=True)
-class Written:
-    """What keyed upserts did: the keys they inserted, the documents matched and modified."""
-
-    inserted: list[Any]
-    matched: int
-    modified: int
 
 
 def upsert_each(collection: Collection, writes: list[UpdateOne], retry: bool = True) -> Written:
@@ -180,7 +121,8 @@ def get_post(posts: Collection, post_id: str) -> dict[str, Any] | None:
 
 def posts_by_ids(posts: Collection, ids: list[str]) -> list[dict[str, Any]]:
     """Return full posts for ids, in the order of the ids."""
-    found = {d["_id"]: d for d in posts.find({"_id": {"$in": ids}}, SHOWN)}
+    documents = posts.find({"_id": {"$in": ids}}, SHOWN).to_list()
+    found = {d["_id"]: d for d in documents}
     return [public_post(found[i]) for i in ids if i in found]
 
 
@@ -206,7 +148,7 @@ def search(
 
 def _term_walk(posts: Collection, term: str, length: int) -> list[dict[str, Any]]:
     """Return the first `length` posts with a term, best first (its part of the index)."""
-    found = posts.find({"terms": term}, {"score": 1}).sort(BY_SCORE).limit(length)
+    found = posts.find({"terms": term}, {"score": 1}).sort(BY_SCORE).limit(length).to_list()
     return [{"id": document["_id"], "score": document["score"]} for document in found]
 
 
@@ -218,7 +160,7 @@ def recommendations(posts: Collection, topics: list[str], limit: int) -> list[di
     """
 
     def best(search: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(posts.find(search, SHOWN).sort(RANK_ORDER).limit(limit))
+        return posts.find(search, SHOWN).sort(RANK_ORDER).limit(limit).to_list()
 
     eligible = recommender.eligible()
     preferred = best({**eligible, **recommender.meeting(topics)}) if topics else []
@@ -235,27 +177,13 @@ def posts_with_tag(posts: Collection, tag: str) -> list[dict[str, Any]]:
     documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, SHOWN).sort(
         [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
     )
-    return [public_post(d) for d in documents]
+    return [public_post(d) for d in documents.to_list()]
 
 
 def tags_of_post(taggings: Collection, post_id: str) -> list[dict[str, Any]]:
     """Count a post's tags from its taggings."""
-    return count_tags(t["tag"] for t in taggings.find({"post_id": post_id}, {"tag": 1}))
-
-
-def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> None:
-    """Store a post's tag counts, recounting until a second count agrees with the first.
-
-    Two writers can recount in either order, so a slower one may store an older count;
-    every writer checks after its own write, so the last write is always a checked one.
-    """
-    tags = tags_of_post(taggings, post_id)
-    for _ in range(5):
-        posts.update_one({"_id": post_id}, {"$set": {"tags": tags}})
-        again = tags_of_post(taggings, post_id)
-        if again == tags:
-            return
-        tags = again
+    found = taggings.find({"post_id": post_id}, {"tag": 1}).to_list()
+    return count_tags(t["tag"] for t in found)
 
 
 def store_tag_total(taggings: Collection, totals: Collection, tag: str) -> None:
@@ -275,7 +203,7 @@ def store_tag_total(taggings: Collection, totals: Collection, tag: str) -> None:
 
 def tag_counts(totals: Collection, limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first, ties by tag."""
-    found = totals.find({}).sort(BY_POSTS).limit(limit)
+    found = totals.find({}).sort(BY_POSTS).limit(limit).to_list()
     return [{"tag": total["_id"], "count": total["posts"]} for total in found]
 
 
@@ -284,25 +212,27 @@ def count_tags_once(taggings: Collection, totals: Collection) -> None:
     (a store written before they were kept); nothing when they agree already."""
     if totals.count_documents({}) or not taggings.count_documents({}):
         return
-    for row in taggings.aggregate(tag_counts_pipeline()):
+    counted = taggings.aggregate(tag_counts_pipeline())
+    for row in counted.to_list():
         totals.update_one({"_id": row["_id"]}, {"$set": {"posts": row["count"]}}, upsert=True)
 
 
-def tag_counts_pipeline(limit: int = 0) -> list[dict[str, Any]]:
-    """Return the aggregation that counts the posts carrying each tag from every tagging,
-    most used first (once, to fill the kept totals)."""
-    pipeline: list[dict[str, Any]] = [
-        {"$group": {"_id": {"tag": "$tag", "post": "$post_id"}}},
-        {"$group": {"_id": "$_id.tag", "count": {"$sum": 1}}},
-        {"$sort": {"count": -1, "_id": 1}},
-    ]
-    if limit:
-        pipeline.append({"$limit": limit})
-    return pipeline
+# Stages 01-03 only: 04 keeps a post's tags and its jobs its own way (tag, ingest).
 
 
-# What a job counts: posts stored (new + updated + unchanged), and rows rejected.
-JOB_COUNTS = ("ingested", "new", "updated", "unchanged", "rejected")
+def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> None:
+    """Store a post's tag counts, recounting until a second count agrees with the first.
+
+    Two writers can recount in either order, so a slower one may store an older count;
+    every writer checks after its own write, so the last write is always a checked one.
+    """
+    tags = tags_of_post(taggings, post_id)
+    for _ in range(5):
+        posts.update_one({"_id": post_id}, {"$set": {"tags": tags}})
+        again = tags_of_post(taggings, post_id)
+        if again == tags:
+            return
+        tags = again
 
 
 def create_job(jobs: Collection, description: str) -> str:
@@ -327,13 +257,3 @@ def finish_job(
     if error:
         fields["error"] = error
     jobs.update_one({"_id": job_id}, {"$set": fields})
-
-
-def public_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Return a job's public state: its id, state, source, counts and error (if it failed)."""
-    answer = {"id": job["_id"], "state": job["state"], "source": job["source"]}
-    # A job recorded before a count existed has none of it: 0.
-    answer.update({count: job.get(count, 0) for count in JOB_COUNTS})
-    if job.get("error"):
-        answer["error"] = job["error"]
-    return answer

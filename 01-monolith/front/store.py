@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from workshop import db as databases
 from workshop import queries
+from workshop.documents import Upserted, public_job
 
 
 def get_db() -> Database:
@@ -35,7 +36,7 @@ def init_app(app: Flask) -> None:
 # --- posts -------------------------------------------------------------------------------
 
 
-def upsert_posts(posts: Iterable[dict[str, Any]]) -> queries.Upserted:
+def upsert_posts(posts: Iterable[dict[str, Any]]) -> Upserted:
     """Store posts keyed by reddit id; tags stay as users left them. Say what changed."""
     return queries.upsert_posts(get_db().posts, posts)
 
@@ -137,9 +138,7 @@ def create_job(description: str) -> str:
     return queries.create_job(get_db().jobs, description)
 
 
-def finish_job(
-    job_id: str, stored: queries.Upserted, rejected: int, error: str | None = None
-) -> None:
+def finish_job(job_id: str, stored: Upserted, rejected: int, error: str | None = None) -> None:
     """Record how a job ended."""
     queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
@@ -147,4 +146,4 @@ def finish_job(
 def get_job(job_id: str) -> dict[str, Any] | None:
     """Return a job's public state, or None."""
     job = get_db().jobs.find_one({"_id": job_id})
-    return queries.public_job(job) if job else None
+    return public_job(job) if job else None

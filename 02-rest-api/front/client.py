@@ -12,8 +12,9 @@ import requests
 from flask import Flask, current_app, g
 from werkzeug.datastructures import MultiDict
 
-from workshop import logs, queries
+from workshop import logs
 from workshop.contract import ApiError
+from workshop.documents import public_job, public_post
 
 # Connect fast or fail fast; reads get longer. Ingest does its work inside the call.
 TIMEOUT = (1.0, 10.0)
@@ -84,7 +85,7 @@ def get_post(post_id: str) -> dict[str, Any] | None:
     answer = _call("GET", f"/posts/{post_id}")
     if answer.status_code == 404:
         return None
-    return queries.public_post(_json(answer, 200))
+    return public_post(_json(answer, 200))
 
 
 def search(args: MultiDict[str, str]) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def posts_with_tag(tag: str) -> list[dict[str, Any]]:
     while True:
         params["page"] = len(found) // 100 + 1
         body = _json(_call("GET", "/posts", params=params), 200)
-        found += [queries.public_post(item) for item in body["_items"]]
+        found += [public_post(item) for item in body["_items"]]
         if len(body["_items"]) < 100 or len(found) >= body["_meta"]["total"]:
             return found
 
@@ -223,4 +224,4 @@ def get_job(job_id: str) -> dict[str, Any] | None:
     answer = _call("GET", f"/jobs/{job_id}")
     if answer.status_code == 404:
         return None
-    return queries.public_job(_json(answer, 200))
+    return public_job(_json(answer, 200))

@@ -12,6 +12,7 @@ from pymongo.database import Database
 
 from workshop import db as databases
 from workshop import queries
+from workshop.documents import Upserted
 
 
 class _Handle:
@@ -34,7 +35,7 @@ def get_db() -> Database:
     return current_app.data.driver.db
 
 
-def upsert_posts(posts: list[dict[str, Any]]) -> queries.Upserted:
+def upsert_posts(posts: list[dict[str, Any]]) -> Upserted:
     """Store posts keyed by reddit id; tags stay as users left them. Say what changed."""
     return queries.upsert_posts(get_db().posts, posts)
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
-from pymongo.database import Database
 
 from chassis import metrics, strangler
 from chassis.messaging.broker import Consumer, Publisher
@@ -29,6 +28,7 @@ from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
 from workshop import config, logs, tracing, web
 from workshop import db as databases
+from workshop.db import Database
 from workshop.platform import latency
 from workshop.platform.broker import SYNC_QUEUE
 from workshop.platform.instances import about

@@ -5,12 +5,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.database import Database
 
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed, created, nudge
-from chassis.service import get_db
+from chassis.service import Database, get_db
 from workshop import config, ingestion, queries
+from workshop.documents import Upserted, counted, public_job
 from workshop.domain.posts import POST_FIELDS
 from workshop.platform.messages import POST_UPSERTED, Message, first_version, post_upserted
 
@@ -26,7 +26,7 @@ def setup(database: Database) -> None:
 
 def upsert_posts(
     posts: Iterable[dict[str, Any]], database: Database | None = None, batch: str | None = None
-) -> queries.Upserted:
+) -> Upserted:
     """Store posts keyed by reddit id; each new or changed one is marked for publishing.
     Say what storing them did, counted from what the store holds (exact, `batch` done twice).
 
@@ -62,7 +62,7 @@ def upsert_posts(
     queries.upsert_each(collection, updates)
     nudge()
     stored = collection.find({"_id": {"$in": list(documents)}}, {"stored_by": 1, "changed_by": 1})
-    return queries.counted(stored, batch)
+    return counted(stored, batch)
 
 
 def outbox(database: Database) -> list[Source]:
@@ -82,9 +82,7 @@ def create_job(description: str) -> str:
     return queries.create_job(get_db().jobs, description)
 
 
-def finish_job(
-    job_id: str, stored: queries.Upserted, rejected: int, error: str | None = None
-) -> None:
+def finish_job(job_id: str, stored: Upserted, rejected: int, error: str | None = None) -> None:
     """Record how a job ended."""
     queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
@@ -92,4 +90,4 @@ def finish_job(
 def get_job(job_id: str) -> dict[str, Any] | None:
     """Return a job's public state, or None."""
     job = get_db().jobs.find_one({"_id": job_id})
-    return queries.public_job(job) if job else None
+    return public_job(job) if job else None

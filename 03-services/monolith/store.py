@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chassis import strangler
 from chassis.messaging.outbox import Source, changed, created, nudge
-from chassis.service import get_db
+from chassis.service import Database, get_db
 from workshop import config, ingestion, queries
+from workshop.documents import Upserted, counted, public_job, stored_post, with_rank
 from workshop.platform.messages import (
     ACCOUNT_CHANGED,
     POST_UPSERTED,
@@ -75,14 +75,12 @@ def _taggers(database: Database, post_id: str) -> dict[str, list[str]]:
 # --- posts -------------------------------------------------------------------------------
 
 
-def upsert_posts(
-    posts: Iterable[dict[str, Any]], database: Database | None = None
-) -> queries.Upserted:
+def upsert_posts(posts: Iterable[dict[str, Any]], database: Database | None = None) -> Upserted:
     """Store posts keyed by reddit id; tags stay as users left them. Say what changed.
     Each new or changed post is marked for publishing; one stored as it is stays unmarked."""
     collection = (database if database is not None else get_db()).posts
     batch = uuid.uuid4().hex
-    documents = {p["id"]: queries.with_rank(queries.stored_post(p)) for p in posts}
+    documents = {p["id"]: with_rank(stored_post(p)) for p in posts}
     fields = {post_id: {k: v for k, v in d.items() if k not in ("_id", "tags")}
               for post_id, d in documents.items()}  # fmt: skip
     first = first_version()
@@ -112,7 +110,7 @@ def upsert_posts(
     )
     nudge()
     stored = collection.find({"_id": {"$in": list(documents)}}, {"stored_by": 1, "changed_by": 1})
-    return queries.counted(stored, batch)
+    return counted(stored, batch)
 
 
 def get_post(post_id: str) -> dict[str, Any] | None:
@@ -215,9 +213,7 @@ def create_job(description: str) -> str:
     return queries.create_job(get_db().jobs, description)
 
 
-def finish_job(
-    job_id: str, stored: queries.Upserted, rejected: int, error: str | None = None
-) -> None:
+def finish_job(job_id: str, stored: Upserted, rejected: int, error: str | None = None) -> None:
     """Record how a job ended."""
     queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
@@ -225,4 +221,4 @@ def finish_job(
 def get_job(job_id: str) -> dict[str, Any] | None:
     """Return a job's public state, or None."""
     job = get_db().jobs.find_one({"_id": job_id})
-    return queries.public_job(job) if job else None
+    return public_job(job) if job else None

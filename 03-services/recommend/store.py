@@ -2,11 +2,10 @@
 
 from typing import Any
 
-from pymongo.database import Database
-
 from chassis.messaging.inbox import apply_versioned
-from chassis.service import get_db
+from chassis.service import Database, get_db
 from workshop import queries
+from workshop.documents import stored_post
 from workshop.domain.recommend import Formula, popularity
 from workshop.platform.messages import Message
 
@@ -27,7 +26,7 @@ def recommendations(user: str | None, limit: int) -> tuple[list[dict[str, Any]],
 def on_post_upserted(database: Database, message: Message, formula: Formula = popularity) -> None:
     """Keep the post's latest state, with its rank by this version's formula (kept with the
     post and indexed: recommendations read the best posts in rank order)."""
-    document = queries.stored_post({"id": message.key, **message.payload})
+    document = stored_post({"id": message.key, **message.payload})
     fields = {k: v for k, v in document.items() if k not in ("_id", "tags", "terms")}
     fields["rank"] = formula(fields)
     apply_versioned(database.posts, message.key, message.version, fields, "post_version")

@@ -2,11 +2,10 @@
 
 from typing import Any
 
-from pymongo.database import Database
-
 from chassis.messaging.inbox import apply_versioned
-from chassis.service import get_db
+from chassis.service import Database, get_db
 from workshop import queries
+from workshop.documents import stored_post
 from workshop.platform.messages import Message
 
 
@@ -32,7 +31,7 @@ def posts_with_tag(tag: str) -> list[dict[str, Any]]:
 
 def on_post_upserted(database: Database, message: Message) -> None:
     """Keep the post's latest text and votes (tags arrive separately)."""
-    document = queries.stored_post({"id": message.key, **message.payload})
+    document = stored_post({"id": message.key, **message.payload})
     fields = {k: v for k, v in document.items() if k not in ("_id", "tags")}
     apply_versioned(database.posts, message.key, message.version, fields, "post_version")
 

@@ -34,10 +34,10 @@ import time
 from typing import Any
 
 import pymongo
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.broker import Publisher
+from chassis.service import Database
 from workshop.platform.broker import MAX_BATCH
 from workshop.platform.messages import (
     CAUGHT_UP,

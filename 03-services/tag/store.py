@@ -2,12 +2,11 @@
 
 from typing import Any
 
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
-from chassis.service import get_db
+from chassis.service import Database, get_db
 from workshop import queries
 from workshop.domain.tags import tag_list
 from workshop.platform.messages import TAGS_CHANGED, Message, first_version

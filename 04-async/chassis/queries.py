@@ -2,9 +2,8 @@
 
 Stages 01-03 share workshop/queries.py, written for PyMongo's blocking API. The queries
 themselves do not change here: the same filters, projections and pipelines, the same
-ranking (workshop.domain), the same shapes (queries.public_post, stored_post); only each
-round trip to the store is awaited. `diff workshop/queries.py 04-async/chassis/queries.py`
-shows that step alone.
+ranking (workshop.domain), the same stored shapes (workshop/documents.py); only each
+round trip to the store is awaited. `workshop diff 03 04 --async-only` shows what else.
 """
 
 from collections.abc import Iterable
@@ -14,10 +13,8 @@ import pymongo
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from workshop.domain import recommend as recommender
-from workshop.domain import search as searching
-from workshop.domain.tags import count_tags
-from workshop.queries import (
+from workshop.db import AsyncCollection
+from workshop.documents import (
     BY_POSTS,
     BY_SCORE,
     DUPLICATE_KEY,
@@ -30,23 +27,26 @@ from workshop.queries import (
     tag_counts_pipeline,
     with_rank,
 )
+from workshop.domain import recommend as recommender
+from workshop.domain import search as searching
+from workshop.domain.tags import count_tags
 
 
-async def create_post_indexes(posts: Any) -> None:
+async def create_post_indexes(posts: AsyncCollection) -> None:
     """Index what search and tag pages read: each term's posts best first (terms is
     multikey: a post is under each of its terms), and the posts carrying a tag."""
     await posts.create_index([("terms", pymongo.ASCENDING), *BY_SCORE])
     await posts.create_index("tags.tag")
 
 
-async def create_ranking_indexes(posts: Any) -> None:
+async def create_ranking_indexes(posts: AsyncCollection) -> None:
     """Index what recommendations read: the rank order, and the topics a user prefers
     (with tags.tag, from create_post_indexes: a post's tags can meet them too)."""
     await posts.create_index(RANK_ORDER)
     await posts.create_index("topics")
 
 
-async def create_tagging_indexes(taggings: Any, totals: Any) -> None:
+async def create_tagging_indexes(taggings: AsyncCollection, totals: AsyncCollection) -> None:
     """One tagging per (post, tag, user): tagging twice changes nothing. A tag's taggings
     (its total is counted from them), and the totals most used first."""
     await taggings.create_index(
@@ -57,7 +57,9 @@ async def create_tagging_indexes(taggings: Any, totals: Any) -> None:
     await totals.create_index(BY_POSTS)
 
 
-async def upsert_each(collection: Any, writes: list[UpdateOne], retry: bool = True) -> Written:
+async def upsert_each(
+    collection: AsyncCollection, writes: list[UpdateOne], retry: bool = True
+) -> Written:
     """Run keyed upserts in one round trip and return what the database says they did.
 
     An update that leaves a document as it was counts as matched, not modified. Two imports
@@ -81,8 +83,12 @@ async def upsert_each(collection: Any, writes: list[UpdateOne], retry: bool = Tr
     return Written(list(result.upserted_ids.values()), result.matched_count, result.modified_count)
 
 
-async def upsert_posts(posts: Any, new_posts: Iterable[dict[str, Any]]) -> Upserted:
-    """Store posts keyed by reddit id; their tags stay as users left them. Say what changed."""
+async def upsert_posts(posts: AsyncCollection, new_posts: Iterable[dict[str, Any]]) -> Upserted:
+    """Store posts keyed by reddit id; their tags stay as users left them. Say what changed.
+
+    A post stored with the same content is matched but not modified, so importing the same
+    file again writes nothing, and reports every post unchanged.
+    """
     documents = {post["id"]: with_rank(stored_post(post)) for post in new_posts}
     written = await upsert_each(
         posts,
@@ -105,14 +111,14 @@ async def upsert_posts(posts: Any, new_posts: Iterable[dict[str, Any]]) -> Upser
     )
 
 
-async def get_post(posts: Any, post_id: str) -> dict[str, Any] | None:
+async def get_post(posts: AsyncCollection, post_id: str) -> dict[str, Any] | None:
     """Return one post, or None."""
     document = await posts.find_one({"_id": post_id}, SHOWN)
     # A service's copy may know a post's tags before its text arrives: not a post yet.
     return public_post(document) if document and "title" in document else None
 
 
-async def posts_by_ids(posts: Any, ids: list[str]) -> list[dict[str, Any]]:
+async def posts_by_ids(posts: AsyncCollection, ids: list[str]) -> list[dict[str, Any]]:
     """Return full posts for ids, in the order of the ids."""
     documents = await posts.find({"_id": {"$in": ids}}, SHOWN).to_list()
     found = {d["_id"]: d for d in documents}
@@ -120,7 +126,7 @@ async def posts_by_ids(posts: Any, ids: list[str]) -> list[dict[str, Any]]:
 
 
 async def search(
-    posts: Any, terms: list[str], page: int, per_page: int
+    posts: AsyncCollection, terms: list[str], page: int, per_page: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Return (total, one page of posts) matching any of the terms, best first.
 
@@ -139,13 +145,15 @@ async def search(
     return total, await posts_by_ids(posts, ids[searching.page_slice(page, per_page)])
 
 
-async def _term_walk(posts: Any, term: str, length: int) -> list[dict[str, Any]]:
+async def _term_walk(posts: AsyncCollection, term: str, length: int) -> list[dict[str, Any]]:
     """Return the first `length` posts with a term, best first (its part of the index)."""
     found = await posts.find({"terms": term}, {"score": 1}).sort(BY_SCORE).limit(length).to_list()
     return [{"id": document["_id"], "score": document["score"]} for document in found]
 
 
-async def recommendations(posts: Any, topics: list[str], limit: int) -> list[dict[str, Any]]:
+async def recommendations(
+    posts: AsyncCollection, topics: list[str], limit: int
+) -> list[dict[str, Any]]:
     """Return recommended posts, best first: those meeting the preferred topics first.
 
     Two reads in rank order, each stopping after `limit` posts (the rank index): the best
@@ -165,7 +173,7 @@ def _key(document: dict[str, Any]) -> Any:
     return document["_id"]
 
 
-async def posts_with_tag(posts: Any, tag: str) -> list[dict[str, Any]]:
+async def posts_with_tag(posts: AsyncCollection, tag: str) -> list[dict[str, Any]]:
     """Return the posts carrying a tag, most popular first, ties by id."""
     documents = posts.find({"tags.tag": tag, "title": {"$exists": True}}, SHOWN).sort(
         [("score", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)]
@@ -173,13 +181,13 @@ async def posts_with_tag(posts: Any, tag: str) -> list[dict[str, Any]]:
     return [public_post(d) for d in await documents.to_list()]
 
 
-async def tags_of_post(taggings: Any, post_id: str) -> list[dict[str, Any]]:
+async def tags_of_post(taggings: AsyncCollection, post_id: str) -> list[dict[str, Any]]:
     """Count a post's tags from its taggings."""
     found = await taggings.find({"post_id": post_id}, {"tag": 1}).to_list()
     return count_tags(t["tag"] for t in found)
 
 
-async def store_tag_total(taggings: Any, totals: Any, tag: str) -> None:
+async def store_tag_total(taggings: AsyncCollection, totals: AsyncCollection, tag: str) -> None:
     """Store how many posts carry a tag, recounting until a second count agrees with the
     first: two writers may recount in either order, and the last write is a checked one."""
     count = len(await taggings.distinct("post_id", {"tag": tag}))
@@ -194,13 +202,13 @@ async def store_tag_total(taggings: Any, totals: Any, tag: str) -> None:
         count = again
 
 
-async def tag_counts(totals: Any, limit: int = 0) -> list[dict[str, Any]]:
+async def tag_counts(totals: AsyncCollection, limit: int = 0) -> list[dict[str, Any]]:
     """Return every tag with the number of posts carrying it, most used first, ties by tag."""
     found = await totals.find({}).sort(BY_POSTS).limit(limit).to_list()
     return [{"tag": total["_id"], "count": total["posts"]} for total in found]
 
 
-async def count_tags_once(taggings: Any, totals: Any) -> None:
+async def count_tags_once(taggings: AsyncCollection, totals: AsyncCollection) -> None:
     """Count every tag's posts from the taggings when a store has taggings but no totals
     (a store written before they were kept); nothing when they agree already."""
     if await totals.count_documents({}) or not await taggings.count_documents({}):

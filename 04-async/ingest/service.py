@@ -10,12 +10,11 @@ from typing import Any
 import aiohttp
 from quart import Blueprint, g, jsonify, request
 
-from chassis.service import Service, get_db
+from chassis.service import AsyncDatabase, Service, get_db
 from chassis.web import api_auth_required, ingest_request
 from ingest import store, tasks
 from workshop import config, roles
 from workshop.contract import not_found
-from workshop.db import AsyncDatabase
 
 bp = Blueprint("ingest", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)

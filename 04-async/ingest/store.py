@@ -11,12 +11,11 @@ from pymongo import UpdateOne
 
 from chassis import queries
 from chassis.messaging.outbox import Source, changed, created, nudge
-from chassis.service import get_db
+from chassis.service import AsyncDatabase, get_db
 from workshop import config, ingestion
-from workshop.db import AsyncDatabase
+from workshop.documents import JOB_COUNTS, Upserted, counted
 from workshop.domain.posts import POST_FIELDS
 from workshop.platform.messages import POST_UPSERTED, first_version, post_upserted
-from workshop.queries import JOB_COUNTS, Upserted, counted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]

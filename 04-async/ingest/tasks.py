@@ -40,10 +40,10 @@ from ingest import retag, store, worker_http
 from workshop import config, ingestion
 from workshop import db as databases
 from workshop.db import AsyncDatabase
+from workshop.documents import Upserted
 from workshop.platform import broker
 from workshop.platform.messages import REPLAY_REQUESTED, Message
 from workshop.platform.metrics import Metrics
-from workshop.queries import Upserted
 
 log = logging.getLogger(__name__)
 

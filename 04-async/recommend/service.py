@@ -5,10 +5,9 @@ from typing import Any
 
 from quart import Blueprint, current_app, g, jsonify, request
 
-from chassis.service import Service
+from chassis.service import AsyncDatabase, Service
 from recommend import store
 from workshop import contract
-from workshop.db import AsyncDatabase
 from workshop.domain.recommend import FORMULAS
 from workshop.platform.messages import POST_UPSERTED, PREFERENCES_UPDATED, TAGS_CHANGED
 

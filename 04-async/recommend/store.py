@@ -4,11 +4,10 @@ from typing import Any
 
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
-from chassis.service import get_db
-from workshop.db import AsyncDatabase
+from chassis.service import AsyncDatabase, get_db
+from workshop.documents import stored_post
 from workshop.domain.recommend import Formula, popularity
 from workshop.platform.messages import Message
-from workshop.queries import stored_post
 
 
 async def setup(database: AsyncDatabase) -> None:

@@ -4,10 +4,9 @@ from typing import Any
 
 from quart import Blueprint, current_app, jsonify
 
-from chassis.service import Service, get_db
+from chassis.service import AsyncDatabase, Service, get_db
 from sync import store
 from workshop.contract import not_found
-from workshop.db import AsyncDatabase
 from workshop.platform.messages import MASTER_DATA_TYPES
 from workshop.platform.schemas import PASS_ON, every_version
 

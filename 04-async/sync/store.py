@@ -42,7 +42,7 @@ import pymongo
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.broker import Publisher
-from workshop.db import AsyncDatabase
+from chassis.service import AsyncDatabase
 from workshop.platform.broker import MAX_BATCH
 from workshop.platform.messages import (
     CAUGHT_UP,

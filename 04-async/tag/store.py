@@ -7,8 +7,7 @@ from pymongo.errors import DuplicateKeyError
 from chassis import queries
 from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed_inc, nudge
-from chassis.service import get_db
-from workshop.db import AsyncDatabase
+from chassis.service import AsyncDatabase, get_db
 from workshop.domain.tags import tag_list
 from workshop.platform.messages import TAGS_CHANGED, Message, first_version
 

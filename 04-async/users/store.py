@@ -5,8 +5,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from chassis.messaging.outbox import Source, changed, nudge
-from chassis.service import get_db
-from workshop.db import AsyncDatabase
+from chassis.service import AsyncDatabase, get_db
 from workshop.platform.messages import PREFERENCES_UPDATED, first_version
 
 

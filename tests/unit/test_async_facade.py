@@ -26,7 +26,8 @@ async def maybe(value: Any) -> Any:
 
 
 async def listed(cursor: Any) -> list[dict[str, Any]]:
-    return await cursor.to_list() if hasattr(cursor, "to_list") else list(cursor)
+    # Both APIs have to_list() (PyMongo 4.9 on); the async one's is awaited.
+    return await maybe(cursor.to_list())
 
 
 async def scenario(database: Any) -> list[Any]:

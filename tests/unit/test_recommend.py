@@ -7,6 +7,7 @@ import pytest
 
 from workshop import config, queries
 from workshop import db as databases
+from workshop.documents import RANK_ORDER, SHOWN
 from workshop.domain.recommend import (
     COMMENT_WEIGHT,
     SCORE_THRESHOLD,
@@ -112,10 +113,7 @@ def test_a_recommendation_reads_about_as_many_posts_as_it_returns(posts_collecti
     rng = random.Random(9)
     queries.upsert_posts(posts_collection, [random_post(rng, n) for n in range(2000)])
     explanation = (
-        posts_collection.find(recommend_eligible(), queries.SHOWN)
-        .sort(queries.RANK_ORDER)
-        .limit(12)
-        .explain()
+        posts_collection.find(recommend_eligible(), SHOWN).sort(RANK_ORDER).limit(12).explain()
     )
     statistics = explanation["executionStats"]
     assert statistics["nReturned"] == 12

@@ -7,6 +7,7 @@ import pytest
 
 from workshop import config, queries
 from workshop import db as databases
+from workshop.documents import BY_SCORE
 from workshop.domain import posts as post_model
 from workshop.domain.search import best_ids, page_slice, rank, relevance
 from workshop.domain.text import query_terms
@@ -119,6 +120,6 @@ def test_a_stored_search_pages_as_the_rule_ranks(stored_posts, query):
 
 def test_a_one_term_search_reads_its_page_from_the_index(stored_posts):
     collection, _ = stored_posts
-    walk = collection.find({"terms": "python"}, {"score": 1}).sort(queries.BY_SCORE).limit(20)
+    walk = collection.find({"terms": "python"}, {"score": 1}).sort(BY_SCORE).limit(20)
     statistics = walk.explain()["executionStats"]
     assert statistics["nReturned"] == 20 and statistics["totalDocsExamined"] <= 20, statistics

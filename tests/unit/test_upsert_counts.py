@@ -14,9 +14,9 @@ from pymongo.database import Database
 from tooling.stages import get_stage
 from workshop import db as databases
 from workshop import queries
+from workshop.documents import Upserted
 from workshop.domain.posts import normalise
 from workshop.platform.messages import first_version
-from workshop.queries import Upserted
 
 
 def post(post_id: str, **fields) -> dict:
