@@ -132,9 +132,12 @@ class _Content:
 
 # What `--async-only` reads as the same line in 03 and 04: the async keywords, and the
 # async libraries as their blocking twins (Quart is Flask's, aiohttp's session is requests',
-# PyMongo's async client its blocking one). What is left is the rest of the step.
+# PyMongo's async client its blocking one, asyncio's sleep, Event and Lock time's and
+# threading's). What is left is the rest of the step.
 ASYNC_TWINS = (
     (re.compile(r"\basync (def|with|for)\b"), r"\1"),
+    (re.compile(r"\basyncio\.sleep\b"), "time.sleep"),
+    (re.compile(r"\basyncio\.(Event|Lock)\b"), r"threading.\1"),
     (re.compile(r"\bawait "), ""),
     (re.compile(r"\basync_(?=\w)"), ""),  # db.async_database, async_ping
     (re.compile(r"\bQuart\b"), "Flask"),
@@ -151,8 +154,29 @@ ASYNC_TWINS = (
 
 def async_twin(line: str) -> str:
     """Return a line with its async words read as their blocking twins (ASYNC_TWINS)."""
+    line = _without_await_parentheses(line)
     for pattern, replacement in ASYNC_TWINS:
         line = pattern.sub(replacement, line)
+    return line
+
+
+def _without_await_parentheses(line: str) -> str:
+    # `(await answer_of(r))["items"]` is `answer_of(r)["items"]`: the parentheses are there
+    # only because `await` binds looser than a subscript or an attribute.
+    start = line.find("(await ")
+    while start != -1:
+        depth, end = 0, None
+        for index in range(start, len(line)):
+            depth += {"(": 1, ")": -1}.get(line[index], 0)
+            if depth == 0:
+                end = index
+                break
+        called = start > 0 and (line[start - 1].isalnum() or line[start - 1] in "_)]")
+        if end is None or called:
+            start = line.find("(await ", start + 1)
+            continue
+        line = line[:start] + line[start + 1 : end] + line[end + 1 :]
+        start = line.find("(await ", start)
     return line
 
 

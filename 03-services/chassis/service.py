@@ -35,7 +35,7 @@ from workshop.platform.instances import about
 from workshop.platform.messages import CAUGHT_UP, SUBSCRIPTION_DECLARED, Message
 from workshop.platform.metrics import Metrics
 from workshop.platform.schemas import FIRST, dead_letter_queue
-from workshop.web.health import health_blueprint
+from workshop.web.health import Check, health_blueprint
 
 log = logging.getLogger(__name__)
 REDECLARE_SECONDS = 5.0
@@ -53,13 +53,6 @@ class Service:
     name: str
     blueprint: Blueprint
     subscribes: dict[str, Handler] = field(default_factory=dict)
-    # What it takes from the monolith while a migration (the strangler fig) has not moved
-    # its verb yet: the data it will own, kept as the monolith publishes it.
-    follows: dict[str, Handler] = field(default_factory=dict)
-    # The old system of a migration (the monolith): its sources say whose verb each is.
-    old_system: bool = False
-    # More /readyz checks of its own (the monolith: its calls under way, per verb).
-    checks: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     # The versions of each type its handlers read, where more than the first
     # (workshop/platform/schemas): sync hands it each change in one of them, and it refuses
     # others to its dead-letter queue.
@@ -72,6 +65,14 @@ class Service:
     waiting: Callable[[Database], int] | None = None
     # lag(database): how many changes each subscriber is behind (sync), for /metrics.
     lag: Callable[[Database], dict[str, int]] | None = None
+    # More of what /readyz checks, by name: what the service needs besides its store and
+    # the broker (the strangler fig's monolith: its calls under way, per verb).
+    checks: dict[str, Check] = field(default_factory=dict)
+    # What it takes from the monolith while a migration (the strangler fig) has not moved
+    # its verb yet: the data it will own, kept as the monolith publishes it.
+    follows: dict[str, Handler] = field(default_factory=dict)
+    # The old system of a migration (the monolith): its sources say whose verb each is.
+    old_system: bool = False
 
 
 @dataclass
@@ -148,12 +149,12 @@ def create_service(
     if strangler.routes_file() and service.follows:
         # In a migration: follow the monolith until the verb moves here, then own the data.
         service = replace(service, subscribes={**service.subscribes, **service.follows})
-    checks = {**_checks(runtime, bool(service.subscribes)), **service.checks}
+    checks = _checks(runtime, bool(service.subscribes)) | service.checks
     app.register_blueprint(health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     metrics.init_flask(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
-    app.after_request(lambda response: _label(response, served_by))
+    app.after_request(functools.partial(_label, served_by=served_by))
     if service.subscribes or service.batch_handler:
         handlers = {
             kind: functools.partial(_in_context, app, h) for kind, h in service.subscribes.items()
@@ -265,8 +266,10 @@ def _keep_position(consumer: Consumer, database: Database) -> None:
 
 def _empty(database: Database) -> bool:
     """Tell whether a store holds no documents (a new service, or a new version of one)."""
-    return all(database[name].estimated_document_count() == 0
-               for name in database.list_collection_names())  # fmt: skip
+    for name in database.list_collection_names():
+        if database[name].estimated_document_count():
+            return False
+    return True
 
 
 def stop_workers(runtime: Runtime) -> None:
@@ -275,11 +278,11 @@ def stop_workers(runtime: Runtime) -> None:
         runtime.heartbeat.stop()
     if runtime.declarer:
         runtime.declarer.stopping.set()
-    runtime.publisher.close()
     if runtime.consumer:
         runtime.consumer.stop()
     if runtime.relay:
         runtime.relay.stop()
+    runtime.publisher.close()
 
 
 def _in_context(app: Flask, handler: Callable, payload: Any) -> None:
@@ -287,7 +290,10 @@ def _in_context(app: Flask, handler: Callable, payload: Any) -> None:
         handler(app.extensions["service"].database, payload)
 
 
-def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[str, Any]]]:
+def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Check]:
+    def store() -> dict[str, Any]:
+        return databases.ping(runtime.database)
+
     def backlog() -> dict[str, Any]:
         # A backlog is reported, never "not ready": writes in flight are normal traffic.
         try:
@@ -311,12 +317,8 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[s
             answer["last"] = consumer.last_refusal
         return answer
 
-    checks = {
-        "mongodb": lambda: databases.ping(runtime.database),
-        "broker": runtime.publisher.ping,
-        "backlog": backlog,
-        "dead_letters": dead_letters,
-    }
+    checks = {"mongodb": store, "broker": runtime.publisher.ping, "backlog": backlog,
+              "dead_letters": dead_letters}  # fmt: skip
     if subscriber:
         checks["bootstrap"] = bootstrap
     return checks
@@ -324,7 +326,9 @@ def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Callable[[], dict[s
 
 def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
     """Set the gauges /metrics shows from what /readyz computes."""
-    waiting = runtime.queued() + (runtime.waiting(runtime.database) if runtime.waiting else 0)
+    waiting = runtime.queued()
+    if runtime.waiting:
+        waiting += runtime.waiting(runtime.database)
     metrics.set_backlog(waiting, runtime.relay.pending() if runtime.relay else None)
     if service.lag:
         metrics.set_subscriber_lag(service.lag(runtime.database))
@@ -335,8 +339,9 @@ def _sample(service: Service, runtime: Runtime, metrics: Metrics) -> None:
 
 def _stats(runtime: Runtime, name: str) -> Any:
     """Count the documents in each of the service's collections (to compare stores)."""
-    counts = {collection: runtime.database[collection].count_documents({})
-              for collection in sorted(runtime.database.list_collection_names())}  # fmt: skip
+    counts = {}
+    for collection in sorted(runtime.database.list_collection_names()):
+        counts[collection] = runtime.database[collection].count_documents({})
     return jsonify({"service": name, "collections": counts})
 
 

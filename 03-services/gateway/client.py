@@ -97,7 +97,7 @@ def _call(service: str, method: str, path: str, **kwargs: Any) -> requests.Respo
                 address = admitted_address(service)
                 # At least MIN_WAIT: an admission that took the time leaves the call a try.
                 left = (connect, max(MIN_WAIT, deadline - time.monotonic()))
-                answer = current_app.extensions["http"].request(
+                answer = http().request(
                     method, address + path, headers=headers, timeout=left, **kwargs
                 )
                 if answer.status_code >= 500 and answer.status_code != 503:
@@ -141,7 +141,7 @@ def admit(service: str, address: str) -> None:
         return
     if admissions.due(address):
         try:
-            answer = current_app.extensions["http"].get(
+            answer = http().get(
                 address + "/readyz", headers=logs.passed_on(), timeout=(PING_CONNECT, PING_SECONDS)
             )
         except requests.Timeout:
@@ -178,17 +178,21 @@ def known_user(username: str, token: str | None) -> bool:
         return False
     if _known_tokens.get(token, 0.0) > time.monotonic():
         return True
+    headers = {"Authorization": f"Bearer {token}"}
     try:
-        response = call("users", "GET", "/api/me/preferences",
-                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        answer = call("users", "GET", "/api/me/preferences", headers=headers)
     except ApiError:  # users is down: the signature is what we have
         return True
-    if response.status_code == 401:
+    if answer.status_code == 401:
         return False
     if len(_known_tokens) > 10_000:
         _known_tokens.clear()
     _known_tokens[token] = time.monotonic() + KNOWN_USER_SECONDS
     return True
+
+
+def http() -> requests.Session:
+    return current_app.extensions["http"]
 
 
 def answer_of(response: requests.Response, *expected: int) -> Any:
@@ -208,7 +212,7 @@ def ping(service: str) -> dict[str, Any]:
     """Return a service's readiness for the gateway's /readyz: every instance there is to
     call (the registry's, else the one address) asked at once, each with its own answer."""
     instances = upstreams().instances(service)
-    session, headers = current_app.extensions["http"], logs.passed_on()
+    session, headers = http(), logs.passed_on()
     pings = current_app.extensions["pings"]
     checked = list(pings.map(lambda instance: ping_instance(session, instance, headers), instances))
     upstreams().admissions.record_checked(checked)  # calls go only to those that take them
@@ -260,7 +264,8 @@ def search(args: MultiDict[str, str]) -> dict[str, Any]:
 def recommendations(limit: int) -> tuple[list[dict[str, Any]], list[str]]:
     """Return (posts, the topics they were picked by): recommend knows the user's topics
     from its own copy, so it says which it used (none: popular posts for everyone)."""
-    response = call(recommend_service(), "GET", "/api/recommendations", params={"limit": limit})
+    service = recommend_service()
+    response = call(service, "GET", "/api/recommendations", params={"limit": limit})
     topics = [t for t in response.headers.get("X-Topics", "").split(",") if t]
     return answer_of(response, 200)["items"], topics
 
@@ -273,17 +278,20 @@ def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
 
 def posts_with_tag(tag: str) -> list[dict[str, Any]]:
     """Return the posts carrying a tag."""
-    return answer_of(call("search", "GET", f"/api/tags/{tag}/posts"), 200)["items"]
+    response = call("search", "GET", f"/api/tags/{tag}/posts")
+    return answer_of(response, 200)["items"]
 
 
 def user_tags(post_id: str) -> list[str]:
     """Return the tags the calling user gave a post."""
-    return answer_of(call("tag", "GET", f"/api/posts/{post_id}/tags/mine"), 200)["items"]
+    response = call("tag", "GET", f"/api/posts/{post_id}/tags/mine")
+    return answer_of(response, 200)["items"]
 
 
 def add_tag(post_id: str, tag: str) -> None:
     """Tag a post as the calling user."""
-    answer_of(call("tag", "POST", f"/api/posts/{post_id}/tags", json={"tag": tag}), 201)
+    response = call("tag", "POST", f"/api/posts/{post_id}/tags", json={"tag": tag})
+    answer_of(response, 201)
 
 
 def remove_tag(post_id: str, tag: str) -> None:
@@ -294,7 +302,8 @@ def remove_tag(post_id: str, tag: str) -> None:
 def create_user(username: str, password: str) -> None:
     """Register a user, or raise 400/409."""
     body = {"username": username, "password": password}
-    answer_of(call("users", "POST", "/api/users", json=body, timeout=PASSWORD_TIMEOUT), 201)
+    response = call("users", "POST", "/api/users", json=body, timeout=PASSWORD_TIMEOUT)
+    answer_of(response, 201)
 
 
 def issue_token(username: str, password: str) -> str | None:
@@ -313,4 +322,5 @@ def get_topics(username: str | None) -> list[str]:
 
 def set_topics(topics: list[str]) -> None:
     """Store the calling user's preferred topics."""
-    answer_of(call("users", "PUT", "/api/me/preferences", json={"topics": topics}), 200)
+    response = call("users", "PUT", "/api/me/preferences", json={"topics": topics})
+    answer_of(response, 200)

@@ -20,7 +20,8 @@ _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
 
 def setup(database: Database) -> None:
     """Load the sample on embedded defaults, so the stage starts with data to serve."""
-    if config.env("WORKSHOP_SEED_SAMPLE", "1") == "1" and database.posts.count_documents({}) == 0:
+    seed = config.env("WORKSHOP_SEED_SAMPLE", "1") == "1"
+    if seed and database.posts.count_documents({}) == 0:
         upsert_posts(ingestion.sample().posts, database)
 
 
@@ -38,17 +39,11 @@ def upsert_posts(
     batch = batch or uuid.uuid4().hex
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
     first = first_version()  # a new post's version (counted from the clock)
-    inserted = queries.upsert_each(
-        collection,
-        [
-            UpdateOne(
-                {"_id": post_id},
-                created({**fields, "stored_by": batch}, first),
-                upsert=True,
-            )
-            for post_id, fields in documents.items()
-        ],
-    ).inserted
+    writes = [
+        UpdateOne({"_id": post_id}, created({**fields, "stored_by": batch}, first), upsert=True)
+        for post_id, fields in documents.items()
+    ]
+    inserted = queries.upsert_each(collection, writes).inserted
     new = set(inserted)  # once: a set made per post made a big import quadratic
     known = [post_id for post_id in documents if post_id not in new]
     # Only a post one of whose fields differs matches, so only it is changed and marked.
@@ -62,7 +57,7 @@ def upsert_posts(
     queries.upsert_each(collection, updates)
     nudge()
     stored = collection.find({"_id": {"$in": list(documents)}}, {"stored_by": 1, "changed_by": 1})
-    return counted(stored, batch)
+    return counted(stored.to_list(), batch)
 
 
 def outbox(database: Database) -> list[Source]:

@@ -69,8 +69,8 @@ class Service:
     waiting: Callable[[AsyncDatabase], Awaitable[int]] | None = None
     # lag(database): how many changes each subscriber is behind (sync), for /metrics.
     lag: Callable[[AsyncDatabase], Awaitable[dict[str, int]]] | None = None
-    # More of what /readyz checks, by name: a process the service needs besides its store
-    # and the broker (ingest: its Celery worker).
+    # More of what /readyz checks, by name: what the service needs besides its store and
+    # the broker (ingest: its Celery worker).
     checks: dict[str, web.Check] = field(default_factory=dict)
 
 

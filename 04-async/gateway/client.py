@@ -205,9 +205,9 @@ async def known_user(username: str, token: str | None) -> bool:
         return False
     if _known_tokens.get(token, 0.0) > time.monotonic():
         return True
+    headers = {"Authorization": f"Bearer {token}"}
     try:
-        answer = await call("users", "GET", "/api/me/preferences",
-                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        answer = await call("users", "GET", "/api/me/preferences", headers=headers)
     except ApiError:  # users is down: the signature is what we have
         return True
     if answer.status == 401:
@@ -337,9 +337,8 @@ async def remove_tag(post_id: str, tag: str) -> None:
 async def create_user(username: str, password: str) -> None:
     """Register a user, or raise 400/409."""
     body = {"username": username, "password": password}
-    await answer_of(
-        await call("users", "POST", "/api/users", json=body, timeout=PASSWORD_TIMEOUT), 201
-    )
+    response = await call("users", "POST", "/api/users", json=body, timeout=PASSWORD_TIMEOUT)
+    await answer_of(response, 201)
 
 
 async def issue_token(username: str, password: str) -> str | None:

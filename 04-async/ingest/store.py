@@ -1,10 +1,8 @@
-"""The ingest service's data: the master copy of every post (the worker's), and the jobs
-(the web process's)."""
+"""The ingest service's data: the master copy of every post (the worker's; the web
+process's jobs are ingest/jobs.py's)."""
 
-import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -13,7 +11,7 @@ from chassis import queries
 from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import AsyncDatabase, get_db
 from workshop import config, ingestion
-from workshop.documents import JOB_COUNTS, Upserted, counted
+from workshop.documents import Upserted, counted
 from workshop.domain.posts import POST_FIELDS
 from workshop.platform.messages import POST_UPSERTED, first_version, post_upserted
 
@@ -42,19 +40,11 @@ async def upsert_posts(
     batch = batch or uuid.uuid4().hex
     documents = {p["id"]: {f: p[f] for f in _POST_FIELDS} for p in posts}
     first = first_version()  # a new post's version (counted from the clock)
-    inserted = (
-        await queries.upsert_each(
-            collection,
-            [
-                UpdateOne(
-                    {"_id": post_id},
-                    created({**fields, "stored_by": batch}, first),
-                    upsert=True,
-                )
-                for post_id, fields in documents.items()
-            ],
-        )
-    ).inserted
+    writes = [
+        UpdateOne({"_id": post_id}, created({**fields, "stored_by": batch}, first), upsert=True)
+        for post_id, fields in documents.items()
+    ]
+    inserted = (await queries.upsert_each(collection, writes)).inserted
     new = set(inserted)  # once: a set made per post made a big import quadratic
     known = [post_id for post_id in documents if post_id not in new]
     # Only a post one of whose fields differs matches, so only it is changed and marked.
@@ -74,78 +64,3 @@ async def upsert_posts(
 def outbox(database: AsyncDatabase) -> list[Source]:
     """What this service publishes: each post's current state when it changes."""
     return [Source(database.posts, POST_UPSERTED, post_upserted)]
-
-
-async def create_job(
-    job_id: str,
-    description: str,
-    tasks: dict[str, tuple[str, list[Any]]],
-    rejected: int,
-    error: str | None = None,
-) -> None:
-    """Record a job: the tasks doing its work (each task's id, name and arguments, kept
-    until the job is over, so a task the broker lost can be sent again), and the rows its
-    request already rejected."""
-    await get_db().jobs.insert_one(
-        {"_id": job_id, "source": description, "tasks": list(tasks), "rejected": rejected,
-         "error": error, "created_at": datetime.now(UTC), "open": bool(tasks)}
-    )  # fmt: skip
-    if tasks:
-        await get_db().job_tasks.insert_many(
-            [{"_id": task_id, "job": job_id, "name": name, "args": args, "sent_at": time.time()}
-             for task_id, (name, args) in tasks.items()]
-        )  # fmt: skip
-
-
-async def sent_tasks(database: AsyncDatabase, task_ids: list[str]) -> list[dict[str, Any]]:
-    """Return the tasks sent with these ids: name, arguments and when they were last sent."""
-    return await database.job_tasks.find({"_id": {"$in": task_ids}}).to_list()
-
-
-async def sent_again(database: AsyncDatabase, task_id: str) -> None:
-    """Note that a task was sent again now."""
-    await database.job_tasks.update_one({"_id": task_id}, {"$set": {"sent_at": time.time()}})
-
-
-def open_jobs(database: AsyncDatabase, within: timedelta) -> Any:
-    """Return a cursor over the jobs created within `within` whose tasks may still run."""
-    since = datetime.now(UTC) - within
-    return database.jobs.find({"open": True, "created_at": {"$gte": since}})
-
-
-async def close_job(database: AsyncDatabase, job_id: str) -> None:
-    """Note that every task of a job has finished: it is no longer work in flight, and its
-    tasks' arguments are no longer needed."""
-    await database.jobs.update_one({"_id": job_id}, {"$set": {"open": False}})
-    await database.job_tasks.delete_many({"job": job_id})
-
-
-async def get_job(job_id: str) -> dict[str, Any] | None:
-    """Return a job's record, or None."""
-    return await get_db().jobs.find_one({"_id": job_id})
-
-
-def public_job(job: dict[str, Any], tasks: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Return a job's public state from its record and its tasks' (state, result) pairs.
-
-    Celery's states become the contract's: every task done is "done" (counts summed), a
-    task failed is "failed" (with its reason), a task started or done is "running", none
-    taken yet is "pending".
-    """
-    counts = dict.fromkeys(JOB_COUNTS, 0)
-    counts["rejected"] = job["rejected"]
-    for state, result in tasks:
-        if state == "SUCCESS":
-            for name in ("new", "updated", "unchanged", "rejected"):
-                counts[name] += int(result.get(name, 0))
-    counts["ingested"] = counts["new"] + counts["updated"] + counts["unchanged"]
-    states = [state for state, _ in tasks]
-    answer: dict[str, Any] = {"id": job["_id"], "source": job["source"], **counts}
-    failures = [str(result) for state, result in tasks if state == "FAILURE"]
-    if job.get("error") or failures:
-        return {**answer, "state": "failed", "error": job.get("error") or failures[0]}
-    if all(state == "SUCCESS" for state in states):
-        return {**answer, "state": "done"}
-    if any(state in ("STARTED", "RETRY", "SUCCESS") for state in states):
-        return {**answer, "state": "running"}
-    return {**answer, "state": "pending"}
