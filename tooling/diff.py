@@ -319,7 +319,8 @@ def _ports(
 ) -> list[tuple[str, str, float, _Content]]:
     """Pair a file new in TO with the module of the shared package it ports, when FROM
     imports that module and the two are alike (04's chassis/queries.py, the async port of
-    workshop/queries.py that 03 uses): the diff shows the port, not a new file."""
+    workshop/queries.py that 03 uses; chassis/health.py, workshop/web/health.py's): the
+    diff shows the port, not a new file."""
     shared = config.ROOT / SHARED_PACKAGE
     if not (old.parent == new.parent == config.ROOT):
         return []  # not two stages of this repository
@@ -330,8 +331,12 @@ def _ports(
         if not new_path.endswith(".py") or stem == "__init__":
             continue
         name = re.escape(stem)
-        uses = re.search(rf"\b{SHARED_PACKAGE}(\.{name}\b| import [\w, ]*\b{name}\b)", imported)
-        for candidate in (shared / f"{stem}.py", shared / stem / "__init__.py"):
+        # workshop.web, workshop.web.health, `from workshop.web import health`, ...
+        uses = re.search(
+            rf"\b{SHARED_PACKAGE}(\.\w+)*(\.{name}\b| import [\w, ]*\b{name}\b)", imported
+        )
+        nested = sorted(shared.glob(f"*/{stem}.py"))  # workshop/web/health.py
+        for candidate in (shared / f"{stem}.py", shared / stem / "__init__.py", *nested):
             if not (uses and candidate.is_file()):
                 continue
             content = _read(candidate)

@@ -28,6 +28,7 @@ from typing import Any
 from quart import Blueprint, Quart, current_app, jsonify
 
 from chassis import metrics, web
+from chassis.health import Check, health_blueprint
 from chassis.messaging.broker import Consumer, Publisher
 from chassis.messaging.outbox import Relay, Source
 from chassis.registry import Heartbeat, advertise_url, registry_url
@@ -71,7 +72,7 @@ class Service:
     lag: Callable[[AsyncDatabase], Awaitable[dict[str, int]]] | None = None
     # More of what /readyz checks, by name: what the service needs besides its store and
     # the broker (ingest: its Celery worker).
-    checks: dict[str, web.Check] = field(default_factory=dict)
+    checks: dict[str, Check] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,7 +142,7 @@ def create_service(
     app.extensions["service"] = runtime
     app.register_blueprint(service.blueprint)
     checks = _checks(runtime, bool(service.subscribes)) | service.checks
-    app.register_blueprint(web.health_blueprint(checks, about=about()))  # + version, started
+    app.register_blueprint(health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
     metrics.init_quart(app, service.name, functools.partial(_sample, service, runtime))
     served_by = f"{queue_name}@{config.env('PORT', '-')}"
@@ -291,7 +292,7 @@ async def _in_context(app: Quart, handler: Callable, payload: Any) -> None:
         await handler(app.extensions["service"].database, payload)
 
 
-def _checks(runtime: Runtime, subscriber: bool) -> dict[str, web.Check]:
+def _checks(runtime: Runtime, subscriber: bool) -> dict[str, Check]:
     async def store() -> dict[str, Any]:
         return await databases.async_ping(runtime.database)
 

@@ -1,24 +1,21 @@
 """What every 04 app shares, on Quart: the templates, sessions, CSRF and contract errors that
-workshop/web gives the Flask stages, with the request read by `await`.
+workshop/web gives the Flask stages.
 
 Quart is Flask's async twin (same factory, blueprints, `g`, `session`): this module is
-workshop/web/__init__.py, workshop/web/bodies.py and workshop/web/health.py ported, and it
-keeps their framework-free parts (workshop/web/policy.py, the contract's checks) as they are.
+workshop/web/__init__.py ported (bodies.py and health.py port its neighbours), and it keeps
+their framework-free parts (workshop/web/policy.py, the contract's checks) as they are.
 """
 
 import asyncio
 import functools
 import hmac
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from quart import (
-    Blueprint,
     Quart,
-    Request,
     Response,
     abort,
     current_app,
@@ -32,8 +29,8 @@ from quart import (
 )
 from werkzeug.exceptions import HTTPException
 
-from workshop import config, ingestion, logins, tokens
-from workshop.contract import ApiError, check_query_string, error_body, parse_json_object
+from workshop import config, logins, tokens
+from workshop.contract import ApiError, check_query_string, error_body
 from workshop.platform import latency
 from workshop.web import STATIC, TEMPLATES, error_headers
 from workshop.web.policy import (
@@ -45,9 +42,6 @@ from workshop.web.policy import (
     snippet,
     web_link,
 )
-
-# A check returns {"ok": bool, ...details}; readiness is every check being ok.
-Check = Callable[[], Awaitable[Mapping[str, Any]]]
 
 # The longest request line ("GET /path?query HTTP/1.1") served: gunicorn's default, which
 # stages 01-03 get from their server. Uvicorn has no such limit, so the app applies it.
@@ -101,18 +95,21 @@ async def _check_request_line() -> None:
         abort(414)
 
 
-async def _check_query_string() -> None:
-    """Refuse a query string that is not UTF-8 (400), on pages and calls alike."""
-    check_query_string(request.query_string)
-
-
 def is_api_request() -> bool:
     """Tell whether the request is for the JSON API (errors answer as JSON there)."""
     return is_api_path(request.path)
 
 
+async def _check_query_string() -> None:
+    """Refuse a query string that is not UTF-8 (400), on pages and calls alike."""
+    check_query_string(request.query_string)
+
+
 async def _load_user() -> None:
-    """Find who is calling: a bearer token for the API, the session cookie for pages."""
+    """Find who is calling: a bearer token for the API, the session cookie for pages.
+
+    g.token is what a front passes on when it calls other services as this user.
+    """
     if is_api_request():
         token = tokens.bearer(request.headers.get("Authorization"))
         g.user = tokens.verify(token) if token else None
@@ -121,7 +118,7 @@ async def _load_user() -> None:
         g.user, g.token = session.get("user"), session.get("token")
     # A signature proves who a token was issued to, not that the user still exists (an
     # emptied store): where the app can tell (`known_user`), a user it does not know is
-    # nobody. Without one (the services but users), the front door has decided.
+    # nobody. Without one (a service but users), the front door has decided.
     known_user = current_app.extensions.get("known_user")
     if g.user and known_user and not await known_user(g.user, g.token):
         g.user = g.token = None
@@ -169,8 +166,8 @@ def api_auth_required(view: Callable) -> Callable:
 
 
 async def checked_login(username: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
-    """Await a login attempt unless its username or client failed too often (429, see
-    workshop.logins); count it if it fails (a false value)."""
+    """Run a login attempt unless its username or client failed too often (429, see
+    workshop.logins); count it if it fails (returns a false value)."""
     limiter = current_app.extensions.get("logins")
     if limiter is None:
         limiter = current_app.extensions["logins"] = logins.LoginLimiter()
@@ -186,6 +183,7 @@ async def checked_login(username: str, attempt: Callable[[], Awaitable[Any]]) ->
 
 
 async def _security_headers(response: Response) -> Response:
+    """Let pages load only their own files: no inline script, no framing, no sniffing."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -203,7 +201,7 @@ async def _api_error(error: ApiError) -> Any:
 async def _http_error(error: HTTPException) -> Any:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
-    headers = error_headers(error)  # a 405's Allow
+    headers = error_headers(error)
     # An app without pages (a service behind the gateway) answers in JSON everywhere.
     if is_api_request() or "pages" not in current_app.blueprints:
         message = error.description if status != 404 else "no such resource"
@@ -212,79 +210,3 @@ async def _http_error(error: HTTPException) -> Any:
         return jsonify(error_body(code, message)), status, headers
     page = await render_template("error.html", status=status, message=error.description)
     return page, status, headers
-
-
-# --- reading a body: the contract's checks, awaited (workshop/web/bodies.py for Flask) ----
-
-
-async def json_object(
-    request: Request,
-    allowed: Collection[str],
-    required: Collection[str] = (),
-    max_bytes: int = config.MAX_JSON_BYTES,
-) -> dict[str, Any]:
-    """Return the request's JSON object (400/413/415 otherwise); see parse_json_object."""
-    body = await body_within(request, max_bytes)
-    return parse_json_object(body, request.mimetype, allowed, required)
-
-
-async def ingest_request(request: Request) -> ingestion.IngestRequest:
-    """Return what an ingest call asks for (400/413/415 otherwise); see ingest.parse_request."""
-    body = await body_within(request, config.MAX_INGEST_BYTES)
-    # Checking an upload reads its rows, CPU work: a thread, so the loop keeps serving.
-    return await asyncio.to_thread(ingestion.parse_request, body, request.mimetype)
-
-
-async def body_within(request: Request, max_bytes: int) -> bytes:
-    """Return the request's body, or answer 413 if it is larger than this call accepts."""
-    # Quart fixes a body's limit when the request arrives (MAX_CONTENT_LENGTH, the largest
-    # any call takes): setting request.max_content_length later does not reach it.
-    if (request.content_length or 0) > max_bytes:
-        abort(413)
-    body = await request.get_data(cache=True)
-    if len(body) > max_bytes:
-        abort(413)
-    return body
-
-
-# --- liveness and readiness (workshop/web/health.py for Flask) -----------------------------
-
-
-def health_blueprint(
-    checks: Mapping[str, Check],
-    settled: Callable[[dict[str, dict[str, Any]]], bool] | None = None,
-    about: Mapping[str, Any] | None = None,
-) -> Blueprint:
-    """Return a blueprint serving /healthz (alive) and /readyz (dependencies, with latency).
-
-    `settled`, where messages flow between services, adds whether they have all arrived:
-    ready means "can serve", settled means "serves the latest data" too. `about` is what
-    the process says of itself besides (its code's version, since when it runs).
-    """
-    blueprint = Blueprint("health", __name__)
-
-    @blueprint.get("/healthz")
-    async def healthz() -> Any:
-        return jsonify({"status": "ok"})
-
-    @blueprint.get("/readyz")
-    async def readyz() -> Any:
-        # Every check at once: readiness takes as long as the slowest, not the sum.
-        results = await asyncio.gather(*(_timed(check) for check in checks.values()))
-        states = dict(zip(checks, results, strict=True))
-        ready = all(state.get("ok") for state in states.values())
-        body: dict[str, Any] = {"status": "ready" if ready else "degraded", "dependencies": states}
-        body.update(about or {})
-        if settled is not None:
-            body["settled"] = settled(states)
-        return jsonify(body), 200 if ready else 503
-
-    return blueprint
-
-
-async def _timed(check: Check) -> dict[str, Any]:
-    """Run one check and add how long it took (ms), unless it says so itself."""
-    started = time.perf_counter()
-    state = dict(await check())
-    state.setdefault("ms", round((time.perf_counter() - started) * 1000, 1))
-    return state

@@ -10,7 +10,7 @@ from typing import Any
 from quart import Quart
 
 from chassis import metrics, web
-from chassis.web import health_blueprint
+from chassis.health import health_blueprint
 from workshop import logs, tracing
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from chassis import web
+from chassis import bodies
 from gateway import client
 from workshop import config
 
@@ -41,7 +41,7 @@ async def proxy(service: str, **_: Any) -> Response:
     if service == "recommend":
         service = client.recommend_service()
     long_call = request.path == "/api/ingest"
-    body = await web.body_within(
+    body = await bodies.body_within(
         request, config.MAX_INGEST_BYTES if long_call else config.MAX_JSON_BYTES
     )
     response = await client.call(

@@ -6,7 +6,8 @@ from typing import Any
 
 from quart import Blueprint, flash, jsonify, redirect, render_template, request, session, url_for
 
-from chassis.web import checked_login, json_object
+from chassis.bodies import json_object
+from chassis.web import checked_login
 from gateway import client
 from workshop.contract import ApiError, string_field
 from workshop.web.policy import local_path

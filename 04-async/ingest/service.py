@@ -4,8 +4,9 @@ from typing import Any
 
 from quart import Blueprint, g, jsonify, request
 
+from chassis.bodies import ingest_request
 from chassis.service import Service
-from chassis.web import api_auth_required, ingest_request
+from chassis.web import api_auth_required
 from ingest import jobs
 from workshop import roles
 from workshop.contract import not_found

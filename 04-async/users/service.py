@@ -5,8 +5,9 @@ from typing import Any
 
 from quart import Blueprint, g, jsonify, request
 
+from chassis.bodies import json_object
 from chassis.service import Service
-from chassis.web import api_auth_required, json_object
+from chassis.web import api_auth_required
 from users import store
 from workshop import contract, tokens
 from workshop.contract import ApiError, string_field

@@ -105,7 +105,7 @@ def _load_user() -> None:
         g.user, g.token = session.get("user"), session.get("token")
     # A signature proves who a token was issued to, not that the user still exists (an
     # emptied store): where the app can tell (`known_user`), a user it does not know is
-    # nobody. Without one (03's services but users), the front door has decided.
+    # nobody. Without one (a service but users), the front door has decided.
     known_user = current_app.extensions.get("known_user")
     if g.user and known_user and not known_user(g.user, g.token):
         g.user = g.token = None
