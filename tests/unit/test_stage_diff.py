@@ -247,7 +247,8 @@ def test_the_04_readme_says_how_much_of_03_to_04_is_the_async_step() -> None:
 
 def test_03_to_04_shows_the_chassis_ports_of_the_shared_package() -> None:
     """04's chassis/queries.py, web.py, bodies.py and health.py port workshop/queries.py and
-    workshop/web's modules, which 03 imports: the diff pairs them (ported), so no chassis file of 04 reads as new."""
+    workshop/web's modules, which 03 imports: the diff pairs them (ported), so no chassis
+    file of 04 reads as new."""
     step = stage_diff(stages.get_stage("03").path, stages.get_stage("04").path)
     ported = {f.new_path: f.old_path for f in step.with_status("ported")}
     assert ported == {
