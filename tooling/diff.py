@@ -132,8 +132,9 @@ class _Content:
 
 # What `--async-only` reads as the same line in 03 and 04: the async keywords, and the
 # async libraries as their blocking twins (Quart is Flask's, aiohttp's session is requests',
-# PyMongo's async client its blocking one, asyncio's sleep, Event and Lock time's and
-# threading's). What is left is the rest of the step.
+# PyMongo's async client its blocking one, purgatory's async breakers its sync ones,
+# asyncio's sleep, Event and Lock time's and threading's). What is left is the rest of the
+# step.
 ASYNC_TWINS = (
     (re.compile(r"\basync (def|with|for)\b"), r"\1"),
     (re.compile(r"\basyncio\.sleep\b"), "time.sleep"),
@@ -141,8 +142,9 @@ ASYNC_TWINS = (
     (re.compile(r"\bawait "), ""),
     (re.compile(r"\basync_(?=\w)"), ""),  # db.async_database, async_ping
     (re.compile(r"\bQuart\b"), "Flask"),
-    (re.compile(r"\bquart\b"), "flask"),
-    (re.compile(r"\baiohttp\b"), "requests"),
+    (re.compile(r"(?<![A-Za-z0-9])quart\b"), "flask"),  # quart, and create_quart, init_quart
+    (re.compile(r"(?<![A-Za-z0-9])aiohttp\b"), "requests"),  # and instrument_aiohttp
+    (re.compile(r"\bAsyncCircuitBreakerFactory\b"), "SyncCircuitBreakerFactory"),  # purgatory
     (re.compile(r"\bClientSession\b"), "Session"),
     (re.compile(r"\bAsyncMongoClient\b"), "MongoClient"),
     (re.compile(r"\bAsyncDatabase\b"), "Database"),

@@ -98,7 +98,7 @@ class Registry:
                 return cached[1]
         try:
             keys = self.client.scan_iter(match=f"{PREFIX}:{service}:*", count=100)
-            addresses = sorted(key.decode().split(":", 2)[2] for key in keys)
+            addresses = sorted([key.decode().split(":", 2)[2] for key in keys])
         except redis.RedisError:
             # No registry to ask: keep the last known instances (or none: the gateway then
             # falls back to the addresses it was started with).

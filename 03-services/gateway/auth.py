@@ -27,7 +27,8 @@ def authenticate(username: str, password: str) -> str | None:
 
 @bp.post("/api/tokens")
 def api_token() -> Any:
-    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    credentials = ("username", "password")
+    data = json_object(request, allowed=credentials, required=credentials)
     username, password = string_field(data, "username"), string_field(data, "password")
     token = checked_login(username, lambda: authenticate(username, password))
     if token is None:
@@ -45,7 +46,8 @@ def start_session(username: str, token: str) -> None:
 @bp.route("/register", methods=("GET", "POST"))
 def register() -> Any:
     if request.method == "POST":
-        username, password = request.form.get("username", ""), request.form.get("password", "")
+        form = request.form
+        username, password = form.get("username", ""), form.get("password", "")
         try:
             create_account(username, password)
         except ApiError as error:
@@ -65,12 +67,14 @@ def register() -> Any:
 def login() -> Any:
     next_page = request.values.get("next", "")
     if request.method == "POST":
-        username, password = request.form.get("username", ""), request.form.get("password", "")
+        form = request.form
+        username, password = form.get("username", ""), form.get("password", "")
         try:
             token = checked_login(username, lambda: authenticate(username, password))
         except ApiError as error:  # 429: too many failed logins
             flash(error.message[:1].upper() + error.message[1:] + ".", "error")
-            return render_template("login.html", next=next_page), error.status, error.headers
+            page = render_template("login.html", next=next_page)
+            return page, error.status, error.headers
         if token:
             start_session(username, token)
             return redirect(local_path(next_page) or url_for("pages.index"))

@@ -20,16 +20,16 @@ POPULAR_TAGS_SHOWN = 20
 @bp.get("/")
 def index() -> Any:
     # The home page is composed from two services; each may fail without failing the page.
-    notice = None
+    notice = tags_notice = None
     try:
-        recommendations, topics = client.recommendations(12)
+        recommended = client.recommendations(12)
     except ApiError:
-        recommendations, topics = [], []
-        notice = "Recommendations are unavailable right now."
+        recommended, notice = ([], []), "Recommendations are unavailable right now."
     try:
         popular_tags = client.tag_counts(POPULAR_TAGS_SHOWN)
     except ApiError:
-        popular_tags = []
+        popular_tags, tags_notice = [], "Popular tags are unavailable right now."
+    recommendations, topics = recommended
     return render_template(
         "index.html",
         recommendations=recommendations,
@@ -37,6 +37,7 @@ def index() -> Any:
         topics=topics,
         popular_tags=popular_tags,
         notice=notice,
+        tags_notice=tags_notice,
     )
 
 
@@ -50,20 +51,27 @@ def search() -> Any:
     except ApiError as error:
         if error.status != 400:
             raise
-        return render_template("search.html", query=query, results=None, error=error.message), 400
+        page = render_template("search.html", query=query, results=None, error=error.message)
+        return page, 400
     return render_template("search.html", query=results["query"], results=results, error=None)
 
 
 @bp.get("/posts/<post_id>")
 def post(post_id: str) -> Any:
-    found = client.get_post(post_id) if is_valid_post_id(post_id) else None
+    if not is_valid_post_id(post_id):
+        abort(404, "No post with that id.")
+    found = client.get_post(post_id)
     if found is None:
         abort(404, "No post with that id.")
-    my_tags = client.user_tags(post_id) if g.user else []
+    tags_notice = None
+    try:
+        my_tags = client.user_tags(post_id) if g.user else []
+    except ApiError:
+        my_tags, tags_notice = [], "Your tags are unavailable right now."
     # Read your own writes: tag (the owner) has the user's tags at once, search's copy a
     # moment later, so a tag the user just added shows on the page the form lands on.
     found["tags"] = with_own_tags(found["tags"], my_tags)
-    return render_template("post.html", post=found, my_tags=my_tags)
+    return render_template("post.html", post=found, my_tags=my_tags, tags_notice=tags_notice)
 
 
 @bp.post("/posts/<post_id>/tags")
@@ -100,10 +108,12 @@ def tag(tag: str) -> Any:
 def preferences() -> Any:
     if request.method == "POST":
         try:
-            client.set_topics(contract.checked_topics(request.form.getlist("topics")))
+            topics = request.form.getlist("topics")
+            client.set_topics(contract.checked_topics(topics))
         except ApiError as error:
             flash(error.message, "error")
         else:
             flash("Preferences saved: your recommendations follow them now.", "info")
             return redirect(url_for("pages.index"))
-    return render_template("preferences.html", topics=TOPICS, selected=client.get_topics(g.user))
+    selected = client.get_topics(g.user)
+    return render_template("preferences.html", topics=TOPICS, selected=selected)

@@ -5,10 +5,9 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from chassis.service import Service
-from ingest import store
+from ingest import store, strangler
 from workshop import ingestion, roles
 from workshop.contract import not_found
-from workshop.platform.messages import POST_UPSERTED
 from workshop.web import api_auth_required
 from workshop.web.bodies import ingest_request
 
@@ -41,5 +40,5 @@ service = Service(
     blueprint=bp,
     owns=store.outbox,
     setup=store.setup,
-    follows={POST_UPSERTED: store.on_post_upserted},
+    follows=strangler.FOLLOWS,
 )

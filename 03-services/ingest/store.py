@@ -6,13 +6,12 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import Database, get_db
 from workshop import config, ingestion, queries
 from workshop.documents import Upserted, counted, public_job
 from workshop.domain.posts import POST_FIELDS
-from workshop.platform.messages import POST_UPSERTED, Message, first_version, post_upserted
+from workshop.platform.messages import POST_UPSERTED, first_version, post_upserted
 
 # What a post.upserted message carries: the post as it is, minus what others own (tags).
 _POST_FIELDS = [f for f in POST_FIELDS if f not in ("id", "tags")]
@@ -63,13 +62,6 @@ def upsert_posts(
 def outbox(database: Database) -> list[Source]:
     """What this service publishes: each post's current state when it changes."""
     return [Source(database.posts, POST_UPSERTED, post_upserted)]
-
-
-def on_post_upserted(database: Database, message: Message) -> None:
-    """In a migration, before the ingest verb moves here: hold each post as the monolith
-    published it, at its version, so our own changes number on from it."""
-    fields = {name: message.payload[name] for name in _POST_FIELDS}
-    apply_versioned(database.posts, message.key, message.version, fields, "version")
 
 
 def create_job(description: str) -> str:

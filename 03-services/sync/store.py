@@ -215,8 +215,8 @@ def waiting(database: Database) -> int:
     recent = {"reported_at": {"$gt": time.time() - REPORTS_EXPIRE_SECONDS}}
     disagree = {"$or": [{"behind": True}, {"ahead": True}]}
     subscribers = database.subscribers.count_documents({**recent, **disagree})
-    owners = database.drained.count_documents({"$or": [{"missing": {"$gt": 0}},
-                                                       {"lacking": True}]})  # fmt: skip
+    short = {"$or": [{"missing": {"$gt": 0}}, {"lacking": True}]}  # lost data, or lacks some
+    owners = database.drained.count_documents(short)
     return subscribers + owners
 
 
@@ -295,15 +295,12 @@ def tell_caught_up(database: Database, publisher: Publisher, subscriber: dict[st
 def deliver(database: Database, publisher: Publisher, subscriber: dict[str, Any]) -> int:
     """Send a subscriber every change of its types after its checkpoint; return how many."""
     sent, checkpoint, types = 0, subscriber["checkpoint"], subscriber["types"]
-    before = database.log.find_one({"seq": {"$lte": checkpoint}, "type": {"$in": types}},
-                                    sort=[("seq", -1)])  # fmt: skip
+    older = {"seq": {"$lte": checkpoint}, "type": {"$in": types}}
+    before = database.log.find_one(older, sort=[("seq", -1)])
     after = before["seq"] if before else 0
     while True:
-        entries = list(
-            database.log.find({"seq": {"$gt": checkpoint}, "type": {"$in": types}})
-            .sort("seq", 1)
-            .limit(MAX_BATCH)
-        )
+        newer = {"seq": {"$gt": checkpoint}, "type": {"$in": types}}
+        entries = database.log.find(newer).sort("seq", 1).limit(MAX_BATCH).to_list()
         if not entries:
             break
         messages = readable(subscriber, [Message.from_dict(e["message"]) for e in entries])
@@ -347,20 +344,25 @@ def on_batch(database: Database, publisher: Publisher, messages: list[Message]) 
             elif message.type == SUBSCRIPTION_DECLARED:
                 payload = message.payload
                 applied = payload.get("applied")
-                subscribe(database, payload["queue"], list(payload["types"]),
-                          bool(payload["replay"]), bool(payload.get("catching_up")),
-                          applied if isinstance(applied, int) else None,
-                          message.version / 1e9, declared_reads(payload))  # fmt: skip
-                # (declared at: time_ns)
+                subscribe(
+                    database,
+                    payload["queue"],
+                    list(payload["types"]),
+                    bool(payload["replay"]),
+                    bool(payload.get("catching_up")),
+                    applied if isinstance(applied, int) else None,
+                    message.version / 1e9,  # declared at (time_ns)
+                    declared_reads(payload),
+                )
             elif message.type == OUTBOX_DRAINED:
                 payload = message.payload
-                again = drained(database, list(payload["types"]), payload.get("held"),
-                                payload.get("digest"))  # fmt: skip
+                types, held = list(payload["types"]), payload.get("held")
+                again = drained(database, types, held, payload.get("digest"))
                 if again:
                     ask = Message(OUTBOX_RESEND, message.source, time.time_ns(),
                                   {"types": again}, "sync")  # fmt: skip
                     publisher.publish([ask], resend_queue(message.source))
-        for subscriber in database.subscribers.find():
+        for subscriber in database.subscribers.find().to_list():
             if subscriber["checkpoint"] >= before:
                 send_new(database, publisher, subscriber, logged)
             else:
@@ -383,11 +385,15 @@ def send_new(
 def replay(database: Database, publisher: Publisher, queue: str) -> int | None:
     """Re-send a subscriber everything from zero (a new version's bootstrap); None if unknown."""
     with _lock:
-        subscriber = database.subscribers.find_one({"_id": queue})
-        if subscriber is None:
-            return None
-        database.subscribers.update_one({"_id": queue}, {"$set": {"checkpoint": 0}})
-        return deliver(database, publisher, {**subscriber, "checkpoint": 0})
+        return _replay(database, publisher, queue)
+
+
+def _replay(database: Database, publisher: Publisher, queue: str) -> int | None:
+    subscriber = database.subscribers.find_one({"_id": queue})
+    if subscriber is None:
+        return None
+    database.subscribers.update_one({"_id": queue}, {"$set": {"checkpoint": 0}})
+    return deliver(database, publisher, {**subscriber, "checkpoint": 0})
 
 
 def subscribers(database: Database) -> list[dict[str, Any]]:
@@ -396,7 +402,7 @@ def subscribers(database: Database) -> list[dict[str, Any]]:
         {"queue": s["_id"], "types": s["types"], "checkpoint": s["checkpoint"],
          "catching_up": bool(s.get("catching_up")),
          "reads": {entry["type"]: entry["versions"] for entry in s.get("reads", [])}}
-        for s in database.subscribers.find().sort("_id", 1)
+        for s in database.subscribers.find().sort("_id", 1).to_list()
     ]  # fmt: skip
 
 

@@ -5,11 +5,11 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from chassis.service import Service
-from tag import store
+from tag import store, strangler
 from workshop import contract
 from workshop.contract import not_found
 from workshop.domain.posts import is_valid_post_id
-from workshop.platform.messages import POST_UPSERTED, TAGGINGS_CHANGED
+from workshop.platform.messages import POST_UPSERTED
 from workshop.web import api_auth_required
 from workshop.web.bodies import json_object
 
@@ -55,7 +55,7 @@ service = Service(
     name="tag",
     blueprint=bp,
     subscribes={POST_UPSERTED: store.on_post_upserted},
-    follows={TAGGINGS_CHANGED: store.on_taggings_changed},
+    follows=strangler.FOLLOWS,
     owns=store.outbox,
     setup=store.setup,
 )

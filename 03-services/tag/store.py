@@ -41,7 +41,8 @@ def add_tag(post_id: str, tag: str, user: str) -> None:
 
 def remove_tag(post_id: str, tag: str, user: str) -> None:
     """Withdraw a user's tag; count it down and mark the post's counts for publishing."""
-    if get_db().taggings.delete_one({"post_id": post_id, "tag": tag, "user": user}).deleted_count:
+    tagging = {"post_id": post_id, "tag": tag, "user": user}
+    if get_db().taggings.delete_one(tagging).deleted_count:
         get_db().counts.update_one({"_id": post_id}, changed_inc({f"counts.{tag}": -1}))
         queries.store_tag_total(get_db().taggings, get_db().tag_totals, tag)
         nudge()
@@ -50,7 +51,7 @@ def remove_tag(post_id: str, tag: str, user: str) -> None:
 def user_tags(post_id: str, user: str) -> list[str]:
     """Return the tags a user gave a post."""
     taggings = get_db().taggings.find({"post_id": post_id, "user": user}, {"tag": 1})
-    return sorted(t["tag"] for t in taggings)
+    return sorted(t["tag"] for t in taggings.to_list())
 
 
 def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
@@ -61,27 +62,6 @@ def tag_counts(limit: int = 0) -> list[dict[str, Any]]:
 def outbox(database: Database) -> list[Source]:
     """What this service publishes: a post's tag counts, whenever they change."""
     return [Source(database.counts, TAGS_CHANGED, lambda d: {"tags": tag_list(d["counts"])})]
-
-
-def on_taggings_changed(database: Database, message: Message) -> None:
-    """In a migration, before the tag verb moves here: hold a post's taggings and counts as
-    the monolith published them, at its version, so our own changes number on from it."""
-    post_id, taggers = message.key, message.payload["taggings"]
-    known = database.counts.find_one({"_id": post_id}, {"version": 1})
-    if known and known.get("version", 0) >= message.version:
-        return  # as new or newer already: a duplicate, or out of order
-    before = {t["tag"] for t in database.taggings.find({"post_id": post_id}, {"tag": 1})}
-    database.taggings.delete_many({"post_id": post_id})
-    taggings = [{"post_id": post_id, "tag": tag, "user": user}
-                for tag, users in taggers.items() for user in users]  # fmt: skip
-    if taggings:
-        database.taggings.insert_many(taggings)
-    counts = {tag: len(users) for tag, users in taggers.items()}
-    database.counts.update_one({"_id": post_id},
-                               {"$set": {"counts": counts, "version": message.version}},
-                               upsert=True)  # fmt: skip
-    for tag in before | set(counts):
-        queries.store_tag_total(database.taggings, database.tag_totals, tag)
 
 
 def on_post_upserted(database: Database, message: Message) -> None:

@@ -5,35 +5,37 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from chassis.service import Service
-from users import store
+from users import store, strangler
 from workshop import contract, tokens
 from workshop.contract import ApiError, string_field
 from workshop.domain import accounts
-from workshop.platform.messages import ACCOUNT_CHANGED
 from workshop.web import api_auth_required
 from workshop.web.bodies import json_object
 
 bp = Blueprint("users", __name__, url_prefix="/api")
+CREDENTIALS = ("username", "password")
 
 
 @bp.post("/users")
 def register() -> Any:
-    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    data = json_object(request, allowed=CREDENTIALS, required=CREDENTIALS)
     username, password = string_field(data, "username"), string_field(data, "password")
     problem = accounts.username_problem(username) or accounts.password_problem(password, username)
     if problem:
         raise ApiError(400, "invalid_credentials", problem)
-    if not store.create_user(username, accounts.hash_password(password)):
+    password_hash = accounts.hash_password(password)
+    if not store.create_user(username, password_hash):
         raise ApiError(409, "username_taken", f"the username {username!r} is taken")
     return jsonify({"username": username}), 201
 
 
 @bp.post("/tokens")
 def issue_token() -> Any:
-    data = json_object(request, allowed=("username", "password"), required=("username", "password"))
+    data = json_object(request, allowed=CREDENTIALS, required=CREDENTIALS)
     username, password = string_field(data, "username"), string_field(data, "password")
     user = store.get_user(username)
-    if not accounts.check_login(user["password_hash"] if user else None, password):
+    password_hash = user["password_hash"] if user else None
+    if not accounts.check_login(password_hash, password):
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     return jsonify({"token": tokens.issue(username)})
 
@@ -51,5 +53,5 @@ service = Service(
     name="users",
     blueprint=bp,
     owns=store.outbox,
-    follows={ACCOUNT_CHANGED: store.on_account_changed},
+    follows=strangler.FOLLOWS,
 )

@@ -4,10 +4,9 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from chassis.messaging.inbox import apply_versioned
 from chassis.messaging.outbox import Source, changed, nudge
 from chassis.service import Database, get_db
-from workshop.platform.messages import PREFERENCES_UPDATED, Message, first_version
+from workshop.platform.messages import PREFERENCES_UPDATED, first_version
 
 
 def create_user(username: str, password_hash: str) -> bool:
@@ -56,11 +55,3 @@ def outbox(database: Database) -> list[Source]:
             database.users, PREFERENCES_UPDATED, lambda u: {"user": u["_id"], "topics": u["topics"]}
         )
     ]
-
-
-def on_account_changed(database: Database, message: Message) -> None:
-    """In a migration, before the users verb moves here: hold the account as the monolith
-    published it, at its version, so our own changes number on from it."""
-    account = {"password_hash": message.payload["password_hash"],
-               "topics": message.payload["topics"]}  # fmt: skip
-    apply_versioned(database.users, message.key, message.version, account, "version")

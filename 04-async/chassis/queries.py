@@ -151,9 +151,7 @@ async def _term_walk(posts: AsyncCollection, term: str, length: int) -> list[dic
     return [{"id": document["_id"], "score": document["score"]} for document in found]
 
 
-async def recommendations(
-    posts: AsyncCollection, topics: list[str], limit: int
-) -> list[dict[str, Any]]:
+async def recommendations(posts: AsyncCollection, topics: list[str], limit: int) -> list[dict[str, Any]]:
     """Return recommended posts, best first: those meeting the preferred topics first.
 
     Two reads in rank order, each stopping after `limit` posts (the rank index): the best

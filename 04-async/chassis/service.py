@@ -156,9 +156,7 @@ def create_service(
         runtime.consumer = Consumer(
             queue_name,
             handlers,
-            functools.partial(_in_context, app, service.batch_handler)
-            if service.batch_handler
-            else None,
+            functools.partial(_in_context, app, service.batch_handler) if service.batch_handler else None,
             reads=service.reads,
         )
 
@@ -208,9 +206,7 @@ async def start_workers(service: Service, runtime: Runtime) -> None:
         await runtime.heartbeat.start()
 
 
-async def declare_periodically(
-    queue_name: str, types: list[str], runtime: Runtime, replay: bool
-) -> None:
+async def declare_periodically(queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
     """Tell sync what we subscribe to at start, and again now and then.
 
     Declaring again costs little and heals a sync service that restarted without its
@@ -225,9 +221,7 @@ async def declare_periodically(
         await asyncio.sleep(REDECLARE_SECONDS)
 
 
-async def declare_subscription(
-    queue_name: str, types: list[str], runtime: Runtime, replay: bool
-) -> None:
+async def declare_subscription(queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
     """Ask sync for these message types; `replay` asks for every change so far too.
 
     Until the replay is applied, each declaration also asks sync to say when it has sent

@@ -66,9 +66,7 @@ def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
-    app.jinja_env.filters.update(
-        datetime=format_timestamp, reddit_link=reddit_link, web_link=web_link
-    )
+    app.jinja_env.filters.update(datetime=format_timestamp, reddit_link=reddit_link, web_link=web_link)
     app.jinja_env.globals.update(csrf_token=csrf_token, highlight=highlight, snippet=snippet)
 
     @app.context_processor

@@ -28,7 +28,9 @@ from workshop.platform.instances import Admissions
 
 # The stage's Procfile is its one list of services: a line there, and the gateway calls,
 # checks (/readyz) and counts (/metrics) one more.
-SERVICES = procfile.services(Path(__file__).resolve().parents[1] / "Procfile")
+SERVICES = procfile.services(
+    Path(__file__).resolve().parents[1] / config.env(procfile.PROCFILE_ENV, procfile.DEFAULT)
+)
 BREAKER_THRESHOLD = 5
 BREAKER_TTL = 5.0
 

@@ -77,9 +77,7 @@ def celery_settings() -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         # Celery beat: what it sends when, and where it remembers when it last sent it.
-        "beat_schedule": {
-            "retag-topics": {"task": "ingest.retag_topics", "schedule": retag_seconds()}
-        },
+        "beat_schedule": {"retag-topics": {"task": "ingest.retag_topics", "schedule": retag_seconds()}},
         "beat_schedule_filename": str(run_dir / "celerybeat-schedule"),
     }
     run_dir.mkdir(parents=True, exist_ok=True)

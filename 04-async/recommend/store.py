@@ -37,9 +37,7 @@ async def on_post_upserted(
 async def on_tags_changed(database: AsyncDatabase, message: Message) -> None:
     """Keep the post's latest tags (they can match a user's topics)."""
     tags = message.payload["tags"]
-    await apply_versioned(
-        database.posts, message.key, message.version, {"tags": tags}, "tags_version"
-    )
+    await apply_versioned(database.posts, message.key, message.version, {"tags": tags}, "tags_version")
 
 
 async def on_preferences_updated(database: AsyncDatabase, message: Message) -> None:

@@ -39,6 +39,4 @@ async def on_post_upserted(database: AsyncDatabase, message: Message) -> None:
 async def on_tags_changed(database: AsyncDatabase, message: Message) -> None:
     """Keep the post's latest tag counts."""
     tags = message.payload["tags"]
-    await apply_versioned(
-        database.posts, message.key, message.version, {"tags": tags}, "tags_version"
-    )
+    await apply_versioned(database.posts, message.key, message.version, {"tags": tags}, "tags_version")

@@ -63,9 +63,7 @@ from workshop.platform.schemas import FIRST
 
 # One writer at a time: the consumer's batches and the admin replay call share the log.
 # One lock per event loop: an asyncio.Lock belongs to the loop it first waits on.
-_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = (
-    weakref.WeakKeyDictionary()
-)
+_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
 
 
 def _lock() -> asyncio.Lock:
@@ -231,8 +229,8 @@ async def waiting(database: AsyncDatabase) -> int:
     recent = {"reported_at": {"$gt": time.time() - REPORTS_EXPIRE_SECONDS}}
     disagree = {"$or": [{"behind": True}, {"ahead": True}]}
     subscribers = await database.subscribers.count_documents({**recent, **disagree})
-    owners = await database.drained.count_documents({"$or": [{"missing": {"$gt": 0}},
-                                                             {"lacking": True}]})  # fmt: skip
+    short = {"$or": [{"missing": {"$gt": 0}}, {"lacking": True}]}  # lost data, or lacks some
+    owners = await database.drained.count_documents(short)
     return subscribers + owners
 
 
@@ -307,16 +305,14 @@ async def tell_caught_up(
     through = latest["seq"] if latest else 0
     message = Message(CAUGHT_UP, subscriber["_id"], time.time_ns(), {"through": through}, "sync")
     await publisher.publish([message], subscriber["_id"])
-    await database.subscribers.update_one(
-        {"_id": subscriber["_id"]}, {"$set": {"catching_up": False}}
-    )
+    await database.subscribers.update_one({"_id": subscriber["_id"]}, {"$set": {"catching_up": False}})
 
 
 async def deliver(database: AsyncDatabase, publisher: Publisher, subscriber: dict[str, Any]) -> int:
     """Send a subscriber every change of its types after its checkpoint; return how many."""
     sent, checkpoint, types = 0, subscriber["checkpoint"], subscriber["types"]
-    before = await database.log.find_one({"seq": {"$lte": checkpoint}, "type": {"$in": types}},
-                                         sort=[("seq", -1)])  # fmt: skip
+    older = {"seq": {"$lte": checkpoint}, "type": {"$in": types}}
+    before = await database.log.find_one(older, sort=[("seq", -1)])
     after = before["seq"] if before else 0
     while True:
         newer = {"seq": {"$gt": checkpoint}, "type": {"$in": types}}
@@ -332,9 +328,7 @@ async def deliver(database: AsyncDatabase, publisher: Publisher, subscriber: dic
     return sent
 
 
-async def _sent(
-    database: AsyncDatabase, queue: str, checkpoint: int, sent_through: int | None
-) -> None:
+async def _sent(database: AsyncDatabase, queue: str, checkpoint: int, sent_through: int | None) -> None:
     """Record how far a subscriber has been brought, and the last change sent to it (in
     the second it was sent: an idle subscriber's report is compared with these)."""
     changes: dict[str, Any] = {"$max": {"checkpoint": checkpoint}}
@@ -366,15 +360,20 @@ async def on_batch(database: AsyncDatabase, publisher: Publisher, messages: list
             elif message.type == SUBSCRIPTION_DECLARED:
                 payload = message.payload
                 applied = payload.get("applied")
-                await subscribe(database, payload["queue"], list(payload["types"]),
-                                bool(payload["replay"]), bool(payload.get("catching_up")),
-                                applied if isinstance(applied, int) else None,
-                                message.version / 1e9, declared_reads(payload))  # fmt: skip
-                # (declared at: time_ns)
+                await subscribe(
+                    database,
+                    payload["queue"],
+                    list(payload["types"]),
+                    bool(payload["replay"]),
+                    bool(payload.get("catching_up")),
+                    applied if isinstance(applied, int) else None,
+                    message.version / 1e9,  # declared at (time_ns)
+                    declared_reads(payload),
+                )
             elif message.type == OUTBOX_DRAINED:
                 payload = message.payload
-                again = await drained(database, list(payload["types"]), payload.get("held"),
-                                      payload.get("digest"))  # fmt: skip
+                types, held = list(payload["types"]), payload.get("held")
+                again = await drained(database, types, held, payload.get("digest"))
                 if again:
                     ask = Message(OUTBOX_RESEND, message.source, time.time_ns(),
                                   {"types": again}, "sync")  # fmt: skip
@@ -421,9 +420,7 @@ async def _replay(database: AsyncDatabase, publisher: Publisher, queue: str) -> 
     return await deliver(database, publisher, {**subscriber, "checkpoint": 0})
 
 
-async def answer_replay(
-    database: AsyncDatabase, publisher: Publisher, request: dict[str, Any]
-) -> None:
+async def answer_replay(database: AsyncDatabase, publisher: Publisher, request: dict[str, Any]) -> None:
     """Replay for a task that asked (the lock held), and tell it on its own queue how many
     changes were sent (None: no such subscriber)."""
     sent = await _replay(database, publisher, str(request["queue"]))

@@ -52,4 +52,8 @@ async def preferences() -> Any:
     return jsonify({"topics": await store.get_topics(g.user)})
 
 
-service = Service(name="users", blueprint=bp, owns=store.outbox)
+service = Service(
+    name="users",
+    blueprint=bp,
+    owns=store.outbox,
+)

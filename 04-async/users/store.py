@@ -51,7 +51,5 @@ async def get_topics(username: str | None) -> list[str]:
 def outbox(database: AsyncDatabase) -> list[Source]:
     """What this service publishes: a user's preferences, whenever they change."""
     return [
-        Source(
-            database.users, PREFERENCES_UPDATED, lambda u: {"user": u["_id"], "topics": u["topics"]}
-        )
+        Source(database.users, PREFERENCES_UPDATED, lambda u: {"user": u["_id"], "topics": u["topics"]})
     ]

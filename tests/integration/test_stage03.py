@@ -10,6 +10,7 @@ import datetime
 import importlib.metadata
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +116,35 @@ def test_the_home_page_degrades_without_recommend_and_recovers(stage):
         within=SETTLE_WITHIN,
     )
     assert len(answer.json()["items"]) == 12
+
+
+def test_the_pages_degrade_without_tag_and_say_what_is_missing(stage):
+    url = front(stage)
+    username, _ = register(url)
+    post_id = requests.get(f"{url}/api/search", params={"q": "flask"}, timeout=scaled(10)).json()[
+        "items"
+    ][0]["id"]
+    browser = requests.Session()  # the pages, as a browser uses them: a session cookie
+    form = browser.get(f"{url}/login", timeout=scaled(10)).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    credentials = {"username": username, "password": "correct horse", "csrf_token": csrf}
+    landed = browser.post(f"{url}/login", data=credentials, timeout=scaled(10))
+    assert f"Signed in as <b>{username}</b>" in landed.text
+    stage.stop_process("tag")
+    try:
+        home = browser.get(url, timeout=scaled(10))
+        assert home.status_code == 200 and "Popular tags are unavailable right now." in home.text
+        page = browser.get(f"{url}/posts/{post_id}", timeout=scaled(10))
+        assert page.status_code == 200 and "Your tags are unavailable right now." in page.text
+    finally:
+        stage.restart_process("tag")
+    assert settled(stage)
+    page = eventually(
+        lambda: browser.get(f"{url}/posts/{post_id}", timeout=scaled(10)),
+        lambda answer: "Your tags are unavailable" not in answer.text,
+        within=SETTLE_WITHIN,
+    )
+    assert page.status_code == 200
 
 
 def test_the_version_header_picks_recommend_and_the_canary_splits_traffic(stage):

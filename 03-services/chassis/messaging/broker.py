@@ -35,12 +35,15 @@ class Publisher:
         sequence of the last change sent to this queue before this batch, so a subscriber
         can tell when a batch went missing.
         """
-        if not messages:
-            return
-        with tracing.producing(messages, queue_name) as sent, self._lock:  # a span each, traced
-            body: dict[str, Any] = {"messages": [message.to_dict() for message in sent]}
-            if after is not None:
-                body["after"] = after
+        if messages:
+            with tracing.producing(messages, queue_name) as sent:  # a span each, when traced
+                self._publish(sent, queue_name, after)
+
+    def _publish(self, messages: list[Message], queue_name: str, after: int | None) -> None:
+        body: dict[str, Any] = {"messages": [message.to_dict() for message in messages]}
+        if after is not None:
+            body["after"] = after
+        with self._lock:
             producer = self._connection.Producer(serializer="json")
             publish = self._connection.ensure(producer, producer.publish, max_retries=3)
             publish(body, exchange="", routing_key=queue_name,

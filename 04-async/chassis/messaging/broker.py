@@ -43,16 +43,17 @@ class Publisher:
         self._connection = connect()
         self._lock = threading.Lock()
 
-    async def publish(
-        self, messages: list[Message], queue_name: str, after: int | None = None
-    ) -> None:
-        """Send messages to a queue as one batch (in a thread: kombu blocks).
+    async def publish(self, messages: list[Message], queue_name: str, after: int | None = None) -> None:
+        """Send messages to a queue as one batch, retrying the connection briefly.
 
-        `after` (sync's deliveries): the log sequence of the last change sent to this queue
-        before this batch, so a subscriber can tell when a batch went missing.
+        Each envelope stays whole inside the batch; batching only saves trips when a
+        whole dataset moves (a bootstrap, a replay). `after` (sync's deliveries): the log
+        sequence of the last change sent to this queue before this batch, so a subscriber
+        can tell when a batch went missing.
         """
         if messages:
             with tracing.producing(messages, queue_name) as sent:  # a span each, when traced
+                # kombu blocks: in a thread, so the loop keeps serving meanwhile.
                 await asyncio.to_thread(self._publish, sent, queue_name, after)
 
     def _publish(self, messages: list[Message], queue_name: str, after: int | None) -> None:
@@ -91,7 +92,6 @@ class Consumer:
     (at-least-once), so handlers must be idempotent. A handler that raises puts the
     message back for another try.
 
-
     `reads` says which versions of each type the handlers read (a type not named: its
     first version). A message it must handle in another version, or whose payload breaks
     its schema, goes to the queue's dead-letter queue with the reason, for a person to
@@ -115,9 +115,7 @@ class Consumer:
         self._connection: kombu.Connection | None = None  # the consuming one, in its thread
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"consumer-{queue_name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"consumer-{queue_name}", daemon=True)
         self.handled = 0
         self.in_flight = 0  # messages taken from the queue and not yet acknowledged
         self.applied = 0  # the highest log sequence among the messages handled so far
