@@ -162,6 +162,17 @@ def async_twin(line: str) -> str:
     return line
 
 
+def _primary(expression: str) -> bool:
+    # A name, call, subscript or attribute: no space outside brackets (`a if b else c` is
+    # not one, and its parentheses stay).
+    depth = 0
+    for char in expression:
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(char, 0)
+        if depth == 0 and char == " ":
+            return False
+    return True
+
+
 def _without_await_parentheses(line: str) -> str:
     # `(await answer_of(r))["items"]` is `answer_of(r)["items"]`: the parentheses are there
     # only because `await` binds looser than a subscript or an attribute.
@@ -174,7 +185,7 @@ def _without_await_parentheses(line: str) -> str:
                 end = index
                 break
         called = start > 0 and (line[start - 1].isalnum() or line[start - 1] in "_)]")
-        if end is None or called:
+        if end is None or called or not _primary(line[start + len("(await ") : end]):
             start = line.find("(await ", start + 1)
             continue
         line = line[:start] + line[start + 1 : end] + line[end + 1 :]

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
@@ -84,7 +84,7 @@ class Runtime:
     consumer: Consumer | None = None
     relay: Relay | None = None
     heartbeat: Heartbeat | None = None
-    declarer: "Declarer | None" = None
+    declarer: threading.Event | None = None  # set: the declarer stops
     # Set at start when a subscriber's store is empty: it waits for its replay.
     bootstrapping: bool = False
     # The log sequence sync named when it had sent the replay (None: not heard yet).
@@ -125,7 +125,7 @@ def get_db() -> Database:
 def create_service(
     service: Service, import_name: str, test_config: dict[str, Any] | None = None
 ) -> Flask:
-    """Create the service's app, open its store, and start its consumer and relay."""
+    """Create the service's app, open its store, and start its workers."""
     # INSTANCE runs one more copy with its own queue and store (embedded stores can't be
     # shared): sync feeds it like any subscriber, and the registry lists it under the
     # service's name, so the gateway spreads calls over both.
@@ -138,17 +138,10 @@ def create_service(
     latency.delay_answers(app, service.name)  # WORKSHOP_LATENCY_MS, off by default
     app.config.setdefault("DATABASE_NAME", queue_name)
     app.config.setdefault("START_WORKERS", True)
-    runtime = Runtime(
-        databases.database(app.config["DATABASE_NAME"]), Publisher(), waiting=service.waiting
-    )
+    runtime = Runtime(None, Publisher(), waiting=service.waiting)
     app.extensions["service"] = runtime
-    if service.setup:
-        with app.app_context():
-            service.setup(runtime.database)
     app.register_blueprint(service.blueprint)
-    if strangler.routes_file() and service.follows:
-        # In a migration: follow the monolith until the verb moves here, then own the data.
-        service = replace(service, subscribes={**service.subscribes, **service.follows})
+    service = strangler.following(service)  # in a migration: the monolith's data too
     checks = _checks(runtime, bool(service.subscribes)) | service.checks
     app.register_blueprint(health_blueprint(checks, about=about()))  # + version, started
     app.add_url_rule("/stats", "stats", functools.partial(_stats, runtime, queue_name))
@@ -161,23 +154,24 @@ def create_service(
         }
         if service.subscribes:
             handlers[CAUGHT_UP] = runtime.on_caught_up
-        runtime.consumer = Consumer(
-            queue_name,
-            handlers,
-            functools.partial(_in_context, app, service.batch_handler)
-            if service.batch_handler
-            else None,
-            reads=service.reads,
-        )
-    if service.owns:
-        sources = service.owns(runtime.database)
-        if strangler.routes_file() and not service.old_system:
-            # In a migration the monolith owns everything until the verb moves here.
-            owned = functools.partial(strangler.has_moved, service.name)
-            sources = [replace(source, active=owned) for source in sources]
-        runtime.relay = Relay(service.name, sources, runtime.publisher)
-    if app.config["START_WORKERS"]:
-        start_workers(service, runtime)
+        batch = service.batch_handler
+        batch_handler = functools.partial(_in_context, app, batch) if batch else None
+        runtime.consumer = Consumer(queue_name, handlers, batch_handler, reads=service.reads)
+
+    def open_store_and_start() -> None:
+        # The blocking client serves every thread: open it at once (04 opens its async one
+        # on the loop that serves, when serving starts).
+        runtime.database = databases.database(app.config["DATABASE_NAME"])
+        if service.setup:
+            with app.app_context():
+                service.setup(runtime.database)
+        if service.owns:
+            sources = strangler.owned_by(service, service.owns(runtime.database))
+            runtime.relay = Relay(service.name, sources, runtime.publisher)
+        if app.config["START_WORKERS"]:
+            start_workers(service, runtime)
+
+    open_store_and_start()
     return app
 
 
@@ -192,10 +186,14 @@ def start_workers(service: Service, runtime: Runtime) -> None:
         _keep_position(runtime.consumer, runtime.database)
         runtime.consumer.start()
         if service.subscribes:
-            runtime.declarer = Declarer(
-                runtime.consumer.queue_name, list(service.subscribes), runtime, replay=empty
+            declaring = threading.Thread(
+                target=declare_periodically,
+                args=(runtime.consumer.queue_name, list(service.subscribes), runtime, empty),
+                name="declarer",
+                daemon=True,
             )
-            runtime.declarer.start()
+            runtime.declarer = threading.Event()  # set: the declarer stops
+            declaring.start()
     # Last: an instance that starts empty knows it by now, so it registers only once its
     # replay is in (its first heartbeat came before, and the gateway sent it calls).
     url, address = registry_url(), advertise_url()
@@ -205,27 +203,19 @@ def start_workers(service: Service, runtime: Runtime) -> None:
     atexit.register(stop_workers, runtime)
 
 
-class Declarer(threading.Thread):
+def declare_periodically(queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
     """Tell sync what we subscribe to at start, and again now and then.
 
     Declaring again costs little and heals a sync service that restarted without its
     memory (the embedded store): it learns its subscribers back within seconds.
     """
-
-    def __init__(self, queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
-        super().__init__(name=f"declarer-{queue_name}", daemon=True)
-        self.queue_name, self.types, self.runtime = queue_name, types, runtime
-        self.replay = replay
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                declare_subscription(self.queue_name, self.types, self.runtime, self.replay)
-                self.replay = False
-            except Exception:  # the broker is down: try again next round
-                log.warning("could not declare %s to sync", self.queue_name, exc_info=True)
-            self.stopping.wait(REDECLARE_SECONDS)
+    while not runtime.declarer.is_set():
+        try:
+            declare_subscription(queue_name, types, runtime, replay)
+            replay = False
+        except Exception:  # the broker is down: try again next round
+            log.warning("could not declare %s to sync", queue_name, exc_info=True)
+        runtime.declarer.wait(REDECLARE_SECONDS)
 
 
 def declare_subscription(queue_name: str, types: list[str], runtime: Runtime, replay: bool) -> None:
@@ -277,7 +267,7 @@ def stop_workers(runtime: Runtime) -> None:
     if runtime.heartbeat:
         runtime.heartbeat.stop()
     if runtime.declarer:
-        runtime.declarer.stopping.set()
+        runtime.declarer.set()
     if runtime.consumer:
         runtime.consumer.stop()
     if runtime.relay:

@@ -8,12 +8,18 @@ the monolith publishes a verb's data until the verb moves, then the verb's servi
 No file: nothing has moved yet. No variable: no migration, every verb is its service's.
 """
 
+import functools
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workshop import config
+
+if TYPE_CHECKING:  # chassis.service imports this module
+    from chassis.messaging.outbox import Source
+    from chassis.service import Service
 
 ROUTES_ENV = "STRANGLER_ROUTES"
 
@@ -56,3 +62,20 @@ def has_moved(verb: str) -> bool:
     """Tell whether a verb has moved to its service (always, outside a migration)."""
     routes = routes_file()
     return routes is None or verb in read_routes(routes).moved
+
+
+def following(service: "Service") -> "Service":
+    """Return a service that, in a migration, also takes what it `follows` of the monolith's
+    data (a verb's owner-to-be keeps it until the verb moves); else the service as it is."""
+    if routes_file() and service.follows:
+        return replace(service, subscribes={**service.subscribes, **service.follows})
+    return service
+
+
+def owned_by(service: "Service", sources: list["Source"]) -> list["Source"]:
+    """Return a service's outbox sources, which in a migration publish only once the verb
+    has moved here (the monolith owns everything until then)."""
+    if not routes_file() or service.old_system:
+        return sources
+    moved = functools.partial(has_moved, service.name)
+    return [replace(source, active=moved) for source in sources]

@@ -153,12 +153,9 @@ def create_service(
         }
         if service.subscribes:
             handlers[CAUGHT_UP] = runtime.on_caught_up
-        runtime.consumer = Consumer(
-            queue_name,
-            handlers,
-            functools.partial(_in_context, app, service.batch_handler) if service.batch_handler else None,
-            reads=service.reads,
-        )
+        batch = service.batch_handler
+        batch_handler = functools.partial(_in_context, app, batch) if batch else None
+        runtime.consumer = Consumer(queue_name, handlers, batch_handler, reads=service.reads)
 
     @app.before_serving
     async def open_store_and_start() -> None:
@@ -168,7 +165,8 @@ def create_service(
             async with app.app_context():
                 await service.setup(runtime.database)
         if service.owns:
-            runtime.relay = Relay(service.name, service.owns(runtime.database), runtime.publisher)
+            sources = service.owns(runtime.database)
+            runtime.relay = Relay(service.name, sources, runtime.publisher)
         if app.config["START_WORKERS"]:
             await start_workers(service, runtime)
 

@@ -44,7 +44,7 @@ def test_only_the_owner_publishes_and_announces_and_each_type_goes_out(database)
     relay = outbox.Relay("monolith", [source], publisher)
     database.users.insert_one({"_id": "ada", "topics": ["ml"], "version": 7,
                                "outbox_pending": True})  # fmt: skip
-    assert relay.owned() == [] and relay.pending() == 0, "not its data yet: nothing waits"
+    assert relay.sources == [] and relay.pending() == 0, "not its data yet: nothing waits"
     assert relay.digests() == {}
     relay.announce_drained()
     assert publisher.sent[-1].payload["types"] == [], "it tells sync of no type it does not own"

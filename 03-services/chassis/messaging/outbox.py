@@ -115,7 +115,7 @@ class Relay:
 
     def __init__(self, service: str, sources: list[Source], publisher: Publisher) -> None:
         self.service = service
-        self.sources = sources
+        self.every_source = sources
         self.publisher = publisher
         self.published = 0
         self._stop = threading.Event()
@@ -125,7 +125,7 @@ class Relay:
         self._digests: dict[str, list[int]] | None = None  # as last announced (None: redo)
 
     def start(self) -> None:
-        for source in self.sources:
+        for source in self.every_source:
             source.collection.create_index("outbox_pending")
         self._thread.start()
         self.listener.start()
@@ -137,13 +137,14 @@ class Relay:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def owned(self) -> list[Source]:
-        """Return the sources this process owns now (all, but in a migration)."""
-        return [source for source in self.sources if source.active()]
+    @property
+    def sources(self) -> list[Source]:
+        """The sources this process owns now: all, but in a migration (the strangler fig)."""
+        return [source for source in self.every_source if source.active()]
 
     def resend(self, message: Message) -> None:
         """Mark every entity of the types sync asks for pending: they all go out again."""
-        for source in self.owned():
+        for source in self.sources:
             if set(source.types()) & set(message.payload.get("types", [])):
                 log.warning("sync lacks changes of %s: publishing every one again",
                             source.message_type)  # fmt: skip
@@ -153,29 +154,31 @@ class Relay:
     def digests(self) -> dict[str, list[int]]:
         """Return each type's digest (entities, sum of versions), counted again only after
         something was published since (it reads every entity)."""
-        owned = self.owned()
-        if self._digests is None or set(self._digests) != {k for s in owned for k in s.types()}:
-            counted = {
-                s.message_type: digest(
-                    d.get("version", 0)
-                    for d in s.collection.find({}, {"version": 1}, comment=DIGEST_COMMENT)
-                )
-                for s in owned
-            }
-            # A type published alongside another counts the same entities and versions.
-            self._digests = {k: counted[s.message_type] for s in owned for k in s.types()}
+        types = {kind for source in self.sources for kind in source.types()}
+        if self._digests is None or set(self._digests) != types:  # or ownership moved
+            digests = {}
+            for source in self.sources:
+                entities = source.collection.find({}, {"version": 1}, comment=DIGEST_COMMENT)
+                versions = [d.get("version", 0) for d in entities.to_list()]
+                # A type published alongside another counts the same entities and versions.
+                digests.update(dict.fromkeys(source.types(), digest(versions)))
+            self._digests = digests
         return self._digests
 
     def pending(self) -> int:
         """Return how many changes wait to be published."""
-        return sum(s.collection.count_documents({"outbox_pending": True}) for s in self.owned())
+        counts = [s.collection.count_documents({"outbox_pending": True})
+                  for s in self.sources]  # fmt: skip
+        return sum(counts)
 
     def _run(self) -> None:
         idle = IDLE_POLL_SECONDS
         announced: float | None = None  # when we last told sync the outbox was drained
         while not self._stop.is_set():
             try:
-                sent = sum(self.relay_once(source) for source in self.owned())
+                sent = 0
+                for source in self.sources:
+                    sent += self.relay_once(source)
                 due = announced is None or time.monotonic() - announced > DRAINED_EVERY_SECONDS
                 if not sent and due and self.pending() == 0:
                     self.announce_drained()
@@ -193,9 +196,9 @@ class Relay:
         """Tell sync every change this owner holds is published (new subscribers wait for it),
         and how many entities it holds of each type: fewer than sync has logged means this
         owner lost data its subscribers have (sync then says the stage is not settled)."""
-        owned = self.owned()
-        types = [kind for source in owned for kind in source.types()]
-        held = {k: s.collection.estimated_document_count() for s in owned for k in s.types()}
+        types = [kind for source in self.sources for kind in source.types()]
+        held = {kind: s.collection.estimated_document_count()
+                for s in self.sources for kind in s.types()}  # fmt: skip
         payload = {"types": types, "held": held, "digest": self.digests()}
         message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         self.publisher.publish([message], SYNC_QUEUE)
@@ -207,7 +210,8 @@ class Relay:
             "outbox_pending": True,
             "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lt": now}}],
         }
-        batch = [d["_id"] for d in source.collection.find(claimable, {"_id": 1}).limit(MAX_BATCH)]
+        found = source.collection.find(claimable, {"_id": 1}).limit(MAX_BATCH)
+        batch = [d["_id"] for d in found.to_list()]
         if not batch:
             return 0
         # The claim is a conditional write per document (what find_one_and_update does for
@@ -217,15 +221,19 @@ class Relay:
             {"_id": {"$in": batch}, **claimable},
             {"$set": {"lease_owner": owner, "lease_until": now + LEASE_SECONDS}},
         )
-        documents = list(source.collection.find({"_id": {"$in": batch}, "lease_owner": owner}))
+        leased = source.collection.find({"_id": {"$in": batch}, "lease_owner": owner})
         messages = [
             Message(
-                kind, str(d["_id"]), d["version"], payload, self.service,
+                kind,
+                str(d["_id"]),
+                d["version"],
+                payload,
+                self.service,
                 trace=tracing.outbox_trace(d),
             )
-            for d in documents
+            for d in leased.to_list()
             for kind, payload in source.messages(d)
-        ]  # fmt: skip
+        ]
         try:
             self.publisher.publish(messages, SYNC_QUEUE)
         except Exception:

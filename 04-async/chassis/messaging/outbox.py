@@ -24,6 +24,7 @@ from typing import Any
 
 from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
+from workshop.db import AsyncCollection
 from workshop.platform.broker import MAX_BATCH, SYNC_QUEUE
 from workshop.platform.messages import (
     DIGEST_COMMENT,
@@ -91,7 +92,7 @@ def changed_inc(increments: dict[str, int]) -> dict[str, Any]:
 class Source:
     """A collection whose pending documents become messages of one type."""
 
-    collection: Any
+    collection: AsyncCollection
     message_type: str
     payload: Callable[[dict[str, Any]], dict[str, Any]]
 
