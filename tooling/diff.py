@@ -133,17 +133,26 @@ class _Content:
 # What `--async-only` reads as the same line in 03 and 04: the async keywords, and the
 # async libraries as their blocking twins (Quart is Flask's, aiohttp's session is requests',
 # PyMongo's async client its blocking one, purgatory's async breakers its sync ones,
-# asyncio's sleep, Event and Lock time's and threading's). What is left is the rest of the
-# step.
+# asyncio's sleep, Event and Lock time's and threading's, a call in asyncio.to_thread the
+# call itself). What is left is the rest of the step.
 ASYNC_TWINS = (
     (re.compile(r"\basync (def|with|for)\b"), r"\1"),
     (re.compile(r"\basyncio\.sleep\b"), "time.sleep"),
+    # asyncio.to_thread(f, x) is how the loop makes the blocking call f(x).
+    (re.compile(r"\basyncio\.to_thread\(([\w.]+)\)"), r"\1()"),
+    (re.compile(r"\basyncio\.to_thread\(([\w.]+), "), r"\1("),
     (re.compile(r"\basyncio\.(Event|Lock)\b"), r"threading.\1"),
     (re.compile(r"\bawait "), ""),
     (re.compile(r"\basync_(?=\w)"), ""),  # db.async_database, async_ping
     (re.compile(r"\bQuart\b"), "Flask"),
     (re.compile(r"(?<![A-Za-z0-9])quart\b"), "flask"),  # quart, and create_quart, init_quart
     (re.compile(r"(?<![A-Za-z0-9])aiohttp\b"), "requests"),  # and instrument_aiohttp
+    # ... and aiohttp's names for what requests calls otherwise.
+    (re.compile(r"\bClientResponse\b"), "Response"),
+    (re.compile(r"\bClientConnectionError\b"), "ConnectionError"),
+    (re.compile(r"\bClientError\b"), "RequestException"),
+    (re.compile(r"\.status\b(?!_)"), ".status_code"),  # answer.status (both stages alike)
+    (re.compile(r"\bredis\.asyncio\b"), "redis"),  # redis-py's asyncio twin
     (re.compile(r"\bAsyncCircuitBreakerFactory\b"), "SyncCircuitBreakerFactory"),  # purgatory
     (re.compile(r"\bClientSession\b"), "Session"),
     (re.compile(r"\bAsyncMongoClient\b"), "MongoClient"),

@@ -248,8 +248,8 @@ def _keep_position(consumer: Consumer, database: Database) -> None:
     consumer.position = found["seq"] if found else 0
 
     def save(position: int) -> None:
-        database[POSITION].update_one({"_id": consumer.queue_name},
-                                      {"$max": {"seq": position}}, upsert=True)  # fmt: skip
+        further = {"$max": {"seq": position}}  # never back
+        database[POSITION].update_one({"_id": consumer.queue_name}, further, upsert=True)
 
     consumer.on_position = save
 

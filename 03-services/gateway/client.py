@@ -73,19 +73,23 @@ def recommend_service() -> str:
     return f"recommend-v{version}"
 
 
-def call(service: str, method: str, path: str, **kwargs: Any) -> requests.Response:
-    """Call a service; raise UpstreamUnavailable if it cannot answer."""
-    # In a migration (the strangler fig), the monolith answers the verbs not moved yet.
-    with strangler.routed(service) as answering:
-        return _call(answering, method, path, **kwargs)
+@strangler.routing  # in a migration, the monolith answers the verbs not moved yet
+def call(
+    service: str,
+    method: str,
+    path: str,
+    timeout: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """Call a service; raise UpstreamUnavailable if it cannot answer.
 
-
-def _call(service: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+    The timeout is (to connect, to answer): TIMEOUT unless the call says.
+    """
     headers = {**logs.passed_on(), **kwargs.pop("headers", {})}  # the request id goes along
     if g.get("token"):
         headers["Authorization"] = f"Bearer {g.token}"
-    timeout = kwargs.pop("timeout", None) or TIMEOUT
-    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    timeout = timeout or TIMEOUT
+    connect, read = timeout
     deadline = time.monotonic() + read  # a retry fits in the call's time or not at all
     attempts = READ_ATTEMPTS if method == "GET" else 1
     breaker = upstreams().breaker(service)

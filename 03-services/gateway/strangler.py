@@ -13,9 +13,10 @@ calls go on, to the service.
 """
 
 import collections
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -75,6 +76,17 @@ def routed(service: str) -> Iterator[str]:
         yield MONOLITH
     finally:
         _done(verb)
+
+
+def routing(call: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the gateway's call(service, ...) so that each goes where `routed` says."""
+
+    @functools.wraps(call)
+    def routed_call(service: str, *args: Any, **kwargs: Any) -> Any:
+        with routed(service) as answering:
+            return call(answering, *args, **kwargs)
+
+    return routed_call
 
 
 def _done(verb: str) -> None:

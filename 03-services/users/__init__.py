@@ -13,6 +13,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from users.service import service
 
     app = create_service(service, __name__, test_config)
+
+    def known_user(username: str, _token: str | None) -> bool:
+        return store.get_user(username) is not None
+
     # The owner of users refuses a token whose user it does not have (an emptied store).
-    app.extensions["known_user"] = lambda username, _token: store.get_user(username) is not None
+    app.extensions["known_user"] = known_user
     return app

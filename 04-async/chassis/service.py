@@ -249,8 +249,8 @@ async def _keep_position(consumer: Consumer, database: AsyncDatabase) -> None:
     consumer.position = found["seq"] if found else 0
 
     async def save(position: int) -> None:
-        await database[POSITION].update_one({"_id": consumer.queue_name},
-                                            {"$max": {"seq": position}}, upsert=True)  # fmt: skip
+        further = {"$max": {"seq": position}}  # never back
+        await database[POSITION].update_one({"_id": consumer.queue_name}, further, upsert=True)
 
     consumer.on_position = save
 

@@ -4,10 +4,8 @@ Two processes: this web app takes jobs and reports on them (its database: ingest
 the Celery worker (tasks.py) does them and owns the posts (its database: ingest).
 """
 
-import sys
 from typing import Any
 
-from celery import signals
 from quart import Quart
 
 from chassis.service import create_service
@@ -23,16 +21,3 @@ def create_app(test_config: dict[str, Any] | None = None) -> Quart:
     tracing.instrument_celery()  # a task sent carries the request's trace in its headers
     logs.init_celery_sender()  # ... and its request id
     return app
-
-
-# In the Celery processes (`-A ingest.tasks` imports this package first): their log lines,
-# JSON ones with WORKSHOP_LOG_FORMAT=json, each task's under the request id that sent it.
-logs.init_celery_worker("ingest-beat" if "beat" in sys.argv else "ingest-worker")
-
-
-@signals.worker_init.connect
-def _trace_worker(**_: Any) -> None:
-    """In the Celery worker (`-A ingest.tasks` imports this package): each task joins the
-    trace of the request that sent it."""
-    tracing.setup("ingest-worker")
-    tracing.instrument_celery()

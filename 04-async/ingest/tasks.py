@@ -27,6 +27,7 @@ one at a time, and retried with backoff and jitter when the store or broker fail
 import asyncio
 import logging
 import queue as queues
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -37,7 +38,7 @@ from celery import Celery, signals
 from chassis.messaging.broker import Publisher
 from chassis.messaging.outbox import Relay
 from ingest import retag, store, worker_http
-from workshop import config, ingestion
+from workshop import config, ingestion, logs, tracing
 from workshop import db as databases
 from workshop.db import AsyncDatabase
 from workshop.documents import Upserted
@@ -46,6 +47,18 @@ from workshop.platform.messages import REPLAY_REQUESTED, Message
 from workshop.platform.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# In the Celery processes (`celery -A ingest.tasks`, worker and beat): their log lines,
+# JSON ones with WORKSHOP_LOG_FORMAT=json, each task's under the request id that sent it.
+logs.init_celery_worker("ingest-beat" if "beat" in sys.argv else "ingest-worker")
+
+
+@signals.worker_init.connect
+def _trace_worker(**_: Any) -> None:
+    """In the Celery worker: each task joins the trace of the request that sent it."""
+    tracing.setup("ingest-worker")
+    tracing.instrument_celery()
+
 
 QUEUE = "ingest-jobs"
 RETAG_SECONDS = 3600  # how often beat re-tags the posts, unless WORKSHOP_RETAG_SECONDS says

@@ -236,6 +236,30 @@ def test_async_only_leaves_what_is_not_the_async_step(tmp_path: Path) -> None:
     assert output.splitlines()[0].endswith("(75% vanish)")
 
 
+@pytest.mark.parametrize(
+    ("asynchronous", "blocking"),
+    [
+        ('    return (await answer_of(r, 200))["items"]', '    return answer_of(r, 200)["items"]'),
+        (
+            "x = n + (await relay.pending() if relay else 0)",
+            "x = n + (relay.pending() if relay else 0)",
+        ),
+        (
+            "    hashed = await asyncio.to_thread(hash_password, password)",
+            "    hashed = hash_password(password)",
+        ),
+        ("await asyncio.to_thread(save)", "save()"),
+        ("if answer.status == 401:", "if answer.status_code == 401:"),
+        ("except aiohttp.ClientError:", "except requests.RequestException:"),
+        ("client = redis.asyncio.Redis.from_url(url)", "client = redis.Redis.from_url(url)"),
+        ("app = web.create_quart(__name__)", "app = web.create_flask(__name__)"),
+        ("await asyncio.sleep(1.0)", "time.sleep(1.0)"),
+    ],
+)
+def test_async_only_reads_each_async_form_as_its_blocking_twin(asynchronous, blocking) -> None:
+    assert async_twin(asynchronous) == blocking
+
+
 def test_the_04_readme_says_how_much_of_03_to_04_is_the_async_step() -> None:
     old, new = stages.get_stage("03").path, stages.get_stage("04").path
     line = residue_line(stage_diff(old, new), stage_diff(old, new, normalise=async_twin))

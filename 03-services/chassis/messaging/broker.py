@@ -98,7 +98,9 @@ class Consumer:
         self._connection: kombu.Connection | None = None  # the consuming one, in its thread
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name=f"consumer-{queue_name}", daemon=True
+            target=self._run,
+            name=f"consumer-{queue_name}",
+            daemon=True,
         )
         self.handled = 0
         self.in_flight = 0  # messages taken from the queue and not yet acknowledged

@@ -115,7 +115,11 @@ class Consumer:
         self._connection: kombu.Connection | None = None  # the consuming one, in its thread
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, name=f"consumer-{queue_name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run,
+            name=f"consumer-{queue_name}",
+            daemon=True,
+        )
         self.handled = 0
         self.in_flight = 0  # messages taken from the queue and not yet acknowledged
         self.applied = 0  # the highest log sequence among the messages handled so far
@@ -123,7 +127,7 @@ class Consumer:
         # it moves only when a batch follows on (its `after` is at most this), so a batch
         # the broker lost leaves it behind, and sync sends from there again.
         self.position = 0
-        self.on_position: Callable[[int], Awaitable[None]] | None = None  # keeps it (the store)
+        self.on_position: Callable[[int], Awaitable[None]] | None = None  # keeps it (the service's store)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start consuming; batches are applied on `loop` (the service's event loop)."""

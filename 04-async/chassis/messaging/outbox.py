@@ -190,9 +190,8 @@ class Relay:
                     pass
 
     async def announce_drained(self) -> None:
-        """Tell sync that every change this owner holds is published: sync waits for this
-        before it tells a new subscriber it has caught up (the owner's start-up data is in).
-        Also how many entities it holds of each type: fewer than sync has logged means this
+        """Tell sync every change this owner holds is published (new subscribers wait for it),
+        and how many entities it holds of each type: fewer than sync has logged means this
         owner lost data its subscribers have (sync then says the stage is not settled)."""
         types = [source.message_type for source in self.sources]
         held = {s.message_type: await s.collection.estimated_document_count()
