@@ -1,5 +1,5 @@
-"""What the stores hold, with no round trip to them: the stored shapes of posts and jobs,
-the orders the indexes keep, and what a batch of writes did.
+"""What the stores hold, with no round trip to them: the stored shapes of posts, the orders
+the indexes keep, and what a batch of writes did.
 
 Every stage's queries share these: workshop/queries.py (PyMongo's blocking API, stages
 01-03) and stage 04's chassis/queries.py (its async API) differ only in their round trips.
@@ -96,17 +96,3 @@ def tag_counts_pipeline(limit: int = 0) -> list[dict[str, Any]]:
     if limit:
         pipeline.append({"$limit": limit})
     return pipeline
-
-
-# What a job counts: posts stored (new + updated + unchanged), and rows rejected.
-JOB_COUNTS = ("ingested", "new", "updated", "unchanged", "rejected")
-
-
-def public_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Return a job's public state: its id, state, source, counts and error (if it failed)."""
-    answer = {"id": job["_id"], "state": job["state"], "source": job["source"]}
-    # A job recorded before a count existed has none of it: 0.
-    answer.update({count: job.get(count, 0) for count in JOB_COUNTS})
-    if job.get("error"):
-        answer["error"] = job["error"]
-    return answer

@@ -6,9 +6,7 @@ domain's (workshop.domain); these functions only fetch what ranking needs, in th
 workshop/documents.py gives the stored posts.
 """
 
-import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
@@ -20,7 +18,6 @@ from workshop.documents import (
     BY_POSTS,
     BY_SCORE,
     DUPLICATE_KEY,
-    JOB_COUNTS,
     RANK_ORDER,
     SHOWN,
     Upserted,
@@ -217,7 +214,7 @@ def count_tags_once(taggings: Collection, totals: Collection) -> None:
         totals.update_one({"_id": row["_id"]}, {"$set": {"posts": row["count"]}}, upsert=True)
 
 
-# Stages 01-03 only: 04 keeps a post's tags and its jobs its own way (tag, ingest).
+# Stages 01-03 only: 04 keeps a post's tags its own way (tag).
 
 
 def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> None:
@@ -233,27 +230,3 @@ def store_tag_counts(posts: Collection, taggings: Collection, post_id: str) -> N
         if again == tags:
             return
         tags = again
-
-
-def create_job(jobs: Collection, description: str) -> str:
-    """Record a new ingest job as running and return its id."""
-    job_id = uuid.uuid4().hex
-    jobs.insert_one(
-        {"_id": job_id, "state": "running", **dict.fromkeys(JOB_COUNTS, 0),
-         "source": description, "created_at": datetime.now(UTC)}
-    )  # fmt: skip
-    return job_id
-
-
-def finish_job(
-    jobs: Collection, job_id: str, stored: Upserted, rejected: int, error: str | None = None
-) -> None:
-    """Record how a job ended: done, or failed with a reason."""
-    fields: dict[str, Any] = {
-        "ingested": stored.total, "new": stored.new, "updated": stored.updated,
-        "unchanged": stored.unchanged, "rejected": rejected,
-    }  # fmt: skip
-    fields.update(state="failed" if error else "done", finished_at=datetime.now(UTC))
-    if error:
-        fields["error"] = error
-    jobs.update_one({"_id": job_id}, {"$set": fields})

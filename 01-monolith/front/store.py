@@ -13,8 +13,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from workshop import db as databases
-from workshop import queries
-from workshop.documents import Upserted, public_job
+from workshop import job_records, queries
+from workshop.documents import Upserted
 
 
 def get_db() -> Database:
@@ -135,15 +135,15 @@ def get_topics(username: str | None) -> list[str]:
 
 def create_job(description: str) -> str:
     """Record a new ingest job as running and return its id."""
-    return queries.create_job(get_db().jobs, description)
+    return job_records.create_job(get_db().jobs, description)
 
 
 def finish_job(job_id: str, stored: Upserted, rejected: int, error: str | None = None) -> None:
     """Record how a job ended."""
-    queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
+    job_records.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
     """Return a job's public state, or None."""
     job = get_db().jobs.find_one({"_id": job_id})
-    return public_job(job) if job else None
+    return job_records.public_job(job) if job else None

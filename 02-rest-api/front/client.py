@@ -14,7 +14,8 @@ from werkzeug.datastructures import MultiDict
 
 from workshop import logs
 from workshop.contract import ApiError
-from workshop.documents import public_job, public_post
+from workshop.documents import public_post
+from workshop.job_records import public_job
 
 # Connect fast or fail fast; reads get longer. Ingest does its work inside the call.
 TIMEOUT = (1.0, 10.0)

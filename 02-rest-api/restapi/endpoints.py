@@ -10,6 +10,7 @@ from restapi.auth import request_user
 from workshop import contract, ingestion, queries, roles, tokens
 from workshop.domain import accounts
 from workshop.domain.recommend import DEFAULT_LIMIT
+from workshop.job_records import create_job, finish_job
 from workshop.web.bodies import ingest_request, json_object
 
 bp = Blueprint("endpoints", __name__)
@@ -60,8 +61,8 @@ def start_ingest() -> Any:
     roles.check_may_ingest(username)  # an operator's action: 403 before the body is read
     job = ingest_request(request)
     jobs = store.get_db().jobs
-    job_id = queries.create_job(jobs, job.describe())
+    job_id = create_job(jobs, job.describe())
     # As in the monolith, the work happens inside the request: the job is done on return.
     outcome = ingestion.run(job, store.upsert_posts)
-    queries.finish_job(jobs, job_id, outcome.stored, outcome.rejected, outcome.error)
+    finish_job(jobs, job_id, outcome.stored, outcome.rejected, outcome.error)
     return jsonify({"job_id": job_id}), 202

@@ -19,8 +19,8 @@ from pymongo.errors import DuplicateKeyError
 from chassis import strangler
 from chassis.messaging.outbox import Source, changed, created, nudge
 from chassis.service import Database, get_db
-from workshop import config, ingestion, queries
-from workshop.documents import Upserted, counted, public_job, stored_post, with_rank
+from workshop import config, ingestion, job_records, queries
+from workshop.documents import Upserted, counted, stored_post, with_rank
 from workshop.platform.messages import (
     ACCOUNT_CHANGED,
     POST_UPSERTED,
@@ -210,15 +210,15 @@ def get_topics(username: str | None) -> list[str]:
 
 def create_job(description: str) -> str:
     """Record a new ingest job as running and return its id."""
-    return queries.create_job(get_db().jobs, description)
+    return job_records.create_job(get_db().jobs, description)
 
 
 def finish_job(job_id: str, stored: Upserted, rejected: int, error: str | None = None) -> None:
     """Record how a job ended."""
-    queries.finish_job(get_db().jobs, job_id, stored, rejected, error)
+    job_records.finish_job(get_db().jobs, job_id, stored, rejected, error)
 
 
 def get_job(job_id: str) -> dict[str, Any] | None:
     """Return a job's public state, or None."""
     job = get_db().jobs.find_one({"_id": job_id})
-    return public_job(job) if job else None
+    return job_records.public_job(job) if job else None

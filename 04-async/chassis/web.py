@@ -32,9 +32,10 @@ from werkzeug.exceptions import HTTPException
 from workshop import config, logins, tokens
 from workshop.contract import ApiError, check_query_string, error_body
 from workshop.platform import latency
-from workshop.web import STATIC, TEMPLATES, error_headers
+from workshop.web import STATIC, TEMPLATES
 from workshop.web.policy import (
     SECURITY_HEADERS,
+    error_headers,
     format_timestamp,
     highlight,
     is_api_path,
@@ -61,12 +62,23 @@ def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
     app.json.sort_keys = False  # posts keep the contract's field order
     if test_config:
         app.config.update(test_config)
-    app.before_request(_check_request_line)
+    init_app(app)
+    return app
+
+
+def init_app(app: Quart) -> None:
+    """Register the query check, user lookup, CSRF check, template helpers and error
+    handlers."""
+    app.before_request(_check_request_line)  # uvicorn's missing limit (MAX_REQUEST_LINE)
     app.before_request(_check_query_string)
     app.before_request(_load_user)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
-    app.jinja_env.filters.update(datetime=format_timestamp, reddit_link=reddit_link, web_link=web_link)
+    app.jinja_env.filters.update(
+        datetime=format_timestamp,
+        reddit_link=reddit_link,
+        web_link=web_link,
+    )
     app.jinja_env.globals.update(csrf_token=csrf_token, highlight=highlight, snippet=snippet)
 
     @app.context_processor
@@ -75,7 +87,6 @@ def create_quart(import_name: str, test_config: dict | None = None) -> Quart:
 
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
-    return app
 
 
 def delay_answers(app: Quart, service: str) -> None:

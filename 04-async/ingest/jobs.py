@@ -17,7 +17,7 @@ import aiohttp
 from chassis.service import AsyncDatabase, get_db
 from ingest import tasks
 from workshop import config, ingestion
-from workshop.documents import JOB_COUNTS
+from workshop.job_records import JOB_COUNTS
 
 log = logging.getLogger(__name__)
 

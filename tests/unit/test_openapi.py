@@ -162,7 +162,7 @@ def test_post_schema_has_every_public_field(document: dict[str, Any]) -> None:
 
 
 def test_job_schema_has_every_field_a_job_answers(document: dict[str, Any]) -> None:
-    from workshop.documents import JOB_COUNTS, public_job
+    from workshop.job_records import JOB_COUNTS, public_job
 
     job = {"_id": "j1", "state": "failed", "source": "upload", "error": "bad", "created_at": 0}
     job.update(dict.fromkeys(JOB_COUNTS, 1))

@@ -31,6 +31,7 @@ from workshop.contract import ApiError, check_query_string, error_body
 from workshop.web.bodies import BoundedJSONProvider
 from workshop.web.policy import (
     SECURITY_HEADERS,
+    error_headers,
     format_timestamp,
     highlight,
     is_api_path,
@@ -70,7 +71,9 @@ def init_app(app: Flask) -> None:
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
     app.jinja_env.filters.update(
-        datetime=format_timestamp, reddit_link=reddit_link, web_link=web_link
+        datetime=format_timestamp,
+        reddit_link=reddit_link,
+        web_link=web_link,
     )
     app.jinja_env.globals.update(csrf_token=csrf_token, highlight=highlight, snippet=snippet)
 
@@ -197,12 +200,6 @@ def _http_error(error: HTTPException) -> Any:
         return jsonify(error_body(code, message)), status, headers
     page = render_template("error.html", status=status, message=error.description)
     return page, status, headers
-
-
-def error_headers(error: HTTPException) -> list[tuple[str, str]]:
-    """Return the headers an HTTP error carries but its own HTML page's type: a 405 says
-    which methods the resource takes (`Allow`, as RFC 9110 requires)."""
-    return [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
 
 
 # Read at most this much of a refused body; a client sending more just gets disconnected.

@@ -2,7 +2,8 @@
 a login may send you back to, the security headers, how a date shows, how a search result
 shows why it matched.
 
-Flask (workshop/web/__init__.py) applies these; an async stage applies the same ones.
+Flask (workshop/web/__init__.py) applies these; an async stage applies the same ones (an
+HTTP error is werkzeug's, which Flask and Quart share).
 """
 
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException
 
 from workshop.domain.posts import REDDIT_PATH
 from workshop.domain.text import excerpt
@@ -93,3 +95,9 @@ def format_timestamp(value: Any) -> str:
         return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%d")
     except (TypeError, ValueError, OverflowError):
         return ""
+
+
+def error_headers(error: HTTPException) -> list[tuple[str, str]]:
+    """Return the headers an HTTP error carries but its own HTML page's type: a 405 says
+    which methods the resource takes (`Allow`, as RFC 9110 requires)."""
+    return [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
