@@ -452,6 +452,8 @@ def _aggregate_from_match(aggregate: Callable) -> Callable:
 def to_list(self: Any, length: int | None = None) -> list[dict[str, Any]]:
     """The rest of a cursor as a list, at most `length` documents: PyMongo's `to_list()`
     (4.9 on, on both its APIs), which mongomock's cursors lack."""
+    if length is not None and length < 1:
+        raise ValueError("to_list() length must be greater than 0")  # as PyMongo says
     return list(self if length is None else itertools.islice(self, length))
 
 

@@ -194,7 +194,9 @@ def _without_await_parentheses(line: str) -> str:
                 end = index
                 break
         called = start > 0 and (line[start - 1].isalnum() or line[start - 1] in "_)]")
-        if end is None or called or not _primary(line[start + len("(await ") : end]):
+        inner = line[start + len("(await ") : end] if end is not None else ""
+        # A quote inside may hide a bracket from the count: such a line is left as it is.
+        if end is None or called or not _primary(inner) or "'" in inner or '"' in inner:
             start = line.find("(await ", start + 1)
             continue
         line = line[:start] + line[start + 1 : end] + line[end + 1 :]

@@ -3,7 +3,7 @@ services, and which are moving (their calls held) right now.
 
 Procfile.strangler names the file in STRANGLER_ROUTES for the processes that read it, and
 `workshop strangler move VERB` rewrites it while the stage runs. The gateway reads it before
-each call (gateway/strangler.py), and each owner's relay before each round (service.py):
+each call (gateway/strangler.py), and each owner's relay before each round (`owned_by`):
 the monolith publishes a verb's data until the verb moves, then the verb's service does.
 No file: nothing has moved yet. No variable: no migration, every verb is its service's.
 """
@@ -13,13 +13,12 @@ import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from workshop import config
 
-if TYPE_CHECKING:  # chassis.service imports this module
+if TYPE_CHECKING:
     from chassis.messaging.outbox import Source
-    from chassis.service import Service
 
 ROUTES_ENV = "STRANGLER_ROUTES"
 
@@ -64,15 +63,28 @@ def has_moved(verb: str) -> bool:
     return routes is None or verb in read_routes(routes).moved
 
 
-def following(service: "Service") -> "Service":
+class Migrating(Protocol):
+    """What a migration asks of a service (chassis.service.Service, which imports this)."""
+
+    name: str
+    subscribes: dict[str, Any]
+    follows: dict[str, Any]
+    old_system: bool
+
+
+ServiceT = TypeVar("ServiceT", bound=Migrating)
+
+
+def following(service: ServiceT) -> ServiceT:
     """Return a service that, in a migration, also takes what it `follows` of the monolith's
     data (a verb's owner-to-be keeps it until the verb moves); else the service as it is."""
     if routes_file() and service.follows:
+        # A copy (Service is a dataclass) that subscribes to the monolith's types too.
         return replace(service, subscribes={**service.subscribes, **service.follows})
     return service
 
 
-def owned_by(service: "Service", sources: list["Source"]) -> list["Source"]:
+def owned_by(service: Migrating, sources: list["Source"]) -> list["Source"]:
     """Return a service's outbox sources, which in a migration publish only once the verb
     has moved here (the monolith owns everything until then)."""
     if not routes_file() or service.old_system:

@@ -48,8 +48,9 @@ from workshop.platform.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# In the Celery processes (`celery -A ingest.tasks`, worker and beat): their log lines,
-# JSON ones with WORKSHOP_LOG_FORMAT=json, each task's under the request id that sent it.
+# For the Celery processes (`celery -A ingest.tasks`, worker and beat; registered wherever
+# this module is imported, and only Celery's signals fire them): their log lines, JSON ones
+# with WORKSHOP_LOG_FORMAT=json, each task's under the request id that sent it.
 logs.init_celery_worker("ingest-beat" if "beat" in sys.argv else "ingest-worker")
 
 

@@ -13,7 +13,14 @@ GATEWAY = STAGE03.processes()[0].package
 # Every process but the front door is a service: its package, from the Procfile.
 SERVICES = sorted({p.package for p in STAGE03.processes()[1:]})
 HTTP_CLIENTS = {"requests", "httpx", "aiohttp", "urllib3", "urllib.request", "http.client"}
-STORE_ACCESS = {"pymongo", "mongomock", "workshop.db", "workshop.queries", "bson"}
+STORE_ACCESS = {
+    "pymongo",
+    "mongomock",
+    "workshop.db",
+    "workshop.queries",
+    "workshop.job_records",
+    "bson",
+}
 
 
 def imports_of(package: str) -> set[str]:

@@ -151,13 +151,15 @@ class Relay:
                 source.collection.update_many({}, {"$set": {"outbox_pending": True}})
         nudge()
 
-    def digests(self) -> dict[str, list[int]]:
+    def digests(self, sources: list[Source] | None = None) -> dict[str, list[int]]:
         """Return each type's digest (entities, sum of versions), counted again only after
-        something was published since (it reads every entity)."""
-        types = {kind for source in self.sources for kind in source.types()}
+        something was published since (it reads every entity); of `sources` if given (the
+        ones owned as the caller read them), else of the ones owned now."""
+        sources = self.sources if sources is None else sources
+        types = {kind for source in sources for kind in source.types()}
         if self._digests is None or set(self._digests) != types:  # or ownership moved
             digests = {}
-            for source in self.sources:
+            for source in sources:
                 entities = source.collection.find({}, {"version": 1}, comment=DIGEST_COMMENT)
                 versions = [d.get("version", 0) for d in entities.to_list()]
                 # A type published alongside another counts the same entities and versions.
@@ -196,10 +198,11 @@ class Relay:
         """Tell sync every change this owner holds is published (new subscribers wait for it),
         and how many entities it holds of each type: fewer than sync has logged means this
         owner lost data its subscribers have (sync then says the stage is not settled)."""
-        types = [kind for source in self.sources for kind in source.types()]
+        sources = self.sources  # once: a move may land meanwhile, the message stays whole
+        types = [kind for source in sources for kind in source.types()]
         held = {kind: s.collection.estimated_document_count()
-                for s in self.sources for kind in s.types()}  # fmt: skip
-        payload = {"types": types, "held": held, "digest": self.digests()}
+                for s in sources for kind in s.types()}  # fmt: skip
+        payload = {"types": types, "held": held, "digest": self.digests(sources)}
         message = Message(OUTBOX_DRAINED, self.service, time.time_ns(), payload, self.service)
         self.publisher.publish([message], SYNC_QUEUE)
 
