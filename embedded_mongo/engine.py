@@ -14,6 +14,7 @@ Importing the module installs the hooks (embedded_mongo imports it).
 
 import copy
 import datetime
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Hashable, Iterator
@@ -288,12 +289,11 @@ def _plan_cursor(cursor: Cursor, need: int | None) -> Planned:
         if need is not None:
             documents = documents[:need]
     project = _projector(projection)
-    if project is not None:
-        results = [project(document) for document in documents]
-    else:
+    if project is None:
         # A copy of the projection: mongomock edits it while it reads.
         projection = dict(projection) if isinstance(projection, dict) else projection
-        results = [collection._copy_only_fields(d, projection, dict) for d in documents]
+        project = functools.partial(_copy_only_fields, collection, projection)
+    results = [_copied(project, document) for document in documents]
     if collection.codec_options.tz_aware:
         results = [helpers.make_datetime_timezone_aware_in_document(r) for r in results]
     limit = abs(cursor._limit) if cursor._limit else None
@@ -335,6 +335,31 @@ def _projector(projection: Any) -> Callable[[dict[str, Any]], dict[str, Any]] | 
             k: copy_field(v, dict) for k, v in document.items() if k not in wanted
         }
     return None
+
+
+def _copy_only_fields(
+    collection: Collection, projection: Any, document: dict[str, Any]
+) -> dict[str, Any]:
+    return collection._copy_only_fields(document, projection, dict)
+
+
+# How often a read copies a document again that a writer was changing (see _copied).
+COPY_ATTEMPTS = 100
+
+
+def _copied(copy: Callable[[dict[str, Any]], dict[str, Any]], document: dict[str, Any]) -> Any:
+    """Copy a stored document as `copy` does, again if a writer changed it meanwhile.
+
+    Readers copy outside the index lock, from the very dicts mongomock's writers change in
+    place (another thread: a service's relay clears its marks while a request reads). A
+    copy made while one does fails ("mutated during iteration"); the next sees it whole.
+    """
+    for _ in range(COPY_ATTEMPTS - 1):
+        try:
+            return copy(document)
+        except RuntimeError:
+            continue
+    return copy(document)
 
 
 def _next(self: Cursor) -> dict[str, Any]:

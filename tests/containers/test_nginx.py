@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from tests.acceptance.stage import eventually
 from tests.containers.project import Nginx, nginx_path
 from tests.timing import scaled
 
@@ -85,7 +86,9 @@ def test_nginx_tells_the_app_who_asked_and_keeps_the_request_id(nginx, upstreams
     assert seen["X-Forwarded-For"] == "127.0.0.1"  # what the client claimed is dropped
     assert seen["X-Forwarded-Proto"] == "http"
     assert seen["Host"] == f"127.0.0.1:{nginx.port}"
-    assert "request_id=client-id-1" in nginx.log_text()
+    # nginx writes its access line after the answer has gone out: wait for it, not race it.
+    logged = eventually(nginx.log_text, lambda text: "request_id=client-id-1" in text, within=10)
+    assert "request_id=client-id-1" in logged
 
 
 @pytest.mark.parametrize("sent", [None, "has spaces in it", "x" * 200])

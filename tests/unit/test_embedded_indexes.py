@@ -326,3 +326,20 @@ def test_a_read_of_thousands_of_ids_tests_no_document_against_the_list(posts, mo
     assert len(found) == 1500 and not tested
     both = list(posts.find({"_id": {"$in": ids}, "score": {"$gte": 30}}))
     assert tested and all(d["score"] >= 30 for d in both)  # other conditions still apply
+
+
+def test_a_read_copies_a_document_again_that_a_writer_was_changing() -> None:
+    """Readers copy the very dicts writers change in place (a relay clearing marks while a
+    request reads): a copy that meets a change in progress fails, and is made again."""
+    from embedded_mongo import engine
+
+    attempts = []
+
+    def copy(document: dict[str, Any]) -> dict[str, Any]:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RuntimeError("OrderedDict mutated during iteration")
+        return dict(document)
+
+    assert engine._copied(copy, {"_id": "p1", "n": 1}) == {"_id": "p1", "n": 1}
+    assert len(attempts) == 3
