@@ -189,7 +189,7 @@ def start_workers(service: Service, runtime: Runtime) -> None:
             declaring = threading.Thread(
                 target=declare_periodically,
                 args=(runtime.consumer.queue_name, list(service.subscribes), runtime, empty),
-                name="declarer",
+                name=f"declarer-{runtime.consumer.queue_name}",
                 daemon=True,
             )
             runtime.declarer = threading.Event()  # set: the declarer stops
