@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from chassis.service import Service, get_db
+from chassis.service import Database, Service, get_db
 from sync import store
 from workshop.contract import not_found
 from workshop.platform.messages import MASTER_DATA_TYPES
@@ -19,7 +19,8 @@ def _publisher() -> Any:
 
 @bp.get("/subscribers")
 def subscribers() -> Any:
-    return jsonify({"head": store.head(get_db()), "items": store.subscribers(get_db())})
+    head = store.head(get_db())
+    return jsonify({"head": head, "items": store.subscribers(get_db())})
 
 
 @bp.post("/subscribers/<queue>/replay")
@@ -31,8 +32,8 @@ def replay(queue: str) -> Any:
     return jsonify({"queue": queue, "sent": sent}), 202
 
 
-def _on_batch(database: Any, messages: list) -> None:
-    store.on_batch(database, current_app.extensions["service"].publisher, messages)
+def _on_batch(database: Database, messages: list) -> None:
+    store.on_batch(database, _publisher(), messages)
 
 
 service = Service(

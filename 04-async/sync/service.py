@@ -5,7 +5,7 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify
 
 from chassis.service import AsyncDatabase, Service, get_db
-from sync import store
+from sync import replays, store
 from workshop.contract import not_found
 from workshop.platform.messages import MASTER_DATA_TYPES
 from workshop.platform.schemas import PASS_ON, every_version
@@ -33,7 +33,8 @@ async def replay(queue: str) -> Any:
 
 
 async def _on_batch(database: AsyncDatabase, messages: list) -> None:
-    await store.on_batch(database, current_app.extensions["service"].publisher, messages)
+    await store.on_batch(database, _publisher(), messages)
+    await replays.answer(database, _publisher(), messages)  # 04: replay as a Celery task
 
 
 service = Service(

@@ -5,10 +5,6 @@ sequence), then delivers to every subscriber whose types match everything after 
 subscriber's checkpoint. Live fan-out, catching up after a crash and a full replay are the
 same loop from different checkpoints.
 
-An operator's replay (`workshop sync replay SERVICE`) is a Celery task in 04: the worker
-sends sync a "replay.requested" message, sync replays in turn with its other batches and
-answers "replay.done" on the task's own queue (see ingest/tasks.py).
-
 A subscriber that starts empty asks for a replay and waits: once every owner of its types
 has said its outbox is drained (what it held at start is in the log), sync follows the
 replay with a "caught up" message naming the last change of its types, and the subscriber
@@ -51,8 +47,6 @@ from workshop.platform.messages import (
     MASTER_DATA_TYPES,
     OUTBOX_DRAINED,
     OUTBOX_RESEND,
-    REPLAY_DONE,
-    REPLAY_REQUESTED,
     SUBSCRIPTION_DECLARED,
     Message,
     digest,
@@ -351,7 +345,7 @@ async def on_batch(database: AsyncDatabase, publisher: Publisher, messages: list
     """Log the changes in a batch, record subscriptions, then bring every subscriber up to date."""
     async with _lock():
         before = await head(database)
-        logged, replays = [], []
+        logged = []
         for message in messages:
             if message.type in MASTER_DATA_TYPES:
                 entry = await append(database, message)
@@ -378,12 +372,6 @@ async def on_batch(database: AsyncDatabase, publisher: Publisher, messages: list
                     ask = Message(OUTBOX_RESEND, message.source, time.time_ns(),
                                   {"types": again}, "sync")  # fmt: skip
                     await publisher.publish([ask], resend_queue(message.source))
-            elif message.type == REPLAY_REQUESTED:
-                if {"queue", "reply_to"} <= set(message.payload):
-                    replays.append(message.payload)
-                else:  # one bad request must not stop the log: drop it, say so
-                    log.error("dropping a replay request without queue and reply_to: %r",
-                              message.payload)  # fmt: skip
         for subscriber in await database.subscribers.find().to_list():
             if subscriber["checkpoint"] >= before:
                 await send_new(database, publisher, subscriber, logged)
@@ -391,8 +379,6 @@ async def on_batch(database: AsyncDatabase, publisher: Publisher, messages: list
                 await deliver(database, publisher, subscriber)
             if subscriber.get("catching_up"):
                 await tell_caught_up(database, publisher, subscriber)
-        for request in replays:
-            await answer_replay(database, publisher, request)
 
 
 async def send_new(
@@ -418,15 +404,6 @@ async def _replay(database: AsyncDatabase, publisher: Publisher, queue: str) -> 
         return None
     await database.subscribers.update_one({"_id": queue}, {"$set": {"checkpoint": 0}})
     return await deliver(database, publisher, {**subscriber, "checkpoint": 0})
-
-
-async def answer_replay(database: AsyncDatabase, publisher: Publisher, request: dict[str, Any]) -> None:
-    """Replay for a task that asked (the lock held), and tell it on its own queue how many
-    changes were sent (None: no such subscriber)."""
-    sent = await _replay(database, publisher, str(request["queue"]))
-    answer = {"queue": request["queue"], "sent": sent}
-    message = Message(REPLAY_DONE, str(request["queue"]), time.time_ns(), answer, "sync")
-    await publisher.publish([message], str(request["reply_to"]))
 
 
 async def subscribers(database: AsyncDatabase) -> list[dict[str, Any]]:
