@@ -38,6 +38,7 @@ def chassis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleN
         broker=STAGE.load("chassis.messaging.broker"),
         inbox=STAGE.load("chassis.messaging.inbox"),
         sync=STAGE.load("sync.store"),
+        replays=STAGE.load("sync.replays"),
     )
 
 
@@ -276,6 +277,49 @@ def test_sync_takes_turns_on_one_event_loop_after_another(chassis):
     finally:
         for name in names:
             databases.client().drop_database(name)
+
+
+def replay_requested(queue: str, reply_to: str | None) -> Message:
+    payload = {"queue": queue} if reply_to is None else {"queue": queue, "reply_to": reply_to}
+    return Message(messages.REPLAY_REQUESTED, queue, time.time_ns(), payload, "worker")
+
+
+def test_sync_answers_each_replay_a_task_asks_for_on_the_task_s_queue(chassis):
+    """04's replay task asks by message: sync replays the subscriber and answers how many
+    changes it sent (None for a queue it does not know); a request with nowhere to answer is
+    dropped without keeping the others from theirs."""
+    sync, name = chassis.sync, f"it-replays-{time.time_ns()}"
+    queue, reply_to = f"it-replayed-{uuid.uuid4().hex[:6]}", f"replay-{uuid.uuid4().hex[:6]}"
+
+    async def scenario() -> list[dict[str, Any]]:
+        database = databases.async_database(name)
+        await sync.setup(database)
+        publisher = chassis.broker.Publisher()
+        answers: list[dict[str, Any]] = []
+
+        async def keep(message: Message) -> None:
+            answers.append(message.payload)
+
+        replies = chassis.broker.Consumer(reply_to, {messages.REPLAY_DONE: keep})
+        replies.start(asyncio.get_running_loop())
+        try:
+            batch = [declaration(queue, False, False), post("a"), post("b")]
+            await sync.on_batch(database, publisher, batch)
+            asks = [replay_requested("it-nobody", None), replay_requested(queue, reply_to),
+                    replay_requested("it-nobody", reply_to)]  # fmt: skip
+            await sync.on_batch(database, publisher, asks)
+            await chassis.replays.answer(database, publisher, asks)
+            return await eventually(lambda: list(answers), lambda r: len(r) >= 2, WITHIN)
+        finally:
+            await stopped(replies)
+            publisher.close()
+            await databases.close_async_clients()
+
+    try:
+        got = asyncio.run(scenario())
+        assert got == [{"queue": queue, "sent": 2}, {"queue": "it-nobody", "sent": None}]
+    finally:
+        databases.client().drop_database(name)
 
 
 def test_a_handler_past_its_deadline_is_stopped_before_the_batch_comes_again(chassis, monkeypatch):
