@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import mongomock
 import pymongo
 from pymongo import AsyncMongoClient
-from pymongo.database import Database
+from pymongo.collection import Collection as Collection  # the blocking types 01-03 name;
+from pymongo.database import Database  # 04's async ones are the Protocols below
 
 import embedded_mongo
 from embedded_mongo.facade import AsyncFacade

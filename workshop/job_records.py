@@ -9,8 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.collection import Collection
-
+from workshop.db import Collection
 from workshop.documents import Upserted
 
 # What a job counts: posts stored (new + updated + unchanged), and rows rejected.

@@ -11,9 +11,9 @@ from typing import Any
 
 import pymongo
 from pymongo import UpdateOne
-from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
+from workshop.db import Collection
 from workshop.documents import (
     BY_POSTS,
     BY_SCORE,

@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from chassis.service import Service
+from chassis.service import Database, Service
 from recommend import store
 from workshop import contract
 from workshop.domain.recommend import FORMULAS
@@ -30,7 +30,7 @@ def recommendations() -> Any:
 def make_service(version: str, name: str) -> Service:
     """Return the recommend service of one version: its own name, queue and database."""
 
-    def setup(database: Any) -> None:
+    def setup(database: Database) -> None:
         current_app.config["RECOMMEND_VERSION"] = version
         store.setup(database)
 

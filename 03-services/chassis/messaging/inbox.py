@@ -6,8 +6,9 @@ a newer version" are one check: the stored version of that part of the entity.
 
 from typing import Any
 
-from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
+
+from workshop.db import Collection
 
 
 def apply_versioned(

@@ -21,10 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo.collection import Collection
-
 from chassis.messaging.broker import Consumer, Publisher
 from workshop import tracing
+from workshop.db import Collection
 from workshop.platform.broker import MAX_BATCH, SYNC_QUEUE
 from workshop.platform.messages import (
     DIGEST_COMMENT,

@@ -8,9 +8,11 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from workshop.db import AsyncCollection
+
 
 async def apply_versioned(
-    collection: Any, key: str, version: int, fields: dict[str, Any], version_field: str
+    collection: AsyncCollection, key: str, version: int, fields: dict[str, Any], version_field: str
 ) -> bool:
     """Set fields on the entity if `version` is newer than its stored one; tell if applied.
 
