@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
+from quart import Quart
 
 from tests.timing import scaled
 from tooling.stages import get_stage
@@ -32,13 +33,14 @@ T = TypeVar("T")
 
 @pytest.fixture
 def chassis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """04's broker, inbox and sync store (loaded per test: one stage's chassis at a time)."""
+    """04's broker, inbox, sync store and sync service (loaded per test: one stage's chassis
+    at a time)."""
     monkeypatch.setenv("BROKER_URL", redis_url)
     yield SimpleNamespace(
         broker=STAGE.load("chassis.messaging.broker"),
         inbox=STAGE.load("chassis.messaging.inbox"),
         sync=STAGE.load("sync.store"),
-        replays=STAGE.load("sync.replays"),
+        sync_service=STAGE.load("sync.service"),
     )
 
 
@@ -285,9 +287,10 @@ def replay_requested(queue: str, reply_to: str | None) -> Message:
 
 
 def test_sync_answers_each_replay_a_task_asks_for_on_the_task_s_queue(chassis):
-    """04's replay task asks by message: sync replays the subscriber and answers how many
-    changes it sent (None for a queue it does not know); a request with nowhere to answer is
-    dropped without keeping the others from theirs."""
+    """04's replay task asks by message: sync's batch handler logs the batch, then replays
+    the subscriber and answers how many changes it sent (None for a queue it does not
+    know); a request with nowhere to answer is dropped without keeping the others from
+    theirs."""
     sync, name = chassis.sync, f"it-replays-{time.time_ns()}"
     queue, reply_to = f"it-replayed-{uuid.uuid4().hex[:6]}", f"replay-{uuid.uuid4().hex[:6]}"
 
@@ -302,13 +305,17 @@ def test_sync_answers_each_replay_a_task_asks_for_on_the_task_s_queue(chassis):
 
         replies = chassis.broker.Consumer(reply_to, {messages.REPLAY_DONE: keep})
         replies.start(asyncio.get_running_loop())
+        # The service's handler reads its publisher from the app, as it does when serving.
+        app = Quart(__name__)
+        app.extensions["service"] = SimpleNamespace(publisher=publisher)
         try:
-            batch = [declaration(queue, False, False), post("a"), post("b")]
-            await sync.on_batch(database, publisher, batch)
-            asks = [replay_requested("it-nobody", None), replay_requested(queue, reply_to),
-                    replay_requested("it-nobody", reply_to)]  # fmt: skip
-            await sync.on_batch(database, publisher, asks)
-            await chassis.replays.answer(database, publisher, asks)
+            # One batch: the replay is answered after the batch is logged, so it counts the
+            # subscriber declared and the posts logged in that same batch.
+            batch = [declaration(queue, False, False), post("a"), post("b"),
+                     replay_requested("it-nobody", None), replay_requested(queue, reply_to),
+                     replay_requested("it-nobody", reply_to)]  # fmt: skip
+            async with app.app_context():
+                await chassis.sync_service._on_batch(database, batch)
             return await eventually(lambda: list(answers), lambda r: len(r) >= 2, WITHIN)
         finally:
             await stopped(replies)

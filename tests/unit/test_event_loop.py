@@ -30,8 +30,10 @@ BLOCKING_NAMES = {
     "httpx.head", "httpx.options", "httpx.request", "httpx.stream",
     "pymongo.MongoClient",
     "redis.Redis", "redis.StrictRedis", "redis.client.Redis", "redis.from_url",
-    # workshop.db's blocking handles (the loop's code uses async_database).
+    # workshop.db's blocking handles and types (the loop's code uses async_database and
+    # names AsyncDatabase, AsyncCollection).
     "workshop.db.client", "workshop.db.database", "workshop.db.ping",
+    "workshop.db.Database", "workshop.db.Collection",
 }  # fmt: skip
 
 
@@ -92,6 +94,8 @@ def test_the_blocking_call_finder_finds_them():
     db = "from workshop import db as databases\n"
     assert blocking_calls(db + "databases.database('x')") == ["workshop.db.database"]
     assert blocking_calls(db + "databases.async_database('x')") == []
+    assert blocking_calls("from workshop.db import Collection") != []
+    assert blocking_calls("from workshop.db import AsyncCollection, AsyncDatabase") == []
     assert blocking_calls("import asyncio\nawait asyncio.sleep(1)") == []
 
 
